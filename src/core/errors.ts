@@ -1,0 +1,53 @@
+/**
+ * Hearth's one error type. Every failure a user can meet is a HearthError with a literal
+ * `code`, a message that says what was wrong and what to do, structured `details`, and the
+ * underlying `cause` where there is one.
+ *
+ * @example
+ * throw new HearthError('gpu/limit', 'matmul needs a 2 GiB buffer; this adapter allows 1 GiB.', {
+ *   details: { bytes: 2 ** 31, limit: 2 ** 30 },
+ * });
+ */
+export type HearthErrorCode =
+  | 'gpu/unavailable'
+  | 'gpu/device-lost'
+  | 'gpu/limit'
+  | 'gpu/validation'
+  | 'gpu/out-of-memory'
+  | 'gpu/feature-missing'
+  | 'wgsl/compile'
+  | 'wgsl/pipeline'
+  | 'tensor/shape'
+  | 'tensor/dtype'
+  | 'input/invalid';
+
+export type ErrorDetails = Readonly<Record<string, unknown>>;
+
+export class HearthError extends Error {
+  override readonly name = 'HearthError' as const;
+  readonly code: HearthErrorCode;
+  readonly details: ErrorDetails;
+
+  constructor(
+    code: HearthErrorCode,
+    message: string,
+    options: { details?: ErrorDetails; cause?: unknown } = {},
+  ) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.details = options.details ?? {};
+  }
+
+  /** A plain object that survives structured clone; `fromJSON` rebuilds the error. */
+  toJSON(): { name: 'HearthError'; code: HearthErrorCode; message: string; details: ErrorDetails } {
+    return { name: this.name, code: this.code, message: this.message, details: this.details };
+  }
+
+  static fromJSON(v: { code: HearthErrorCode; message: string; details?: ErrorDetails }): HearthError {
+    return new HearthError(v.code, v.message, v.details ? { details: v.details } : {});
+  }
+}
+
+export function isHearthError(e: unknown, code?: HearthErrorCode): e is HearthError {
+  return e instanceof HearthError && (code === undefined || e.code === code);
+}
