@@ -25,7 +25,8 @@ self.onmessage = async (ev: MessageEvent<WorkerRequest>) => {
     const c = await context();
     if ('info' in req) {
       const scope = globalThis as unknown as { DedicatedWorkerGlobalScope?: new () => unknown };
-      const dedicated = scope.DedicatedWorkerGlobalScope !== undefined && self instanceof scope.DedicatedWorkerGlobalScope;
+      const dedicated =
+        scope.DedicatedWorkerGlobalScope !== undefined && self instanceof scope.DedicatedWorkerGlobalScope;
       reply({ id: req.id, ok: true, info: { dedicatedWorker: dedicated, adapter: c.adapter.summary } });
       return;
     }

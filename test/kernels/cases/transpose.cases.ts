@@ -1,0 +1,3 @@
+import type { KernelCase } from '../harness.ts';
+
+export const cases: KernelCase[] = [];
