@@ -7,6 +7,7 @@ import { cases as attention } from './cases/attention.cases.ts';
 import { cases as crossEntropy } from './cases/cross-entropy.cases.ts';
 import { cases as elementwise } from './cases/elementwise.cases.ts';
 import { cases as embedding } from './cases/embedding.cases.ts';
+import { cases as gpuRuntime } from './cases/gpu-runtime.cases.ts';
 import { cases as layernorm } from './cases/layernorm.cases.ts';
 import { cases as layernormGrad } from './cases/layernorm-grad.cases.ts';
 import { cases as matmul } from './cases/matmul.cases.ts';
@@ -17,6 +18,7 @@ import { cases as transpose } from './cases/transpose.cases.ts';
 import type { KernelCase } from './harness.ts';
 
 export const suite: readonly KernelCase[] = [
+  ...gpuRuntime,
   ...matmul,
   ...matmulGrad,
   ...elementwise,
