@@ -23,13 +23,29 @@ export class GpuTensor<D extends DType = DType> {
   readonly buffer: GPUBuffer;
   readonly shape: Shape;
   readonly dtype: D;
+  /** A view shares its owner's buffer: releasing it does nothing, the owner's release frees it. */
+  readonly isView: boolean;
   private released = false;
 
-  constructor(ctx: GpuContext, buffer: GPUBuffer, shape: Shape, dtype: D) {
+  constructor(ctx: GpuContext, buffer: GPUBuffer, shape: Shape, dtype: D, isView = false) {
     this.ctx = ctx;
     this.buffer = buffer;
     this.shape = Object.freeze([...shape]);
     this.dtype = dtype;
+    this.isView = isView;
+  }
+
+  /** The same bytes under another shape with as many elements (no copy; a view). */
+  reshape(shape: Shape): GpuTensor<D> {
+    checkShape(shape, this.buffer.label);
+    if (numel(shape) !== this.numel) {
+      throw new HearthError(
+        'tensor/shape',
+        `Cannot reshape ${this} to ${shapeToString(shape)}: ${this.numel} elements vs ${numel(shape)}.`,
+        { details: { from: this.shape, to: shape } },
+      );
+    }
+    return new GpuTensor(this.ctx, this.buffer, shape, this.dtype, true);
   }
 
   get numel(): number {
@@ -48,7 +64,7 @@ export class GpuTensor<D extends DType = DType> {
   release(): void {
     if (this.released) return;
     this.released = true;
-    if (!this.ctx.isLost) this.ctx.pool.release(this.buffer);
+    if (!this.isView && !this.ctx.isLost) this.ctx.pool.release(this.buffer);
   }
 
   toString(): string {

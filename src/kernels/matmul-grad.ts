@@ -2,7 +2,7 @@ import colsumWgsl from '../../shaders/colsum.wgsl?raw';
 import type { Shape } from '../core/tensor.ts';
 import { shapeToString } from '../core/tensor.ts';
 import { grid1d, type Recorder } from '../gpu/recorder.ts';
-import { emptyTensor, GpuTensor } from '../gpu/tensor.ts';
+import { emptyTensor, type GpuTensor } from '../gpu/tensor.ts';
 import { expectShape, floatDType, kernelPipeline, shapeError, uniforms } from './common.ts';
 import { matmul } from './matmul.ts';
 
@@ -64,11 +64,6 @@ export async function sumRows(
     src = dst.buffer;
     r = chunks;
   }
-}
-
-/** The same buffer under another shape of the same size; never released (the owner is). */
-function view(t: GpuTensor, shape: Shape): GpuTensor {
-  return new GpuTensor(t.ctx, t.buffer, shape, t.dtype);
 }
 
 export interface MatmulBackwardOptions {
@@ -161,8 +156,8 @@ export async function matmulBackward(
   let dB: GpuTensor;
   if (batchB.length === 0 && batchA.length > 0 && !transA) {
     // Rows of A and dC line up across the batch: fold it into M, and the matmul sums over it.
-    const a2 = view(a, [batch * M, Ka]);
-    const dC2 = view(dC, [batch * M, N]);
+    const a2 = a.reshape([batch * M, Ka]);
+    const dC2 = dC.reshape([batch * M, N]);
     dB = transB
       ? await matmul(rec, dC2, a2, { transA: true, label: 'matmulBackward.dB' })
       : await matmul(rec, a2, dC2, { transA: true, label: 'matmulBackward.dB' });

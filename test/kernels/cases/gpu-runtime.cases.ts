@@ -185,4 +185,18 @@ export const cases: KernelCase[] = [
       await rec.submit();
     },
   },
+  {
+    name: 'runtime: reshape is a view that shares bytes and leaves freeing to its owner',
+    async run(ctx) {
+      const a = uploadTensor(ctx, new Float32Array([1, 2, 3, 4, 5, 6]), [2, 3], 'a');
+      const v = a.reshape([3, 2]);
+      expect(v.buffer === a.buffer && v.isView, 'reshape copied');
+      v.release();
+      expect(!a.isReleased && ctx.pool.bytesInUse > 0, 'releasing the view freed the owner');
+      const got = await readTensor(v);
+      expect(got.join() === '1,2,3,4,5,6', `view read ${got.join()}`);
+      await assertRejects(async () => a.reshape([4, 2]), 'tensor/shape', ['6 elements vs 8'], 'bad reshape');
+      a.release();
+    },
+  },
 ];
