@@ -19,7 +19,17 @@ export type HearthErrorCode =
   | 'wgsl/pipeline'
   | 'tensor/shape'
   | 'tensor/dtype'
-  | 'input/invalid';
+  | 'input/invalid'
+  | 'wgsl/manifest'
+  | 'shard/timeout'
+  | 'shard/cancelled'
+  | 'onnx/model'
+  | 'onnx/unsupported'
+  | 'onnx/run'
+  | 'blob/missing'
+  | 'blob/corrupt'
+  | 'store/quota'
+  | 'store/failed';
 
 export type ErrorDetails = Readonly<Record<string, unknown>>;
 
