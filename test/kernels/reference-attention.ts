@@ -1,0 +1,37 @@
+// Float64 reference for causal self-attention: plain loops, written for clarity, not speed.
+
+/**
+ * out[b, h, t] = Σ_{s≤t} softmax_s(q_t·k_s·scale) · v_s for q, k, v laid out [B, H, T, D]
+ * (contiguous). The softmax subtracts the row maximum, so large scores stay finite.
+ */
+export function causalAttentionRef(
+  q: ArrayLike<number>,
+  k: ArrayLike<number>,
+  v: ArrayLike<number>,
+  o: { B: number; H: number; T: number; D: number; scale?: number },
+): Float64Array {
+  const { B, H, T, D } = o;
+  const scale = o.scale ?? 1 / Math.sqrt(D);
+  const out = new Float64Array(B * H * T * D);
+  const scores = new Float64Array(T);
+  for (let bh = 0; bh < B * H; bh++) {
+    const base = bh * T * D;
+    for (let t = 0; t < T; t++) {
+      let max = Number.NEGATIVE_INFINITY;
+      for (let s = 0; s <= t; s++) {
+        let dot = 0;
+        for (let d = 0; d < D; d++) dot += q[base + t * D + d]! * k[base + s * D + d]!;
+        scores[s] = dot * scale;
+        max = Math.max(max, scores[s]!);
+      }
+      let sum = 0;
+      for (let s = 0; s <= t; s++) sum += scores[s] = Math.exp(scores[s]! - max);
+      for (let d = 0; d < D; d++) {
+        let acc = 0;
+        for (let s = 0; s <= t; s++) acc += scores[s]! * v[base + s * D + d]!;
+        out[base + t * D + d] = acc / sum;
+      }
+    }
+  }
+  return out;
+}
