@@ -22,8 +22,11 @@ struct Params {
 
 const TILE: u32 = 64u;
 const TK: u32 = 16u;
-var<workgroup> As: array<f32, 1024>; // [TK][TILE]: As[k * TILE + m]
-var<workgroup> Bs: array<f32, 1024>; // [TK][TILE]: Bs[k * TILE + n]
+// Tiles in workgroup memory as vec4s: As[k][m/4] holds rows m..m+3 of column k, Bs[k][n/4]
+// columns n..n+3 of row k. One vec4 load per operand per step and four vec4 accumulators:
+// private arrays indexed in loops compile badly on some backends (SwiftShader: 4× slower).
+var<workgroup> As: array<vec4<f32>, 256>;
+var<workgroup> Bs: array<vec4<f32>, 256>;
 
 fn loadA(base: u32, m: u32, k: u32) -> f32 {
   if (m >= p.M || k >= p.K) { return 0.0; }
@@ -49,6 +52,17 @@ fn activate(x: f32) -> f32 {
   }
 }
 
+fn store(baseC: u32, row: u32, col0: u32, acc: vec4<f32>) {
+  if (row >= p.M) { return; }
+  for (var j = 0u; j < 4u; j++) {
+    let col = col0 + j;
+    if (col >= p.N) { return; }
+    var v = acc[j];
+    if (HAS_BIAS) { v += f32(bias[col]); }
+    C[baseC + row * p.N + col] = T(activate(v));
+  }
+}
+
 @compute @workgroup_size(16, 16, 1)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
         @builtin(local_invocation_index) li: u32) {
@@ -57,47 +71,38 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
   let col0 = wg.x * TILE;
   let baseA = b * p.strideA;
   let baseB = b * p.strideB;
-  var acc: array<f32, 16>;
-  for (var i = 0u; i < 16u; i++) { acc[i] = 0.0; }
+  var acc0 = vec4<f32>(0.0);
+  var acc1 = vec4<f32>(0.0);
+  var acc2 = vec4<f32>(0.0);
+  var acc3 = vec4<f32>(0.0);
+  // Invocation li loads the vec4 at (k = li / 16, quad = li % 16) of each tile.
+  let lk = li / 16u;
+  let lq = (li % 16u) * 4u;
 
   let numTiles = (p.K + TK - 1u) / TK;
   for (var t = 0u; t < numTiles; t++) {
-    let k0 = t * TK;
-    // 256 invocations load 1024 elements of each tile: 4 each.
-    for (var r = 0u; r < 4u; r++) {
-      let e = li + r * 256u;
-      let kk = e / TILE;
-      let mm = e % TILE;
-      As[e] = loadA(baseA, row0 + mm, k0 + kk);
-      Bs[e] = loadB(baseB, k0 + kk, col0 + mm);
-    }
+    let k = t * TK + lk;
+    As[li] = vec4<f32>(loadA(baseA, row0 + lq, k), loadA(baseA, row0 + lq + 1u, k),
+                       loadA(baseA, row0 + lq + 2u, k), loadA(baseA, row0 + lq + 3u, k));
+    Bs[li] = vec4<f32>(loadB(baseB, k, col0 + lq), loadB(baseB, k, col0 + lq + 1u),
+                       loadB(baseB, k, col0 + lq + 2u), loadB(baseB, k, col0 + lq + 3u));
     workgroupBarrier();
     for (var kk = 0u; kk < TK; kk++) {
-      var a: array<f32, 4>;
-      var bv: array<f32, 4>;
-      for (var i = 0u; i < 4u; i++) {
-        a[i] = As[kk * TILE + lid.y * 4u + i];
-        bv[i] = Bs[kk * TILE + lid.x * 4u + i];
-      }
-      for (var i = 0u; i < 4u; i++) {
-        for (var j = 0u; j < 4u; j++) {
-          acc[i * 4u + j] = fma(a[i], bv[j], acc[i * 4u + j]);
-        }
-      }
+      let a = As[kk * 16u + lid.y];
+      let bv = Bs[kk * 16u + lid.x];
+      acc0 = fma(vec4<f32>(a.x), bv, acc0);
+      acc1 = fma(vec4<f32>(a.y), bv, acc1);
+      acc2 = fma(vec4<f32>(a.z), bv, acc2);
+      acc3 = fma(vec4<f32>(a.w), bv, acc3);
     }
     workgroupBarrier();
   }
 
   let baseC = b * p.strideC;
-  for (var i = 0u; i < 4u; i++) {
-    let row = row0 + lid.y * 4u + i;
-    if (row >= p.M) { continue; }
-    for (var j = 0u; j < 4u; j++) {
-      let col = col0 + lid.x * 4u + j;
-      if (col >= p.N) { continue; }
-      var v = acc[i * 4u + j];
-      if (HAS_BIAS) { v += f32(bias[col]); }
-      C[baseC + row * p.N + col] = T(activate(v));
-    }
-  }
+  let r = row0 + lid.y * 4u;
+  let c = col0 + lid.x * 4u;
+  store(baseC, r, c, acc0);
+  store(baseC, r + 1u, c, acc1);
+  store(baseC, r + 2u, c, acc2);
+  store(baseC, r + 3u, c, acc3);
 }
