@@ -1,0 +1,170 @@
+import { HearthError } from '../core/errors.ts';
+import { sha256Hex } from '../core/hash.ts';
+import type { GpuRuntime } from '../gpu/context.ts';
+import {
+  type HostTensor,
+  type OnnxBackend,
+  type OnnxShard,
+  type OutputTensor,
+  parseShard,
+  type ShardProgress,
+  type ShardResult,
+} from '../protocol/shard.ts';
+import { type CapabilityReport, probeDevice } from './probe.ts';
+import { runWgslShard } from './wgsl-shard.ts';
+
+/** Where model bytes come from: the IndexedDB blob cache in a tab, anything keyed by SHA-256 elsewhere. */
+export interface BlobSource {
+  get(sha256: string): Promise<Uint8Array | null>;
+}
+
+/** Runs one ONNX shard (src/onnx); injected so the engine does not pick an onnxruntime build. */
+export type OnnxRunner = (
+  shard: OnnxShard,
+  model: Uint8Array,
+  opts: { signal: AbortSignal; onProgress?: (p: ShardProgress) => void },
+) => Promise<{ outputs: { name: string; tensor: HostTensor }[]; backend: OnnxBackend }>;
+
+export interface EngineOptions {
+  readonly runtime: GpuRuntime;
+  readonly blobs: BlobSource;
+  readonly onnx?: OnnxRunner;
+  /** Budget for shards that name none, ms. */
+  readonly defaultBudgetMs?: number;
+}
+
+/**
+ * The compute worker's logic, free of comlink so Node tests drive it directly: probe the
+ * device (the only way to start GPU work), run shards with cancellation and a time budget,
+ * hash every output, recover from a lost device on the next shard.
+ */
+export class ComputeEngine {
+  private readonly opts: EngineOptions;
+  private readonly running = new Map<string, AbortController>();
+  private probed: CapabilityReport | null = null;
+
+  constructor(opts: EngineOptions) {
+    this.opts = opts;
+  }
+
+  /**
+   * Acquires the device and measures it. Nothing touches the GPU before this call, and the
+   * page makes it only after the volunteer said yes.
+   */
+  async probe(): Promise<CapabilityReport> {
+    const ctx = await this.opts.runtime.context();
+    this.probed = await probeDevice(ctx);
+    return this.probed;
+  }
+
+  /** Runs a shard (validated here: it came from the network) and returns its hashed result. */
+  async runShard(raw: unknown, onProgress?: (p: ShardProgress) => void): Promise<ShardResult> {
+    const shard = parseShard(raw);
+    if (!this.probed) {
+      throw new HearthError(
+        'input/invalid',
+        'runShard before probe(): the page must probe the device (after consent) first.',
+      );
+    }
+    if (this.running.has(shard.id)) {
+      throw new HearthError('input/invalid', `Shard ${shard.id} is already running in this worker.`, {
+        details: { shard: shard.id },
+      });
+    }
+    const ac = new AbortController();
+    const budgetMs = shard.budgetMs ?? this.opts.defaultBudgetMs ?? 10 * 60 * 1000;
+    const timer = setTimeout(
+      () =>
+        ac.abort(
+          new HearthError(
+            'shard/timeout',
+            `Shard ${shard.id} ran past its budget of ${budgetMs} ms and was stopped.`,
+            {
+              details: { shard: shard.id, budgetMs },
+            },
+          ),
+        ),
+      budgetMs,
+    );
+    this.running.set(shard.id, ac);
+    const t0 = performance.now();
+    try {
+      let outputs: { name: string; tensor: HostTensor }[];
+      let backend: OnnxBackend;
+      let device: string;
+      if (shard.kind === 'wgsl') {
+        const ctx = await this.opts.runtime.context();
+        outputs = await runWgslShard(ctx, shard, {
+          signal: ac.signal,
+          ...(onProgress ? { onProgress } : {}),
+        });
+        backend = 'webgpu';
+        device = ctx.adapter.summary;
+      } else {
+        if (!this.opts.onnx)
+          throw new HearthError('onnx/unsupported', 'This worker was built without ONNX support.');
+        onProgress?.({ shard: shard.id, phase: 'load', done: 0, total: 1 });
+        const model = await this.opts.blobs.get(shard.model);
+        if (!model) {
+          throw new HearthError(
+            'blob/missing',
+            `Shard ${shard.id}: model ${shard.model.slice(0, 12)}… is not in the blob cache.`,
+            {
+              details: { shard: shard.id, sha256: shard.model },
+            },
+          );
+        }
+        onProgress?.({ shard: shard.id, phase: 'load', done: 1, total: 1 });
+        const r = await this.opts.onnx(shard, model, {
+          signal: ac.signal,
+          ...(onProgress ? { onProgress } : {}),
+        });
+        outputs = r.outputs;
+        backend = r.backend;
+        device =
+          backend === 'webgpu' ? ((await this.opts.runtime.context()).adapter.summary ?? 'webgpu') : 'wasm';
+      }
+      const hashed: OutputTensor[] = [];
+      for (const [i, o] of outputs.entries()) {
+        onProgress?.({ shard: shard.id, phase: 'hash', done: i, total: outputs.length });
+        hashed.push({
+          name: o.name,
+          dtype: o.tensor.dtype,
+          shape: o.tensor.shape,
+          data: o.tensor.data,
+          sha256: await sha256Hex(o.tensor.data),
+        });
+      }
+      if (ac.signal.aborted) throw ac.signal.reason;
+      return {
+        v: 1,
+        shard: shard.id,
+        job: shard.job,
+        kind: shard.kind,
+        outputs: hashed,
+        backend,
+        device,
+        ms: Math.round(performance.now() - t0),
+      };
+    } finally {
+      clearTimeout(timer);
+      this.running.delete(shard.id);
+    }
+  }
+
+  /** Stops a running shard at its next step; it rejects with 'shard/cancelled'. False when not running. */
+  cancel(shardId: string): boolean {
+    const ac = this.running.get(shardId);
+    if (!ac) return false;
+    ac.abort(
+      new HearthError('shard/cancelled', `Shard ${shardId} was cancelled.`, { details: { shard: shardId } }),
+    );
+    return true;
+  }
+
+  async dispose(): Promise<void> {
+    for (const id of [...this.running.keys()]) this.cancel(id);
+    await this.opts.runtime.dispose();
+    this.probed = null;
+  }
+}

@@ -1,0 +1,81 @@
+import type { AdapterReport, GpuContext, GpuFeatures, GpuLimits } from '../gpu/context.ts';
+import { Recorder } from '../gpu/recorder.ts';
+import { emptyTensor, readTensor } from '../gpu/tensor.ts';
+import { Usage } from '../gpu/usage.ts';
+import { matmul } from '../kernels/matmul.ts';
+
+/** What the hub sizes shards by: the adapter, its limits and features, and two measured rates. */
+export interface CapabilityReport {
+  readonly adapter: AdapterReport;
+  readonly limits: GpuLimits;
+  readonly features: GpuFeatures;
+  /** f32 matmul throughput measured on this device, GFLOP/s. */
+  readonly matmulGflops: number;
+  /** Device-local buffer copy bandwidth, GB/s (bytes read + written). */
+  readonly copyGBps: number;
+  /** Wall time the probe took, ms. */
+  readonly ms: number;
+}
+
+/**
+ * Measures the device in well under a second: a matmul and a buffer copy, each grown from a
+ * small size while the measured time stays below its share of the budget, so a slow adapter
+ * (SwiftShader) and a fast GPU both finish in time and both get a meaningful figure.
+ */
+export async function probeDevice(ctx: GpuContext, budgetMs = 600): Promise<CapabilityReport> {
+  const t0 = performance.now();
+  const share = budgetMs / 2;
+
+  let gflops = 0;
+  for (let n = 64; n <= 1024; n *= 2) {
+    const a = emptyTensor(ctx, [n, n], 'f32', 'probe.a');
+    try {
+      const warm = new Recorder(ctx, 'probe.warm');
+      (await matmul(warm, a, a)).release();
+      await warm.submit();
+      const s = performance.now();
+      const rec = new Recorder(ctx, 'probe.matmul');
+      const c = await matmul(rec, a, a);
+      await rec.submit();
+      const ms = Math.max(performance.now() - s, 0.001);
+      c.release();
+      gflops = (2 * n ** 3) / ms / 1e6;
+      // The next size takes ~8× as long: stop if that would overrun this half of the budget.
+      if (performance.now() - t0 + ms * 9 > share) break;
+    } finally {
+      a.release();
+    }
+  }
+
+  let gbps = 0;
+  const t1 = performance.now();
+  for (let bytes = 1 << 20; bytes <= 256 << 20; bytes *= 4) {
+    const src = ctx.pool.acquire(bytes, Usage.STORAGE | Usage.COPY_SRC | Usage.COPY_DST, 'probe.src');
+    const dst = ctx.pool.acquire(bytes, Usage.STORAGE | Usage.COPY_SRC | Usage.COPY_DST, 'probe.dst');
+    try {
+      const rec = new Recorder(ctx, 'probe.copy');
+      rec.copy(src, 0, dst, 0, bytes);
+      const s = performance.now();
+      await rec.submit();
+      const ms = Math.max(performance.now() - s, 0.001);
+      gbps = (2 * bytes) / ms / 1e6;
+      if (performance.now() - t1 + ms * 5 > share) break;
+    } finally {
+      ctx.pool.release(src);
+      ctx.pool.release(dst);
+    }
+  }
+  // Touch the result path once so a broken readback shows up in the probe, not in the first shard.
+  const check = emptyTensor(ctx, [1], 'f32', 'probe.check');
+  await readTensor(check);
+  check.release();
+
+  return {
+    adapter: ctx.adapter,
+    limits: ctx.limits,
+    features: ctx.features,
+    matmulGflops: Number(gflops.toFixed(3)),
+    copyGBps: Number(gbps.toFixed(3)),
+    ms: Math.round(performance.now() - t0),
+  };
+}
