@@ -19,7 +19,7 @@ export const SHARD_LIMITS = {
 } as const;
 
 export const DTYPES: readonly DType[] = ['f32', 'f16', 'i32', 'u32'];
-const ID = /^[A-Za-z0-9._:-]{1,128}$/;
+const ID = /^[A-Za-z0-9._:/-]{1,128}$/;
 
 /** A tensor on the host: raw little-endian bytes (f16 as IEEE half bits), shape and dtype. */
 export interface HostTensor {
