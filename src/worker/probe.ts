@@ -1,8 +1,9 @@
+import probeWgsl from '../../shaders/probe-matmul.wgsl?raw';
 import type { AdapterReport, GpuContext, GpuFeatures, GpuLimits } from '../gpu/context.ts';
+import { getPipeline } from '../gpu/pipeline-cache.ts';
 import { Recorder } from '../gpu/recorder.ts';
 import { emptyTensor, readTensor } from '../gpu/tensor.ts';
 import { Usage } from '../gpu/usage.ts';
-import { matmul } from '../kernels/matmul.ts';
 
 /** What the hub sizes shards by: the adapter, its limits and features, and two measured rates. */
 export interface CapabilityReport {
@@ -27,24 +28,32 @@ export async function probeDevice(ctx: GpuContext, budgetMs = 600): Promise<Capa
   const share = budgetMs / 2;
 
   let gflops = 0;
-  for (let n = 64; n <= 1024; n *= 2) {
+  const pipeline = await getPipeline(ctx.device, { label: 'probe-matmul', code: probeWgsl });
+  const matmulOnce = async (n: number): Promise<number> => {
     const a = emptyTensor(ctx, [n, n], 'f32', 'probe.a');
+    const c = emptyTensor(ctx, [n, n], 'f32', 'probe.c');
     try {
-      const warm = new Recorder(ctx, 'probe.warm');
-      (await matmul(warm, a, a)).release();
-      await warm.submit();
-      const s = performance.now();
       const rec = new Recorder(ctx, 'probe.matmul');
-      const c = await matmul(rec, a, a);
+      rec.dispatch({
+        pipeline,
+        uniforms: new Uint32Array([n, 0, 0, 0]),
+        buffers: [a.buffer, c.buffer],
+        workgroups: [Math.ceil(n / 4 / 8), Math.ceil(n / 4 / 8)],
+      });
+      const s = performance.now();
       await rec.submit();
-      const ms = Math.max(performance.now() - s, 0.001);
-      c.release();
-      gflops = (2 * n ** 3) / ms / 1e6;
-      // The next size takes ~8× as long: stop if that would overrun this half of the budget.
-      if (performance.now() - t0 + ms * 9 > share) break;
+      return Math.max(performance.now() - s, 0.001);
     } finally {
       a.release();
+      c.release();
     }
+  };
+  await matmulOnce(64); // first dispatch pays for driver warm-up
+  for (let n = 128; n <= 2048; n *= 2) {
+    const ms = await matmulOnce(n);
+    gflops = (2 * n ** 3) / ms / 1e6;
+    // The next size takes ~8× as long: stop if that would overrun this half of the budget.
+    if (performance.now() - t0 + ms * 9 > share) break;
   }
 
   let gbps = 0;
