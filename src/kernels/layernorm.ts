@@ -4,6 +4,7 @@ import { shapeToString } from '../core/tensor.ts';
 import { grid1d, type Recorder } from '../gpu/recorder.ts';
 import { emptyTensor, type GpuTensor } from '../gpu/tensor.ts';
 import { expectShape, floatDType, kernelPipeline, leading, shapeError, uniforms } from './common.ts';
+import { ROW_WG, rowEntry, rowLanes } from './softmax.ts';
 
 export interface LayernormOptions {
   /** Added to the variance before the square root. Default 1e-5. */
@@ -24,7 +25,7 @@ export interface LayernormResult {
 /**
  * Layer normalisation over the last axis, returning the per-row statistics the backward pass
  * needs: y = (x − mean)·rstd·gamma + beta with rstd = 1/√(var + eps) (biased variance). gamma
- * and beta have shape [C]. Deterministic: fixed-order tree reductions.
+ * and beta have shape [C]. Deterministic: fixed-order reductions, no atomics.
  *
  * @example
  * const { y, mean, rstd } = await layernormWithStats(rec, x, gamma, beta, { eps: 1e-5 });
@@ -60,12 +61,20 @@ export async function layernormWithStats(
   const mean = emptyTensor(ctx, [rows], 'f32', `${label}:mean`);
   const rstd = emptyTensor(ctx, [rows], 'f32', `${label}:rstd`);
   if (rows > 0) {
-    const pipeline = await kernelPipeline(ctx, 'layernorm', layernormWgsl, dtype);
+    const lanes = rowLanes(C);
+    const pipeline = await kernelPipeline(
+      ctx,
+      'layernorm',
+      layernormWgsl,
+      dtype,
+      { LANES: lanes },
+      rowEntry(C),
+    );
     rec.dispatch({
       pipeline,
       uniforms: uniforms([rows, C, { f: eps }, 0]),
       buffers: [x.buffer, gamma.buffer, beta.buffer, y.buffer, mean.buffer, rstd.buffer],
-      workgroups: grid1d(ctx, rows),
+      workgroups: grid1d(ctx, Math.ceil(rows / (ROW_WG / lanes))),
     });
   }
   return { y, mean, rstd };
