@@ -3,6 +3,8 @@ import type { CapabilityReport } from './probe.ts';
 
 /** What the compute worker exposes over comlink. */
 export interface ComputeWorkerApi {
+  /** Settings that must precede everything else (tests give each worker its own database). */
+  configure(opts: { dbName?: string }): Promise<void>;
   /** Acquire the GPU and measure it. The page calls this only after the volunteer's yes. */
   probe(): Promise<CapabilityReport>;
   /** Run one shard; input tensors' buffers are transferred, outputs come back transferred. */

@@ -31,17 +31,22 @@ function inputBuffers(shard: Shard): ArrayBuffer[] {
  * const caps = await worker.probe();             // after consent only
  * const result = await worker.runShard(shard, (p) => meter.update(p));
  */
-export function startComputeWorker(
-  worker: Worker = new Worker(new URL('./compute.worker.ts', import.meta.url), { type: 'module', name: 'hearth-compute' }),
-): ComputeWorker {
+export function startComputeWorker(opts: { dbName?: string } = {}): ComputeWorker {
   installHearthErrorTransfer();
+  const worker = new Worker(new URL('./compute.worker.ts', import.meta.url), {
+    type: 'module',
+    name: 'hearth-compute',
+  });
   const remote: Remote<ComputeWorkerApi> = wrap<ComputeWorkerApi>(worker);
+  const ready = opts.dbName ? remote.configure({ dbName: opts.dbName }) : Promise.resolve();
   return {
-    probe: () => remote.probe(),
+    probe: () => ready.then(() => remote.probe()),
     runShard: (shard, onProgress) =>
-      remote.runShard(transfer(shard, inputBuffers(shard)), onProgress ? proxy(onProgress) : undefined) as Promise<ShardResult>,
+      ready.then(() =>
+        remote.runShard(transfer(shard, inputBuffers(shard)), onProgress ? proxy(onProgress) : undefined),
+      ) as Promise<ShardResult>,
     cancel: (id) => remote.cancel(id),
-    putBlob: (bytes, sha256) => remote.putBlob(bytes, sha256),
+    putBlob: (bytes, sha256) => ready.then(() => remote.putBlob(bytes, sha256)),
     async terminate() {
       try {
         await remote.dispose();

@@ -21,7 +21,8 @@ export interface BlobSource {
 /** Runs one ONNX shard (src/onnx); injected so the engine does not pick an onnxruntime build. */
 export type OnnxRunner = (
   shard: OnnxShard,
-  model: Uint8Array,
+  /** Reads the model's bytes; called only when no session for it is cached. */
+  model: () => Promise<Uint8Array>,
   opts: { signal: AbortSignal; onProgress?: (p: ShardProgress) => void },
 ) => Promise<{ outputs: { name: string; tensor: HostTensor }[]; backend: OnnxBackend }>;
 
@@ -103,19 +104,22 @@ export class ComputeEngine {
       } else {
         if (!this.opts.onnx)
           throw new HearthError('onnx/unsupported', 'This worker was built without ONNX support.');
-        onProgress?.({ shard: shard.id, phase: 'load', done: 0, total: 1 });
-        const model = await this.opts.blobs.get(shard.model);
-        if (!model) {
-          throw new HearthError(
-            'blob/missing',
-            `Shard ${shard.id}: model ${shard.model.slice(0, 12)}… is not in the blob cache.`,
-            {
-              details: { shard: shard.id, sha256: shard.model },
-            },
-          );
-        }
-        onProgress?.({ shard: shard.id, phase: 'load', done: 1, total: 1 });
-        const r = await this.opts.onnx(shard, model, {
+        const load = async () => {
+          onProgress?.({ shard: shard.id, phase: 'load', done: 0, total: 1 });
+          const model = await this.opts.blobs.get(shard.model);
+          if (!model) {
+            throw new HearthError(
+              'blob/missing',
+              `Shard ${shard.id}: model ${shard.model.slice(0, 12)}… is not in the blob cache.`,
+              {
+                details: { shard: shard.id, sha256: shard.model },
+              },
+            );
+          }
+          onProgress?.({ shard: shard.id, phase: 'load', done: 1, total: 1 });
+          return model;
+        };
+        const r = await this.opts.onnx(shard, load, {
           signal: ac.signal,
           ...(onProgress ? { onProgress } : {}),
         });
