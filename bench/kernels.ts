@@ -14,10 +14,12 @@ import { layernorm } from '../src/kernels/layernorm.ts';
 import { matmul } from '../src/kernels/matmul.ts';
 import { softmax } from '../src/kernels/softmax.ts';
 import { acquireDawn, dawnGpu } from '../src/node/dawn.ts';
+import { ONNX_TYPE, onnxModel, value } from '../test/onnx/model-builder.ts';
 import { loadOrtWebGpu, type OrtModule } from './lib/ort-node.ts';
 import { OrtOp } from './lib/ort-op.ts';
 import { table, timePair } from './lib/timing.ts';
-import { f32, ONNX_TYPE, onnxModel } from './onnx-model.ts';
+
+const f32 = (name: string, shape: readonly (number | string)[]) => value(name, 'float', shape);
 
 const QUICK = process.argv.includes('--quick');
 /** `--only=attention` (a comma list of ops): run those rows only. */

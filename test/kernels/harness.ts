@@ -44,14 +44,15 @@ export interface Tolerance {
 
 /**
  * Throws unless |got − want| ≤ atol + rtol·|want| everywhere, with matching lengths. NaN or an
- * infinity in `got` always fails (poisoned outputs are NaN), whatever `want` holds.
+ * infinity in `got` always fails (poisoned outputs are NaN), whatever `want` holds. Returns the
+ * worst absolute error, for tests that report it.
  */
 export function assertClose(
   got: ArrayLike<number>,
   want: ArrayLike<number>,
   tol: Tolerance,
   what: string,
-): void {
+): number {
   if (got.length !== want.length) throw new Error(`${what}: length ${got.length}, expected ${want.length}`);
   const bad: string[] = [];
   let worst = 0;
@@ -61,7 +62,9 @@ export function assertClose(
     const err = Math.abs(g - w);
     if (!Number.isFinite(g) || !(err <= tol.atol + tol.rtol * Math.abs(w))) {
       if (bad.length < 5) bad.push(`[${i}] got ${g}, want ${w}`);
-      worst = Math.max(worst, Number.isFinite(err) ? err : Number.POSITIVE_INFINITY);
+      worst = Number.isFinite(err) ? Math.max(worst, err) : Number.POSITIVE_INFINITY;
+    } else {
+      worst = Math.max(worst, err);
     }
   }
   if (bad.length) {
@@ -69,6 +72,7 @@ export function assertClose(
       `${what}: mismatch (rtol ${tol.rtol}, atol ${tol.atol}, worst |err| ${worst}): ${bad.join('; ')}`,
     );
   }
+  return worst;
 }
 
 export function assertBitEqual(a: HostArray, b: HostArray, what: string): void {

@@ -1,59 +1,8 @@
 // Float64 references for the test models, written as plain loops for clarity, plus the seeded
 // generator and the comparison the ONNX tests use.
 
-/** Mulberry32: a small seeded generator, so every run draws the same "random" numbers. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** n values uniform in [lo, hi), rounded to f32. */
-export function uniform(seed: number, n: number, lo = -1, hi = 1): Float32Array {
-  const r = rng(seed);
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) out[i] = lo + (hi - lo) * r();
-  return out;
-}
-
-export interface Tolerance {
-  readonly rtol: number;
-  readonly atol: number;
-}
-
-/**
- * Throws unless |got − want| ≤ atol + rtol·|want| everywhere and the lengths match. A NaN or an
- * infinity in `got` always fails, whatever `want` holds. Returns the worst absolute error.
- */
-export function assertClose(
-  got: ArrayLike<number>,
-  want: ArrayLike<number>,
-  tol: Tolerance,
-  what: string,
-): number {
-  if (got.length !== want.length) throw new Error(`${what}: length ${got.length}, expected ${want.length}`);
-  const bad: string[] = [];
-  let worst = 0;
-  for (let i = 0; i < want.length; i++) {
-    const g = got[i]!;
-    const w = want[i]!;
-    const err = Math.abs(g - w);
-    if (!Number.isFinite(g) || !(err <= tol.atol + tol.rtol * Math.abs(w))) {
-      if (bad.length < 5) bad.push(`[${i}] got ${g}, want ${w}`);
-      worst = Number.POSITIVE_INFINITY;
-    } else {
-      worst = Math.max(worst, err);
-    }
-  }
-  if (bad.length)
-    throw new Error(`${what}: mismatch (rtol ${tol.rtol}, atol ${tol.atol}): ${bad.join('; ')}`);
-  return worst;
-}
+// The seeded generator and the comparison are the kernel suite's own.
+export { assertClose, randn as uniform, rng, type Tolerance } from '../kernels/harness.ts';
 
 /** C[M×N] = A[M×K]·B[K×N] (+ bias[N]). */
 export function matmul(
