@@ -1,0 +1,26 @@
+// The few better-sqlite3 calls the hub makes, typed here rather than adding @types/better-sqlite3
+// as another dependency.
+declare module 'better-sqlite3' {
+  interface RunResult {
+    changes: number;
+    lastInsertRowid: number | bigint;
+  }
+  export interface SqliteStatement {
+    run(...params: unknown[]): RunResult;
+    get(...params: unknown[]): unknown;
+    all(...params: unknown[]): unknown[];
+  }
+  export interface SqliteDatabase {
+    prepare(sql: string): SqliteStatement;
+    exec(sql: string): SqliteDatabase;
+    pragma(source: string, options?: { simple?: boolean }): unknown;
+    transaction<F extends (...args: never[]) => unknown>(fn: F): F;
+    close(): SqliteDatabase;
+    readonly inTransaction: boolean;
+  }
+  interface DatabaseConstructor {
+    new (filename: string, options?: { readonly?: boolean; fileMustExist?: boolean }): SqliteDatabase;
+  }
+  const Database: DatabaseConstructor;
+  export default Database;
+}

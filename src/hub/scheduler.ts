@@ -1,0 +1,458 @@
+// The hub's decisions: which shard goes to whom, when a lease is reissued, when results agree,
+// who gets credit. Every state change is one store transaction, so a crash between two calls
+// leaves the store as either before or after a change, never half of one.
+import { HearthError } from '../core/errors.ts';
+import { sha256Hex } from '../core/hash.ts';
+import { shardCredit } from '../protocol/flops.ts';
+import type { Manifest } from '../protocol/manifest.ts';
+import { type OutputTensor, type ShardResult, verifyResultHashes } from '../protocol/shard.ts';
+import { resultsAgree, tensorsAgree } from './agreement.ts';
+import { planShards, type ShardWork } from './planner.ts';
+import type {
+  HubStore,
+  JobRecord,
+  JobStatus,
+  LeaseRecord,
+  ResultRecord,
+  ShardRecord,
+  VolunteerRecord,
+} from './store.ts';
+
+/** What a volunteer's device reports on hello. */
+export interface Capabilities {
+  /** The adapter's maxBufferSize. */
+  readonly maxBufferBytes: number;
+  readonly features: readonly string[];
+}
+
+export interface SchedulerOptions {
+  /** Uniform in [0, 1); inject a seeded one in tests. */
+  readonly rng?: () => number;
+  /** Valid results in a row after which a volunteer may get single-replica shards (default 20). */
+  readonly trustStreak?: number;
+  /** Chance that a trusted volunteer's shard is replicated anyway, as a spot-check (default 0.2). */
+  readonly spotCheckRate?: number;
+  /** Chance that a lease is a honeypot when the job has one this volunteer has not done (default 0.1). */
+  readonly honeypotRate?: number;
+  /** A volunteer whose reputation falls below this gets no more leases (default -20). */
+  readonly blockBelow?: number;
+  /** Bytes of a blob by SHA-256, to compare honeypot answers within tolerance. */
+  readonly blob?: (sha256: string) => ArrayBuffer | undefined;
+}
+
+/** A shard handed to a volunteer. */
+export interface LeaseGrant {
+  readonly lease: LeaseRecord;
+  readonly shard: string;
+  readonly job: string;
+  readonly work: ShardWork;
+}
+
+export type SubmitOutcome =
+  /** Stored; waiting for more replicas to agree. Credit is pending. */
+  | { readonly status: 'pending' }
+  /** This result is (part of) the canonical one; credit granted. */
+  | { readonly status: 'valid' }
+  /** Outvoted, or a wrong honeypot answer: no credit. */
+  | { readonly status: 'invalid' }
+  /** Replicas never agreed within maxReplicas: the shard failed, nobody is credited. */
+  | { readonly status: 'inconclusive' };
+
+export interface JobProgress {
+  readonly job: string;
+  readonly status: JobStatus;
+  readonly shards: number;
+  readonly validated: number;
+  readonly failed: number;
+  /** Shards with a live lease right now. */
+  readonly inFlight: number;
+  /** Shards with at least one result still waiting for agreement. */
+  readonly done: number;
+  /** validated / shards, in [0, 1]. */
+  readonly progress: number;
+}
+
+const reject = (message: string, details: Record<string, unknown>): HearthError =>
+  new HearthError('input/invalid', message, { details });
+
+/**
+ * Leases shards to volunteers, validates their results by replication and honeypots, and keeps
+ * the credit ledger. Time is always passed in (`now`, ms), so tests and a crash-restart replay
+ * see the same decisions.
+ *
+ * @example
+ * const s = new Scheduler(new SqliteStore('hub.db'));
+ * const job = s.submit(parseManifest(json), Date.now());
+ * const grant = s.lease('vol-1', { maxBufferBytes: 2 ** 30, features: [] }, Date.now());
+ * if (grant) await s.submitResult('vol-1', result, Date.now());
+ * s.progress(job); // { shards, validated, inFlight, … }
+ */
+export class Scheduler {
+  readonly #store: HubStore;
+  readonly #rng: () => number;
+  readonly #trustStreak: number;
+  readonly #spotCheckRate: number;
+  readonly #honeypotRate: number;
+  readonly #blockBelow: number;
+  readonly #blob: ((sha256: string) => ArrayBuffer | undefined) | undefined;
+
+  constructor(store: HubStore, opts: SchedulerOptions = {}) {
+    this.#store = store;
+    this.#rng = opts.rng ?? Math.random;
+    this.#trustStreak = opts.trustStreak ?? 20;
+    this.#spotCheckRate = opts.spotCheckRate ?? 0.2;
+    this.#honeypotRate = opts.honeypotRate ?? 0.1;
+    this.#blockBelow = opts.blockBelow ?? -20;
+    this.#blob = opts.blob;
+  }
+
+  /** Plans a parsed manifest into shards and returns the new job's id. */
+  submit(manifest: Manifest, now: number): string {
+    const s = this.#store;
+    return s.transaction(() => {
+      const id = `job-${now.toString(36)}-${s.listJobs().length}`;
+      s.putJob({ id, manifest, createdAt: now, status: 'running' });
+      planShards(manifest).forEach((p, index) => {
+        const honeypot = p.expected !== undefined;
+        s.putShard({
+          id: honeypot ? `${id}/hp${index}` : `${id}/${index}`,
+          job: id,
+          index,
+          work: p.work,
+          status: 'open',
+          // A honeypot's answer is known: one result judges it.
+          quorum: honeypot ? 1 : manifest.replication,
+          wanted: honeypot ? 1 : manifest.replication,
+          honeypot,
+          ...(p.expected ? { expected: p.expected } : {}),
+        });
+      });
+      return id;
+    });
+  }
+
+  /**
+   * A shard for this volunteer, or undefined when none fits. Never two replicas of one shard to
+   * one volunteer: replicas only mean something from independent devices.
+   */
+  lease(volunteerId: string, caps: Capabilities, now: number): LeaseGrant | undefined {
+    const s = this.#store;
+    return s.transaction(() => {
+      const v = this.#volunteer(volunteerId);
+      if (v.reputation < this.#blockBelow) return undefined;
+      const jobs = new Map<string, JobRecord>();
+      const job = (id: string) => {
+        let j = jobs.get(id);
+        if (!j) jobs.set(id, (j = s.getJob(id)!));
+        return j;
+      };
+      const fits = (sh: ShardRecord) => {
+        const j = job(sh.job);
+        return j.status === 'running' && this.#fits(j.manifest, caps) && !this.#touched(sh, volunteerId);
+      };
+      const open = s.openShards();
+      const honeypots = open.filter((sh) => sh.honeypot && fits(sh));
+      if (honeypots.length > 0 && this.#rng() < this.#honeypotRate) {
+        return this.#grant(honeypots[0]!, volunteerId, job(honeypots[0]!.job), now);
+      }
+      for (const sh of open) {
+        if (sh.honeypot || !fits(sh)) continue;
+        const taken = s.leasesOfShard(sh.id).length + s.resultsOfShard(sh.id).length;
+        if (taken >= sh.wanted) continue;
+        let shard = sh;
+        if (taken === 0 && v.streak >= this.#trustStreak && this.#rng() >= this.#spotCheckRate) {
+          // Adaptive replication: a long valid streak earns a single-replica shard.
+          shard = { ...sh, quorum: 1, wanted: 1 };
+          s.putShard(shard);
+        }
+        return this.#grant(shard, volunteerId, job(sh.job), now);
+      }
+      return undefined;
+    });
+  }
+
+  /** Extends a lease the volunteer holds by the job's deadline; throws when it holds none. */
+  heartbeat(volunteerId: string, leaseId: string, now: number): LeaseRecord {
+    const s = this.#store;
+    return s.transaction(() => {
+      const l = s.leasesOfVolunteer(volunteerId).find((x) => x.id === leaseId);
+      if (!l) throw reject(`heartbeat: volunteer ${volunteerId} holds no lease ${leaseId}.`, { leaseId });
+      const next = { ...l, deadline: now + s.getJob(l.job)!.manifest.deadlineMs };
+      s.putLease(next);
+      return next;
+    });
+  }
+
+  /** Ends every lease past its deadline so that its shard is leased again; returns how many. */
+  expire(now: number): number {
+    const s = this.#store;
+    return s.transaction(() => {
+      const gone = s.expiredLeases(now);
+      for (const l of gone) this.#release(l);
+      return gone.length;
+    });
+  }
+
+  /** A volunteer left: its leases are reissued at once, not after their deadlines. */
+  disconnect(volunteerId: string): number {
+    const s = this.#store;
+    return s.transaction(() => {
+      const gone = s.leasesOfVolunteer(volunteerId);
+      for (const l of gone) this.#release(l);
+      return gone.length;
+    });
+  }
+
+  /**
+   * Takes a volunteer's result for a shard it holds a lease on. Hashes are checked against the
+   * bytes first; then, in one transaction, the result is stored, its credit recorded as pending,
+   * and — when enough replicas agree — the canonical result chosen and credit granted.
+   */
+  async submitResult(volunteerId: string, result: ShardResult, now: number): Promise<SubmitOutcome> {
+    // Hashing is async (WebCrypto), so it runs before the synchronous transaction.
+    await verifyResultHashes(result, sha256Hex);
+    const s = this.#store;
+    return s.transaction((): SubmitOutcome => {
+      const shard = s.getShard(result.shard);
+      if (!shard) throw reject(`result: unknown shard ${result.shard}.`, { shard: result.shard });
+      const lease = s.leasesOfShard(shard.id).find((l) => l.volunteer === volunteerId);
+      if (!lease) {
+        throw reject(`result: volunteer ${volunteerId} holds no lease on shard ${shard.id}.`, {
+          shard: shard.id,
+          volunteer: volunteerId,
+        });
+      }
+      if (result.job !== shard.job) {
+        throw reject(`result.job: shard ${shard.id} belongs to ${shard.job}, not ${result.job}.`, {
+          path: 'result.job',
+        });
+      }
+      const job = s.getJob(shard.job)!;
+      this.#checkOutputs(shard, result.outputs);
+      s.deleteLease(lease.id);
+      const rec: ResultRecord = {
+        id: `${shard.id}#${volunteerId}`,
+        shard: shard.id,
+        job: shard.job,
+        volunteer: volunteerId,
+        receivedAt: now,
+        status: 'pending',
+        // A copy: the hashes were checked on these bytes, and the caller's buffer may be reused.
+        outputs: result.outputs.map((o) => ({ ...o, shape: [...o.shape], data: o.data.slice(0) })),
+      };
+      s.putResult(rec);
+      const credits = shardCredit(job.manifest);
+      if (
+        !s.addCredit({ volunteer: volunteerId, shard: shard.id, job: shard.job, credits, status: 'pending' })
+      ) {
+        throw reject(`result: volunteer ${volunteerId} already has a result for shard ${shard.id}.`, {
+          shard: shard.id,
+        });
+      }
+      if (shard.honeypot) {
+        const ok = this.#honeypotPasses(shard, rec.outputs, job.manifest);
+        this.#judge(rec, ok, ok ? 1 : 10);
+        return { status: ok ? 'valid' : 'invalid' };
+      }
+      return this.#evaluate(shard, job, volunteerId);
+    });
+  }
+
+  /** Shard counts and progress of one job. */
+  progress(jobId: string): JobProgress {
+    const s = this.#store;
+    const job = s.getJob(jobId);
+    if (!job) throw reject(`job ${jobId} does not exist.`, { job: jobId });
+    const shards = s.shardsOfJob(jobId).filter((sh) => !sh.honeypot);
+    let validated = 0;
+    let failed = 0;
+    let inFlight = 0;
+    let done = 0;
+    for (const sh of shards) {
+      if (sh.status === 'validated') validated++;
+      else if (sh.status === 'failed') failed++;
+      else {
+        if (s.leasesOfShard(sh.id).length > 0) inFlight++;
+        if (s.resultsOfShard(sh.id).length > 0) done++;
+      }
+    }
+    return {
+      job: jobId,
+      status: job.status,
+      shards: shards.length,
+      validated,
+      failed,
+      inFlight,
+      done,
+      progress: shards.length === 0 ? 1 : validated / shards.length,
+    };
+  }
+
+  /** The canonical result of each validated shard of a job, in shard order. */
+  results(jobId: string): { shard: string; index: number; outputs: readonly OutputTensor[] }[] {
+    const s = this.#store;
+    return s
+      .shardsOfJob(jobId)
+      .filter((sh) => !sh.honeypot && sh.status === 'validated')
+      .map((sh) => {
+        const r = s.resultsOfShard(sh.id).find((x) => x.id === sh.canonical)!;
+        return { shard: sh.id, index: sh.index, outputs: r.outputs };
+      });
+  }
+
+  /** A volunteer's credit: pending (awaiting validation) and granted. */
+  credits(volunteerId: string): { pending: number; granted: number } {
+    let pending = 0;
+    let granted = 0;
+    for (const e of this.#store.ledger(volunteerId)) {
+      if (e.status === 'pending') pending += e.credits;
+      else if (e.status === 'granted') granted += e.credits;
+    }
+    return { pending, granted };
+  }
+
+  /** The volunteer's record (reputation, streak), created on first sight. */
+  volunteer(volunteerId: string): VolunteerRecord {
+    return this.#store.getVolunteer(volunteerId) ?? this.#fresh(volunteerId);
+  }
+
+  #fresh(id: string): VolunteerRecord {
+    return { id, reputation: 0, streak: 0, valid: 0, invalid: 0 };
+  }
+
+  #volunteer(id: string): VolunteerRecord {
+    const v = this.#store.getVolunteer(id);
+    if (v) return v;
+    const fresh = this.#fresh(id);
+    this.#store.putVolunteer(fresh);
+    return fresh;
+  }
+
+  #fits(m: Manifest, caps: Capabilities): boolean {
+    const r = m.requirements;
+    if (!r) return true;
+    if (r.minBufferBytes !== undefined && caps.maxBufferBytes < r.minBufferBytes) return false;
+    return (r.features ?? []).every((f) => caps.features.includes(f));
+  }
+
+  #touched(sh: ShardRecord, volunteerId: string): boolean {
+    const s = this.#store;
+    return (
+      s.leasesOfShard(sh.id).some((l) => l.volunteer === volunteerId) ||
+      s.resultsOfShard(sh.id).some((r) => r.volunteer === volunteerId)
+    );
+  }
+
+  #grant(sh: ShardRecord, volunteerId: string, job: JobRecord, now: number): LeaseGrant {
+    const lease: LeaseRecord = {
+      id: `${sh.id}@${volunteerId}@${now}`,
+      shard: sh.id,
+      job: sh.job,
+      volunteer: volunteerId,
+      issuedAt: now,
+      deadline: now + job.manifest.deadlineMs,
+    };
+    this.#store.putLease(lease);
+    return { lease, shard: sh.id, job: sh.job, work: sh.work };
+  }
+
+  #release(l: LeaseRecord): void {
+    const s = this.#store;
+    s.deleteLease(l.id);
+    const sh = s.getShard(l.shard);
+    if (!sh || sh.honeypot || sh.status !== 'open') return;
+    // A single-replica grant that never came back loses its trust: the next taker may be anyone.
+    if (sh.quorum === 1 && s.leasesOfShard(sh.id).length === 0 && s.resultsOfShard(sh.id).length === 0) {
+      const r = s.getJob(sh.job)!.manifest.replication;
+      if (r !== 1) s.putShard({ ...sh, quorum: r, wanted: r });
+    }
+  }
+
+  #checkOutputs(sh: ShardRecord, outputs: readonly OutputTensor[]): void {
+    if (sh.work.kind !== 'wgsl') return;
+    for (const b of sh.work.spec.bindings) {
+      if (b.role !== 'output') continue;
+      const o = outputs.find((x) => x.name === b.name);
+      if (!o || o.dtype !== b.dtype || o.shape.join(',') !== b.shape.join(',')) {
+        throw reject(`result.outputs: expected output "${b.name}" as ${b.dtype}[${b.shape.join(', ')}].`, {
+          path: 'result.outputs',
+          output: b.name,
+        });
+      }
+    }
+  }
+
+  #honeypotPasses(sh: ShardRecord, outputs: readonly OutputTensor[], m: Manifest): boolean {
+    for (const e of sh.expected ?? []) {
+      const o = outputs.find((x) => x.name === e.name);
+      if (!o) return false;
+      const bytes = m.tolerance === 'exact' ? undefined : this.#blob?.(e.sha256);
+      // Without the expected bytes only a bit-exact comparison is possible.
+      const tol = bytes ? m.tolerance : 'exact';
+      if (!tensorsAgree(o, { ...e, data: bytes ?? new ArrayBuffer(0) }, tol)) return false;
+    }
+    return true;
+  }
+
+  #judge(r: ResultRecord, valid: boolean, weight: number): void {
+    const s = this.#store;
+    s.putResult({ ...r, status: valid ? 'valid' : 'invalid' });
+    s.setCreditStatus(r.volunteer, r.shard, valid ? 'granted' : 'void');
+    const v = this.#volunteer(r.volunteer);
+    s.putVolunteer(
+      valid
+        ? { ...v, reputation: v.reputation + weight, streak: v.streak + 1, valid: v.valid + 1 }
+        : { ...v, reputation: v.reputation - 5 * weight, streak: 0, invalid: v.invalid + 1 },
+    );
+  }
+
+  #evaluate(sh: ShardRecord, job: JobRecord, by: string): SubmitOutcome {
+    const s = this.#store;
+    const tol = job.manifest.tolerance;
+    const results = s.resultsOfShard(sh.id);
+    let best: ResultRecord[] = [];
+    let canonical: ResultRecord | undefined;
+    for (const r of results) {
+      const group = results.filter((x) => resultsAgree(r.outputs, x.outputs, tol));
+      if (group.length > best.length) {
+        best = group;
+        canonical = r;
+      }
+    }
+    const mine = (): SubmitOutcome => {
+      const r = s.resultsOfShard(sh.id).find((x) => x.volunteer === by)!;
+      return { status: r.status === 'valid' ? 'valid' : r.status === 'invalid' ? 'invalid' : 'pending' };
+    };
+    if (canonical && best.length >= sh.quorum) {
+      for (const r of results) this.#judge(r, best.includes(r), 1);
+      this.#finish({ ...sh, status: 'validated', canonical: canonical.id });
+      return mine();
+    }
+    const need = sh.quorum - best.length;
+    if (results.length + need > job.manifest.maxReplicas) {
+      // Inconclusive: nobody can be shown right, so nobody is credited or blamed.
+      for (const r of results) s.setCreditStatus(r.volunteer, r.shard, 'void');
+      this.#finish({ ...sh, status: 'failed' });
+      return { status: 'inconclusive' };
+    }
+    s.putShard({ ...sh, wanted: Math.max(sh.wanted, results.length + need) });
+    return { status: 'pending' };
+  }
+
+  #finish(sh: ShardRecord): void {
+    const s = this.#store;
+    s.putShard(sh);
+    // Replicas still out are no longer needed; their late results are refused (no lease).
+    for (const l of s.leasesOfShard(sh.id)) s.deleteLease(l.id);
+    const shards = s.shardsOfJob(sh.job).filter((x) => !x.honeypot);
+    if (shards.some((x) => x.status === 'open')) return;
+    const job = s.getJob(sh.job)!;
+    const status: JobStatus = shards.some((x) => x.status === 'failed') ? 'failed' : 'done';
+    s.putJob({ ...job, status });
+    // The job is over: its honeypots stop being handed out and drop out of openShards().
+    for (const hp of s.shardsOfJob(sh.job).filter((x) => x.honeypot && x.status === 'open')) {
+      for (const l of s.leasesOfShard(hp.id)) s.deleteLease(l.id);
+      s.putShard({ ...hp, status: 'validated' });
+    }
+  }
+}
