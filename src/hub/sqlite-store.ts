@@ -11,6 +11,7 @@ import type {
   LedgerEntry,
   ResultRecord,
   ShardRecord,
+  TokenRecord,
   VolunteerRecord,
 } from './store.ts';
 
@@ -33,7 +34,17 @@ CREATE TABLE IF NOT EXISTS result_outputs (result TEXT NOT NULL, i INTEGER NOT N
 CREATE TABLE IF NOT EXISTS volunteers (id TEXT PRIMARY KEY, doc TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS ledger (volunteer TEXT NOT NULL, shard TEXT NOT NULL, job TEXT NOT NULL,
   credits REAL NOT NULL, status TEXT NOT NULL, PRIMARY KEY (volunteer, shard));
+CREATE TABLE IF NOT EXISTS tokens (name TEXT PRIMARY KEY, hash TEXT NOT NULL UNIQUE,
+  created_at INTEGER NOT NULL, revoked_at INTEGER);
 `;
+
+type TokenRow = { name: string; hash: string; created_at: number; revoked_at: number | null };
+const token = (r: TokenRow): TokenRecord => ({
+  name: r.name,
+  hash: r.hash,
+  createdAt: r.created_at,
+  ...(r.revoked_at === null ? {} : { revokedAt: r.revoked_at }),
+});
 
 type Doc = { doc: string };
 const docs = <T>(rows: unknown[]): T[] => (rows as Doc[]).map((r) => JSON.parse(r.doc) as T);
@@ -93,6 +104,10 @@ export class SqliteStore implements HubStore {
       ledgerOf: p(
         'SELECT volunteer, shard, job, credits, status FROM ledger WHERE volunteer = ? ORDER BY shard',
       ),
+      putToken: p('INSERT OR REPLACE INTO tokens (name, hash, created_at, revoked_at) VALUES (?, ?, ?, ?)'),
+      getToken: p('SELECT name, hash, created_at, revoked_at FROM tokens WHERE name = ?'),
+      tokenByHash: p('SELECT name, hash, created_at, revoked_at FROM tokens WHERE hash = ?'),
+      listTokens: p('SELECT name, hash, created_at, revoked_at FROM tokens ORDER BY created_at, name'),
     };
   }
 
@@ -194,6 +209,20 @@ export class SqliteStore implements HubStore {
     return (
       volunteer === undefined ? this.#q.ledgerAll!.all() : this.#q.ledgerOf!.all(volunteer)
     ) as LedgerEntry[];
+  }
+  putToken(t: TokenRecord): void {
+    this.#q.putToken!.run(t.name, t.hash, t.createdAt, t.revokedAt ?? null);
+  }
+  getToken(name: string): TokenRecord | undefined {
+    const r = this.#q.getToken!.get(name) as TokenRow | undefined;
+    return r ? token(r) : undefined;
+  }
+  tokenByHash(hash: string): TokenRecord | undefined {
+    const r = this.#q.tokenByHash!.get(hash) as TokenRow | undefined;
+    return r ? token(r) : undefined;
+  }
+  listTokens(): TokenRecord[] {
+    return (this.#q.listTokens!.all() as TokenRow[]).map(token);
   }
   close(): void {
     this.#db.close();

@@ -71,6 +71,16 @@ export interface LedgerEntry {
   readonly status: CreditStatus;
 }
 
+/** A researcher token: only the SHA-256 of its secret is kept (see tokens.ts). */
+export interface TokenRecord {
+  /** Unique; what `hearth token revoke NAME` names. */
+  readonly name: string;
+  /** SHA-256 of the secret, 64 lowercase hex digits. */
+  readonly hash: string;
+  readonly createdAt: number;
+  readonly revokedAt?: number;
+}
+
 /**
  * Storage for the scheduler. Methods are synchronous so that a whole state change runs inside
  * `transaction` (better-sqlite3 transactions are synchronous; an await inside one would let
@@ -108,6 +118,12 @@ export interface HubStore {
   addCredit(e: LedgerEntry): boolean;
   setCreditStatus(volunteer: string, shard: string, status: CreditStatus): void;
   ledger(volunteer?: string): LedgerEntry[];
+  /** Adds or replaces a token by name (revoking is a put with `revokedAt`). */
+  putToken(t: TokenRecord): void;
+  getToken(name: string): TokenRecord | undefined;
+  tokenByHash(hash: string): TokenRecord | undefined;
+  /** All tokens, oldest first. */
+  listTokens(): TokenRecord[];
   close(): void;
 }
 
@@ -124,6 +140,7 @@ export class MemoryStore implements HubStore {
   #results = new Map<string, ResultRecord>();
   #volunteers = new Map<string, VolunteerRecord>();
   #ledger = new Map<string, LedgerEntry>();
+  #tokens = new Map<string, TokenRecord>();
   #depth = 0;
 
   transaction<T>(fn: () => T): T {
@@ -135,6 +152,7 @@ export class MemoryStore implements HubStore {
     const results = new Map(this.#results);
     const volunteers = new Map(this.#volunteers);
     const ledger = new Map(this.#ledger);
+    const tokens = new Map(this.#tokens);
     this.#depth++;
     try {
       return fn();
@@ -145,6 +163,7 @@ export class MemoryStore implements HubStore {
       this.#results = results;
       this.#volunteers = volunteers;
       this.#ledger = ledger;
+      this.#tokens = tokens;
       throw e;
     } finally {
       this.#depth--;
@@ -213,6 +232,21 @@ export class MemoryStore implements HubStore {
   }
   ledger(volunteer?: string): LedgerEntry[] {
     return [...this.#ledger.values()].filter((e) => volunteer === undefined || e.volunteer === volunteer);
+  }
+  putToken(t: TokenRecord): void {
+    this.#tokens.set(t.name, t);
+  }
+  getToken(name: string): TokenRecord | undefined {
+    return this.#tokens.get(name);
+  }
+  tokenByHash(hash: string): TokenRecord | undefined {
+    for (const t of this.#tokens.values()) if (t.hash === hash) return t;
+    return undefined;
+  }
+  listTokens(): TokenRecord[] {
+    return [...this.#tokens.values()].sort(
+      (a, b) => a.createdAt - b.createdAt || a.name.localeCompare(b.name),
+    );
   }
   close(): void {}
 }

@@ -1,0 +1,363 @@
+// The volunteer control plane on the hub's HTTP server: one WebSocket per volunteer at
+// /v1/volunteer. hello → challenge → auth → welcome, then lease-request / heartbeat / result.
+// Everything a stranger sends is bounded (DESIGN.md invariant 7): message size, messages per
+// second, connections per address, the page's Origin, and the time to finish auth. A bad
+// message gets a typed `error` reply and changes nothing; the hub itself never throws from here.
+import type { IncomingMessage, Server } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { type WebSocket, WebSocketServer } from 'ws';
+import { HearthError, isHearthError } from '../core/errors.ts';
+import { importVolunteerKey, newNonce, type VolunteerKey, verifyChallenge } from '../hub/identity.ts';
+import type { Scheduler } from '../hub/scheduler.ts';
+import {
+  type ClientMessage,
+  CONTROL_LIMITS,
+  type ControlErrorCode,
+  type HubMessage,
+  parseClientMessage,
+} from '../protocol/control.ts';
+import type { Manifest } from '../protocol/manifest.ts';
+
+export const CONTROL_PATH = '/v1/volunteer';
+
+export interface ControlPlaneOptions {
+  /**
+   * Page origins allowed to open a volunteer connection, e.g. ['https://hub.example',
+   * 'https://embedder.example']. '*' is refused: a list, always.
+   */
+  readonly allowedOrigins: readonly string[];
+  /**
+   * Accept connections without an Origin header (non-browser volunteers; default false). A
+   * browser always sends one, so this only admits clients that could forge any origin anyway.
+   */
+  readonly allowMissingOrigin?: boolean;
+  /** Default '/v1/volunteer'. */
+  readonly path?: string;
+  /** Largest message in bytes (default 16 MiB); a larger one closes the connection (1009). */
+  readonly maxMessageBytes?: number;
+  /** Sustained messages per second per connection (default 20). */
+  readonly messagesPerSecond?: number;
+  /** Messages a connection may send at once before the rate applies (default 2 × the rate). */
+  readonly burst?: number;
+  /** Open connections per remote address (default 16). */
+  readonly maxConnectionsPerAddress?: number;
+  /** Time from connect to a verified auth (default 10 s). */
+  readonly authTimeoutMs?: number;
+  /** Messages queued behind a slow one before the connection is closed (default 64). */
+  readonly maxQueued?: number;
+  /**
+   * Looks a job's manifest up (e.g. `(id) => store.getJob(id)?.manifest`) so that a WGSL lease
+   * carries its kernel source; without it leases carry the shard's work only.
+   */
+  readonly manifestOf?: (job: string) => Manifest | undefined;
+  /** Clock (ms since the epoch) passed to the scheduler; default Date.now. */
+  readonly now?: () => number;
+  /** Called with failures that are the hub's own fault (default console.error). */
+  readonly onInternalError?: (e: unknown) => void;
+}
+
+export interface ControlPlane {
+  /** Open connections right now. */
+  readonly connections: () => number;
+  /** Authenticated volunteers connected right now. */
+  readonly volunteers: () => number;
+  /** Stops accepting, closes every connection (their leases are released) and detaches. */
+  close(): Promise<void>;
+}
+
+type Phase =
+  | { readonly name: 'new' }
+  | { readonly name: 'challenged'; readonly key: VolunteerKey; readonly caps: Caps }
+  | { readonly name: 'ready'; readonly id: string; readonly caps: Caps }
+  | { readonly name: 'closed' };
+type Caps = Extract<ClientMessage, { type: 'hello' }>['capabilities'];
+
+const CLOSE_POLICY = 1008;
+
+/**
+ * Serves the volunteer control plane on `server` (WebSocket upgrades on `opts.path`; other
+ * upgrade paths are left to other handlers).
+ *
+ * @example
+ * const server = http.createServer();
+ * const cp = attachControlPlane(server, scheduler, { allowedOrigins: ['https://hub.example'] });
+ * server.listen(8080, '127.0.0.1');
+ * // later: await cp.close();
+ */
+export function attachControlPlane(
+  server: Server,
+  scheduler: Scheduler,
+  opts: ControlPlaneOptions,
+): ControlPlane {
+  const origins = new Set<string>();
+  for (const o of opts.allowedOrigins) {
+    let parsed: URL | undefined;
+    try {
+      parsed = new URL(o);
+    } catch {
+      parsed = undefined;
+    }
+    if (o === '*' || !parsed || parsed.origin !== o) {
+      throw new HearthError(
+        'input/invalid',
+        `allowedOrigins: "${o}" is not an origin like "https://example.org" ('*' is never allowed).`,
+        { details: { origin: o } },
+      );
+    }
+    origins.add(o);
+  }
+  const path = opts.path ?? CONTROL_PATH;
+  const maxBytes = Math.min(opts.maxMessageBytes ?? 16 * 1024 * 1024, CONTROL_LIMITS.maxMessageChars);
+  const rate = opts.messagesPerSecond ?? 20;
+  const burst = opts.burst ?? rate * 2;
+  const perAddress = opts.maxConnectionsPerAddress ?? 16;
+  const authTimeoutMs = opts.authTimeoutMs ?? 10_000;
+  const maxQueued = opts.maxQueued ?? 64;
+  const now = opts.now ?? Date.now;
+  const onInternal = opts.onInternalError ?? ((e: unknown) => console.error('control plane:', e));
+
+  const wss = new WebSocketServer({ noServer: true, maxPayload: maxBytes });
+  const byAddress = new Map<string, number>();
+  const byVolunteer = new Map<string, number>();
+  const sockets = new Set<WebSocket>();
+  let closing = false;
+
+  const refuse = (socket: Duplex, status: number, reason: string, message: string) => {
+    const body = JSON.stringify({ code: reason, message });
+    socket.end(
+      `HTTP/1.1 ${status} ${status === 403 ? 'Forbidden' : status === 429 ? 'Too Many Requests' : 'Service Unavailable'}\r\n` +
+        'Content-Type: application/json\r\nConnection: close\r\n' +
+        `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    );
+  };
+
+  const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    let url: URL;
+    try {
+      url = new URL(req.url ?? '/', 'http://hub');
+    } catch {
+      return;
+    }
+    if (url.pathname !== path) return;
+    socket.on('error', () => socket.destroy());
+    if (closing) return refuse(socket, 503, 'closing', 'The hub is shutting down.');
+    const origin = req.headers.origin;
+    if (origin === undefined ? !opts.allowMissingOrigin : !origins.has(origin)) {
+      return refuse(
+        socket,
+        403,
+        'origin',
+        origin === undefined
+          ? 'A volunteer connection needs an Origin header.'
+          : `Origin ${origin.slice(0, 200)} is not allowed to connect to this hub.`,
+      );
+    }
+    const address = req.socket.remoteAddress ?? 'unknown';
+    const open = byAddress.get(address) ?? 0;
+    if (open >= perAddress) {
+      return refuse(
+        socket,
+        429,
+        'too-many-connections',
+        `${open} connections from this address already: the limit is ${perAddress}.`,
+      );
+    }
+    byAddress.set(address, open + 1);
+    try {
+      wss.handleUpgrade(req, socket, head, (ws) => serve(ws, address));
+    } catch (e) {
+      release(address);
+      socket.destroy();
+      onInternal(e);
+    }
+  };
+
+  const release = (address: string) => {
+    const n = (byAddress.get(address) ?? 1) - 1;
+    if (n <= 0) byAddress.delete(address);
+    else byAddress.set(address, n);
+  };
+
+  const serve = (ws: WebSocket, address: string) => {
+    sockets.add(ws);
+    let phase: Phase = { name: 'new' };
+    let nonce = '';
+    let tokens = burst;
+    let lastRefill = Date.now();
+    let queued = 0;
+    let chain: Promise<void> = Promise.resolve();
+    // The socket may already be dead when released; ws keeps the address count honest via 'close'.
+    let released = false;
+
+    const send = (m: HubMessage) => {
+      if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(m));
+    };
+    const fail = (code: ControlErrorCode, message: string, close = false) => {
+      send({ v: 1, type: 'error', code, message: message.slice(0, CONTROL_LIMITS.maxErrorChars) });
+      if (close) shut(CLOSE_POLICY, code);
+    };
+    const shut = (code: number, reason: string) => {
+      if (phase.name !== 'closed' && ws.readyState === ws.OPEN) ws.close(code, reason);
+    };
+    const authTimer = setTimeout(() => {
+      if (phase.name !== 'ready') fail('auth-timeout', `No verified auth within ${authTimeoutMs} ms.`, true);
+    }, authTimeoutMs);
+
+    const handle = async (m: ClientMessage): Promise<void> => {
+      if (phase.name === 'closed') return;
+      switch (m.type) {
+        case 'hello': {
+          if (phase.name !== 'new') return fail('bad-state', 'hello: this connection already said hello.');
+          const key = await importVolunteerKey(m.publicKey);
+          nonce = newNonce();
+          if (phase.name !== 'new') return;
+          phase = { name: 'challenged', key, caps: m.capabilities };
+          return send({ v: 1, type: 'challenge', nonce });
+        }
+        case 'auth': {
+          if (phase.name === 'ready')
+            return fail('bad-state', 'auth: this connection is already authenticated.');
+          if (phase.name !== 'challenged') return fail('bad-state', 'auth: say hello first.');
+          const { key, caps } = phase;
+          if (!(await verifyChallenge(key, nonce, m.signature))) {
+            return fail(
+              'auth-failed',
+              "auth: the signature does not verify for this connection's challenge.",
+              true,
+            );
+          }
+          if (phase.name !== 'challenged') return;
+          clearTimeout(authTimer);
+          phase = { name: 'ready', id: key.id, caps };
+          byVolunteer.set(key.id, (byVolunteer.get(key.id) ?? 0) + 1);
+          return send({ v: 1, type: 'welcome', volunteerId: key.id });
+        }
+        default:
+          break;
+      }
+      if (phase.name !== 'ready')
+        return fail('unauthenticated', `${m.type}: authenticate first (hello, auth).`);
+      const { id, caps } = phase;
+      try {
+        switch (m.type) {
+          case 'lease-request': {
+            const g = scheduler.lease(id, caps, now());
+            if (!g) return send({ v: 1, type: 'no-work' });
+            const m = opts.manifestOf?.(g.job);
+            return send({
+              v: 1,
+              type: 'lease',
+              lease: g.lease.id,
+              shard: g.shard,
+              job: g.job,
+              ...(m?.kind === 'wgsl'
+                ? { kernel: { source: m.source, ...(m.entryPoint ? { entryPoint: m.entryPoint } : {}) } }
+                : {}),
+              work: g.work,
+              deadline: g.lease.deadline,
+            });
+          }
+          case 'heartbeat': {
+            const l = scheduler.heartbeat(id, m.lease, now());
+            return send({ v: 1, type: 'extended', lease: l.id, deadline: l.deadline });
+          }
+          case 'result': {
+            const outcome = await scheduler.submitResult(id, m.result, now());
+            return send({ v: 1, type: 'ack', shard: m.result.shard, outcome: outcome.status });
+          }
+        }
+      } catch (e) {
+        if (isHearthError(e, 'input/invalid')) return fail('refused', e.message);
+        throw e;
+      }
+    };
+
+    ws.on('message', (data, isBinary) => {
+      // Token bucket: `burst` at once, then `rate` per second.
+      const t = Date.now();
+      tokens = Math.min(burst, tokens + ((t - lastRefill) / 1000) * rate);
+      lastRefill = t;
+      if (tokens < 1) {
+        return fail('rate-limited', `Over ${rate} messages per second: closing this connection.`, true);
+      }
+      tokens -= 1;
+      if (isBinary)
+        return fail('unsupported', 'Binary frames are not part of the control protocol: send JSON text.');
+      if (++queued > maxQueued) {
+        return fail(
+          'rate-limited',
+          `More than ${maxQueued} messages waiting: closing this connection.`,
+          true,
+        );
+      }
+      const text = Array.isArray(data)
+        ? Buffer.concat(data).toString('utf8')
+        : Buffer.from(data as ArrayBuffer).toString('utf8');
+      chain = chain.then(async () => {
+        try {
+          let m: ClientMessage;
+          try {
+            m = parseClientMessage(text);
+          } catch (e) {
+            if (isHearthError(e)) return fail('bad-message', e.message);
+            throw e;
+          }
+          await handle(m);
+        } catch (e) {
+          if (isHearthError(e, 'input/invalid')) return fail('bad-message', e.message);
+          onInternal(e);
+          fail('internal', 'The hub failed on this message; it may be retried.');
+        } finally {
+          queued--;
+        }
+      });
+    });
+    ws.on('error', () => {
+      // ws reports protocol violations (oversize, bad frames) here, then closes: nothing to add.
+    });
+    ws.on('close', () => {
+      clearTimeout(authTimer);
+      sockets.delete(ws);
+      if (!released) {
+        released = true;
+        release(address);
+      }
+      const was = phase;
+      phase = { name: 'closed' };
+      if (was.name !== 'ready') return;
+      const left = (byVolunteer.get(was.id) ?? 1) - 1;
+      if (left > 0) {
+        byVolunteer.set(was.id, left);
+        return;
+      }
+      byVolunteer.delete(was.id);
+      // Wait for this connection's last message (a result in flight) before releasing leases.
+      chain = chain.then(() => {
+        try {
+          scheduler.disconnect(was.id);
+        } catch (e) {
+          onInternal(e);
+        }
+      });
+    });
+  };
+
+  server.on('upgrade', onUpgrade);
+  return {
+    connections: () => sockets.size,
+    volunteers: () => byVolunteer.size,
+    close: async () => {
+      closing = true;
+      server.off('upgrade', onUpgrade);
+      const gone = [...sockets].map(
+        (ws) =>
+          new Promise<void>((resolve) => {
+            ws.once('close', () => resolve());
+            ws.terminate();
+          }),
+      );
+      await Promise.all(gone);
+      await new Promise<void>((resolve) => wss.close(() => resolve()));
+    },
+  };
+}

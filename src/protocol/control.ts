@@ -1,0 +1,465 @@
+// The control plane between a volunteer and the hub: small JSON text messages over one WebSocket.
+// Everything a volunteer sends is untrusted (DESIGN.md invariants 3 and 7), so both directions
+// are a versioned discriminated union checked at runtime; a failure is a HearthError
+// ('input/invalid') whose message names the bad field.
+//
+// Result tensors travel inside the `result` message as base64url strings. One self-contained
+// text frame per message keeps the protocol stateless between frames (no "binary frame follows"
+// pairing to get wrong under loss or interleaving); the cost is a third more bytes, which the
+// hub's message-size limit bounds. Larger outputs belong on the data plane (by hash).
+import { HearthError } from '../core/errors.ts';
+import { isSha256Hex, sha256Hex } from '../core/hash.ts';
+import {
+  DTYPES,
+  type OutputTensor,
+  parseShape,
+  SHARD_LIMITS,
+  type ShardResult,
+  tensorBytes,
+} from './shard.ts';
+import { arr, int, obj, oneOf, onlyKeys, str } from './validate.ts';
+
+export const CONTROL_PROTOCOL_VERSION = 1;
+
+/** Bounds on control messages, whatever the transport allows. */
+export const CONTROL_LIMITS = {
+  /** Characters of one message (the hub's WebSocket maxPayload should not exceed this). */
+  maxMessageChars: 16 * 1024 * 1024,
+  maxFeatures: 64,
+  maxFeatureChars: 64,
+  /** base64url of a P-256 SPKI is 122 characters; a little room for other encoders. */
+  maxPublicKeyChars: 256,
+  /** A P-256 ECDSA signature is 64 bytes (r ‖ s): 86 base64url characters. */
+  maxSignatureChars: 128,
+  maxNonceChars: 64,
+  maxIdChars: 256,
+  maxErrorChars: 2048,
+} as const;
+
+/** What a volunteer's device reports on hello (the scheduler matches shards by it). */
+export interface ControlCapabilities {
+  /** The adapter's maxBufferSize. */
+  readonly maxBufferBytes: number;
+  readonly features: readonly string[];
+}
+
+/** A P-256 public key as a JWK (only the public fields). */
+export interface PublicJwk {
+  readonly kty: 'EC';
+  readonly crv: 'P-256';
+  readonly x: string;
+  readonly y: string;
+}
+
+/** An output tensor as it travels: bytes as base64url. */
+export interface WireOutput {
+  readonly name: string;
+  readonly dtype: OutputTensor['dtype'];
+  readonly shape: readonly number[];
+  readonly sha256: string;
+  readonly data: string;
+}
+
+// ---- client → hub ----
+export interface HelloMessage {
+  readonly v: 1;
+  readonly type: 'hello';
+  /** SPKI bytes as base64url, or a JWK. The volunteer id is the SHA-256 of the SPKI bytes. */
+  readonly publicKey: string | PublicJwk;
+  readonly capabilities: ControlCapabilities;
+}
+export interface AuthMessage {
+  readonly v: 1;
+  readonly type: 'auth';
+  /** ECDSA P-256 / SHA-256 signature (IEEE P1363, r ‖ s) of `challengeBytes(nonce, id)`, base64url. */
+  readonly signature: string;
+}
+export interface LeaseRequestMessage {
+  readonly v: 1;
+  readonly type: 'lease-request';
+}
+export interface HeartbeatMessage {
+  readonly v: 1;
+  readonly type: 'heartbeat';
+  /** The lease id from the `lease` message. */
+  readonly lease: string;
+}
+export interface ResultMessage {
+  readonly v: 1;
+  readonly type: 'result';
+  readonly result: ShardResult;
+}
+export type ClientMessage =
+  | HelloMessage
+  | AuthMessage
+  | LeaseRequestMessage
+  | HeartbeatMessage
+  | ResultMessage;
+
+// ---- hub → client ----
+export interface ChallengeMessage {
+  readonly v: 1;
+  readonly type: 'challenge';
+  /** 32 random bytes as base64url, fresh for this connection. */
+  readonly nonce: string;
+}
+export interface WelcomeMessage {
+  readonly v: 1;
+  readonly type: 'welcome';
+  readonly volunteerId: string;
+}
+/** The shape of a lease's work that this layer knows: its kind. */
+export interface LeaseWork {
+  readonly kind: 'onnx' | 'wgsl';
+}
+/** A WGSL job's kernel, which its shards' work does not repeat. */
+export interface LeaseKernel {
+  readonly source: string;
+  readonly entryPoint?: string;
+}
+export interface LeaseMessage {
+  readonly v: 1;
+  readonly type: 'lease';
+  readonly lease: string;
+  readonly shard: string;
+  readonly job: string;
+  /** For WGSL work: the job's kernel (the hub includes it when it can look the job up). */
+  readonly kernel?: LeaseKernel;
+  /**
+   * What to compute, with blobs by SHA-256 (fetched over the data plane): the hub's planned work
+   * (hub/planner.ts ShardWork) as JSON. Only its kind is checked here.
+   */
+  readonly work: LeaseWork;
+  /** ms since the epoch; heartbeat before it or the shard goes to someone else. */
+  readonly deadline: number;
+}
+export interface NoWorkMessage {
+  readonly v: 1;
+  readonly type: 'no-work';
+}
+export interface ExtendedMessage {
+  readonly v: 1;
+  readonly type: 'extended';
+  readonly lease: string;
+  readonly deadline: number;
+}
+export type AckOutcome = 'pending' | 'valid' | 'invalid' | 'inconclusive';
+export interface AckMessage {
+  readonly v: 1;
+  readonly type: 'ack';
+  readonly shard: string;
+  readonly outcome: AckOutcome;
+}
+export type ControlErrorCode =
+  /** Not JSON, wrong types, unknown fields or kinds: the message names the field. */
+  | 'bad-message'
+  /** A message that needs an authenticated connection came before `welcome`. */
+  | 'unauthenticated'
+  /** A message out of order (a second hello, auth before hello). */
+  | 'bad-state'
+  /** The signature did not verify, or the key is not a P-256 key. The connection closes. */
+  | 'auth-failed'
+  /** No auth within the hub's deadline. The connection closes. */
+  | 'auth-timeout'
+  /** Over the messages-per-second limit. The connection closes. */
+  | 'rate-limited'
+  /** Binary frames are not part of this protocol. */
+  | 'unsupported'
+  /** The scheduler refused it (no such lease, wrong outputs, hashes that do not match). */
+  | 'refused'
+  /** The hub failed; the message may be retried. */
+  | 'internal';
+export interface ErrorMessage {
+  readonly v: 1;
+  readonly type: 'error';
+  readonly code: ControlErrorCode;
+  readonly message: string;
+}
+export type HubMessage =
+  | ChallengeMessage
+  | WelcomeMessage
+  | LeaseMessage
+  | NoWorkMessage
+  | ExtendedMessage
+  | AckMessage
+  | ErrorMessage;
+
+const CLIENT_TYPES = ['hello', 'auth', 'lease-request', 'heartbeat', 'result'] as const;
+const HUB_TYPES = ['challenge', 'welcome', 'lease', 'no-work', 'extended', 'ack', 'error'] as const;
+export const ACK_OUTCOMES: readonly AckOutcome[] = ['pending', 'valid', 'invalid', 'inconclusive'];
+export const CONTROL_ERROR_CODES: readonly ControlErrorCode[] = [
+  'bad-message',
+  'unauthenticated',
+  'bad-state',
+  'auth-failed',
+  'auth-timeout',
+  'rate-limited',
+  'unsupported',
+  'refused',
+  'internal',
+];
+const B64URL = /^[A-Za-z0-9_-]*$/;
+const ID = /^[A-Za-z0-9._:/@#-]{1,256}$/;
+
+const bad = (path: string, message: string, details: Record<string, unknown> = {}): HearthError =>
+  new HearthError('input/invalid', `${path}: ${message}`, { details: { path, ...details } });
+
+/** base64url (no padding) of bytes. Works in pages, workers and Node. */
+export function toBase64Url(data: ArrayBuffer | Uint8Array): string {
+  const u8 = data instanceof Uint8Array ? data : new Uint8Array(data);
+  let bin = '';
+  for (let i = 0; i < u8.length; i += 0x8000) {
+    bin += String.fromCharCode(...u8.subarray(i, i + 0x8000));
+  }
+  return btoa(bin).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+}
+
+/** Bytes of a base64url string (padding optional); throws naming `path` on anything else. */
+export function fromBase64Url(s: unknown, path: string, maxBytes: number): ArrayBuffer {
+  if (typeof s !== 'string') throw bad(path, `expected a base64url string, got ${typeof s}.`);
+  const body = s.endsWith('==') ? s.slice(0, -2) : s.endsWith('=') ? s.slice(0, -1) : s;
+  if (!B64URL.test(body) || body.length % 4 === 1) throw bad(path, 'expected base64url characters.');
+  const n = Math.floor((body.length * 3) / 4);
+  if (n > maxBytes) throw bad(path, `${n} bytes is over the ${maxBytes}-byte limit.`, { bytes: n });
+  const bin = atob(body.replace(/-/g, '+').replace(/_/g, '/') + '='.repeat((4 - (body.length % 4)) % 4));
+  const out = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+  return out.buffer;
+}
+
+/**
+ * The bytes a volunteer signs to answer a challenge. The nonce is fresh per connection, so a
+ * signature seen on one connection is worthless on any other; the id ties it to one key.
+ */
+export function challengeBytes(nonce: string, volunteerId: string): Uint8Array<ArrayBuffer> {
+  return new TextEncoder().encode(
+    `hearth-volunteer-auth/${CONTROL_PROTOCOL_VERSION}\n${nonce}\n${volunteerId}`,
+  );
+}
+
+/** A volunteer's id: SHA-256 (hex) of its public key's SPKI bytes. Chosen by key, never claimed. */
+export function volunteerIdOf(spki: ArrayBuffer): Promise<string> {
+  return sha256Hex(spki);
+}
+
+function parseText(text: unknown, who: string): Record<string, unknown> {
+  if (typeof text !== 'string') throw bad(who, `expected a JSON text message, got ${typeof text}.`);
+  if (text.length > CONTROL_LIMITS.maxMessageChars) {
+    throw bad(who, `${text.length} characters is over the ${CONTROL_LIMITS.maxMessageChars} limit.`);
+  }
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch (e) {
+    throw bad(who, `not valid JSON (${(e as Error).message}).`);
+  }
+  const o = obj(v, who);
+  if (o.v !== CONTROL_PROTOCOL_VERSION) {
+    throw bad(
+      `${who}.v`,
+      `this hub speaks control protocol ${CONTROL_PROTOCOL_VERSION}, the message says ${JSON.stringify(o.v) ?? 'nothing'}.`,
+    );
+  }
+  return o;
+}
+
+function parsePublicKey(v: unknown, path: string): string | PublicJwk {
+  if (typeof v === 'string') {
+    str(v, path, { max: CONTROL_LIMITS.maxPublicKeyChars, pattern: B64URL });
+    return v;
+  }
+  const o = obj(v, path);
+  onlyKeys(o, path, ['kty', 'crv', 'x', 'y', 'ext', 'key_ops']);
+  oneOf(o.kty, `${path}.kty`, ['EC'] as const);
+  oneOf(o.crv, `${path}.crv`, ['P-256'] as const);
+  const x = str(o.x, `${path}.x`, { max: 64, pattern: B64URL });
+  const y = str(o.y, `${path}.y`, { max: 64, pattern: B64URL });
+  return { kty: 'EC', crv: 'P-256', x, y };
+}
+
+function parseCapabilities(v: unknown, path: string): ControlCapabilities {
+  const o = obj(v, path);
+  onlyKeys(o, path, ['maxBufferBytes', 'features']);
+  const maxBufferBytes = int(o.maxBufferBytes, `${path}.maxBufferBytes`, 0, Number.MAX_SAFE_INTEGER);
+  const features = arr(o.features, `${path}.features`, CONTROL_LIMITS.maxFeatures).map((f, i) =>
+    str(f, `${path}.features[${i}]`, { max: CONTROL_LIMITS.maxFeatureChars }),
+  );
+  return { maxBufferBytes, features };
+}
+
+function parseOutput(v: unknown, path: string): OutputTensor {
+  const o = obj(v, path);
+  onlyKeys(o, path, ['name', 'dtype', 'shape', 'sha256', 'data']);
+  const name = str(o.name, `${path}.name`, { max: 128 });
+  const dtype = oneOf(o.dtype, `${path}.dtype`, DTYPES);
+  const shape = parseShape(o.shape, `${path}.shape`);
+  if (!isSha256Hex(o.sha256)) throw bad(`${path}.sha256`, 'expected 64 lowercase hex digits.');
+  const want = tensorBytes(dtype, shape);
+  const limit = Math.min(SHARD_LIMITS.maxTensorBytes, CONTROL_LIMITS.maxMessageChars);
+  if (want > limit) throw bad(path, `${want} bytes is over the ${limit}-byte limit.`, { bytes: want });
+  const data = fromBase64Url(o.data, `${path}.data`, limit);
+  if (data.byteLength !== want) {
+    throw bad(`${path}.data`, `${dtype}[${shape.join(', ')}] needs ${want} bytes, got ${data.byteLength}.`, {
+      expected: want,
+      got: data.byteLength,
+    });
+  }
+  return { name, dtype, shape, sha256: o.sha256, data };
+}
+
+function parseResult(v: unknown, path: string): ShardResult {
+  const o = obj(v, path);
+  onlyKeys(o, path, ['v', 'shard', 'job', 'kind', 'outputs', 'backend', 'device', 'ms']);
+  if (o.v !== 1) throw bad(`${path}.v`, `expected 1, got ${JSON.stringify(o.v) ?? 'nothing'}.`);
+  const shard = str(o.shard, `${path}.shard`, { pattern: ID });
+  const job = str(o.job, `${path}.job`, { pattern: ID });
+  const kind = oneOf(o.kind, `${path}.kind`, ['onnx', 'wgsl'] as const);
+  const list = arr(o.outputs, `${path}.outputs`, SHARD_LIMITS.maxTensors);
+  if (list.length === 0) throw bad(`${path}.outputs`, 'expected at least one output.');
+  const outputs = list.map((x, i) => parseOutput(x, `${path}.outputs[${i}]`));
+  const names = new Set(outputs.map((x) => x.name));
+  if (names.size !== outputs.length) throw bad(`${path}.outputs`, 'output names must be distinct.');
+  const backend = oneOf(o.backend, `${path}.backend`, ['webgpu', 'wasm'] as const);
+  const device = str(o.device, `${path}.device`, { max: 256 });
+  if (typeof o.ms !== 'number' || !Number.isFinite(o.ms) || o.ms < 0) {
+    throw bad(`${path}.ms`, 'expected a finite number ≥ 0.');
+  }
+  return { v: 1, shard, job, kind, outputs, backend, device, ms: o.ms };
+}
+
+/**
+ * Checks a message from a volunteer. Throws a HearthError ('input/invalid') naming the bad field.
+ *
+ * @example
+ * const m = parseClientMessage(text);
+ * if (m.type === 'hello') m.capabilities.maxBufferBytes;
+ */
+export function parseClientMessage(text: unknown): ClientMessage {
+  const o = parseText(text, 'message');
+  const type = oneOf(o.type, 'message.type', CLIENT_TYPES);
+  switch (type) {
+    case 'hello':
+      onlyKeys(o, 'message', ['v', 'type', 'publicKey', 'capabilities']);
+      return {
+        v: 1,
+        type,
+        publicKey: parsePublicKey(o.publicKey, 'message.publicKey'),
+        capabilities: parseCapabilities(o.capabilities, 'message.capabilities'),
+      };
+    case 'auth':
+      onlyKeys(o, 'message', ['v', 'type', 'signature']);
+      return {
+        v: 1,
+        type,
+        signature: str(o.signature, 'message.signature', {
+          max: CONTROL_LIMITS.maxSignatureChars,
+          pattern: B64URL,
+        }),
+      };
+    case 'lease-request':
+      onlyKeys(o, 'message', ['v', 'type']);
+      return { v: 1, type };
+    case 'heartbeat':
+      onlyKeys(o, 'message', ['v', 'type', 'lease']);
+      return { v: 1, type, lease: str(o.lease, 'message.lease', { pattern: ID }) };
+    default:
+      onlyKeys(o, 'message', ['v', 'type', 'result']);
+      return { v: 1, type: 'result', result: parseResult(o.result, 'message.result') };
+  }
+}
+
+function parseKernel(v: unknown, path: string): LeaseKernel {
+  const o = obj(v, path);
+  onlyKeys(o, path, ['source', 'entryPoint']);
+  const source = str(o.source, `${path}.source`, { max: SHARD_LIMITS.maxSourceChars });
+  if (o.entryPoint === undefined) return { source };
+  const entryPoint = str(o.entryPoint, `${path}.entryPoint`, {
+    max: 128,
+    pattern: /^[A-Za-z_][A-Za-z0-9_]*$/,
+  });
+  return { source, entryPoint };
+}
+
+/**
+ * Checks a message from the hub (the volunteer trusts the hub to decide, not to be well formed).
+ * A lease's `work` is checked for its kind only; the worker's parseShard checks the shard it
+ * becomes.
+ */
+export function parseHubMessage(text: unknown): HubMessage {
+  const o = parseText(text, 'message');
+  const type = oneOf(o.type, 'message.type', HUB_TYPES);
+  const time = (v: unknown, path: string) => int(v, path, 0, Number.MAX_SAFE_INTEGER);
+  switch (type) {
+    case 'challenge':
+      onlyKeys(o, 'message', ['v', 'type', 'nonce']);
+      return {
+        v: 1,
+        type,
+        nonce: str(o.nonce, 'message.nonce', { max: CONTROL_LIMITS.maxNonceChars, pattern: B64URL }),
+      };
+    case 'welcome':
+      onlyKeys(o, 'message', ['v', 'type', 'volunteerId']);
+      if (!isSha256Hex(o.volunteerId)) throw bad('message.volunteerId', 'expected 64 lowercase hex digits.');
+      return { v: 1, type, volunteerId: o.volunteerId };
+    case 'lease': {
+      onlyKeys(o, 'message', ['v', 'type', 'lease', 'shard', 'job', 'kernel', 'work', 'deadline']);
+      const work = obj(o.work, 'message.work');
+      oneOf(work.kind, 'message.work.kind', ['onnx', 'wgsl'] as const);
+      const leaseWork = work as unknown as LeaseWork;
+      return {
+        v: 1,
+        type,
+        lease: str(o.lease, 'message.lease', { pattern: ID }),
+        shard: str(o.shard, 'message.shard', { pattern: ID }),
+        job: str(o.job, 'message.job', { pattern: ID }),
+        ...(o.kernel === undefined ? {} : { kernel: parseKernel(o.kernel, 'message.kernel') }),
+        work: leaseWork,
+        deadline: time(o.deadline, 'message.deadline'),
+      };
+    }
+    case 'no-work':
+      onlyKeys(o, 'message', ['v', 'type']);
+      return { v: 1, type };
+    case 'extended':
+      onlyKeys(o, 'message', ['v', 'type', 'lease', 'deadline']);
+      return {
+        v: 1,
+        type,
+        lease: str(o.lease, 'message.lease', { pattern: ID }),
+        deadline: time(o.deadline, 'message.deadline'),
+      };
+    case 'ack':
+      onlyKeys(o, 'message', ['v', 'type', 'shard', 'outcome']);
+      return {
+        v: 1,
+        type,
+        shard: str(o.shard, 'message.shard', { pattern: ID }),
+        outcome: oneOf(o.outcome, 'message.outcome', ACK_OUTCOMES),
+      };
+    default:
+      onlyKeys(o, 'message', ['v', 'type', 'code', 'message']);
+      return {
+        v: 1,
+        type: 'error',
+        code: oneOf(o.code, 'message.code', CONTROL_ERROR_CODES),
+        message: str(o.message, 'message.message', { max: CONTROL_LIMITS.maxErrorChars }),
+      };
+  }
+}
+
+/** A ShardResult as it travels in a `result` message: output bytes as base64url. */
+export type WireResult = Omit<ShardResult, 'outputs'> & { readonly outputs: readonly WireOutput[] };
+
+/** A result as it travels: output bytes as base64url. */
+export function encodeResult(r: ShardResult): WireResult {
+  return {
+    ...r,
+    outputs: r.outputs.map((o) => ({
+      name: o.name,
+      dtype: o.dtype,
+      shape: o.shape,
+      sha256: o.sha256,
+      data: toBase64Url(o.data),
+    })),
+  };
+}
