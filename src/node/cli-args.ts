@@ -1,0 +1,73 @@
+// What every `hearth` subcommand shares: its description, strict flag parsing with node:util's
+// parseArgs, and the two ways a command fails (bad usage → exit 2, anything else → exit 1).
+import { type ParseArgsConfig, parseArgs } from 'node:util';
+
+/** A failure the user can fix by changing the command line: printed with the usage, exit 2. */
+export class UsageError extends Error {
+  override readonly name = 'UsageError' as const;
+}
+
+/** A failure while doing the work (hub unreachable, HTTP error, bad file): exit 1. */
+export class CliError extends Error {
+  override readonly name = 'CliError' as const;
+}
+
+export type Options = NonNullable<ParseArgsConfig['options']>;
+
+export interface Command {
+  /** e.g. "token create" */
+  readonly name: string;
+  /** One line for the top-level usage. */
+  readonly summary: string;
+  /** The full --help text. */
+  readonly help: string;
+  readonly options: Options;
+  /** Positional arguments it takes (0 = none). */
+  readonly positionals: number;
+  run(flags: Flags, positionals: string[]): Promise<number>;
+}
+
+export type Flags = Record<string, string | boolean | string[] | undefined>;
+
+/** Parses a command's flags strictly; unknown flags and wrong arity are UsageErrors. */
+export function parse(cmd: Command, argv: string[]): { flags: Flags; positionals: string[]; help: boolean } {
+  let parsed: { values: Flags; positionals: string[] };
+  try {
+    parsed = parseArgs({
+      args: argv,
+      options: { ...cmd.options, help: { type: 'boolean', short: 'h' } },
+      allowPositionals: true,
+      strict: true,
+    }) as { values: Flags; positionals: string[] };
+  } catch (e) {
+    throw new UsageError(e instanceof Error ? e.message : String(e));
+  }
+  const help = parsed.values.help === true;
+  if (!help && parsed.positionals.length !== cmd.positionals) {
+    throw new UsageError(
+      cmd.positionals === 0
+        ? `hearth ${cmd.name} takes no arguments, got "${parsed.positionals.join(' ')}".`
+        : `hearth ${cmd.name} takes ${cmd.positionals} argument(s), got ${parsed.positionals.length}.`,
+    );
+  }
+  return { flags: parsed.values, positionals: parsed.positionals, help };
+}
+
+/** A string flag's value, or `fallback`. */
+export function str(flags: Flags, name: string, fallback: string): string;
+export function str(flags: Flags, name: string): string | undefined;
+export function str(flags: Flags, name: string, fallback?: string): string | undefined {
+  const v = flags[name];
+  return typeof v === 'string' ? v : fallback;
+}
+
+/** An integer flag in [min, max], or `fallback`; anything else is a UsageError naming the flag. */
+export function int(flags: Flags, name: string, fallback: number, min: number, max: number): number {
+  const v = flags[name];
+  if (typeof v !== 'string') return fallback;
+  const n = Number(v);
+  if (!/^\d+$/.test(v) || !Number.isSafeInteger(n) || n < min || n > max) {
+    throw new UsageError(`--${name}: expected an integer from ${min} to ${max}, got "${v}".`);
+  }
+  return n;
+}

@@ -1,0 +1,254 @@
+// The researcher's side of `hearth`: submit, status and results talk to a running hub over its
+// HTTP API (see hub-server.ts), with a bearer token. HTTP failures are printed as the hub sent
+// them: `<status> <code>: <message>`.
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import type { DType } from '../core/tensor.ts';
+import { parseManifest } from '../protocol/manifest.ts';
+import { CliError, type Command, type Flags, str, UsageError } from './cli-args.ts';
+import { npy } from './cli-npy.ts';
+import { manifestBlobs } from './hub-server.ts';
+
+/** Where `hearth hub` listens by default, and where the client commands look for it. */
+export const DEFAULT_HUB = 'http://127.0.0.1:8787';
+
+const CONNECTION = `  --hub URL      the hub (default: $HEARTH_HUB, else ${DEFAULT_HUB})
+  --token T      a researcher token (default: $HEARTH_TOKEN); see "hearth token create"`;
+const connectionOptions = { hub: { type: 'string' }, token: { type: 'string' } } as const;
+
+interface Client {
+  readonly hub: string;
+  readonly token: string;
+}
+
+function client(flags: Flags): Client {
+  const hub = (str(flags, 'hub') ?? process.env.HEARTH_HUB ?? DEFAULT_HUB).replace(/\/+$/, '');
+  if (!/^https?:\/\/[^/]+$/.test(hub)) {
+    throw new UsageError(`--hub: expected a URL like ${DEFAULT_HUB}, got "${hub}".`);
+  }
+  const token = str(flags, 'token') ?? process.env.HEARTH_TOKEN;
+  if (!token) throw new UsageError('no token: pass --token or set HEARTH_TOKEN (see "hearth token create").');
+  return { hub, token };
+}
+
+/** One request; a non-2xx answer becomes a CliError carrying the hub's `{ error: { code, message } }`. */
+async function call(
+  c: Client,
+  method: string,
+  path: string,
+  body?: Uint8Array<ArrayBuffer> | string,
+): Promise<Response> {
+  let r: Response;
+  try {
+    r = await fetch(`${c.hub}${path}`, {
+      method,
+      headers: {
+        authorization: `Bearer ${c.token}`,
+        ...(typeof body === 'string' ? { 'content-type': 'application/json' } : {}),
+      },
+      ...(body !== undefined ? { body } : {}),
+    });
+  } catch (e) {
+    const why = e instanceof Error && e.cause instanceof Error ? e.cause.message : String(e);
+    throw new CliError(`cannot reach the hub at ${c.hub} (${why}); is "hearth hub" running there?`);
+  }
+  if (r.ok) return r;
+  const text = await r.text();
+  let detail = text.slice(0, 500);
+  try {
+    const e = (JSON.parse(text) as { error?: { code?: unknown; message?: unknown } }).error;
+    if (e && typeof e.code === 'string' && typeof e.message === 'string') detail = `${e.code}: ${e.message}`;
+  } catch {
+    // Not the hub's JSON (a proxy's page?): the raw text says more than nothing.
+  }
+  throw new CliError(`${method} ${path} failed with ${r.status} ${detail}`);
+}
+
+const json = async <T>(r: Response): Promise<T> => (await r.json()) as T;
+
+const submit: Command = {
+  name: 'submit',
+  summary: 'upload a manifest\u2019s blobs and submit the job; prints the job id',
+  help: `usage: hearth submit MANIFEST.json [--hub URL] [--token T] [--blobs-from DIR]
+
+Reads the job manifest, uploads every blob it names (model, inputs, uniforms) that is a file
+DIR/<sha256> and not yet on the hub, submits the job and prints its id on stdout.
+
+  --blobs-from DIR   where the blob files are (default: the manifest's folder)
+${CONNECTION}`,
+  options: { ...connectionOptions, 'blobs-from': { type: 'string' } },
+  positionals: 1,
+  async run(flags, [file]) {
+    const c = client(flags);
+    const path = resolve(file!);
+    let manifest: ReturnType<typeof parseManifest>;
+    let text: string;
+    try {
+      text = readFileSync(path, 'utf8');
+      manifest = parseManifest(JSON.parse(text));
+    } catch (e) {
+      // parseManifest's message starts with the bad field's path; JSON and file errors say what failed.
+      throw new CliError(`${file}: ${e instanceof Error ? e.message : String(e)}`);
+    }
+    const dir = resolve(str(flags, 'blobs-from', dirname(path)));
+    let uploaded = 0;
+    let bytes = 0;
+    let present = 0;
+    const missing: string[] = [];
+    for (const sha of manifestBlobs(manifest)) {
+      const r = await fetch(`${c.hub}/v1/blobs/${sha}`, { method: 'HEAD' }).catch(() => undefined);
+      if (r?.status === 200) {
+        present++;
+        continue;
+      }
+      const blobFile = join(dir, sha);
+      if (!existsSync(blobFile) || !statSync(blobFile).isFile()) {
+        missing.push(sha);
+        continue;
+      }
+      const data = new Uint8Array(readFileSync(blobFile));
+      const actual = createHash('sha256').update(data).digest('hex');
+      if (actual !== sha) throw new CliError(`${blobFile}: its SHA-256 is ${actual}, not the name it has.`);
+      await call(c, 'PUT', `/v1/blobs/${sha}`, data);
+      uploaded++;
+      bytes += data.byteLength;
+    }
+    if (missing.length > 0) {
+      throw new CliError(
+        `${missing.length} blob(s) the manifest names are neither in ${dir} nor on the hub: ${missing.slice(0, 4).join(', ')}${missing.length > 4 ? ', …' : ''}`,
+      );
+    }
+    process.stderr.write(`uploaded ${uploaded} blob(s), ${bytes} bytes; ${present} already on the hub\n`);
+    const { job } = await json<{ job: string }>(await call(c, 'POST', '/v1/jobs', text));
+    process.stdout.write(`${job}\n`);
+    return 0;
+  },
+};
+
+interface Progress {
+  job: string;
+  status: 'running' | 'done' | 'failed';
+  shards: number;
+  validated: number;
+  failed: number;
+  inFlight: number;
+  done: number;
+  progress: number;
+}
+
+/** One status line: a bar of validated shards, then the counts. */
+export function progressLine(p: Progress, perSecond?: number): string {
+  const width = 30;
+  const full = p.shards === 0 ? width : Math.floor((p.validated / p.shards) * width);
+  const bar = `${'#'.repeat(full)}${'.'.repeat(width - full)}`;
+  const pct = (p.progress * 100).toFixed(0).padStart(3);
+  const rate = perSecond === undefined ? '' : ` · ${perSecond.toFixed(1)} shards/s`;
+  return `${p.job} [${bar}] ${pct}% ${p.validated}/${p.shards} validated · ${p.done} done awaiting agreement · ${p.inFlight} in flight · ${p.failed} failed · ${p.status}${rate}`;
+}
+
+const status: Command = {
+  name: 'status',
+  summary: 'a job\u2019s progress: shards validated, done, in flight',
+  help: `usage: hearth status JOB [--watch] [--hub URL] [--token T]
+
+Prints one progress line: validated shards as a bar, shards done but still awaiting agreement,
+shards in flight (leased now), failed shards and the job's status.
+
+  --watch        refresh every second until the job is done or failed (adds shards/s)
+
+Exits 1 when the job has failed.
+${CONNECTION}`,
+  options: { ...connectionOptions, watch: { type: 'boolean' } },
+  positionals: 1,
+  async run(flags, [job]) {
+    const c = client(flags);
+    const path = `/v1/jobs/${encodeURIComponent(job!)}`;
+    let p = await json<Progress>(await call(c, 'GET', path));
+    if (flags.watch !== true) {
+      process.stdout.write(`${progressLine(p)}\n`);
+      return p.status === 'failed' ? 1 : 0;
+    }
+    const tty = process.stdout.isTTY === true;
+    const start = { t: Date.now(), validated: p.validated };
+    for (;;) {
+      const secs = (Date.now() - start.t) / 1000;
+      const line = progressLine(p, secs > 0 ? (p.validated - start.validated) / secs : undefined);
+      process.stdout.write(tty ? `\r\x1b[2K${line}` : `${line}\n`);
+      if (p.status !== 'running') break;
+      await new Promise((r) => setTimeout(r, 1000));
+      p = await json<Progress>(await call(c, 'GET', path));
+    }
+    if (tty) process.stdout.write('\n');
+    return p.status === 'failed' ? 1 : 0;
+  },
+};
+
+interface ResultsIndex {
+  job: string;
+  status: string;
+  shards: {
+    shard: string;
+    index: number;
+    outputs: { name: string; dtype: DType; shape: number[]; sha256: string; bytes: number }[];
+  }[];
+}
+
+const results: Command = {
+  name: 'results',
+  summary: 'download validated results as .npy files plus index.json',
+  help: `usage: hearth results JOB --out DIR [--hub URL] [--token T]
+
+Downloads the canonical result of every validated shard: each output tensor becomes
+DIR/<shard index>-<output name>.npy (NumPy format 1.0, little-endian, C order), and
+DIR/index.json lists them with dtype, shape, SHA-256 and file. Every download is checked
+against the hash in the hub's index. A running job gives the shards validated so far.
+
+  --out DIR      where to write (created when absent)
+${CONNECTION}`,
+  options: { ...connectionOptions, out: { type: 'string' } },
+  positionals: 1,
+  async run(flags, [job]) {
+    const out = str(flags, 'out');
+    if (!out) throw new UsageError('--out DIR is required.');
+    const c = client(flags);
+    const base = `/v1/jobs/${encodeURIComponent(job!)}/results`;
+    const index = await json<ResultsIndex>(await call(c, 'GET', base));
+    mkdirSync(out, { recursive: true });
+    const taken = new Set<string>();
+    const shards = [];
+    for (const s of index.shards) {
+      const outputs = [];
+      for (const o of s.outputs) {
+        const r = await call(c, 'GET', `${base}/${s.index}/${encodeURIComponent(o.name)}`);
+        const data = new Uint8Array(await r.arrayBuffer());
+        const got = createHash('sha256').update(data).digest('hex');
+        if (got !== o.sha256 || data.byteLength !== o.bytes) {
+          throw new CliError(`shard ${s.index} output "${o.name}": the bytes do not match the index's hash.`);
+        }
+        // Output names are the researcher's; a file name gets only safe characters, made unique.
+        const stem = `${s.index}-${o.name.replace(/[^A-Za-z0-9._-]/g, '_')}`;
+        let file = `${stem}.npy`;
+        for (let k = 2; taken.has(file); k++) file = `${stem}~${k}.npy`;
+        taken.add(file);
+        writeFileSync(join(out, file), npy(o.dtype, o.shape, data));
+        outputs.push({ ...o, file });
+      }
+      shards.push({ shard: s.shard, index: s.index, outputs });
+    }
+    const doc = { job: index.job, status: index.status, shards };
+    writeFileSync(join(out, 'index.json'), `${JSON.stringify(doc, null, 2)}\n`);
+    const files = shards.reduce((n, s) => n + s.outputs.length, 0);
+    process.stdout.write(
+      `wrote ${files} tensor(s) from ${shards.length} shard(s) and index.json to ${out}\n`,
+    );
+    if (index.status !== 'done') {
+      process.stderr.write(
+        `note: job ${index.job} is ${index.status}; only validated shards were written.\n`,
+      );
+    }
+    return 0;
+  },
+};
+
+export const clientCommands: readonly Command[] = [submit, status, results];

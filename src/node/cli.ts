@@ -1,0 +1,249 @@
+#!/usr/bin/env -S node --import tsx
+// `hearth`: the hub operator's and the researcher's command line.
+//
+//   hearth hub [--db PATH] [--port N] …     run a hub until SIGINT/SIGTERM
+//   hearth token create|list|revoke …       researcher tokens, straight on the SQLite file
+//   hearth submit | status | results …      a researcher's client of a running hub
+//   hearth volunteer                        not yet (needs the browser runtime)
+//
+// Exit codes: 0 done, 1 the work failed (hub unreachable, HTTP error, bad file), 2 bad usage.
+// Run from a checkout with `npm run hearth -- <command> …`.
+import { dirname, join, resolve } from 'node:path';
+import { isHearthError } from '../core/errors.ts';
+import { SqliteStore } from '../hub/sqlite-store.ts';
+import { createToken, listTokens, revokeToken } from '../hub/tokens.ts';
+import { CliError, type Command, type Flags, int, parse, str, UsageError } from './cli-args.ts';
+import { clientCommands, DEFAULT_HUB } from './cli-client.ts';
+import { startHub } from './hub-server.ts';
+
+const DEFAULT_DB = 'hearth.db';
+const DEFAULT_PORT = Number(new URL(DEFAULT_HUB).port);
+const MiB = 2 ** 20;
+
+const hub: Command = {
+  name: 'hub',
+  summary: 'run a hub: the researchers\u2019 HTTP API and the volunteers\u2019 WebSocket',
+  help: `usage: hearth hub [--db PATH] [--port N] [--host H] [--blobs DIR] [--max-blob-bytes N] [--origin URL ...]
+
+Runs a hub until SIGINT or SIGTERM, then closes it cleanly. Prints "listening on URL".
+The admin token (for managing tokens over HTTP) is read from $HEARTH_ADMIN_TOKEN; without it
+there is no admin.
+
+  --db PATH             the SQLite file, created when absent (default: ${DEFAULT_DB})
+  --port N              0 picks a free port (default: ${DEFAULT_PORT})
+  --host H              address to bind (default: 127.0.0.1, loopback only)
+  --blobs DIR           blob folder (default: "blobs" beside the database)
+  --max-blob-bytes N    largest blob an upload may carry (default: ${256 * MiB})
+  --origin URL          a page origin allowed to call the hub from a browser; repeatable`,
+  options: {
+    db: { type: 'string' },
+    port: { type: 'string' },
+    host: { type: 'string' },
+    blobs: { type: 'string' },
+    'max-blob-bytes': { type: 'string' },
+    origin: { type: 'string', multiple: true },
+  },
+  positionals: 0,
+  async run(flags) {
+    const dbPath = resolve(str(flags, 'db', DEFAULT_DB));
+    const origins = (flags.origin as string[] | undefined) ?? [];
+    for (const o of origins) {
+      if (o === '*' || !URL.canParse(o) || new URL(o).origin !== o) {
+        throw new UsageError(`--origin: expected an exact origin like https://example.org, got "${o}".`);
+      }
+    }
+    const h = await startHub({
+      dbPath,
+      blobDir: resolve(str(flags, 'blobs', join(dirname(dbPath), 'blobs'))),
+      port: int(flags, 'port', DEFAULT_PORT, 0, 65535),
+      host: str(flags, 'host', '127.0.0.1'),
+      maxBlobBytes: int(flags, 'max-blob-bytes', 256 * MiB, 1, Number.MAX_SAFE_INTEGER),
+      allowedOrigins: origins,
+      adminToken: process.env.HEARTH_ADMIN_TOKEN || undefined,
+    });
+    process.stdout.write(`listening on ${h.url}\n`);
+    await new Promise<void>((done) => {
+      let stopping = false;
+      const onSignal = (signal: NodeJS.Signals) => {
+        // A second signal while closing means "now".
+        if (stopping) process.exit(signal === 'SIGINT' ? 130 : 143);
+        stopping = true;
+        process.stderr.write(`${signal}: closing the hub\n`);
+        h.close().then(done, (e: unknown) => {
+          process.stderr.write(`hearth hub: closing failed: ${String(e)}\n`);
+          process.exit(1);
+        });
+      };
+      process.on('SIGINT', onSignal);
+      process.on('SIGTERM', onSignal);
+    });
+    process.stdout.write('hub closed\n');
+    return 0;
+  },
+};
+
+const TOKEN_HELP = `usage: hearth token create --name NAME [--db PATH]
+       hearth token list [--db PATH]
+       hearth token revoke --name NAME [--db PATH]
+
+Researcher tokens, read and written directly in the hub's SQLite file (the hub may be running).
+create prints the secret on stdout: it is shown this once, the hub keeps only its hash.
+
+  --db PATH      the hub's SQLite file (default: ${DEFAULT_DB})
+  --name NAME    1 to 64 characters of A-Z a-z 0-9 . _ -`;
+
+/** Opens the store for one operation and always closes it. */
+function withStore<T>(flags: Flags, f: (s: SqliteStore) => T): T {
+  const store = new SqliteStore(resolve(str(flags, 'db', DEFAULT_DB)));
+  try {
+    return f(store);
+  } finally {
+    store.close();
+  }
+}
+
+function needName(flags: Flags): string {
+  const name = str(flags, 'name');
+  if (name === undefined) throw new UsageError('--name NAME is required.');
+  return name;
+}
+
+const tokenCreate: Command = {
+  name: 'token create',
+  summary: 'make a researcher token and print its secret (once)',
+  help: TOKEN_HELP,
+  options: { db: { type: 'string' }, name: { type: 'string' } },
+  positionals: 0,
+  async run(flags) {
+    const name = needName(flags);
+    const { token } = withStore(flags, (s) => {
+      try {
+        return createToken(s, name);
+      } catch (e) {
+        if (isHearthError(e)) throw new CliError(e.message);
+        throw e;
+      }
+    });
+    process.stderr.write(`token "${name}" created; its secret is shown this once:\n`);
+    process.stdout.write(`${token}\n`);
+    return 0;
+  },
+};
+
+const tokenList: Command = {
+  name: 'token list',
+  summary: 'list tokens: name, created, revoked',
+  help: TOKEN_HELP,
+  options: { db: { type: 'string' } },
+  positionals: 0,
+  async run(flags) {
+    const tokens = withStore(flags, listTokens);
+    if (tokens.length === 0) process.stderr.write('no tokens yet (hearth token create --name NAME)\n');
+    const w = Math.max(4, ...tokens.map((t) => t.name.length));
+    for (const t of tokens) {
+      const state = t.revokedAt === undefined ? 'active' : `revoked ${new Date(t.revokedAt).toISOString()}`;
+      process.stdout.write(`${t.name.padEnd(w)}  created ${new Date(t.createdAt).toISOString()}  ${state}\n`);
+    }
+    return 0;
+  },
+};
+
+const tokenRevoke: Command = {
+  name: 'token revoke',
+  summary: 'revoke a token by name',
+  help: TOKEN_HELP,
+  options: { db: { type: 'string' }, name: { type: 'string' } },
+  positionals: 0,
+  async run(flags) {
+    const name = needName(flags);
+    if (!withStore(flags, (s) => revokeToken(s, name))) throw new CliError(`no token named "${name}".`);
+    process.stdout.write(`revoked ${name}\n`);
+    return 0;
+  },
+};
+
+const volunteer: Command = {
+  name: 'volunteer',
+  summary: 'not implemented yet: headless Chromium volunteers',
+  help: `usage: hearth volunteer
+
+Not implemented yet: it will run headless Chromium volunteers against a hub once the browser
+volunteer runtime (src/client/) can be driven from here. Running it exits with status 2.`,
+  options: {},
+  positionals: 0,
+  async run() {
+    process.stderr.write('hearth volunteer: not implemented yet (it needs the browser volunteer runtime).\n');
+    return 2;
+  },
+};
+
+const commands: readonly Command[] = [hub, tokenCreate, tokenList, tokenRevoke, ...clientCommands, volunteer];
+
+function usage(): string {
+  const w = Math.max(...commands.map((c) => c.name.length));
+  return `usage: hearth <command> [options]    (hearth <command> --help for more)
+
+${commands.map((c) => `  ${c.name.padEnd(w)}  ${c.summary}`).join('\n')}
+
+Environment: HEARTH_HUB (default ${DEFAULT_HUB}), HEARTH_TOKEN, HEARTH_ADMIN_TOKEN (hub).`;
+}
+
+/** Runs one command line; returns the exit status. */
+async function main(argv: string[]): Promise<number> {
+  const [first, second] = argv;
+  if (first === undefined) {
+    process.stderr.write(`${usage()}\n`);
+    return 2;
+  }
+  if (first === '--help' || first === '-h' || first === 'help') {
+    process.stdout.write(`${usage()}\n`);
+    return 0;
+  }
+  let cmd: Command | undefined;
+  let rest: string[];
+  if (first === 'token') {
+    if (second === undefined || second === '--help' || second === '-h') {
+      (second === undefined ? process.stderr : process.stdout).write(`${TOKEN_HELP}\n`);
+      return second === undefined ? 2 : 0;
+    }
+    cmd = commands.find((c) => c.name === `token ${second}`);
+    rest = argv.slice(2);
+  } else {
+    cmd = commands.find((c) => c.name === first && !c.name.includes(' '));
+    rest = argv.slice(1);
+  }
+  if (!cmd) {
+    const what = first === 'token' ? `token ${second}` : first;
+    process.stderr.write(`hearth: unknown command "${what}"\n\n${usage()}\n`);
+    return 2;
+  }
+  try {
+    const { flags, positionals, help } = parse(cmd, rest);
+    if (help) {
+      process.stdout.write(`${cmd.help}\n`);
+      return 0;
+    }
+    return await cmd.run(flags, positionals);
+  } catch (e) {
+    if (e instanceof UsageError) {
+      process.stderr.write(`hearth ${cmd.name}: ${e.message}\n\n${cmd.help}\n`);
+      return 2;
+    }
+    if (e instanceof CliError) {
+      process.stderr.write(`hearth ${cmd.name}: ${e.message}\n`);
+      return 1;
+    }
+    throw e;
+  }
+}
+
+// Exit explicitly: fetch's keep-alive sockets must not hold a finished command open.
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (e: unknown) => {
+    process.stderr.write(
+      `hearth: unexpected failure: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`,
+    );
+    process.exit(1);
+  },
+);
