@@ -1,5 +1,8 @@
+import { fileURLToPath } from 'node:url';
 import { playwright } from '@vitest/browser-playwright';
 import { defineConfig } from 'vitest/config';
+
+const here = (p: string) => fileURLToPath(new URL(p, import.meta.url));
 
 // Chromium from Debian (never a downloaded browser), SwiftShader as its WebGPU adapter.
 const chromium = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
@@ -21,7 +24,23 @@ const isolation = {
   'Cross-Origin-Embedder-Policy': 'require-corp',
 };
 
-export default defineConfig({
+// `vite build` (npm run build) builds the pages the hub serves: src/ui/ → dist/, so the volunteer
+// page is at /volunteer/. Tests and the dev server keep the repository root as their root.
+export default defineConfig(({ command }) => ({
+  ...(command === 'build'
+    ? {
+        root: here('src/ui'),
+        base: '/',
+        build: {
+          outDir: here('dist'),
+          emptyOutDir: true,
+          target: 'es2022',
+          rollupOptions: {
+            input: { index: here('src/ui/index.html'), volunteer: here('src/ui/volunteer/index.html') },
+          },
+        },
+      }
+    : {}),
   server: { host: '127.0.0.1', headers: isolation },
   preview: { host: '127.0.0.1', headers: isolation },
   optimizeDeps: { exclude: ['onnxruntime-web'] },
@@ -55,4 +74,4 @@ export default defineConfig({
       },
     ],
   },
-});
+}));

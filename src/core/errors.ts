@@ -29,7 +29,15 @@ export type HearthErrorCode =
   | 'blob/missing'
   | 'blob/corrupt'
   | 'store/quota'
-  | 'store/failed';
+  | 'store/failed'
+  /** A hub or peer could not be reached, or the connection dropped. Retrying later may work. */
+  | 'net/unreachable'
+  /** A hub or peer did not answer in time. */
+  | 'net/timeout'
+  /** A hub or peer answered, and said no (the message says why). */
+  | 'net/refused'
+  /** A peer sent bytes that break the data-plane protocol (garbage, out-of-range, oversized). */
+  | 'net/protocol';
 
 export type ErrorDetails = Readonly<Record<string, unknown>>;
 

@@ -1,21 +1,9 @@
 // Splits a manifest into shards. A shard's work is a small JSON description (blob hashes, a row
 // range); the server turns it into a protocol Shard with bytes when it hands it out.
-import type { ExpectedOutput, Manifest, TensorBlob, WgslShardSpec } from '../protocol/manifest.ts';
+import type { ExpectedOutput, Manifest } from '../protocol/manifest.ts';
+import type { ShardWork } from '../protocol/work.ts';
 
-/** An ONNX shard: rows [start, end) of the batch input, every other input whole. */
-export interface OnnxWork {
-  readonly kind: 'onnx';
-  readonly model: string;
-  readonly inputs: Readonly<Record<string, TensorBlob>>;
-  readonly batchInput: string;
-  /** Absent for honeypots, whose inputs are already one batch. */
-  readonly rows?: readonly [number, number];
-}
-export interface WgslWork {
-  readonly kind: 'wgsl';
-  readonly spec: WgslShardSpec;
-}
-export type ShardWork = OnnxWork | WgslWork;
+export type { OnnxWork, ShardWork, WgslWork } from '../protocol/work.ts';
 
 export interface PlannedShard {
   readonly work: ShardWork;

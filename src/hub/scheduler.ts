@@ -1,6 +1,10 @@
 // The hub's decisions: which shard goes to whom, when a lease is reissued, when results agree,
 // who gets credit. Every state change is one store transaction, so a crash between two calls
-// leaves the store as either before or after a change, never half of one.
+// leaves the store as either before or after a change, never half of one. Leases and results use
+// the store's group commit (one synced commit for everything that arrived within a few
+// milliseconds, each change still its own savepoint): the sync is what a cycle costs most. A
+// result is acknowledged only after its group committed.
+import { createHash } from 'node:crypto';
 import { HearthError } from '../core/errors.ts';
 import { sha256Hex } from '../core/hash.ts';
 import { shardCredit } from '../protocol/flops.ts';
@@ -58,6 +62,24 @@ export type SubmitOutcome =
   /** Replicas never agreed within maxReplicas: the shard failed, nobody is credited. */
   | { readonly status: 'inconclusive' };
 
+/** What `Scheduler.cancel` did. */
+export interface CancelOutcome {
+  readonly job: string;
+  readonly status: 'cancelled';
+  /** True when the job was cancelled before this call: nothing changed. */
+  readonly already: boolean;
+  /** Outstanding leases dropped (their late results are refused). */
+  readonly leasesDropped: number;
+  /** Ledger entries of unvalidated shards turned from pending to void. */
+  readonly creditVoided: number;
+}
+
+/** Options of `Scheduler.submit`. */
+export interface SubmitOptions {
+  /** Name of the researcher token submitting it; leave out for the admin. */
+  readonly owner?: string | undefined;
+}
+
 export interface JobProgress {
   readonly job: string;
   readonly status: JobStatus;
@@ -71,6 +93,15 @@ export interface JobProgress {
   /** validated / shards, in [0, 1]. */
   readonly progress: number;
 }
+
+/**
+ * SHA-256 of a result output. A small one hashes faster inline than through WebCrypto's thread
+ * pool (most of a tiny shard's cycle otherwise); a large one stays off the event loop.
+ */
+const hashOutput = (b: ArrayBuffer): Promise<string> =>
+  b.byteLength <= 64 * 1024
+    ? Promise.resolve(createHash('sha256').update(new Uint8Array(b)).digest('hex'))
+    : sha256Hex(b);
 
 const reject = (message: string, details: Record<string, unknown>): HearthError =>
   new HearthError('input/invalid', message, { details });
@@ -107,11 +138,17 @@ export class Scheduler {
   }
 
   /** Plans a parsed manifest into shards and returns the new job's id. */
-  submit(manifest: Manifest, now: number): string {
+  submit(manifest: Manifest, now: number, opts: SubmitOptions = {}): string {
     const s = this.#store;
     return s.transaction(() => {
-      const id = `job-${now.toString(36)}-${s.listJobs().length}`;
-      s.putJob({ id, manifest, createdAt: now, status: 'running' });
+      const id = `job-${now.toString(36)}-${s.jobCount()}`;
+      s.putJob({
+        id,
+        manifest,
+        createdAt: now,
+        status: 'running',
+        ...(opts.owner !== undefined ? { owner: opts.owner } : {}),
+      });
       planShards(manifest).forEach((p, index) => {
         const honeypot = p.expected !== undefined;
         s.putShard({
@@ -137,70 +174,79 @@ export class Scheduler {
    */
   lease(volunteerId: string, caps: Capabilities, now: number): LeaseGrant | undefined {
     const s = this.#store;
-    return s.transaction(() => {
-      const v = this.#volunteer(volunteerId);
-      if (v.reputation < this.#blockBelow) return undefined;
-      const jobs = new Map<string, JobRecord>();
-      const job = (id: string) => {
-        let j = jobs.get(id);
-        if (!j) jobs.set(id, (j = s.getJob(id)!));
-        return j;
-      };
-      const fits = (sh: ShardRecord) => {
-        const j = job(sh.job);
-        return j.status === 'running' && this.#fits(j.manifest, caps) && !this.#touched(sh, volunteerId);
-      };
-      const open = s.openShards();
-      const honeypots = open.filter((sh) => sh.honeypot && fits(sh));
-      if (honeypots.length > 0 && this.#rng() < this.#honeypotRate) {
-        return this.#grant(honeypots[0]!, volunteerId, job(honeypots[0]!.job), now);
-      }
-      for (const sh of open) {
-        if (sh.honeypot || !fits(sh)) continue;
-        const taken = s.leasesOfShard(sh.id).length + s.resultsOfShard(sh.id).length;
-        if (taken >= sh.wanted) continue;
-        let shard = sh;
-        if (taken === 0 && v.streak >= this.#trustStreak && this.#rng() >= this.#spotCheckRate) {
-          // Adaptive replication: a long valid streak earns a single-replica shard.
-          shard = { ...sh, quorum: 1, wanted: 1 };
-          s.putShard(shard);
+    // Grouped: a lease lost with its group (a crash before the commit) is only work to reissue.
+    return s.transaction(
+      () => {
+        const v = this.#volunteer(volunteerId);
+        if (v.reputation < this.#blockBelow) return undefined;
+        // Oldest running job first, then by shard index; each look-up is one indexed query.
+        const jobs = s.runningJobs().filter((j) => this.#fits(j.manifest, caps));
+        for (const j of jobs) {
+          const hp = s.availableShard(j.id, volunteerId, true);
+          if (!hp) continue;
+          // The draw happens only when a honeypot is there to give, as it always has (seeded runs).
+          if (this.#rng() < this.#honeypotRate) return this.#grant(hp.shard, volunteerId, j, now);
+          break;
         }
-        return this.#grant(shard, volunteerId, job(sh.job), now);
-      }
-      return undefined;
-    });
+        for (const j of jobs) {
+          const a = s.availableShard(j.id, volunteerId, false);
+          if (!a) continue;
+          let shard = a.shard;
+          if (a.replicas === 0 && v.streak >= this.#trustStreak && this.#rng() >= this.#spotCheckRate) {
+            // Adaptive replication: a long valid streak earns a single-replica shard (a write only
+            // when that changes something: a replication-1 job's shards are single already).
+            if (shard.quorum !== 1 || shard.wanted !== 1) {
+              shard = { ...shard, quorum: 1, wanted: 1 };
+              s.putShard(shard);
+            }
+          }
+          return this.#grant(shard, volunteerId, j, now);
+        }
+        return undefined;
+      },
+      { group: true },
+    );
   }
 
   /** Extends a lease the volunteer holds by the job's deadline; throws when it holds none. */
   heartbeat(volunteerId: string, leaseId: string, now: number): LeaseRecord {
     const s = this.#store;
-    return s.transaction(() => {
-      const l = s.leasesOfVolunteer(volunteerId).find((x) => x.id === leaseId);
-      if (!l) throw reject(`heartbeat: volunteer ${volunteerId} holds no lease ${leaseId}.`, { leaseId });
-      const next = { ...l, deadline: now + s.getJob(l.job)!.manifest.deadlineMs };
-      s.putLease(next);
-      return next;
-    });
+    return s.transaction(
+      () => {
+        const l = s.leasesOfVolunteer(volunteerId).find((x) => x.id === leaseId);
+        if (!l) throw reject(`heartbeat: volunteer ${volunteerId} holds no lease ${leaseId}.`, { leaseId });
+        const next = { ...l, deadline: now + s.getJob(l.job)!.manifest.deadlineMs };
+        s.putLease(next);
+        return next;
+      },
+      { group: true },
+    );
   }
 
   /** Ends every lease past its deadline so that its shard is leased again; returns how many. */
   expire(now: number): number {
     const s = this.#store;
-    return s.transaction(() => {
-      const gone = s.expiredLeases(now);
-      for (const l of gone) this.#release(l);
-      return gone.length;
-    });
+    return s.transaction(
+      () => {
+        const gone = s.expiredLeases(now);
+        for (const l of gone) this.#release(l);
+        return gone.length;
+      },
+      { group: true },
+    );
   }
 
   /** A volunteer left: its leases are reissued at once, not after their deadlines. */
   disconnect(volunteerId: string): number {
     const s = this.#store;
-    return s.transaction(() => {
-      const gone = s.leasesOfVolunteer(volunteerId);
-      for (const l of gone) this.#release(l);
-      return gone.length;
-    });
+    return s.transaction(
+      () => {
+        const gone = s.leasesOfVolunteer(volunteerId);
+        for (const l of gone) this.#release(l);
+        return gone.length;
+      },
+      { group: true },
+    );
   }
 
   /**
@@ -210,11 +256,27 @@ export class Scheduler {
    */
   async submitResult(volunteerId: string, result: ShardResult, now: number): Promise<SubmitOutcome> {
     // Hashing is async (WebCrypto), so it runs before the synchronous transaction.
-    await verifyResultHashes(result, sha256Hex);
+    await verifyResultHashes(result, hashOutput);
     const s = this.#store;
-    return s.transaction((): SubmitOutcome => {
+    const outcome = s.transaction(() => this.#accept(volunteerId, result, now), { group: true });
+    // "Accepted" means durable: wait for the group's commit (it rejects if the commit failed).
+    await s.settled();
+    return outcome;
+  }
+
+  #accept(volunteerId: string, result: ShardResult, now: number): SubmitOutcome {
+    const s = this.#store;
+    {
       const shard = s.getShard(result.shard);
       if (!shard) throw reject(`result: unknown shard ${result.shard}.`, { shard: result.shard });
+      const owner = s.getJob(shard.job);
+      if (owner?.status === 'cancelled') {
+        throw reject(`result: job ${shard.job} was cancelled; it takes no more results.`, {
+          job: shard.job,
+          shard: shard.id,
+          reason: 'cancelled',
+        });
+      }
       const lease = s.leasesOfShard(shard.id).find((l) => l.volunteer === volunteerId);
       if (!lease) {
         throw reject(`result: volunteer ${volunteerId} holds no lease on shard ${shard.id}.`, {
@@ -241,7 +303,7 @@ export class Scheduler {
         outputs: result.outputs.map((o) => ({ ...o, shape: [...o.shape], data: o.data.slice(0) })),
       };
       s.putResult(rec);
-      const credits = shardCredit(job.manifest);
+      const credits = shardCredit(job.manifest, shard.work);
       if (
         !s.addCredit({ volunteer: volunteerId, shard: shard.id, job: shard.job, credits, status: 'pending' })
       ) {
@@ -255,6 +317,36 @@ export class Scheduler {
         return { status: ok ? 'valid' : 'invalid' };
       }
       return this.#evaluate(shard, job, volunteerId);
+    }
+  }
+
+  /**
+   * Cancels a running job: it stops being leased, its outstanding leases are dropped (a late
+   * result is refused with a message saying the job was cancelled), and pending credit of its
+   * unvalidated shards becomes void. Granted credit and validated results stay. Cancelling a
+   * cancelled job changes nothing; a job that is done or failed cannot be cancelled.
+   *
+   * @example
+   * const { leasesDropped, creditVoided } = s.cancel(job, Date.now());
+   */
+  cancel(jobId: string, now: number): CancelOutcome {
+    const s = this.#store;
+    return s.transaction(() => {
+      const job = s.getJob(jobId);
+      if (!job) throw reject(`job ${jobId} does not exist.`, { job: jobId });
+      const none = { job: jobId, status: 'cancelled' as const, leasesDropped: 0, creditVoided: 0 };
+      if (job.status === 'cancelled') return { ...none, already: true };
+      if (job.status !== 'running') {
+        throw reject(`job ${jobId} is already ${job.status}: only a running job can be cancelled.`, {
+          job: jobId,
+          status: job.status,
+        });
+      }
+      s.putJob({ ...job, status: 'cancelled', cancelledAt: now });
+      const leases = s.leasesOfJob(jobId);
+      for (const l of leases) s.deleteLease(l.id);
+      const creditVoided = s.voidPendingCredit(jobId);
+      return { ...none, already: false, leasesDropped: leases.length, creditVoided };
     });
   }
 
@@ -263,28 +355,16 @@ export class Scheduler {
     const s = this.#store;
     const job = s.getJob(jobId);
     if (!job) throw reject(`job ${jobId} does not exist.`, { job: jobId });
-    const shards = s.shardsOfJob(jobId).filter((sh) => !sh.honeypot);
-    let validated = 0;
-    let failed = 0;
-    let inFlight = 0;
-    let done = 0;
-    for (const sh of shards) {
-      if (sh.status === 'validated') validated++;
-      else if (sh.status === 'failed') failed++;
-      else {
-        if (s.leasesOfShard(sh.id).length > 0) inFlight++;
-        if (s.resultsOfShard(sh.id).length > 0) done++;
-      }
-    }
+    const { shards, validated, failed, inFlight, done } = s.shardStats(jobId);
     return {
       job: jobId,
       status: job.status,
-      shards: shards.length,
+      shards,
       validated,
       failed,
       inFlight,
       done,
-      progress: shards.length === 0 ? 1 : validated / shards.length,
+      progress: shards === 0 ? 1 : validated / shards,
     };
   }
 
@@ -335,14 +415,6 @@ export class Scheduler {
     return (r.features ?? []).every((f) => caps.features.includes(f));
   }
 
-  #touched(sh: ShardRecord, volunteerId: string): boolean {
-    const s = this.#store;
-    return (
-      s.leasesOfShard(sh.id).some((l) => l.volunteer === volunteerId) ||
-      s.resultsOfShard(sh.id).some((r) => r.volunteer === volunteerId)
-    );
-  }
-
   #grant(sh: ShardRecord, volunteerId: string, job: JobRecord, now: number): LeaseGrant {
     const lease: LeaseRecord = {
       id: `${sh.id}@${volunteerId}@${now}`,
@@ -362,7 +434,7 @@ export class Scheduler {
     const sh = s.getShard(l.shard);
     if (!sh || sh.honeypot || sh.status !== 'open') return;
     // A single-replica grant that never came back loses its trust: the next taker may be anyone.
-    if (sh.quorum === 1 && s.leasesOfShard(sh.id).length === 0 && s.resultsOfShard(sh.id).length === 0) {
+    if (sh.quorum === 1 && s.replicasOf(sh.id) === 0) {
       const r = s.getJob(sh.job)!.manifest.replication;
       if (r !== 1) s.putShard({ ...sh, quorum: r, wanted: r });
     }
@@ -396,7 +468,7 @@ export class Scheduler {
 
   #judge(r: ResultRecord, valid: boolean, weight: number): void {
     const s = this.#store;
-    s.putResult({ ...r, status: valid ? 'valid' : 'invalid' });
+    s.setResultStatus(r.id, valid ? 'valid' : 'invalid');
     s.setCreditStatus(r.volunteer, r.shard, valid ? 'granted' : 'void');
     const v = this.#volunteer(r.volunteer);
     s.putVolunteer(
@@ -419,14 +491,10 @@ export class Scheduler {
         canonical = r;
       }
     }
-    const mine = (): SubmitOutcome => {
-      const r = s.resultsOfShard(sh.id).find((x) => x.volunteer === by)!;
-      return { status: r.status === 'valid' ? 'valid' : r.status === 'invalid' ? 'invalid' : 'pending' };
-    };
     if (canonical && best.length >= sh.quorum) {
       for (const r of results) this.#judge(r, best.includes(r), 1);
       this.#finish({ ...sh, status: 'validated', canonical: canonical.id });
-      return mine();
+      return { status: best.some((r) => r.volunteer === by) ? 'valid' : 'invalid' };
     }
     const need = sh.quorum - best.length;
     if (results.length + need > job.manifest.maxReplicas) {
@@ -444,10 +512,10 @@ export class Scheduler {
     s.putShard(sh);
     // Replicas still out are no longer needed; their late results are refused (no lease).
     for (const l of s.leasesOfShard(sh.id)) s.deleteLease(l.id);
-    const shards = s.shardsOfJob(sh.job).filter((x) => !x.honeypot);
-    if (shards.some((x) => x.status === 'open')) return;
+    // A count from the index, not a read of every shard: this runs on every validation.
+    if (s.hasOpenShards(sh.job)) return;
     const job = s.getJob(sh.job)!;
-    const status: JobStatus = shards.some((x) => x.status === 'failed') ? 'failed' : 'done';
+    const status: JobStatus = s.shardStats(sh.job).failed > 0 ? 'failed' : 'done';
     s.putJob({ ...job, status });
     // The job is over: its honeypots stop being handed out and drop out of openShards().
     for (const hp of s.shardsOfJob(sh.job).filter((x) => x.honeypot && x.status === 'open')) {

@@ -1,17 +1,30 @@
 // HubStore on one SQLite file (better-sqlite3 v12: v13 needs Node 22). WAL so readers never block
 // the writer; synchronous=FULL so that what a transaction committed survives a power cut, not only
-// a process crash — "accepted" must mean durable (DESIGN.md invariant 2).
+// a process crash — "accepted" must mean durable (DESIGN.md invariant 2). The scheduler's hot path
+// uses group commit (TransactionOptions.group): one synced commit every couple of milliseconds
+// for all the leases and results that arrived meanwhile, each still its own savepoint, since a
+// commit with its sync costs far more than the writes in it.
+//
+// The scheduler's hot path (lease, result, validate, credit) is indexed: a lease reads the next
+// open shard that still wants replicas from a partial index, with the replica count kept in the
+// shards row by triggers, so no call scans a job's shards or parses its manifest again (parsed
+// jobs are cached).
 import Database, { type SqliteDatabase, type SqliteStatement } from 'better-sqlite3';
+import { HearthError } from '../core/errors.ts';
 import type { DType } from '../core/tensor.ts';
 import type {
+  AvailableShard,
   CreditStatus,
   HubStore,
   JobRecord,
   LeaseRecord,
   LedgerEntry,
   ResultRecord,
+  ResultStatus,
   ShardRecord,
+  ShardStats,
   TokenRecord,
+  TransactionOptions,
   VolunteerRecord,
 } from './store.ts';
 
@@ -38,6 +51,55 @@ CREATE TABLE IF NOT EXISTS tokens (name TEXT PRIMARY KEY, hash TEXT NOT NULL UNI
   created_at INTEGER NOT NULL, revoked_at INTEGER);
 `;
 
+/**
+ * Schema versions after the first (PRAGMA user_version). Each runs once, in one transaction, on
+ * a file made by any older hub; a new file gets SCHEMA and then all of them, so the upgrade path
+ * is the path every test takes.
+ */
+const MIGRATIONS: readonly string[] = [
+  // 1: columns the lease query filters on (copied out of the JSON documents), the replica count
+  // per shard kept by triggers, and the indexes the hot path reads.
+  `
+ALTER TABLE jobs ADD COLUMN status TEXT NOT NULL DEFAULT 'running';
+UPDATE jobs SET status = json_extract(doc, '$.status');
+CREATE INDEX jobs_status ON jobs (status, created_at, id);
+ALTER TABLE shards ADD COLUMN honeypot INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE shards ADD COLUMN wanted INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE shards ADD COLUMN replicas INTEGER NOT NULL DEFAULT 0;
+UPDATE shards SET honeypot = coalesce(json_extract(doc, '$.honeypot'), 0),
+  wanted = json_extract(doc, '$.wanted');
+ALTER TABLE leases ADD COLUMN job TEXT NOT NULL DEFAULT '';
+UPDATE leases SET job = json_extract(doc, '$.job');
+ALTER TABLE results ADD COLUMN volunteer TEXT NOT NULL DEFAULT '';
+UPDATE results SET volunteer = json_extract(doc, '$.volunteer');
+UPDATE shards SET replicas = (SELECT count(*) FROM leases l WHERE l.shard = shards.id)
+  + (SELECT count(*) FROM results r WHERE r.shard = shards.id);
+DROP INDEX IF EXISTS shards_status;
+DROP INDEX IF EXISTS leases_shard;
+DROP INDEX IF EXISTS results_shard;
+CREATE INDEX shards_open ON shards (job, honeypot, status);
+-- Only shards that want more replicas are in it: a lease reads its first row not touched by the
+-- volunteer, never the in-flight or judged ones ahead of it.
+CREATE INDEX shards_wanting ON shards (job, honeypot, idx) WHERE status = 'open' AND replicas < wanted;
+-- Honeypots are few; without their own index a honeypot look-up walks every shard of the job.
+CREATE INDEX shards_honeypot ON shards (job, idx) WHERE honeypot = 1 AND status = 'open';
+CREATE INDEX leases_shard_volunteer ON leases (shard, volunteer);
+CREATE INDEX results_shard_volunteer ON results (shard, volunteer);
+CREATE INDEX ledger_job ON ledger (job, status);
+CREATE TRIGGER leases_add AFTER INSERT ON leases BEGIN
+  UPDATE shards SET replicas = replicas + 1 WHERE id = NEW.shard; END;
+CREATE TRIGGER leases_drop AFTER DELETE ON leases BEGIN
+  UPDATE shards SET replicas = replicas - 1 WHERE id = OLD.shard; END;
+CREATE TRIGGER results_add AFTER INSERT ON results BEGIN
+  UPDATE shards SET replicas = replicas + 1 WHERE id = NEW.shard; END;
+CREATE TRIGGER results_drop AFTER DELETE ON results BEGIN
+  UPDATE shards SET replicas = replicas - 1 WHERE id = OLD.shard; END;
+`,
+];
+
+/** The schema version this code writes. */
+export const SCHEMA_VERSION = MIGRATIONS.length;
+
 type TokenRow = { name: string; hash: string; created_at: number; revoked_at: number | null };
 const token = (r: TokenRow): TokenRecord => ({
   name: r.name,
@@ -61,33 +123,94 @@ const docs = <T>(rows: unknown[]): T[] => (rows as Doc[]).map((r) => JSON.parse(
 export class SqliteStore implements HubStore {
   readonly #db: SqliteDatabase;
   readonly #q: Record<string, SqliteStatement>;
+  /**
+   * Parsed jobs by id. A job's manifest can be large (a WGSL job lists every shard) and is read on
+   * every lease and result; only its status ever changes, through putJob, which refreshes this.
+   * A rolled-back transaction clears it, since it may hold a put that never committed.
+   */
+  readonly #jobs = new Map<string, JobRecord>();
+  /** The open group commit, if any: BEGIN was run and COMMIT is scheduled. */
+  #group: { readonly done: Promise<void>; resolve(): void; reject(e: unknown): void } | undefined;
 
-  constructor(path: string) {
+  readonly #groupWindowMs: number;
+
+  /**
+   * @param path the SQLite file, created when absent.
+   * @param opts.groupWindowMs how long a group commit stays open for more changes (default 2 ms;
+   *   0: until the end of this turn of the event loop). Longer groups mean fewer synced commits
+   *   under load, and at most this much more latency before a result is acknowledged.
+   */
+  constructor(path: string, opts: { readonly groupWindowMs?: number } = {}) {
+    this.#groupWindowMs = opts.groupWindowMs ?? 2;
     this.#db = new Database(path);
     this.#db.pragma('journal_mode = WAL');
     this.#db.pragma('synchronous = FULL');
     this.#db.pragma('foreign_keys = ON');
-    this.#db.exec(SCHEMA);
+    this.#migrate();
     const p = (sql: string) => this.#db.prepare(sql);
     this.#q = {
-      putJob: p('INSERT OR REPLACE INTO jobs (id, created_at, doc) VALUES (?, ?, ?)'),
+      putJob: p(
+        `INSERT INTO jobs (id, created_at, status, doc) VALUES (?, ?, ?, ?)
+         ON CONFLICT (id) DO UPDATE SET status = excluded.status, doc = excluded.doc`,
+      ),
       getJob: p('SELECT doc FROM jobs WHERE id = ?'),
       listJobs: p('SELECT doc FROM jobs ORDER BY created_at, id'),
-      putShard: p('INSERT OR REPLACE INTO shards (id, job, idx, status, doc) VALUES (?, ?, ?, ?, ?)'),
+      jobCount: p('SELECT count(*) AS n FROM jobs'),
+      runningJobs: p("SELECT id FROM jobs WHERE status = 'running' ORDER BY created_at, id"),
+      // An upsert, never INSERT OR REPLACE: a replace would reset the trigger-kept replica count.
+      putShard: p(
+        `INSERT INTO shards (id, job, idx, status, honeypot, wanted, doc) VALUES (?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (id) DO UPDATE SET status = excluded.status, wanted = excluded.wanted, doc = excluded.doc`,
+      ),
       getShard: p('SELECT doc FROM shards WHERE id = ?'),
       shardsOfJob: p('SELECT doc FROM shards WHERE job = ? ORDER BY idx'),
       openShards: p(
         `SELECT s.doc FROM shards s JOIN jobs j ON j.id = s.job WHERE s.status = 'open'
          ORDER BY j.created_at, j.id, s.idx`,
       ),
+      available: p(
+        `SELECT s.doc, s.replicas FROM shards s
+         WHERE s.job = @job AND s.honeypot = 0 AND s.status = 'open' AND s.replicas < s.wanted
+           AND NOT EXISTS (SELECT 1 FROM leases l WHERE l.shard = s.id AND l.volunteer = @volunteer)
+           AND NOT EXISTS (SELECT 1 FROM results r WHERE r.shard = s.id AND r.volunteer = @volunteer)
+         ORDER BY s.idx LIMIT 1`,
+      ),
+      availableHoneypot: p(
+        `SELECT s.doc, s.replicas FROM shards s
+         WHERE s.job = @job AND s.honeypot = 1 AND s.status = 'open'
+           AND NOT EXISTS (SELECT 1 FROM leases l WHERE l.shard = s.id AND l.volunteer = @volunteer)
+           AND NOT EXISTS (SELECT 1 FROM results r WHERE r.shard = s.id AND r.volunteer = @volunteer)
+         ORDER BY s.idx LIMIT 1`,
+      ),
+      replicasOf: p('SELECT replicas FROM shards WHERE id = ?'),
+      // LIMIT 1: a count would read every open shard on every validation.
+      hasOpenShards: p("SELECT 1 FROM shards WHERE job = ? AND honeypot = 0 AND status = 'open' LIMIT 1"),
+      shardStats: p(
+        `SELECT count(*) AS shards,
+           coalesce(sum(status = 'validated'), 0) AS validated,
+           coalesce(sum(status = 'failed'), 0) AS failed,
+           coalesce(sum(status = 'open' AND EXISTS (SELECT 1 FROM leases l WHERE l.shard = s.id)), 0) AS inFlight,
+           coalesce(sum(status = 'open' AND EXISTS (SELECT 1 FROM results r WHERE r.shard = s.id)), 0) AS done
+         FROM shards s WHERE job = ? AND honeypot = 0`,
+      ),
       putLease: p(
-        'INSERT OR REPLACE INTO leases (id, shard, volunteer, deadline, doc) VALUES (?, ?, ?, ?, ?)',
+        `INSERT INTO leases (id, shard, job, volunteer, deadline, doc) VALUES (?, ?, ?, ?, ?, ?)
+         ON CONFLICT (id) DO UPDATE SET deadline = excluded.deadline, doc = excluded.doc`,
       ),
       deleteLease: p('DELETE FROM leases WHERE id = ?'),
       leasesOfShard: p('SELECT doc FROM leases WHERE shard = ? ORDER BY id'),
       leasesOfVolunteer: p('SELECT doc FROM leases WHERE volunteer = ? ORDER BY id'),
+      // Through the job's shards: cancel is rare, and one index less makes every lease cheaper.
+      leasesOfJob: p(
+        'SELECT l.doc FROM shards s JOIN leases l ON l.shard = s.id WHERE s.job = ? ORDER BY l.id',
+      ),
       expiredLeases: p('SELECT doc FROM leases WHERE deadline < ? ORDER BY deadline, id'),
-      putResult: p('INSERT OR REPLACE INTO results (id, shard, received_at, doc) VALUES (?, ?, ?, ?)'),
+      // A new result (the common case) is a plain insert; only a replaced one rewrites its bytes.
+      addResult: p(
+        'INSERT OR IGNORE INTO results (id, shard, volunteer, received_at, doc) VALUES (?, ?, ?, ?, ?)',
+      ),
+      replaceResult: p('UPDATE results SET received_at = ?, doc = ? WHERE id = ?'),
+      setResultStatus: p("UPDATE results SET doc = json_set(doc, '$.status', ?) WHERE id = ?"),
       delOutputs: p('DELETE FROM result_outputs WHERE result = ?'),
       putOutput: p(
         'INSERT INTO result_outputs (result, i, name, dtype, shape, sha256, data) VALUES (?, ?, ?, ?, ?, ?, ?)',
@@ -100,6 +223,7 @@ export class SqliteStore implements HubStore {
         'INSERT OR IGNORE INTO ledger (volunteer, shard, job, credits, status) VALUES (?, ?, ?, ?, ?)',
       ),
       setCredit: p('UPDATE ledger SET status = ? WHERE volunteer = ? AND shard = ?'),
+      voidPending: p("UPDATE ledger SET status = 'void' WHERE job = ? AND status = 'pending'"),
       ledgerAll: p('SELECT volunteer, shard, job, credits, status FROM ledger ORDER BY volunteer, shard'),
       ledgerOf: p(
         'SELECT volunteer, shard, job, credits, status FROM ledger WHERE volunteer = ? ORDER BY shard',
@@ -111,22 +235,117 @@ export class SqliteStore implements HubStore {
     };
   }
 
-  transaction<T>(fn: () => T): T {
-    // better-sqlite3 turns a nested transaction into a savepoint, so nesting joins the outer one.
-    return this.#db.transaction(fn)();
+  #migrate(): void {
+    const version = this.#db.pragma('user_version', { simple: true }) as number;
+    if (version > MIGRATIONS.length) {
+      throw new HearthError(
+        'store/failed',
+        `hub database: schema version ${version} is newer than this hub knows (${MIGRATIONS.length}); run a newer hearth.`,
+        { details: { version, known: MIGRATIONS.length } },
+      );
+    }
+    this.#db.transaction(() => {
+      // SCHEMA is version 0 (a new file, or one from before versions were kept).
+      if (version === 0) this.#db.exec(SCHEMA);
+      for (let v = version; v < MIGRATIONS.length; v++) this.#db.exec(MIGRATIONS[v]!);
+      this.#db.pragma(`user_version = ${MIGRATIONS.length}`);
+    })();
+  }
+
+  transaction<T>(fn: () => T, opts: TransactionOptions = {}): T {
+    const db = this.#db;
+    if (!db.inTransaction) {
+      if (opts.group) this.#openGroup();
+    } else if (this.#group && !opts.group && !this.#inFn) {
+      // A change that must be durable when it returns: commit the group first, then its own.
+      this.#commitGroup();
+    }
+    // Inside BEGIN (a group, or an outer transaction) better-sqlite3 makes this a savepoint.
+    const outer = !this.#inFn;
+    this.#inFn = true;
+    try {
+      return db.transaction(fn)();
+    } catch (e) {
+      this.#jobs.clear();
+      throw e;
+    } finally {
+      if (outer) this.#inFn = false;
+    }
+  }
+  /** True while a transaction's fn runs (grouped or not): nested calls join it. */
+  #inFn = false;
+
+  settled(): Promise<void> {
+    return this.#group?.done ?? Promise.resolve();
+  }
+
+  #openGroup(): void {
+    let resolve!: () => void;
+    let reject!: (e: unknown) => void;
+    const done = new Promise<void>((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+    // Nobody may be waiting (a group of leases only): a failed commit must not be unhandled.
+    done.catch(() => {});
+    this.#db.exec('BEGIN');
+    this.#group = { done, resolve, reject };
+    // Every change that arrives meanwhile joins it: one sync for all of them.
+    if (this.#groupWindowMs > 0) setTimeout(() => this.#commitGroup(), this.#groupWindowMs);
+    else setImmediate(() => this.#commitGroup());
+  }
+
+  #commitGroup(): void {
+    const g = this.#group;
+    if (!g) return;
+    this.#group = undefined;
+    try {
+      this.#db.exec('COMMIT');
+      g.resolve();
+    } catch (e) {
+      if (this.#db.inTransaction) this.#db.exec('ROLLBACK');
+      this.#jobs.clear();
+      g.reject(e);
+    }
   }
   putJob(j: JobRecord): void {
-    this.#q.putJob!.run(j.id, j.createdAt, JSON.stringify(j));
+    this.#q.putJob!.run(j.id, j.createdAt, j.status, JSON.stringify(j));
+    this.#jobs.set(j.id, j);
   }
   getJob(id: string): JobRecord | undefined {
+    const hit = this.#jobs.get(id);
+    if (hit) return hit;
     const r = this.#q.getJob!.get(id) as Doc | undefined;
-    return r ? (JSON.parse(r.doc) as JobRecord) : undefined;
+    if (!r) return undefined;
+    const j = JSON.parse(r.doc) as JobRecord;
+    this.#jobs.set(id, j);
+    return j;
   }
   listJobs(): JobRecord[] {
     return docs(this.#q.listJobs!.all());
   }
+  jobCount(): number {
+    return (this.#q.jobCount!.get() as { n: number }).n;
+  }
+  runningJobs(): JobRecord[] {
+    return (this.#q.runningJobs!.all() as { id: string }[]).map((r) => this.getJob(r.id)!);
+  }
   putShard(s: ShardRecord): void {
-    this.#q.putShard!.run(s.id, s.job, s.index, s.status, JSON.stringify(s));
+    this.#q.putShard!.run(s.id, s.job, s.index, s.status, s.honeypot ? 1 : 0, s.wanted, JSON.stringify(s));
+  }
+  availableShard(job: string, volunteer: string, honeypot: boolean): AvailableShard | undefined {
+    const q = honeypot ? this.#q.availableHoneypot! : this.#q.available!;
+    const r = q.get({ job, volunteer }) as { doc: string; replicas: number } | undefined;
+    return r ? { shard: JSON.parse(r.doc) as ShardRecord, replicas: r.replicas } : undefined;
+  }
+  replicasOf(shard: string): number {
+    return (this.#q.replicasOf!.get(shard) as { replicas: number } | undefined)?.replicas ?? 0;
+  }
+  hasOpenShards(job: string): boolean {
+    return this.#q.hasOpenShards!.get(job) !== undefined;
+  }
+  shardStats(job: string): ShardStats {
+    return this.#q.shardStats!.get(job) as ShardStats;
   }
   getShard(id: string): ShardRecord | undefined {
     const r = this.#q.getShard!.get(id) as Doc | undefined;
@@ -139,7 +358,7 @@ export class SqliteStore implements HubStore {
     return docs(this.#q.openShards!.all());
   }
   putLease(l: LeaseRecord): void {
-    this.#q.putLease!.run(l.id, l.shard, l.volunteer, l.deadline, JSON.stringify(l));
+    this.#q.putLease!.run(l.id, l.shard, l.job, l.volunteer, l.deadline, JSON.stringify(l));
   }
   deleteLease(id: string): void {
     this.#q.deleteLease!.run(id);
@@ -150,14 +369,20 @@ export class SqliteStore implements HubStore {
   leasesOfVolunteer(volunteer: string): LeaseRecord[] {
     return docs(this.#q.leasesOfVolunteer!.all(volunteer));
   }
+  leasesOfJob(job: string): LeaseRecord[] {
+    return docs(this.#q.leasesOfJob!.all(job));
+  }
   expiredLeases(now: number): LeaseRecord[] {
     return docs(this.#q.expiredLeases!.all(now));
   }
   putResult(r: ResultRecord): void {
     // Bytes go in their own rows as BLOBs; the document keeps everything else.
     const { outputs, ...rest } = r;
-    this.#q.putResult!.run(r.id, r.shard, r.receivedAt, JSON.stringify(rest));
-    this.#q.delOutputs!.run(r.id);
+    const doc = JSON.stringify(rest);
+    if (this.#q.addResult!.run(r.id, r.shard, r.volunteer, r.receivedAt, doc).changes === 0) {
+      this.#q.replaceResult!.run(r.receivedAt, doc, r.id);
+      this.#q.delOutputs!.run(r.id);
+    }
     outputs.forEach((o, i) => {
       this.#q.putOutput!.run(
         r.id,
@@ -169,6 +394,9 @@ export class SqliteStore implements HubStore {
         Buffer.from(o.data),
       );
     });
+  }
+  setResultStatus(id: string, status: ResultStatus): void {
+    this.#q.setResultStatus!.run(status, id);
   }
   resultsOfShard(shard: string): ResultRecord[] {
     return (this.#q.resultsOfShard!.all(shard) as { id: string; doc: string }[]).map((row) => {
@@ -205,6 +433,9 @@ export class SqliteStore implements HubStore {
   setCreditStatus(volunteer: string, shard: string, status: CreditStatus): void {
     this.#q.setCredit!.run(status, volunteer, shard);
   }
+  voidPendingCredit(job: string): number {
+    return this.#q.voidPending!.run(job).changes;
+  }
   ledger(volunteer?: string): LedgerEntry[] {
     return (
       volunteer === undefined ? this.#q.ledgerAll!.all() : this.#q.ledgerOf!.all(volunteer)
@@ -225,6 +456,7 @@ export class SqliteStore implements HubStore {
     return (this.#q.listTokens!.all() as TokenRow[]).map(token);
   }
   close(): void {
+    this.#commitGroup();
     this.#db.close();
   }
 }

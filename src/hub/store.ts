@@ -1,16 +1,21 @@
 // The hub's durable state behind one small interface (DESIGN.md: SQLite by default, a shared SQL
 // server later). Records are immutable values: a change is a put of a new record, which lets the
-// in-memory store roll a transaction back by restoring its maps.
+// in-memory store roll a transaction back by undoing its puts.
 import type { ExpectedOutput, Manifest } from '../protocol/manifest.ts';
 import type { OutputTensor } from '../protocol/shard.ts';
 import type { ShardWork } from './planner.ts';
 
-export type JobStatus = 'running' | 'done' | 'failed';
+/** running: leased out; done / failed: every shard judged; cancelled: stopped by its owner or the admin. */
+export type JobStatus = 'running' | 'done' | 'failed' | 'cancelled';
 export interface JobRecord {
   readonly id: string;
   readonly manifest: Manifest;
   readonly createdAt: number;
   readonly status: JobStatus;
+  /** Name of the researcher token that submitted it; absent when the admin did (admin-only then). */
+  readonly owner?: string;
+  /** When it was cancelled (ms), for a cancelled job. */
+  readonly cancelledAt?: number;
 }
 
 /** open: wants results; validated: has a canonical result; failed: replicas never agreed. */
@@ -81,6 +86,34 @@ export interface TokenRecord {
   readonly revokedAt?: number;
 }
 
+export interface TransactionOptions {
+  /**
+   * true: group commit. The change is applied at once, atomically (a savepoint inside the group:
+   * a throw undoes it alone), and committed with the other grouped changes of the next few
+   * milliseconds in one synced commit. It is durable once `settled()` resolves, so whoever promises
+   * durability (a result's "accepted") awaits that first. A process crash before then loses the
+   * whole group, never part of a change. Default false: committed and synced before returning.
+   */
+  readonly group?: boolean;
+}
+
+/** A shard that a volunteer may be leased, and how many replicas it has now. */
+export interface AvailableShard {
+  readonly shard: ShardRecord;
+  readonly replicas: number;
+}
+
+/** Shard counts of one job (honeypots left out). */
+export interface ShardStats {
+  readonly shards: number;
+  readonly validated: number;
+  readonly failed: number;
+  /** Open shards with a live lease. */
+  readonly inFlight: number;
+  /** Open shards with at least one result. */
+  readonly done: number;
+}
+
 /**
  * Storage for the scheduler. Methods are synchronous so that a whole state change runs inside
  * `transaction` (better-sqlite3 transactions are synchronous; an await inside one would let
@@ -93,30 +126,56 @@ export interface TokenRecord {
  * });
  */
 export interface HubStore {
-  /** Runs fn atomically: all of its writes or none of them. Nested calls join the outer one. */
-  transaction<T>(fn: () => T): T;
+  /**
+   * Runs fn atomically: all of its writes or none of them. A nested call is a savepoint: when it
+   * throws, its own writes are undone and the outer transaction goes on if the caller catches.
+   */
+  transaction<T>(fn: () => T, opts?: TransactionOptions): T;
+  /** Resolves once every grouped change so far is committed; rejects when that commit failed. */
+  settled(): Promise<void>;
   putJob(j: JobRecord): void;
   getJob(id: string): JobRecord | undefined;
   listJobs(): JobRecord[];
+  /** How many jobs exist (job ids are numbered by it). */
+  jobCount(): number;
+  /** Jobs with status 'running', oldest first: the only ones whose shards are leased. */
+  runningJobs(): JobRecord[];
   putShard(s: ShardRecord): void;
   getShard(id: string): ShardRecord | undefined;
   /** Shards of a job, by index. */
   shardsOfJob(job: string): ShardRecord[];
   /** Open shards of all jobs, oldest job first, then by index. */
   openShards(): ShardRecord[];
+  /**
+   * The lowest-index open shard of `job` that `volunteer` has neither leased nor answered, with its
+   * replica count (live leases + results). Regular shards (`honeypot` false) only while replicas <
+   * `wanted`; honeypots regardless, since each volunteer answers one for itself.
+   */
+  availableShard(job: string, volunteer: string, honeypot: boolean): AvailableShard | undefined;
+  /** Live leases plus stored results of a shard. */
+  replicasOf(shard: string): number;
+  /** Whether a job has an open shard that is not a honeypot: false once every real shard is judged. */
+  hasOpenShards(job: string): boolean;
+  /** Counts of a job's shards, honeypots left out. */
+  shardStats(job: string): ShardStats;
   putLease(l: LeaseRecord): void;
   deleteLease(id: string): void;
   leasesOfShard(shard: string): LeaseRecord[];
   leasesOfVolunteer(volunteer: string): LeaseRecord[];
+  leasesOfJob(job: string): LeaseRecord[];
   /** Leases whose deadline is before `now`. */
   expiredLeases(now: number): LeaseRecord[];
   putResult(r: ResultRecord): void;
+  /** Judges a stored result without rewriting its bytes. */
+  setResultStatus(id: string, status: ResultStatus): void;
   resultsOfShard(shard: string): ResultRecord[];
   getVolunteer(id: string): VolunteerRecord | undefined;
   putVolunteer(v: VolunteerRecord): void;
   /** Adds a ledger entry; false (and no change) when this volunteer already has one for the shard. */
   addCredit(e: LedgerEntry): boolean;
   setCreditStatus(volunteer: string, shard: string, status: CreditStatus): void;
+  /** Every pending entry of a job becomes void; granted ones stay. Returns how many changed. */
+  voidPendingCredit(job: string): number;
   ledger(volunteer?: string): LedgerEntry[];
   /** Adds or replaces a token by name (revoking is a put with `revokedAt`). */
   putToken(t: TokenRecord): void;
@@ -128,113 +187,266 @@ export interface HubStore {
 }
 
 /**
- * HubStore in memory, for unit tests of the scheduler. Transactions roll back on throw.
+ * HubStore in memory, for unit tests of the scheduler and as the bench's baseline. Indexed by
+ * job, shard and volunteer so that a lease costs what it costs on SQLite, not a scan of
+ * everything; a transaction keeps an undo log (records are immutable values, so undoing a put
+ * is putting the previous value back) and rolls back on throw, a nested one to its savepoint.
  *
  * @example
  * const scheduler = new Scheduler(new MemoryStore());
  */
 export class MemoryStore implements HubStore {
-  #jobs = new Map<string, JobRecord>();
-  #shards = new Map<string, ShardRecord>();
-  #leases = new Map<string, LeaseRecord>();
-  #results = new Map<string, ResultRecord>();
-  #volunteers = new Map<string, VolunteerRecord>();
-  #ledger = new Map<string, LedgerEntry>();
-  #tokens = new Map<string, TokenRecord>();
-  #depth = 0;
+  readonly #jobs = new Map<string, JobRecord>();
+  readonly #shards = new Map<string, ShardRecord>();
+  /** job → its shards by index (sparse only if a store is fed odd indexes). */
+  readonly #jobShards = new Map<string, ShardRecord[]>();
+  /** job → its honeypots by id: few, and looked for on every lease. */
+  readonly #jobHoneypots = new Map<string, Map<string, ShardRecord>>();
+  /** job → no open shard below this index: where the search for an available shard starts. */
+  readonly #cursor = new Map<string, number>();
+  readonly #leases = new Map<string, LeaseRecord>();
+  readonly #leasesByShard = new Map<string, Map<string, LeaseRecord>>();
+  readonly #leasesByVolunteer = new Map<string, Map<string, LeaseRecord>>();
+  readonly #results = new Map<string, ResultRecord>();
+  readonly #resultsByShard = new Map<string, Map<string, ResultRecord>>();
+  readonly #volunteers = new Map<string, VolunteerRecord>();
+  readonly #ledger = new Map<string, LedgerEntry>();
+  readonly #tokens = new Map<string, TokenRecord>();
+  /** Inverse of every write of the open transaction, oldest first; undefined outside one. */
+  #undo: (() => void)[] | undefined;
 
-  transaction<T>(fn: () => T): T {
-    if (this.#depth > 0) return fn();
-    // Records are immutable, so copying the maps is a full snapshot.
-    const jobs = new Map(this.#jobs);
-    const shards = new Map(this.#shards);
-    const leases = new Map(this.#leases);
-    const results = new Map(this.#results);
-    const volunteers = new Map(this.#volunteers);
-    const ledger = new Map(this.#ledger);
-    const tokens = new Map(this.#tokens);
-    this.#depth++;
+  transaction<T>(fn: () => T, _opts?: TransactionOptions): T {
+    const outer = this.#undo === undefined;
+    if (outer) this.#undo = [];
+    const log = this.#undo!;
+    const mark = log.length;
     try {
       return fn();
     } catch (e) {
-      this.#jobs = jobs;
-      this.#shards = shards;
-      this.#leases = leases;
-      this.#results = results;
-      this.#volunteers = volunteers;
-      this.#ledger = ledger;
-      this.#tokens = tokens;
+      while (log.length > mark) log.pop()!();
       throw e;
     } finally {
-      this.#depth--;
+      if (outer) this.#undo = undefined;
     }
   }
+
+  settled(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  /** Records how to undo a write, when inside a transaction. */
+  #logUndo(undo: () => void): void {
+    this.#undo?.push(undo);
+  }
+
   putJob(j: JobRecord): void {
+    const prev = this.#jobs.get(j.id);
     this.#jobs.set(j.id, j);
+    this.#logUndo(() => (prev ? this.#jobs.set(j.id, prev) : this.#jobs.delete(j.id)));
   }
   getJob(id: string): JobRecord | undefined {
     return this.#jobs.get(id);
   }
   listJobs(): JobRecord[] {
-    return [...this.#jobs.values()].sort((a, b) => a.createdAt - b.createdAt || a.id.localeCompare(b.id));
+    return [...this.#jobs.values()].sort(byAge);
+  }
+  jobCount(): number {
+    return this.#jobs.size;
+  }
+  runningJobs(): JobRecord[] {
+    return this.listJobs().filter((j) => j.status === 'running');
   }
   putShard(s: ShardRecord): void {
+    const prev = this.#shards.get(s.id);
+    this.#writeShard(s);
+    this.#logUndo(() => (prev ? this.#writeShard(prev) : this.#dropShard(s)));
+  }
+  #writeShard(s: ShardRecord): void {
     this.#shards.set(s.id, s);
+    let list = this.#jobShards.get(s.job);
+    if (!list) this.#jobShards.set(s.job, (list = []));
+    list[s.index] = s;
+    if (s.honeypot) inner(this.#jobHoneypots, s.job).set(s.id, s);
+    if (s.status === 'open' && s.index < (this.#cursor.get(s.job) ?? 0)) this.#cursor.set(s.job, s.index);
+  }
+  #dropShard(s: ShardRecord): void {
+    this.#shards.delete(s.id);
+    const list = this.#jobShards.get(s.job);
+    if (list) delete list[s.index];
+    if (s.honeypot) dropInner(this.#jobHoneypots, s.job, s.id);
   }
   getShard(id: string): ShardRecord | undefined {
     return this.#shards.get(id);
   }
   shardsOfJob(job: string): ShardRecord[] {
-    return [...this.#shards.values()].filter((s) => s.job === job).sort((a, b) => a.index - b.index);
+    return (this.#jobShards.get(job) ?? []).filter((s) => s !== undefined);
   }
   openShards(): ShardRecord[] {
     return this.listJobs().flatMap((j) => this.shardsOfJob(j.id).filter((s) => s.status === 'open'));
   }
+  availableShard(job: string, volunteer: string, honeypot: boolean): AvailableShard | undefined {
+    if (honeypot) {
+      const hps = [...(this.#jobHoneypots.get(job)?.values() ?? [])].sort((a, b) => a.index - b.index);
+      for (const s of hps) {
+        if (s.status === 'open' && !this.#touched(s.id, volunteer)) {
+          return { shard: s, replicas: this.replicasOf(s.id) };
+        }
+      }
+      return undefined;
+    }
+    const list = this.#jobShards.get(job) ?? [];
+    for (let i = this.#advance(job, list); i < list.length; i++) {
+      const s = list[i];
+      if (s?.status !== 'open' || s.honeypot) continue;
+      const replicas = this.replicasOf(s.id);
+      if (replicas >= s.wanted) continue;
+      if (this.#touched(s.id, volunteer)) continue;
+      return { shard: s, replicas };
+    }
+    return undefined;
+  }
+  #touched(shard: string, volunteer: string): boolean {
+    for (const l of this.#leasesByShard.get(shard)?.values() ?? [])
+      if (l.volunteer === volunteer) return true;
+    for (const r of this.#resultsByShard.get(shard)?.values() ?? [])
+      if (r.volunteer === volunteer) return true;
+    return false;
+  }
+  replicasOf(shard: string): number {
+    return (this.#leasesByShard.get(shard)?.size ?? 0) + (this.#resultsByShard.get(shard)?.size ?? 0);
+  }
+  /** Moves a job's cursor past its judged prefix and returns it: nothing below it is open. */
+  #advance(job: string, list: readonly (ShardRecord | undefined)[]): number {
+    let start = this.#cursor.get(job) ?? 0;
+    while (start < list.length && list[start] !== undefined && list[start]!.status !== 'open') start++;
+    this.#cursor.set(job, start);
+    return start;
+  }
+  hasOpenShards(job: string): boolean {
+    const list = this.#jobShards.get(job) ?? [];
+    for (let i = this.#advance(job, list); i < list.length; i++) {
+      const s = list[i];
+      if (s && !s.honeypot && s.status === 'open') return true;
+    }
+    return false;
+  }
+  shardStats(job: string): ShardStats {
+    let shards = 0;
+    let validated = 0;
+    let failed = 0;
+    let inFlight = 0;
+    let done = 0;
+    for (const s of this.shardsOfJob(job)) {
+      if (s.honeypot) continue;
+      shards++;
+      if (s.status === 'validated') validated++;
+      else if (s.status === 'failed') failed++;
+      else {
+        if ((this.#leasesByShard.get(s.id)?.size ?? 0) > 0) inFlight++;
+        if ((this.#resultsByShard.get(s.id)?.size ?? 0) > 0) done++;
+      }
+    }
+    return { shards, validated, failed, inFlight, done };
+  }
   putLease(l: LeaseRecord): void {
-    this.#leases.set(l.id, l);
+    const prev = this.#leases.get(l.id);
+    if (prev) this.#unlinkLease(prev);
+    this.#linkLease(l);
+    this.#logUndo(() => {
+      this.#unlinkLease(l);
+      if (prev) this.#linkLease(prev);
+    });
   }
   deleteLease(id: string): void {
-    this.#leases.delete(id);
+    const prev = this.#leases.get(id);
+    if (!prev) return;
+    this.#unlinkLease(prev);
+    this.#logUndo(() => this.#linkLease(prev));
+  }
+  #linkLease(l: LeaseRecord): void {
+    this.#leases.set(l.id, l);
+    inner(this.#leasesByShard, l.shard).set(l.id, l);
+    inner(this.#leasesByVolunteer, l.volunteer).set(l.id, l);
+  }
+  #unlinkLease(l: LeaseRecord): void {
+    this.#leases.delete(l.id);
+    dropInner(this.#leasesByShard, l.shard, l.id);
+    dropInner(this.#leasesByVolunteer, l.volunteer, l.id);
   }
   leasesOfShard(shard: string): LeaseRecord[] {
-    return [...this.#leases.values()].filter((l) => l.shard === shard);
+    return [...(this.#leasesByShard.get(shard)?.values() ?? [])].sort(byId);
   }
   leasesOfVolunteer(volunteer: string): LeaseRecord[] {
-    return [...this.#leases.values()].filter((l) => l.volunteer === volunteer);
+    return [...(this.#leasesByVolunteer.get(volunteer)?.values() ?? [])].sort(byId);
+  }
+  leasesOfJob(job: string): LeaseRecord[] {
+    return [...this.#leases.values()].filter((l) => l.job === job).sort(byId);
   }
   expiredLeases(now: number): LeaseRecord[] {
-    return [...this.#leases.values()].filter((l) => l.deadline < now);
+    return [...this.#leases.values()]
+      .filter((l) => l.deadline < now)
+      .sort((a, b) => a.deadline - b.deadline || byId(a, b));
   }
   putResult(r: ResultRecord): void {
+    const prev = this.#results.get(r.id);
+    this.#writeResult(r);
+    this.#logUndo(() => (prev ? this.#writeResult(prev) : this.#dropResult(r)));
+  }
+  #writeResult(r: ResultRecord): void {
     this.#results.set(r.id, r);
+    inner(this.#resultsByShard, r.shard).set(r.id, r);
+  }
+  #dropResult(r: ResultRecord): void {
+    this.#results.delete(r.id);
+    dropInner(this.#resultsByShard, r.shard, r.id);
+  }
+  setResultStatus(id: string, status: ResultStatus): void {
+    const r = this.#results.get(id);
+    if (r) this.putResult({ ...r, status });
   }
   resultsOfShard(shard: string): ResultRecord[] {
-    return [...this.#results.values()]
-      .filter((r) => r.shard === shard)
-      .sort((a, b) => a.receivedAt - b.receivedAt || a.id.localeCompare(b.id));
+    return [...(this.#resultsByShard.get(shard)?.values() ?? [])].sort(
+      (a, b) => a.receivedAt - b.receivedAt || byId(a, b),
+    );
   }
   getVolunteer(id: string): VolunteerRecord | undefined {
     return this.#volunteers.get(id);
   }
   putVolunteer(v: VolunteerRecord): void {
+    const prev = this.#volunteers.get(v.id);
     this.#volunteers.set(v.id, v);
+    this.#logUndo(() => (prev ? this.#volunteers.set(v.id, prev) : this.#volunteers.delete(v.id)));
   }
   addCredit(e: LedgerEntry): boolean {
     const k = `${e.volunteer}\u0000${e.shard}`;
     if (this.#ledger.has(k)) return false;
     this.#ledger.set(k, e);
+    this.#logUndo(() => this.#ledger.delete(k));
     return true;
   }
   setCreditStatus(volunteer: string, shard: string, status: CreditStatus): void {
     const k = `${volunteer}\u0000${shard}`;
     const e = this.#ledger.get(k);
-    if (e) this.#ledger.set(k, { ...e, status });
+    if (!e) return;
+    this.#ledger.set(k, { ...e, status });
+    this.#logUndo(() => this.#ledger.set(k, e));
+  }
+  voidPendingCredit(job: string): number {
+    let n = 0;
+    for (const e of [...this.#ledger.values()]) {
+      if (e.job !== job || e.status !== 'pending') continue;
+      this.setCreditStatus(e.volunteer, e.shard, 'void');
+      n++;
+    }
+    return n;
   }
   ledger(volunteer?: string): LedgerEntry[] {
     return [...this.#ledger.values()].filter((e) => volunteer === undefined || e.volunteer === volunteer);
   }
   putToken(t: TokenRecord): void {
+    const prev = this.#tokens.get(t.name);
     this.#tokens.set(t.name, t);
+    this.#logUndo(() => (prev ? this.#tokens.set(t.name, prev) : this.#tokens.delete(t.name)));
   }
   getToken(name: string): TokenRecord | undefined {
     return this.#tokens.get(name);
@@ -249,4 +461,21 @@ export class MemoryStore implements HubStore {
     );
   }
   close(): void {}
+}
+
+const byAge = (a: JobRecord, b: JobRecord) => a.createdAt - b.createdAt || a.id.localeCompare(b.id);
+// SQLite orders TEXT by bytes; so must the memory store, or the two would list in different orders.
+const byId = (a: { id: string }, b: { id: string }) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+
+function inner<V>(outer: Map<string, Map<string, V>>, key: string): Map<string, V> {
+  let m = outer.get(key);
+  if (!m) outer.set(key, (m = new Map()));
+  return m;
+}
+
+function dropInner<V>(outer: Map<string, Map<string, V>>, key: string, id: string): void {
+  const m = outer.get(key);
+  if (!m) return;
+  m.delete(id);
+  if (m.size === 0) outer.delete(key);
 }

@@ -128,7 +128,7 @@ ${CONNECTION}`,
 
 interface Progress {
   job: string;
-  status: 'running' | 'done' | 'failed';
+  status: 'running' | 'done' | 'failed' | 'cancelled';
   shards: number;
   validated: number;
   failed: number;
@@ -251,4 +251,31 @@ ${CONNECTION}`,
   },
 };
 
-export const clientCommands: readonly Command[] = [submit, status, results];
+const cancel: Command = {
+  name: 'cancel',
+  summary: 'cancel a running job: no more leases, pending credit voided, results so far kept',
+  help: `usage: hearth cancel JOB [--hub URL] [--token T]
+
+Cancels a job you submitted (the admin token cancels any job). Its shards stop being handed out,
+outstanding leases are dropped (their late results are refused), and credit still pending for
+unvalidated shards is voided; credit already granted stays, and validated results stay readable
+with "hearth results". Cancelling a cancelled job changes nothing; a job that is done or failed
+cannot be cancelled (exit 1).
+${CONNECTION}`,
+  options: connectionOptions,
+  positionals: 1,
+  async run(flags, [job]) {
+    const c = client(flags);
+    const out = await json<{ already: boolean; leasesDropped: number; creditVoided: number }>(
+      await call(c, 'DELETE', `/v1/jobs/${encodeURIComponent(job!)}`),
+    );
+    process.stdout.write(
+      out.already
+        ? `${job} was already cancelled\n`
+        : `cancelled ${job}: ${out.leasesDropped} lease(s) dropped, ${out.creditVoided} pending credit entr${out.creditVoided === 1 ? 'y' : 'ies'} voided\n`,
+    );
+    return 0;
+  },
+};
+
+export const clientCommands: readonly Command[] = [submit, status, results, cancel];

@@ -3,8 +3,9 @@
 //
 //   hearth hub [--db PATH] [--port N] …     run a hub until SIGINT/SIGTERM
 //   hearth token create|list|revoke …       researcher tokens, straight on the SQLite file
-//   hearth submit | status | results …      a researcher's client of a running hub
-//   hearth volunteer                        not yet (needs the browser runtime)
+//   hearth submit | status | results | cancel …  a researcher's client of a running hub
+//   hearth volunteer --count N              headless Chromium volunteers against a hub
+//   hearth example --out DIR                an example ONNX job and WGSL job to submit
 //
 // Exit codes: 0 done, 1 the work failed (hub unreachable, HTTP error, bad file), 2 bad usage.
 // Run from a checkout with `npm run hearth -- <command> …`.
@@ -14,6 +15,8 @@ import { SqliteStore } from '../hub/sqlite-store.ts';
 import { createToken, listTokens, revokeToken } from '../hub/tokens.ts';
 import { CliError, type Command, type Flags, int, parse, str, UsageError } from './cli-args.ts';
 import { clientCommands, DEFAULT_HUB } from './cli-client.ts';
+import { exampleCommand } from './cli-example.ts';
+import { volunteerCommand } from './cli-volunteer.ts';
 import { startHub } from './hub-server.ts';
 
 const DEFAULT_DB = 'hearth.db';
@@ -24,6 +27,7 @@ const hub: Command = {
   name: 'hub',
   summary: 'run a hub: the researchers\u2019 HTTP API and the volunteers\u2019 WebSocket',
   help: `usage: hearth hub [--db PATH] [--port N] [--host H] [--blobs DIR] [--max-blob-bytes N] [--origin URL ...]
+                  [--pages DIR]
 
 Runs a hub until SIGINT or SIGTERM, then closes it cleanly. Prints "listening on URL".
 The admin token (for managing tokens over HTTP) is read from $HEARTH_ADMIN_TOKEN; without it
@@ -34,7 +38,11 @@ there is no admin.
   --host H              address to bind (default: 127.0.0.1, loopback only)
   --blobs DIR           blob folder (default: "blobs" beside the database)
   --max-blob-bytes N    largest blob an upload may carry (default: ${256 * MiB})
-  --origin URL          a page origin allowed to call the hub from a browser; repeatable`,
+  --origin URL          a page origin allowed to call the hub from a browser; repeatable
+  --pages DIR           folder served at every path outside /v1/ and /p2p (default: dist/ of
+                        this checkout, made by \`npm run build\`)
+
+The same port also serves PeerJS signalling at /p2p (key "hearth").`,
   options: {
     db: { type: 'string' },
     port: { type: 'string' },
@@ -42,10 +50,12 @@ there is no admin.
     blobs: { type: 'string' },
     'max-blob-bytes': { type: 'string' },
     origin: { type: 'string', multiple: true },
+    pages: { type: 'string' },
   },
   positionals: 0,
   async run(flags) {
     const dbPath = resolve(str(flags, 'db', DEFAULT_DB));
+    const pages = str(flags, 'pages');
     const origins = (flags.origin as string[] | undefined) ?? [];
     for (const o of origins) {
       if (o === '*' || !URL.canParse(o) || new URL(o).origin !== o) {
@@ -60,6 +70,7 @@ there is no admin.
       maxBlobBytes: int(flags, 'max-blob-bytes', 256 * MiB, 1, Number.MAX_SAFE_INTEGER),
       allowedOrigins: origins,
       adminToken: process.env.HEARTH_ADMIN_TOKEN || undefined,
+      ...(pages === undefined ? {} : { pagesDir: resolve(pages) }),
     });
     process.stdout.write(`listening on ${h.url}\n`);
     await new Promise<void>((done) => {
@@ -162,22 +173,15 @@ const tokenRevoke: Command = {
   },
 };
 
-const volunteer: Command = {
-  name: 'volunteer',
-  summary: 'not implemented yet: headless Chromium volunteers',
-  help: `usage: hearth volunteer
-
-Not implemented yet: it will run headless Chromium volunteers against a hub once the browser
-volunteer runtime (src/client/) can be driven from here. Running it exits with status 2.`,
-  options: {},
-  positionals: 0,
-  async run() {
-    process.stderr.write('hearth volunteer: not implemented yet (it needs the browser volunteer runtime).\n');
-    return 2;
-  },
-};
-
-const commands: readonly Command[] = [hub, tokenCreate, tokenList, tokenRevoke, ...clientCommands, volunteer];
+const commands: readonly Command[] = [
+  hub,
+  tokenCreate,
+  tokenList,
+  tokenRevoke,
+  ...clientCommands,
+  volunteerCommand,
+  exampleCommand,
+];
 
 function usage(): string {
   const w = Math.max(...commands.map((c) => c.name.length));

@@ -3,12 +3,14 @@
 // Everything a stranger sends is bounded (DESIGN.md invariant 7): message size, messages per
 // second, connections per address, the page's Origin, and the time to finish auth. A bad
 // message gets a typed `error` reply and changes nothing; the hub itself never throws from here.
+import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { type WebSocket, WebSocketServer } from 'ws';
 import { HearthError, isHearthError } from '../core/errors.ts';
 import { importVolunteerKey, newNonce, type VolunteerKey, verifyChallenge } from '../hub/identity.ts';
 import type { Scheduler } from '../hub/scheduler.ts';
+import type { BlobSwarm } from '../hub/swarm.ts';
 import {
   type ClientMessage,
   CONTROL_LIMITS,
@@ -26,6 +28,14 @@ export interface ControlPlaneOptions {
    * 'https://embedder.example']. '*' is refused: a list, always.
    */
   readonly allowedOrigins: readonly string[];
+  /**
+   * The origins of the hub's own pages (e.g. `['http://127.0.0.1:8787', 'http://localhost:8787']`),
+   * allowed without being listed in `allowedOrigins`. They come from the address the hub listens
+   * on, not from the request's Host header: under DNS rebinding a stranger's page at
+   * `http://evil.example:8787` resolving to the hub sends `Host: evil.example:8787` and a matching
+   * Origin, so "Origin equals Host" would admit it.
+   */
+  readonly selfOrigins?: readonly string[];
   /**
    * Accept connections without an Origin header (non-browser volunteers; default false). A
    * browser always sends one, so this only admits clients that could forge any origin anyway.
@@ -46,10 +56,23 @@ export interface ControlPlaneOptions {
   /** Messages queued behind a slow one before the connection is closed (default 64). */
   readonly maxQueued?: number;
   /**
+   * Every this many ms the hub pings each connection (default 20 s; 0 turns it off) and
+   * terminates one that answered neither the previous ping nor sent anything since: a tab that
+   * vanished without a TCP close (sleep, network loss) then releases its leases within two
+   * intervals instead of at their deadlines.
+   */
+  readonly pingIntervalMs?: number;
+  /**
    * Looks a job's manifest up (e.g. `(id) => store.getJob(id)?.manifest`) so that a WGSL lease
    * carries its kernel source; without it leases carry the shard's work only.
    */
   readonly manifestOf?: (job: string) => Manifest | undefined;
+  /**
+   * Who holds which blob (issue 5's swarm). With it, `welcome` carries a hub-chosen PeerJS id
+   * for the connection, and `announce` / `holders-request` are answered; without it they are
+   * refused as 'unsupported'.
+   */
+  readonly swarm?: BlobSwarm;
   /** Clock (ms since the epoch) passed to the scheduler; default Date.now. */
   readonly now?: () => number;
   /** Called with failures that are the hub's own fault (default console.error). */
@@ -61,6 +84,8 @@ export interface ControlPlane {
   readonly connections: () => number;
   /** Authenticated volunteers connected right now. */
   readonly volunteers: () => number;
+  /** Whether `peerId` was issued to a connection that is still open (for the PeerServer). */
+  readonly isPeerId: (peerId: string) => boolean;
   /** Stops accepting, closes every connection (their leases are released) and detaches. */
   close(): Promise<void>;
 }
@@ -68,11 +93,31 @@ export interface ControlPlane {
 type Phase =
   | { readonly name: 'new' }
   | { readonly name: 'challenged'; readonly key: VolunteerKey; readonly caps: Caps }
-  | { readonly name: 'ready'; readonly id: string; readonly caps: Caps }
+  | { readonly name: 'ready'; readonly id: string; readonly caps: Caps; readonly peerId?: string }
   | { readonly name: 'closed' };
 type Caps = Extract<ClientMessage, { type: 'hello' }>['capabilities'];
 
 const CLOSE_POLICY = 1008;
+
+const STATUS_TEXT: Readonly<Record<number, string>> = {
+  403: 'Forbidden',
+  404: 'Not Found',
+  429: 'Too Many Requests',
+  503: 'Service Unavailable',
+};
+
+/**
+ * Answers a WebSocket upgrade with a plain HTTP error and a JSON body `{ code, message }`, then
+ * closes the socket: a browser sees a failed handshake, a Node client the status and body.
+ */
+export function refuseUpgrade(socket: Duplex, status: number, code: string, message: string): void {
+  const body = JSON.stringify({ code, message });
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Error'}\r\n` +
+      'Content-Type: application/json\r\nConnection: close\r\n' +
+      `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+  );
+}
 
 /**
  * Serves the volunteer control plane on `server` (WebSocket upgrades on `opts.path`; other
@@ -90,7 +135,7 @@ export function attachControlPlane(
   opts: ControlPlaneOptions,
 ): ControlPlane {
   const origins = new Set<string>();
-  for (const o of opts.allowedOrigins) {
+  for (const o of [...opts.allowedOrigins, ...(opts.selfOrigins ?? [])]) {
     let parsed: URL | undefined;
     try {
       parsed = new URL(o);
@@ -113,6 +158,7 @@ export function attachControlPlane(
   const perAddress = opts.maxConnectionsPerAddress ?? 16;
   const authTimeoutMs = opts.authTimeoutMs ?? 10_000;
   const maxQueued = opts.maxQueued ?? 64;
+  const pingIntervalMs = opts.pingIntervalMs ?? 20_000;
   const now = opts.now ?? Date.now;
   const onInternal = opts.onInternalError ?? ((e: unknown) => console.error('control plane:', e));
 
@@ -120,16 +166,11 @@ export function attachControlPlane(
   const byAddress = new Map<string, number>();
   const byVolunteer = new Map<string, number>();
   const sockets = new Set<WebSocket>();
+  const peerIds = new Set<string>();
+  const swarm = opts.swarm;
+  // Sockets heard from (a pong or a message) since the last ping sweep.
+  const heard = new WeakSet<WebSocket>();
   let closing = false;
-
-  const refuse = (socket: Duplex, status: number, reason: string, message: string) => {
-    const body = JSON.stringify({ code: reason, message });
-    socket.end(
-      `HTTP/1.1 ${status} ${status === 403 ? 'Forbidden' : status === 429 ? 'Too Many Requests' : 'Service Unavailable'}\r\n` +
-        'Content-Type: application/json\r\nConnection: close\r\n' +
-        `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
-    );
-  };
 
   const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     let url: URL;
@@ -140,10 +181,10 @@ export function attachControlPlane(
     }
     if (url.pathname !== path) return;
     socket.on('error', () => socket.destroy());
-    if (closing) return refuse(socket, 503, 'closing', 'The hub is shutting down.');
+    if (closing) return refuseUpgrade(socket, 503, 'closing', 'The hub is shutting down.');
     const origin = req.headers.origin;
     if (origin === undefined ? !opts.allowMissingOrigin : !origins.has(origin)) {
-      return refuse(
+      return refuseUpgrade(
         socket,
         403,
         'origin',
@@ -155,7 +196,7 @@ export function attachControlPlane(
     const address = req.socket.remoteAddress ?? 'unknown';
     const open = byAddress.get(address) ?? 0;
     if (open >= perAddress) {
-      return refuse(
+      return refuseUpgrade(
         socket,
         429,
         'too-many-connections',
@@ -180,6 +221,8 @@ export function attachControlPlane(
 
   const serve = (ws: WebSocket, address: string) => {
     sockets.add(ws);
+    heard.add(ws);
+    ws.on('pong', () => heard.add(ws));
     let phase: Phase = { name: 'new' };
     let nonce = '';
     let tokens = burst;
@@ -228,9 +271,13 @@ export function attachControlPlane(
           }
           if (phase.name !== 'challenged') return;
           clearTimeout(authTimer);
-          phase = { name: 'ready', id: key.id, caps };
+          // A fresh random PeerJS id per connection: unguessable, so holders the hub names are
+          // connections it authenticated, and nobody can squat on another volunteer's id.
+          const peerId = swarm ? `h${randomBytes(16).toString('hex')}` : undefined;
+          if (peerId) peerIds.add(peerId);
+          phase = { name: 'ready', id: key.id, caps, ...(peerId ? { peerId } : {}) };
           byVolunteer.set(key.id, (byVolunteer.get(key.id) ?? 0) + 1);
-          return send({ v: 1, type: 'welcome', volunteerId: key.id });
+          return send({ v: 1, type: 'welcome', volunteerId: key.id, ...(peerId ? { peerId } : {}) });
         }
         default:
           break;
@@ -253,6 +300,7 @@ export function attachControlPlane(
               ...(m?.kind === 'wgsl'
                 ? { kernel: { source: m.source, ...(m.entryPoint ? { entryPoint: m.entryPoint } : {}) } }
                 : {}),
+              ...(m?.kind === 'onnx' && m.outputs ? { outputs: m.outputs } : {}),
               work: g.work,
               deadline: g.lease.deadline,
             });
@@ -265,6 +313,20 @@ export function attachControlPlane(
             const outcome = await scheduler.submitResult(id, m.result, now());
             return send({ v: 1, type: 'ack', shard: m.result.shard, outcome: outcome.status });
           }
+          case 'announce':
+          case 'holders-request': {
+            const me = phase.peerId;
+            if (!swarm || !me) return fail('unsupported', `${m.type}: this hub keeps no blob swarm.`);
+            if (m.type === 'announce') {
+              return send({ v: 1, type: 'announced', count: swarm.announce(me, m.blobs) });
+            }
+            return send({
+              v: 1,
+              type: 'holders',
+              sha256: m.sha256,
+              peers: swarm.holders(m.sha256, CONTROL_LIMITS.maxHolders, me),
+            });
+          }
         }
       } catch (e) {
         if (isHearthError(e, 'input/invalid')) return fail('refused', e.message);
@@ -273,6 +335,7 @@ export function attachControlPlane(
     };
 
     ws.on('message', (data, isBinary) => {
+      heard.add(ws);
       // Token bucket: `burst` at once, then `rate` per second.
       const t = Date.now();
       tokens = Math.min(burst, tokens + ((t - lastRefill) / 1000) * rate);
@@ -325,6 +388,10 @@ export function attachControlPlane(
       const was = phase;
       phase = { name: 'closed' };
       if (was.name !== 'ready') return;
+      if (was.peerId) {
+        peerIds.delete(was.peerId);
+        swarm?.drop(was.peerId);
+      }
       const left = (byVolunteer.get(was.id) ?? 1) - 1;
       if (left > 0) {
         byVolunteer.set(was.id, left);
@@ -343,11 +410,29 @@ export function attachControlPlane(
   };
 
   server.on('upgrade', onUpgrade);
+  // One sweep for all connections: a socket silent since the last sweep is dead (terminate goes
+  // through 'close' above, so its leases are released as for any disconnect).
+  const pinger =
+    pingIntervalMs > 0
+      ? setInterval(() => {
+          for (const ws of sockets) {
+            if (!heard.has(ws)) {
+              ws.terminate();
+              continue;
+            }
+            heard.delete(ws);
+            if (ws.readyState === ws.OPEN) ws.ping();
+          }
+        }, pingIntervalMs)
+      : undefined;
+  pinger?.unref();
   return {
     connections: () => sockets.size,
     volunteers: () => byVolunteer.size,
+    isPeerId: (peerId) => peerIds.has(peerId),
     close: async () => {
       closing = true;
+      clearInterval(pinger);
       server.off('upgrade', onUpgrade);
       const gone = [...sockets].map(
         (ws) =>

@@ -6,18 +6,37 @@
 // every failure is a JSON error `{ error: { code, message } }`, and no request can take the
 // process down (DESIGN.md invariants 3, 6 and 7).
 
+import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import { Readable } from 'node:stream';
 import { type HearthError, isHearthError } from '../core/errors.ts';
 import { isSha256Hex } from '../core/hash.ts';
 import { BlobDir, isTooLarge } from '../hub/blobs.ts';
+import { type OracleRunner, withHubHoneypots } from '../hub/oracle.ts';
 import { Scheduler } from '../hub/scheduler.ts';
 import { SqliteStore } from '../hub/sqlite-store.ts';
 import type { HubStore } from '../hub/store.ts';
+import { BlobSwarm } from '../hub/swarm.ts';
 import { authenticate, bearer, createToken, listTokens, type Principal, revokeToken } from '../hub/tokens.ts';
-import { type Manifest, parseManifest } from '../protocol/manifest.ts';
-import { attachControlPlane, type ControlPlane, type ControlPlaneOptions } from './control-plane.ts';
+import { countJobFlops } from '../protocol/flops.ts';
+import { type Manifest, type OnnxManifest, parseManifest } from '../protocol/manifest.ts';
+import {
+  attachControlPlane,
+  CONTROL_PATH,
+  type ControlPlane,
+  type ControlPlaneOptions,
+  refuseUpgrade,
+} from './control-plane.ts';
+import {
+  attachPeerServer,
+  type HubPeerServer,
+  PEER_PATH,
+  PEER_WS_PATH,
+  type PeerServerOptions,
+} from './peer-server.ts';
+import { DEFAULT_PAGES_DIR, staticPages } from './static-pages.ts';
 
 export interface HubOptions {
   /** The SQLite file (created when absent). */
@@ -39,17 +58,45 @@ export interface HubOptions {
   /** How often leases past their deadline are reissued; default 1000 ms. */
   readonly expireEveryMs?: number;
   /** Volunteer WebSocket settings (path, rates, limits); origins come from `allowedOrigins`. */
-  readonly volunteers?: Omit<ControlPlaneOptions, 'allowedOrigins' | 'manifestOf'>;
+  readonly volunteers?: Omit<ControlPlaneOptions, 'allowedOrigins' | 'selfOrigins' | 'manifestOf'>;
+  /**
+   * The PeerJS signalling server at `/p2p` (on by default; `false` turns it off). Clients connect
+   * with `new Peer(id, { host, port, path: '/p2p', key })`; its WebSocket admits the hub's own
+   * pages, `allowedOrigins`, and clients that send no Origin (non-browser peers).
+   */
+  readonly peer?: PeerServerOptions | false;
+  /**
+   * Runs the shards behind a manifest's `autoHoneypots` on the hub itself. Default: a compute
+   * engine on this machine's GPU through Dawn (onnxruntime-web's wasm for ONNX), made on first use.
+   */
+  readonly oracle?: () => Promise<OracleRunner>;
+  /**
+   * The folder whose files the hub serves at every path outside `/v1/` and `/p2p` (the volunteer
+   * page, console and widget). Default: `dist/` of this checkout (`npm run build` makes it);
+   * while it does not exist those paths answer 404 `pages/missing`.
+   */
+  readonly pagesDir?: string;
 }
 
 export interface Hub {
   /** e.g. `http://127.0.0.1:43127` */
   readonly url: string;
   readonly port: number;
-  /** The HTTP server (for the PeerServer later: same port, same process). */
+  /** The HTTP server: API, control plane, PeerServer and pages share its port. */
   readonly server: Server;
   /** Volunteers' WebSocket control plane, at `/v1/volunteer` on the same port. */
   readonly controlPlane: ControlPlane;
+  /** The PeerJS signalling server at `/p2p` (undefined when `peer: false`). */
+  readonly peer: HubPeerServer | undefined;
+  /** Which connected volunteers hold which blobs (undefined when `peer: false`). */
+  readonly swarm: BlobSwarm | undefined;
+  /**
+   * Origins of the pages this hub serves itself (from its listening address: with a loopback host
+   * `127.0.0.1`, `localhost` and `[::1]` at its port). They may call the API and open the
+   * WebSockets without being listed; a hub behind a proxy or bound to a wildcard address lists
+   * its public origin in `allowedOrigins`.
+   */
+  readonly selfOrigins: readonly string[];
   readonly scheduler: Scheduler;
   readonly store: HubStore;
   readonly blobs: BlobDir;
@@ -98,8 +145,10 @@ function fromHearth(e: HearthError, status = 400): HttpError {
  *   hash, volunteers fetch inputs here as the data plane's fallback, and knowing the hash is
  *   knowing what to ask for — results are never blobs, so they stay behind tokens.
  * - `POST /v1/jobs` a manifest → 201 `{ job }`; every blob it names must be uploaded first
- * - `GET /v1/jobs/:id` progress; `GET /v1/jobs/:id/results` the canonical results index;
- *   `GET /v1/jobs/:id/results/:shard/:output` raw bytes (`:shard` is the index or the shard id)
+ * - `GET /v1/jobs/:id` progress; `DELETE /v1/jobs/:id` cancels it (→ `CancelOutcome`; 409 once it
+ *   is done or failed); `GET /v1/jobs/:id/results` the canonical results index;
+ *   `GET /v1/jobs/:id/results/:shard/:output` raw bytes (`:shard` is the index or the shard id).
+ *   Job routes answer only the token that submitted the job (403 `http/forbidden`) or the admin.
  * - admin only: `POST /v1/tokens` `{ name }` → `{ name, token }`, `GET /v1/tokens`,
  *   `DELETE /v1/tokens/:name`
  *
@@ -115,16 +164,69 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
   const store = new SqliteStore(opts.dbPath);
   const scheduler = new Scheduler(store, { blob: (sha) => blobs.read(sha) });
   const allowed = new Set(opts.allowedOrigins);
-  const ctx: Ctx = { store, scheduler, blobs, maxJson, allowed, adminToken: opts.adminToken };
+  // Filled once the port is known, before the first request can arrive.
+  const self = new Set<string>();
+  // Loaded on first use: the GPU stack (Dawn's native binding, onnxruntime-web) stays out of a
+  // hub that never computes a honeypot.
+  let engine: Promise<{ runShard: OracleRunner['runShard']; dispose(): Promise<void> }> | undefined;
+  const oracle =
+    opts.oracle ??
+    (() => {
+      engine ??= (async () => {
+        const [{ GpuRuntime }, { runOnnx }, { ComputeEngine }, { dawnGpu }] = await Promise.all([
+          import('../gpu/context.ts'),
+          import('../onnx/run.ts'),
+          import('../worker/engine.ts'),
+          import('./dawn.ts'),
+        ]);
+        const e = new ComputeEngine({
+          runtime: new GpuRuntime({ gpu: dawnGpu() }),
+          blobs: { get: async (sha) => (blobs.has(sha) ? new Uint8Array(blobs.read(sha)!) : null) },
+          onnx: (shard, model, o) => runOnnx(shard, model, o),
+        });
+        await e.probe();
+        return e;
+      })();
+      // A failed start is retried on the next job rather than cached.
+      engine.catch(() => {
+        engine = undefined;
+      });
+      return engine;
+    });
+  const ctx: Ctx = { store, scheduler, blobs, maxJson, allowed, self, adminToken: opts.adminToken, oracle };
+  const pages = staticPages(opts.pagesDir ?? DEFAULT_PAGES_DIR);
+  let p2p: HubPeerServer | undefined;
 
   const server = createServer({ maxHeaderSize: 16 * 1024 }, (req, res) => {
-    handle(ctx, req, res).catch((e: unknown) => fail(res, e));
+    // Three areas on one port: the API under /v1/, PeerJS under /p2p, pages everywhere else.
+    const path = (req.url ?? '/').split('?')[0]!;
+    if (path === '/v1' || path.startsWith('/v1/')) {
+      handle(ctx, req, res).catch((e: unknown) => fail(res, e));
+    } else if (path === PEER_PATH || path.startsWith(`${PEER_PATH}/`)) {
+      if (!p2p) return fail(res, notFound(`route ${req.method} ${pathOf(req.url)}`));
+      try {
+        p2p.handle(req, res, () => fail(res, notFound(`route ${req.method} ${pathOf(req.url)}`)));
+      } catch (e) {
+        fail(res, e);
+      }
+    } else void pages(req, res);
   });
-  // A request Node cannot even parse gets a bare 400 and its socket closed, never an exception.
-  server.on('clientError', (_err: Error, socket: Socket) => {
-    if (socket.writable)
-      socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
-    else socket.destroy();
+  // A request Node cannot even parse still gets the API's JSON error (431 for oversized headers).
+  server.on('clientError', (err: Error & { code?: string }, socket: Socket) => {
+    if (!socket.writable) return socket.destroy();
+    const big = err.code === 'HPE_HEADER_OVERFLOW';
+    const body = JSON.stringify({
+      error: {
+        code: big ? 'http/too-large' : 'http/bad-request',
+        message: big
+          ? 'the request headers are over the hub\u2019s limit of 16 KiB.'
+          : `the request is not valid HTTP/1.1 (${err.code ?? 'parse error'}).`,
+      },
+    });
+    socket.end(
+      `HTTP/1.1 ${big ? '431 Request Header Fields Too Large' : '400 Bad Request'}\r\n` +
+        `Content-Type: ${JSON_TYPE}\r\nConnection: close\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    );
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -134,10 +236,30 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
     });
   });
   const port = (server.address() as AddressInfo).port;
+  for (const o of selfOriginsOf(host, port)) self.add(o);
+  // The swarm (who holds which blob) only makes sense where peers can reach each other.
+  const swarm = opts.peer === false ? undefined : new BlobSwarm();
   const controlPlane = attachControlPlane(server, scheduler, {
     ...opts.volunteers,
     allowedOrigins: opts.allowedOrigins,
+    selfOrigins: [...self],
     manifestOf: (job) => store.getJob(job)?.manifest,
+    ...(swarm ? { swarm } : {}),
+  });
+  if (opts.peer !== false) {
+    const peerOpts = opts.peer ?? {};
+    p2p = attachPeerServer(server, (o) => allowed.has(o) || self.has(o), {
+      ...peerOpts,
+      ...(peerOpts.requireIssuedIds ? { idAllowed: (id: string) => controlPlane.isPeerId(id) } : {}),
+    });
+  }
+  // An upgrade nobody takes would otherwise hang until the socket times out.
+  const controlPath = opts.volunteers?.path ?? CONTROL_PATH;
+  server.on('upgrade', (req: IncomingMessage, socket: Socket) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (path === controlPath || (p2p && path === PEER_WS_PATH)) return;
+    socket.on('error', () => socket.destroy());
+    refuseUpgrade(socket, 404, 'http/not-found', `no WebSocket at ${pathOf(req.url)}.`);
   });
   const expiry = setInterval(() => {
     try {
@@ -154,6 +276,9 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
     port,
     server,
     controlPlane,
+    peer: p2p,
+    swarm,
+    selfOrigins: [...self],
     scheduler,
     store,
     blobs,
@@ -162,11 +287,13 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
         clearInterval(expiry);
         // Volunteers first: their disconnects still reach the scheduler while the store is open.
         await controlPlane.close();
+        await p2p?.close();
         await new Promise<void>((resolve) => {
           server.close(() => resolve());
           server.closeAllConnections();
         });
         store.close();
+        if (engine) await (await engine.catch(() => undefined))?.dispose();
       })();
       return closing;
     },
@@ -179,7 +306,11 @@ interface Ctx {
   readonly blobs: BlobDir;
   readonly maxJson: number;
   readonly allowed: ReadonlySet<string>;
+  /** The hub's own page origins (see Hub.selfOrigins). */
+  readonly self: ReadonlySet<string>;
   readonly adminToken: string | undefined;
+  /** The hub's own device for `autoHoneypots` (made on first use). */
+  readonly oracle: () => Promise<OracleRunner>;
 }
 
 async function handle(ctx: Ctx, req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -212,20 +343,42 @@ async function handle(ctx: Ctx, req: IncomingMessage, res: ServerResponse): Prom
   if (seg[1] === 'jobs') {
     if (seg.length === 2) {
       allow(method, ['POST']);
-      await submitJob(ctx, req, res);
+      await submitJob(ctx, req, res, who);
       return;
     }
     const id = seg[2]!;
     const job = ctx.store.getJob(id);
-    if (seg.length === 3) {
-      // Cancel (DELETE) waits for Scheduler.cancel, which the hub's core does not have yet.
-      allow(method, ['GET', 'HEAD']);
+    // A researcher sees and cancels only the jobs their token submitted; the admin sees all.
+    const mine = () => {
       if (!job) throw notFound(`job ${id}`);
+      if (who.kind === 'researcher' && job.owner !== who.name) {
+        throw new HttpError(403, 'http/forbidden', `job ${id} was not submitted with this token.`, {
+          job: id,
+        });
+      }
+    };
+    if (seg.length === 3) {
+      allow(method, ['GET', 'HEAD', 'DELETE']);
+      mine();
+      if (method === 'DELETE') {
+        if (job!.status === 'done' || job!.status === 'failed') {
+          throw new HttpError(
+            409,
+            'http/conflict',
+            `job ${id} is already ${job!.status}; nothing to cancel.`,
+            {
+              job: id,
+              status: job!.status,
+            },
+          );
+        }
+        return send(req, res, 200, ctx.scheduler.cancel(id, Date.now()));
+      }
       return send(req, res, 200, ctx.scheduler.progress(id));
     }
     if (seg[3] === 'results' && (seg.length === 4 || seg.length === 6)) {
       allow(method, ['GET', 'HEAD']);
-      if (!job) throw notFound(`job ${id}`);
+      mine();
       if (seg.length === 4) return send(req, res, 200, resultsIndex(ctx, id));
       return sendOutput(ctx, req, res, id, seg[4]!, seg[5]!);
     }
@@ -311,7 +464,9 @@ function cors(ctx: Ctx, req: IncomingMessage, res: ServerResponse): void {
   const origin = req.headers.origin;
   res.setHeader('vary', 'Origin');
   if (origin === undefined) return;
-  const same = origin === `http://${req.headers.host}` || origin === `https://${req.headers.host}`;
+  // The hub's own pages, by its listening address rather than the Host header (DNS rebinding:
+  // see ControlPlaneOptions.selfOrigins).
+  const same = ctx.self.has(origin);
   if (ctx.allowed.has(origin)) {
     res.setHeader('access-control-allow-origin', origin);
     res.setHeader(
@@ -517,7 +672,7 @@ export function manifestBlobs(m: Manifest): string[] {
   return [...new Set(out)];
 }
 
-async function submitJob(ctx: Ctx, req: IncomingMessage, res: ServerResponse): Promise<void> {
+async function submitJob(ctx: Ctx, req: IncomingMessage, res: ServerResponse, who: Principal): Promise<void> {
   const body = await readJson(ctx, req);
   let manifest: Manifest;
   try {
@@ -535,8 +690,72 @@ async function submitJob(ctx: Ctx, req: IncomingMessage, res: ServerResponse): P
       { missing: missing.slice(0, 32) },
     );
   }
-  const job = ctx.scheduler.submit(manifest, Date.now());
+  if (manifest.autoHoneypots) manifest = await withOracleHoneypots(ctx, manifest);
+  const counted = manifest.kind === 'onnx' ? withCountedFlops(ctx, manifest) : manifest;
+  // The owner is the token's name; the admin's jobs have none (only the admin sees them).
+  const job = ctx.scheduler.submit(counted, Date.now(), {
+    owner: who.kind === 'researcher' ? who.name : undefined,
+  });
   send(req, res, 201, { job });
+}
+
+/**
+ * The manifest with `autoHoneypots` of its shards run on the hub's own device (hub/oracle.ts).
+ * The researcher waits for them: they are a few shards, and a job whose honeypots failed to
+ * compute is refused rather than run without the check it asked for.
+ */
+async function withOracleHoneypots(ctx: Ctx, m: Manifest): Promise<Manifest> {
+  let runner: OracleRunner;
+  try {
+    runner = await ctx.oracle();
+  } catch (e) {
+    throw new HttpError(
+      503,
+      'gpu/unavailable',
+      `manifest.autoHoneypots: this hub has no device to compute honeypots on (${(e as Error).message}); give honeypots with known answers in the manifest instead.`,
+    );
+  }
+  try {
+    return await withHubHoneypots(m, {
+      runner,
+      blobs: {
+        read: (sha) => ctx.blobs.read(sha),
+        write: async (bytes) => {
+          const sha = createHash('sha256').update(bytes).digest('hex');
+          if (!ctx.blobs.has(sha)) await ctx.blobs.receive(Readable.from([Buffer.from(bytes)]), sha);
+          return sha;
+        },
+      },
+    });
+  } catch (e) {
+    if (isHearthError(e)) {
+      throw new HttpError(
+        400,
+        e.code,
+        `manifest.autoHoneypots: running a shard on the hub failed: ${e.message}`,
+        e.details,
+      );
+    }
+    throw e;
+  }
+}
+
+/**
+ * An ONNX manifest with its FLOPs counted from the model's graph (protocol/flops.ts), once per
+ * job, so the scheduler's credit is a number it looks up. A malformed model is refused here (400,
+ * 'onnx/model') rather than failing on every volunteer; a graph that cannot be counted is refused
+ * ('onnx/unsupported') unless the researcher declared flopsPerShard, which is then used instead.
+ */
+function withCountedFlops(ctx: Ctx, m: OnnxManifest): OnnxManifest {
+  const bytes = ctx.blobs.read(m.model);
+  if (!bytes) throw new HttpError(400, 'blob/missing', `blob ${m.model} (the model) is not uploaded.`);
+  try {
+    return { ...m, flopsByRows: countJobFlops(m, bytes) };
+  } catch (e) {
+    if (isHearthError(e, 'onnx/unsupported') && m.flopsPerShard !== undefined) return m;
+    if (isHearthError(e)) throw new HttpError(400, e.code, `manifest.model: ${e.message}`, e.details);
+    throw e;
+  }
 }
 
 function resultsIndex(ctx: Ctx, id: string) {
@@ -582,4 +801,20 @@ function sendOutput(
     'x-hearth-sha256': o.sha256,
   });
   res.end(req.method === 'HEAD' ? undefined : Buffer.from(o.data));
+}
+
+/**
+ * The origins a browser shows for pages served by a hub listening on `host:port`. A loopback hub
+ * is reachable by several names; a wildcard bind (0.0.0.0, ::) has no knowable public name, so it
+ * contributes none (list the public origin in `allowedOrigins`).
+ */
+export function selfOriginsOf(host: string, port: number): string[] {
+  const names =
+    host === '127.0.0.1' || host === 'localhost' || host === '::1'
+      ? ['127.0.0.1', 'localhost', '[::1]']
+      : host === '0.0.0.0' || host === '::'
+        ? []
+        : [host.includes(':') ? `[${host}]` : host];
+  // URL.origin drops a default port (80) as browsers do.
+  return names.map((n) => new URL(`http://${n}:${port}`).origin);
 }

@@ -17,7 +17,7 @@ import {
   type ShardResult,
   tensorBytes,
 } from './shard.ts';
-import { arr, int, obj, oneOf, onlyKeys, str } from './validate.ts';
+import { arr, describe, int, obj, oneOf, onlyKeys, str } from './validate.ts';
 
 export const CONTROL_PROTOCOL_VERSION = 1;
 
@@ -34,6 +34,10 @@ export const CONTROL_LIMITS = {
   maxNonceChars: 64,
   maxIdChars: 256,
   maxErrorChars: 2048,
+  /** Blob hashes in one `announce`. */
+  maxAnnounce: 256,
+  /** Peer ids in one `holders` answer. */
+  maxHolders: 16,
 } as const;
 
 /** What a volunteer's device reports on hello (the scheduler matches shards by it). */
@@ -89,12 +93,26 @@ export interface ResultMessage {
   readonly type: 'result';
   readonly result: ShardResult;
 }
+/** "This connection's peer holds these verified blobs": the hub lists it as a source for them. */
+export interface AnnounceMessage {
+  readonly v: 1;
+  readonly type: 'announce';
+  readonly blobs: readonly string[];
+}
+/** "Who else holds this blob?" */
+export interface HoldersRequestMessage {
+  readonly v: 1;
+  readonly type: 'holders-request';
+  readonly sha256: string;
+}
 export type ClientMessage =
   | HelloMessage
   | AuthMessage
   | LeaseRequestMessage
   | HeartbeatMessage
-  | ResultMessage;
+  | ResultMessage
+  | AnnounceMessage
+  | HoldersRequestMessage;
 
 // ---- hub → client ----
 export interface ChallengeMessage {
@@ -107,6 +125,12 @@ export interface WelcomeMessage {
   readonly v: 1;
   readonly type: 'welcome';
   readonly volunteerId: string;
+  /**
+   * The PeerJS id this connection may use on the hub's PeerServer (/p2p): chosen by the hub,
+   * random, and tied to this authenticated connection, so a holder the hub names is a volunteer
+   * it knows. Absent when the hub runs no PeerServer.
+   */
+  readonly peerId?: string;
 }
 /** The shape of a lease's work that this layer knows: its kind. */
 export interface LeaseWork {
@@ -125,6 +149,8 @@ export interface LeaseMessage {
   readonly job: string;
   /** For WGSL work: the job's kernel (the hub includes it when it can look the job up). */
   readonly kernel?: LeaseKernel;
+  /** For ONNX work: the outputs the job wants (all of the model's outputs when absent). */
+  readonly outputs?: readonly string[];
   /**
    * What to compute, with blobs by SHA-256 (fetched over the data plane): the hub's planned work
    * (hub/planner.ts ShardWork) as JSON. Only its kind is checked here.
@@ -175,6 +201,19 @@ export interface ErrorMessage {
   readonly code: ControlErrorCode;
   readonly message: string;
 }
+export interface AnnouncedMessage {
+  readonly v: 1;
+  readonly type: 'announced';
+  /** Blobs this connection is now listed for, in all. */
+  readonly count: number;
+}
+export interface HoldersMessage {
+  readonly v: 1;
+  readonly type: 'holders';
+  readonly sha256: string;
+  /** Peer ids of connected volunteers that announced the blob, in random order (never the asker). */
+  readonly peers: readonly string[];
+}
 export type HubMessage =
   | ChallengeMessage
   | WelcomeMessage
@@ -182,10 +221,32 @@ export type HubMessage =
   | NoWorkMessage
   | ExtendedMessage
   | AckMessage
-  | ErrorMessage;
+  | ErrorMessage
+  | AnnouncedMessage
+  | HoldersMessage;
 
-const CLIENT_TYPES = ['hello', 'auth', 'lease-request', 'heartbeat', 'result'] as const;
-const HUB_TYPES = ['challenge', 'welcome', 'lease', 'no-work', 'extended', 'ack', 'error'] as const;
+const CLIENT_TYPES = [
+  'hello',
+  'auth',
+  'lease-request',
+  'heartbeat',
+  'result',
+  'announce',
+  'holders-request',
+] as const;
+const HUB_TYPES = [
+  'challenge',
+  'welcome',
+  'lease',
+  'no-work',
+  'extended',
+  'ack',
+  'error',
+  'announced',
+  'holders',
+] as const;
+/** A PeerJS id as the hub issues them: 'h' and 32 hex digits. */
+const PEER_ID = /^h[0-9a-f]{32}$/;
 export const ACK_OUTCOMES: readonly AckOutcome[] = ['pending', 'valid', 'invalid', 'inconclusive'];
 export const CONTROL_ERROR_CODES: readonly ControlErrorCode[] = [
   'bad-message',
@@ -257,7 +318,7 @@ function parseText(text: unknown, who: string): Record<string, unknown> {
   if (o.v !== CONTROL_PROTOCOL_VERSION) {
     throw bad(
       `${who}.v`,
-      `this hub speaks control protocol ${CONTROL_PROTOCOL_VERSION}, the message says ${JSON.stringify(o.v) ?? 'nothing'}.`,
+      `this hub speaks control protocol ${CONTROL_PROTOCOL_VERSION}, the message says ${o.v === undefined ? 'nothing' : describe(o.v)}.`,
     );
   }
   return o;
@@ -310,7 +371,7 @@ function parseOutput(v: unknown, path: string): OutputTensor {
 function parseResult(v: unknown, path: string): ShardResult {
   const o = obj(v, path);
   onlyKeys(o, path, ['v', 'shard', 'job', 'kind', 'outputs', 'backend', 'device', 'ms']);
-  if (o.v !== 1) throw bad(`${path}.v`, `expected 1, got ${JSON.stringify(o.v) ?? 'nothing'}.`);
+  if (o.v !== 1) throw bad(`${path}.v`, `expected 1, got ${o.v === undefined ? 'nothing' : describe(o.v)}.`);
   const shard = str(o.shard, `${path}.shard`, { pattern: ID });
   const job = str(o.job, `${path}.job`, { pattern: ID });
   const kind = oneOf(o.kind, `${path}.kind`, ['onnx', 'wgsl'] as const);
@@ -362,7 +423,19 @@ export function parseClientMessage(text: unknown): ClientMessage {
     case 'heartbeat':
       onlyKeys(o, 'message', ['v', 'type', 'lease']);
       return { v: 1, type, lease: str(o.lease, 'message.lease', { pattern: ID }) };
-    default:
+    case 'announce': {
+      onlyKeys(o, 'message', ['v', 'type', 'blobs']);
+      const blobs = arr(o.blobs, 'message.blobs', CONTROL_LIMITS.maxAnnounce).map((b, i) => {
+        if (!isSha256Hex(b)) throw bad(`message.blobs[${i}]`, 'expected 64 lowercase hex digits.');
+        return b;
+      });
+      return { v: 1, type, blobs };
+    }
+    case 'holders-request':
+      onlyKeys(o, 'message', ['v', 'type', 'sha256']);
+      if (!isSha256Hex(o.sha256)) throw bad('message.sha256', 'expected 64 lowercase hex digits.');
+      return { v: 1, type, sha256: o.sha256 };
+    case 'result':
       onlyKeys(o, 'message', ['v', 'type', 'result']);
       return { v: 1, type: 'result', result: parseResult(o.result, 'message.result') };
   }
@@ -398,11 +471,28 @@ export function parseHubMessage(text: unknown): HubMessage {
         nonce: str(o.nonce, 'message.nonce', { max: CONTROL_LIMITS.maxNonceChars, pattern: B64URL }),
       };
     case 'welcome':
-      onlyKeys(o, 'message', ['v', 'type', 'volunteerId']);
+      onlyKeys(o, 'message', ['v', 'type', 'volunteerId', 'peerId']);
       if (!isSha256Hex(o.volunteerId)) throw bad('message.volunteerId', 'expected 64 lowercase hex digits.');
-      return { v: 1, type, volunteerId: o.volunteerId };
+      if (o.peerId === undefined) return { v: 1, type, volunteerId: o.volunteerId };
+      return {
+        v: 1,
+        type,
+        volunteerId: o.volunteerId,
+        peerId: str(o.peerId, 'message.peerId', { pattern: PEER_ID }),
+      };
+    case 'announced':
+      onlyKeys(o, 'message', ['v', 'type', 'count']);
+      return { v: 1, type, count: int(o.count, 'message.count', 0, Number.MAX_SAFE_INTEGER) };
+    case 'holders': {
+      onlyKeys(o, 'message', ['v', 'type', 'sha256', 'peers']);
+      if (!isSha256Hex(o.sha256)) throw bad('message.sha256', 'expected 64 lowercase hex digits.');
+      const peers = arr(o.peers, 'message.peers', CONTROL_LIMITS.maxHolders).map((p, i) =>
+        str(p, `message.peers[${i}]`, { pattern: PEER_ID }),
+      );
+      return { v: 1, type, sha256: o.sha256, peers };
+    }
     case 'lease': {
-      onlyKeys(o, 'message', ['v', 'type', 'lease', 'shard', 'job', 'kernel', 'work', 'deadline']);
+      onlyKeys(o, 'message', ['v', 'type', 'lease', 'shard', 'job', 'kernel', 'outputs', 'work', 'deadline']);
       const work = obj(o.work, 'message.work');
       oneOf(work.kind, 'message.work.kind', ['onnx', 'wgsl'] as const);
       const leaseWork = work as unknown as LeaseWork;
@@ -413,6 +503,13 @@ export function parseHubMessage(text: unknown): HubMessage {
         shard: str(o.shard, 'message.shard', { pattern: ID }),
         job: str(o.job, 'message.job', { pattern: ID }),
         ...(o.kernel === undefined ? {} : { kernel: parseKernel(o.kernel, 'message.kernel') }),
+        ...(o.outputs === undefined
+          ? {}
+          : {
+              outputs: arr(o.outputs, 'message.outputs', SHARD_LIMITS.maxTensors).map((x, i) =>
+                str(x, `message.outputs[${i}]`, { max: 128 }),
+              ),
+            }),
         work: leaseWork,
         deadline: time(o.deadline, 'message.deadline'),
       };
@@ -463,3 +560,8 @@ export function encodeResult(r: ShardResult): WireResult {
     })),
   };
 }
+
+/** A client message as it is sent: a result's tensors as base64url (see encodeResult). */
+export type ClientWireMessage =
+  | Exclude<ClientMessage, ResultMessage>
+  | { readonly v: 1; readonly type: 'result'; readonly result: WireResult };

@@ -6,8 +6,9 @@
 import { HearthError } from '../core/errors.ts';
 import { isSha256Hex } from '../core/hash.ts';
 import type { DType } from '../core/tensor.ts';
+import type { CountedFlops } from './flops.ts';
 import { parseDType, parseShape, SHARD_LIMITS, tensorBytes } from './shard.ts';
-import { arr, int, obj, oneOf, onlyKeys, str } from './validate.ts';
+import { arr, describe, int, obj, oneOf, onlyKeys, str } from './validate.ts';
 
 export const MANIFEST_VERSION = 1;
 
@@ -15,6 +16,8 @@ export const MANIFEST_VERSION = 1;
 export const MANIFEST_LIMITS = {
   maxShards: 100_000,
   maxHoneypots: 1_000,
+  /** Shards the hub runs itself per job to make honeypots (each costs the hub one shard's work). */
+  maxAutoHoneypots: 16,
   maxReplication: 16,
   maxDeadlineMs: 24 * 60 * 60 * 1000,
   maxFlopsPerShard: 1e18,
@@ -59,12 +62,12 @@ interface ManifestBase {
   readonly deadlineMs: number;
   /** Credits per FLOP of validated work. */
   readonly creditRate: number;
-  /**
-   * FLOPs of one shard, as the researcher declares them (see flops.ts for why it is declared for
-   * both kinds for now). Credit = flopsPerShard × creditRate.
-   */
-  readonly flopsPerShard: number;
   readonly requirements?: Requirements;
+  /**
+   * Honeypots the hub makes itself: at submit it runs this many of the job's own shards, chosen
+   * at random, on its own device and adds them as honeypots with the answers it got (hub/oracle.ts).
+   */
+  readonly autoHoneypots?: number;
 }
 
 /** An input batch split along dim 0; every other input is passed whole to every shard. */
@@ -78,6 +81,16 @@ export interface OnnxManifest extends ManifestBase {
   readonly shardSize: number;
   readonly outputs?: readonly string[];
   readonly honeypots?: readonly OnnxHoneypot[];
+  /**
+   * FLOPs of one shard as the researcher declares them: optional, since the hub counts them from
+   * the model's graph (flops.ts); used for credit only when the graph cannot be counted.
+   */
+  readonly flopsPerShard?: number;
+  /**
+   * Set by the hub at submit, never by a researcher (parseManifest refuses the field): FLOPs
+   * counted from the model for each batch size of this job. Credit uses these (flops.ts).
+   */
+  readonly flopsByRows?: CountedFlops;
 }
 
 export interface OnnxHoneypot {
@@ -114,6 +127,8 @@ export interface WgslManifest extends ManifestBase {
   readonly entryPoint?: string;
   readonly shards: readonly WgslShardSpec[];
   readonly honeypots?: readonly WgslHoneypot[];
+  /** FLOPs of one shard, as the kernel's author declares them. Credit = flopsPerShard × creditRate. */
+  readonly flopsPerShard: number;
 }
 
 export interface WgslHoneypot extends WgslShardSpec {
@@ -132,7 +147,7 @@ function sha(v: unknown, path: string): string {
 
 function num(v: unknown, path: string, min: number, max: number): number {
   if (typeof v !== 'number' || !Number.isFinite(v) || v < min || v > max) {
-    throw fail(path, `expected a finite number in [${min}, ${max}], got ${String(v)}.`);
+    throw fail(path, `expected a finite number in [${min}, ${max}], got ${describe(v)}.`);
   }
   return v;
 }
@@ -149,14 +164,20 @@ function tensorBlob(v: unknown, path: string): TensorBlob {
   return { sha256, dtype, shape };
 }
 
-function tensorMap(v: unknown, path: string): Record<string, TensorBlob> {
+/** Checks a `{ name: TensorBlob }` map (also used for the tensors a lease names). */
+export function tensorMap(v: unknown, path: string): Record<string, TensorBlob> {
   const o = obj(v, path);
   const names = Object.keys(o);
   if (names.length === 0 || names.length > SHARD_LIMITS.maxTensors) {
     throw fail(path, `expected 1 to ${SHARD_LIMITS.maxTensors} named tensors, got ${names.length}.`);
   }
   const out: Record<string, TensorBlob> = {};
-  for (const n of names) out[n] = tensorBlob(o[n], `${path}.${n}`);
+  for (const n of names) {
+    // JSON.parse makes "__proto__" an own key; assigned to a plain object it would set the
+    // object's prototype instead, and the tensor would vanish when the manifest is stored.
+    if (n === '__proto__') throw fail(`${path}.${n}`, 'this name is not allowed for a tensor.');
+    out[n] = tensorBlob(o[n], `${path}.${n}`);
+  }
   return out;
 }
 
@@ -202,7 +223,8 @@ function requirements(v: unknown, path: string): Requirements {
   };
 }
 
-function wgslShard(v: unknown, path: string, extraKeys: readonly string[] = []): WgslShardSpec {
+/** Checks one WGSL shard's bindings and dispatch (also used for the work a lease carries). */
+export function wgslShard(v: unknown, path: string, extraKeys: readonly string[] = []): WgslShardSpec {
   const o = obj(v, path);
   onlyKeys(o, path, ['bindings', 'dispatch', ...extraKeys]);
   const bindings = arr(o.bindings, `${path}.bindings`, SHARD_LIMITS.maxTensors).map(
@@ -256,6 +278,7 @@ const COMMON_KEYS = [
   'flopsPerShard',
   'requirements',
   'honeypots',
+  'autoHoneypots',
 ] as const;
 
 /**
@@ -271,7 +294,7 @@ const COMMON_KEYS = [
 export function parseManifest(v: unknown): Manifest {
   const o = obj(v, 'manifest');
   if (o.v !== MANIFEST_VERSION) {
-    throw fail('manifest.v', `this hub reads manifest version ${MANIFEST_VERSION}, got ${String(o.v)}.`);
+    throw fail('manifest.v', `this hub reads manifest version ${MANIFEST_VERSION}, got ${describe(o.v)}.`);
   }
   const kind = oneOf(o.kind, 'manifest.kind', ['onnx', 'wgsl'] as const);
   const name = o.name === undefined ? undefined : str(o.name, 'manifest.name', { max: 256 });
@@ -289,15 +312,26 @@ export function parseManifest(v: unknown): Manifest {
     tolerance: tolerance(o.tolerance, 'manifest.tolerance'),
     deadlineMs: int(o.deadlineMs, 'manifest.deadlineMs', 1000, MANIFEST_LIMITS.maxDeadlineMs),
     creditRate: num(o.creditRate, 'manifest.creditRate', 0, MANIFEST_LIMITS.maxCreditRate),
-    flopsPerShard: num(o.flopsPerShard, 'manifest.flopsPerShard', 1, MANIFEST_LIMITS.maxFlopsPerShard),
     ...(o.requirements !== undefined
       ? { requirements: requirements(o.requirements, 'manifest.requirements') }
+      : {}),
+    ...(o.autoHoneypots !== undefined
+      ? {
+          autoHoneypots: int(o.autoHoneypots, 'manifest.autoHoneypots', 0, MANIFEST_LIMITS.maxAutoHoneypots),
+        }
       : {}),
   };
   const hp =
     o.honeypots === undefined
       ? undefined
       : arr(o.honeypots, 'manifest.honeypots', MANIFEST_LIMITS.maxHoneypots);
+
+  // Required for WGSL (nothing else says what a kernel costs); optional for ONNX, whose graph the
+  // hub counts. A declared value is still range-checked when present.
+  const declaredFlops =
+    o.flopsPerShard === undefined && kind === 'onnx'
+      ? undefined
+      : num(o.flopsPerShard, 'manifest.flopsPerShard', 1, MANIFEST_LIMITS.maxFlopsPerShard);
 
   if (kind === 'onnx') {
     onlyKeys(o, 'manifest', [...COMMON_KEYS, 'model', 'inputs', 'batchInput', 'shardSize', 'outputs']);
@@ -338,6 +372,7 @@ export function parseManifest(v: unknown): Manifest {
       shardSize,
       ...(outputs ? { outputs } : {}),
       ...(honeypots ? { honeypots } : {}),
+      ...(declaredFlops !== undefined ? { flopsPerShard: declaredFlops } : {}),
     };
   }
 
@@ -362,5 +397,6 @@ export function parseManifest(v: unknown): Manifest {
     ...(entryPoint ? { entryPoint } : {}),
     shards,
     ...(honeypots ? { honeypots } : {}),
+    flopsPerShard: declaredFlops!,
   };
 }

@@ -4,7 +4,7 @@
 import { HearthError } from '../core/errors.ts';
 import { isSha256Hex } from '../core/hash.ts';
 import { BYTES_PER_ELEMENT, type DType, numel } from '../core/tensor.ts';
-import { arr, bytes, int, obj, oneOf, onlyKeys, str } from './validate.ts';
+import { arr, bytes, describe, int, obj, oneOf, onlyKeys, str } from './validate.ts';
 
 export const SHARD_PROTOCOL_VERSION = 1;
 
@@ -210,7 +210,7 @@ export function parseShard(v: unknown): Shard {
   if (o.v !== SHARD_PROTOCOL_VERSION) {
     throw new HearthError(
       'input/invalid',
-      `shard.v: this worker speaks shard protocol ${SHARD_PROTOCOL_VERSION}, the shard says ${String(o.v)}.`,
+      `shard.v: this worker speaks shard protocol ${SHARD_PROTOCOL_VERSION}, the shard says ${describe(o.v)}.`,
       { details: { path: 'shard.v' } },
     );
   }
@@ -237,7 +237,19 @@ export function parseShard(v: unknown): Shard {
       );
     }
     const inputs: Record<string, HostTensor> = {};
-    for (const n of names) inputs[n] = parseHostTensor(inputsObj[n], `shard.inputs.${n}`);
+    for (const n of names) {
+      // As in manifest.ts tensorMap: "__proto__" would set the prototype, not add an input.
+      if (n === '__proto__') {
+        throw new HearthError(
+          'input/invalid',
+          'shard.inputs.__proto__: this name is not allowed for a tensor.',
+          {
+            details: { path: 'shard.inputs.__proto__' },
+          },
+        );
+      }
+      inputs[n] = parseHostTensor(inputsObj[n], `shard.inputs.${n}`);
+    }
     const outputs =
       o.outputs === undefined
         ? undefined

@@ -274,7 +274,7 @@ describe('usage', () => {
     expect(extra.code).toBe(2);
   });
 
-  it('has --help on every command, and says volunteer is not implemented yet', async () => {
+  it('has --help on every command', async () => {
     const lines = [
       ['--help'],
       ['hub', '--help'],
@@ -286,15 +286,16 @@ describe('usage', () => {
       ['status', '--help'],
       ['results', '-h'],
       ['volunteer', '--help'],
+      ['example', '--help'],
     ];
     const runs = await Promise.all(lines.map((l) => hearth(l)));
     runs.forEach((r, i) => {
       expect(r.code, lines[i]!.join(' ')).toBe(0);
       expect(r.stdout).toMatch(/^usage: hearth/);
     });
-    expect(runs[9]!.stdout).toMatch(/not implemented yet/i);
-    const v = await hearth(['volunteer']);
-    expect(v.code).toBe(2);
-    expect(v.stderr).toMatch(/not implemented yet/);
+    expect(runs[9]!.stdout).toMatch(/headless Chromium tabs/);
+    const e = await hearth(['example']);
+    expect(e.code).toBe(2);
+    expect(e.stderr).toMatch(/--out DIR is required/);
   });
 });

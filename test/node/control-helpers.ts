@@ -173,8 +173,9 @@ export const hello = (key: TestKey) => ({
 export async function authenticated(
   url: string,
   key: TestKey,
-): Promise<{ conn: Conn; nonce: string; signature: string }> {
-  const conn = new Conn(url);
+  origin: string = ORIGIN,
+): Promise<{ conn: Conn; nonce: string; signature: string; peerId: string | undefined }> {
+  const conn = new Conn(url, origin);
   if (!(await conn.opened)) throw new Error(`connection refused (${conn.refusedWith})`);
   conn.send(hello(key));
   const ch = await conn.msg();
@@ -183,7 +184,7 @@ export async function authenticated(
   conn.send({ v: 1, type: 'auth', signature });
   const w = await conn.msg();
   if (w.type !== 'welcome') throw new Error(`expected welcome, got ${JSON.stringify(w)}`);
-  return { conn, nonce: ch.nonce, signature };
+  return { conn, nonce: ch.nonce, signature, peerId: w.peerId };
 }
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));

@@ -63,6 +63,10 @@ describe('job manifest validation', () => {
     expect(m.kind).toBe('onnx');
     expect(m.maxReplicas).toBe(5);
     expect(shardCredit(m)).toBeCloseTo(2);
+    // Without a declared value (and before the hub counted the graph) an ONNX job credits nothing.
+    const bare = parseManifest(onnx({ flopsPerShard: undefined }));
+    expect(bare.kind === 'onnx' ? bare.flopsPerShard : 'wgsl').toBeUndefined();
+    expect(shardCredit(bare)).toBe(0);
   });
 
   it('accepts a good wgsl manifest with honeypots', () => {
@@ -109,7 +113,21 @@ describe('job manifest validation', () => {
     ['deadline too short', onnx({ deadlineMs: 5 }), /^manifest\.deadlineMs:/],
     ['negative credit rate', onnx({ creditRate: -1 }), /^manifest\.creditRate:/],
     ['infinite flops', onnx({ flopsPerShard: Number.POSITIVE_INFINITY }), /^manifest\.flopsPerShard:/],
-    ['missing flops', onnx({ flopsPerShard: undefined }), /^manifest\.flopsPerShard:/],
+    [
+      '"__proto__" as a tensor name (an own key from JSON.parse)',
+      onnx({
+        batchInput: '__proto__',
+        inputs: JSON.parse(`{"__proto__": {"sha256": "${H('b')}", "dtype": "f32", "shape": [10, 4]}}`),
+      }),
+      /^manifest\.inputs\.__proto__: this name is not allowed/,
+    ],
+    // Required for WGSL only: an ONNX job's FLOPs are counted from its graph by the hub.
+    ['missing flops (wgsl)', wgsl({ flopsPerShard: undefined }), /^manifest\.flopsPerShard:/],
+    [
+      "flopsByRows is the hub's, not the researcher's",
+      onnx({ flopsByRows: {} }),
+      /unknown field "flopsByRows"/,
+    ],
     [
       'requirements features',
       onnx({ requirements: { features: [1] } }),

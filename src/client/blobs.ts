@@ -1,0 +1,154 @@
+// Blobs a volunteer needs (models, input tensors, uniforms), by SHA-256: from the local cache
+// first, then from the hub's `GET /v1/blobs/:sha256` (the data plane's fallback route; peers come
+// first once src/net exists). Every byte is checked against its hash before anything uses it.
+import { HearthError } from '../core/errors.ts';
+import { isSha256Hex, sha256Hex } from '../core/hash.ts';
+
+/** Somewhere verified blobs are kept: the IndexedDB BlobCache in a tab, a Map in Node. */
+export interface BlobStore {
+  /** The verified bytes, or null when absent. */
+  get(sha256: string): Promise<Uint8Array | null>;
+  /** Stores bytes that must hash to `sha256` (a 'blob/corrupt' error otherwise). */
+  put(bytes: Uint8Array, options: { sha256: string }): Promise<string>;
+}
+
+/** A BlobStore in memory (Node volunteers, tests). Verifies like the IndexedDB cache does. */
+export class MemoryBlobStore implements BlobStore {
+  readonly #blobs = new Map<string, Uint8Array>();
+
+  async get(sha256: string): Promise<Uint8Array | null> {
+    return this.#blobs.get(sha256) ?? null;
+  }
+
+  async put(bytes: Uint8Array, options: { sha256: string }): Promise<string> {
+    const got = await sha256Hex(bytes);
+    if (got !== options.sha256) {
+      throw new HearthError(
+        'blob/corrupt',
+        `${bytes.byteLength} bytes hash to ${got}, not ${options.sha256}.`,
+        {
+          details: { expected: options.sha256, got },
+        },
+      );
+    }
+    this.#blobs.set(got, bytes);
+    return got;
+  }
+
+  get size(): number {
+    return this.#blobs.size;
+  }
+}
+
+export interface BlobFetcherOptions {
+  /** The hub's base URL, e.g. `http://127.0.0.1:8080`. */
+  readonly hubUrl: string;
+  readonly store: BlobStore;
+  /** Largest blob this volunteer accepts (the hub's own limit bounds it too). */
+  readonly maxBytes?: number;
+  /** How long one download may take before it fails with 'net/timeout'. Default 120 s. */
+  readonly timeoutMs?: number;
+  readonly fetch?: typeof fetch;
+}
+
+/**
+ * Gets blobs by hash: cache, else the hub. Concurrent requests for the same blob share one
+ * download.
+ *
+ * @example
+ * const blobs = new BlobFetcher({ hubUrl: 'http://127.0.0.1:8080', store: new MemoryBlobStore() });
+ * const model = await blobs.get(manifest.model); // verified bytes
+ */
+export class BlobFetcher {
+  readonly #opts: BlobFetcherOptions;
+  readonly #inflight = new Map<string, Promise<Uint8Array>>();
+  /** Bytes downloaded from the hub so far (cache hits are free). */
+  downloadedBytes = 0;
+
+  constructor(opts: BlobFetcherOptions) {
+    this.#opts = opts;
+  }
+
+  get(sha256: string): Promise<Uint8Array> {
+    if (!isSha256Hex(sha256)) {
+      return Promise.reject(
+        new HearthError(
+          'input/invalid',
+          `blob: expected a SHA-256 as 64 lowercase hex digits, got ${JSON.stringify(sha256)}.`,
+        ),
+      );
+    }
+    let p = this.#inflight.get(sha256);
+    if (!p) {
+      p = this.#load(sha256).finally(() => this.#inflight.delete(sha256));
+      this.#inflight.set(sha256, p);
+    }
+    return p;
+  }
+
+  async #load(sha256: string): Promise<Uint8Array> {
+    const cached = await this.#opts.store.get(sha256);
+    if (cached) return cached;
+    const bytes = await this.#download(sha256);
+    // put() hashes the bytes again and refuses a mismatch: a lying hub cannot poison the cache.
+    await this.#opts.store.put(bytes, { sha256 });
+    return bytes;
+  }
+
+  async #download(sha256: string): Promise<Uint8Array> {
+    const url = `${this.#opts.hubUrl.replace(/\/+$/, '')}/v1/blobs/${sha256}`;
+    const doFetch = this.#opts.fetch ?? fetch;
+    const timeoutMs = this.#opts.timeoutMs ?? 120_000;
+    const signal = AbortSignal.timeout(timeoutMs);
+    let res: Response;
+    try {
+      res = await doFetch(url, { signal });
+    } catch (e) {
+      throw netError(e, `fetching blob ${sha256} from ${url}`, timeoutMs);
+    }
+    if (res.status === 404) {
+      await res.body?.cancel();
+      throw new HearthError('blob/missing', `The hub has no blob ${sha256}.`, { details: { sha256 } });
+    }
+    if (!res.ok) {
+      await res.body?.cancel();
+      throw new HearthError('net/refused', `The hub answered ${res.status} for blob ${sha256}.`, {
+        details: { sha256, status: res.status },
+      });
+    }
+    const max = this.#opts.maxBytes ?? 1024 * 1024 * 1024;
+    const declared = Number(res.headers.get('content-length') ?? Number.NaN);
+    if (declared > max) {
+      await res.body?.cancel();
+      throw new HearthError(
+        'input/invalid',
+        `Blob ${sha256} is ${declared} bytes, over this volunteer's ${max}-byte limit.`,
+        {
+          details: { sha256, bytes: declared, max },
+        },
+      );
+    }
+    let bytes: Uint8Array;
+    try {
+      bytes = new Uint8Array(await res.arrayBuffer());
+    } catch (e) {
+      throw netError(e, `reading blob ${sha256}`, timeoutMs);
+    }
+    if (bytes.byteLength > max) {
+      throw new HearthError('input/invalid', `Blob ${sha256} is over this volunteer's ${max}-byte limit.`, {
+        details: { sha256, max },
+      });
+    }
+    this.downloadedBytes += bytes.byteLength;
+    return bytes;
+  }
+}
+
+/** A failed fetch as 'net/timeout' or 'net/unreachable', keeping the cause. */
+export function netError(e: unknown, what: string, timeoutMs: number): HearthError {
+  const name = (e as { name?: string } | null)?.name;
+  if (name === 'TimeoutError' || name === 'AbortError') {
+    return new HearthError('net/timeout', `${what}: no answer within ${timeoutMs} ms.`, { cause: e });
+  }
+  return new HearthError('net/unreachable', `${what}: ${(e as Error)?.message ?? String(e)}.`, { cause: e });
+}

@@ -1,0 +1,359 @@
+// The volunteer runtime: ties a compute engine (the worker behind comlink in a tab, the engine
+// itself in Node), a result outbox and a blob store to one hub. It connects and proves its
+// identity, sends what the outbox still holds, then loops: lease → fetch blobs → run (with
+// heartbeats) → outbox → result → ack. A dropped connection is retried with jittered exponential
+// backoff; results wait in the outbox meanwhile, so a reload or a blip loses no finished work
+// that the hub can still take.
+//
+// Consent (DESIGN.md invariant 1) is the caller's job: construct and start this only after the
+// volunteer said yes. Nothing here touches the GPU before `start()`.
+import { HearthError, isHearthError } from '../core/errors.ts';
+import {
+  type ControlCapabilities,
+  encodeResult,
+  type HubMessage,
+  type LeaseMessage,
+} from '../protocol/control.ts';
+import type { Shard, ShardProgress, ShardResult } from '../protocol/shard.ts';
+import { parseShardWork } from '../protocol/work.ts';
+import { BlobFetcher, type BlobStore } from './blobs.ts';
+import { HubSession, type Signer, type SocketFactory } from './hub-session.ts';
+import { shardFromLease } from './lease-shard.ts';
+
+/** Runs shards: the page's ComputeWorker, or a ComputeEngine in Node. */
+export interface ShardRunner {
+  runShard(shard: Shard, onProgress?: (p: ShardProgress) => void): Promise<ShardResult>;
+  cancel(shardId: string): Promise<boolean> | boolean;
+}
+
+/** Results between "computed" and "the hub has it": the IndexedDB ResultOutbox in a tab. */
+export interface ResultQueue {
+  add(result: ShardResult): Promise<boolean>;
+  pending(): Promise<ShardResult[]>;
+  ack(shard: string): Promise<boolean>;
+}
+
+/** A ResultQueue in memory, for Node volunteers (the browser's is durable; see store/outbox.ts). */
+export class MemoryResultQueue implements ResultQueue {
+  readonly #items = new Map<string, ShardResult>();
+  async add(r: ShardResult): Promise<boolean> {
+    if (this.#items.has(r.shard)) return false;
+    this.#items.set(r.shard, r);
+    return true;
+  }
+  async pending(): Promise<ShardResult[]> {
+    return [...this.#items.values()];
+  }
+  async ack(shard: string): Promise<boolean> {
+    return this.#items.delete(shard);
+  }
+}
+
+export type VolunteerState = 'idle' | 'connecting' | 'connected' | 'working' | 'waiting' | 'stopped';
+
+export type VolunteerEvent =
+  | { readonly type: 'state'; readonly state: VolunteerState }
+  | { readonly type: 'connected'; readonly volunteerId: string }
+  | { readonly type: 'disconnected'; readonly error: HearthError; readonly retryInMs: number }
+  | { readonly type: 'lease'; readonly shard: string; readonly job: string; readonly kind: 'onnx' | 'wgsl' }
+  | { readonly type: 'progress'; readonly progress: ShardProgress }
+  | {
+      readonly type: 'result';
+      readonly shard: string;
+      readonly outcome: 'pending' | 'valid' | 'invalid' | 'inconclusive' | 'refused';
+      readonly ms: number;
+      readonly backend: string;
+    }
+  | { readonly type: 'shard-failed'; readonly shard: string; readonly error: HearthError };
+
+export interface VolunteerStats {
+  leases: number;
+  /** Results the hub acknowledged, by outcome. */
+  pending: number;
+  valid: number;
+  invalid: number;
+  inconclusive: number;
+  /** Results the hub would not take (e.g. the lease was reissued while this one was offline). */
+  refused: number;
+  /** Shards that failed here (bad blob, compile error, device loss): left to expire on the hub. */
+  failed: number;
+  /** Bytes downloaded from the hub's blob route. */
+  downloadedBytes: number;
+  /** Wall time spent running shards, ms. */
+  computeMs: number;
+}
+
+export interface VolunteerOptions {
+  /** The hub's base URL, e.g. `http://127.0.0.1:8080`. */
+  readonly hubUrl: string;
+  readonly identity: Signer;
+  readonly capabilities: ControlCapabilities;
+  readonly runner: ShardRunner;
+  readonly outbox: ResultQueue;
+  /** Where fetched blobs are kept; in a tab, the same IndexedDB cache the worker reads models from. */
+  readonly blobs: BlobStore;
+  readonly socket?: SocketFactory;
+  readonly fetch?: typeof fetch;
+  /** Reconnect backoff: first delay and cap, ms (default 250 and 30,000), with ±50% jitter. */
+  readonly backoff?: { readonly minMs?: number; readonly maxMs?: number };
+  /** How long to wait after `no-work` before asking again, growing to 8× (default 500 ms). */
+  readonly idleMs?: number;
+  readonly replyTimeoutMs?: number;
+  /** Uniform in [0, 1) for jitter; seeded in tests. */
+  readonly random?: () => number;
+  readonly onEvent?: (e: VolunteerEvent) => void;
+}
+
+/**
+ * A volunteer connected to one hub.
+ *
+ * @example
+ * const v = new Volunteer({ hubUrl, identity, capabilities, runner: worker, outbox, blobs: cache });
+ * v.start();            // only after the volunteer's yes
+ * await v.stop();       // finishes nothing new; the outbox keeps what was not acknowledged
+ */
+export class Volunteer {
+  readonly stats: VolunteerStats = {
+    leases: 0,
+    pending: 0,
+    valid: 0,
+    invalid: 0,
+    inconclusive: 0,
+    refused: 0,
+    failed: 0,
+    downloadedBytes: 0,
+    computeMs: 0,
+  };
+  readonly #opts: VolunteerOptions;
+  readonly #fetcher: BlobFetcher;
+  #state: VolunteerState = 'idle';
+  #session: HubSession | undefined;
+  #loop: Promise<void> | undefined;
+  #stopping = false;
+  #wake: (() => void) | undefined;
+  #current: string | undefined;
+
+  constructor(opts: VolunteerOptions) {
+    this.#opts = opts;
+    this.#fetcher = new BlobFetcher({
+      hubUrl: opts.hubUrl,
+      store: opts.blobs,
+      ...(opts.fetch ? { fetch: opts.fetch } : {}),
+    });
+  }
+
+  get state(): VolunteerState {
+    return this.#state;
+  }
+
+  /** The hub's id for this volunteer once connected. */
+  get volunteerId(): string | undefined {
+    return this.#session?.volunteerId;
+  }
+
+  /** Starts connecting and working; idempotent. */
+  start(): void {
+    if (this.#loop) return;
+    this.#stopping = false;
+    this.#loop = this.#run().finally(() => {
+      this.#loop = undefined;
+      this.#set('stopped');
+    });
+  }
+
+  /**
+   * Stops: cancels the shard in progress (its lease expires on the hub), closes the connection.
+   * Results already in the outbox stay there for the next start.
+   */
+  async stop(): Promise<void> {
+    this.#stopping = true;
+    this.#wake?.();
+    if (this.#current) await this.#opts.runner.cancel(this.#current);
+    this.#session?.close();
+    await this.#loop;
+  }
+
+  #emit(e: VolunteerEvent): void {
+    try {
+      this.#opts.onEvent?.(e);
+    } catch {
+      // A UI listener that throws must not stop the work loop.
+    }
+  }
+
+  #set(state: VolunteerState): void {
+    if (this.#state === state) return;
+    this.#state = state;
+    this.#emit({ type: 'state', state });
+  }
+
+  /** Waits `ms`, or less when stop() is called. */
+  #sleep(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const t = setTimeout(done, ms);
+      function done() {
+        clearTimeout(t);
+        resolve();
+      }
+      this.#wake = done;
+    });
+  }
+
+  async #run(): Promise<void> {
+    const minMs = this.#opts.backoff?.minMs ?? 250;
+    const maxMs = this.#opts.backoff?.maxMs ?? 30_000;
+    const random = this.#opts.random ?? Math.random;
+    let failures = 0;
+    while (!this.#stopping) {
+      this.#set('connecting');
+      let error: HearthError;
+      try {
+        const session = await HubSession.open({
+          hubUrl: this.#opts.hubUrl,
+          identity: this.#opts.identity,
+          capabilities: this.#opts.capabilities,
+          ...(this.#opts.socket ? { socket: this.#opts.socket } : {}),
+          ...(this.#opts.replyTimeoutMs ? { replyTimeoutMs: this.#opts.replyTimeoutMs } : {}),
+        });
+        this.#session = session;
+        failures = 0;
+        this.#set('connected');
+        this.#emit({ type: 'connected', volunteerId: session.volunteerId });
+        await this.#flushOutbox(session);
+        await this.#work(session);
+        if (this.#stopping) break;
+        error = await session.closed;
+      } catch (e) {
+        error = isHearthError(e)
+          ? e
+          : new HearthError('net/unreachable', `Volunteer loop: ${(e as Error)?.message ?? String(e)}`, {
+              cause: e,
+            });
+      } finally {
+        this.#session?.close();
+        this.#session = undefined;
+      }
+      if (this.#stopping) break;
+      const base = Math.min(maxMs, minMs * 2 ** Math.min(failures, 30));
+      const retryInMs = Math.round(base * (0.5 + random() / 2));
+      failures++;
+      this.#emit({ type: 'disconnected', error, retryInMs });
+      this.#set('waiting');
+      await this.#sleep(retryInMs);
+    }
+  }
+
+  /** Sends every result still in the outbox (from before a reload or a dropped connection). */
+  async #flushOutbox(session: HubSession): Promise<void> {
+    for (const r of await this.#opts.outbox.pending()) {
+      if (this.#stopping) return;
+      await this.#send(session, r);
+    }
+  }
+
+  /** Sends one result and settles it in the outbox by the hub's answer. */
+  async #send(session: HubSession, r: ShardResult): Promise<void> {
+    const reply = await session.request({ v: 1, type: 'result', result: encodeResult(r) });
+    if (reply.type === 'ack') {
+      await this.#opts.outbox.ack(r.shard);
+      this.stats[reply.outcome]++;
+      this.#emit({ type: 'result', shard: r.shard, outcome: reply.outcome, ms: r.ms, backend: r.backend });
+      return;
+    }
+    if (reply.type === 'error' && (reply.code === 'refused' || reply.code === 'bad-message')) {
+      // The hub will never take this one (its lease went to someone else, or it is malformed):
+      // keeping it would resend it forever.
+      await this.#opts.outbox.ack(r.shard);
+      this.stats.refused++;
+      this.#emit({ type: 'result', shard: r.shard, outcome: 'refused', ms: r.ms, backend: r.backend });
+      return;
+    }
+    // 'internal' and the rest: keep it, the next connection tries again.
+    throw new HearthError('net/refused', `The hub did not take result ${r.shard}: ${describeReply(reply)}.`);
+  }
+
+  async #work(session: HubSession): Promise<void> {
+    const idleMs = this.#opts.idleMs ?? 500;
+    let idle = 0;
+    while (!this.#stopping && session.isOpen) {
+      const m = await session.request({ v: 1, type: 'lease-request' });
+      if (m.type === 'lease') {
+        idle = 0;
+        await this.#runLease(session, m);
+        continue;
+      }
+      if (m.type !== 'no-work' && !(m.type === 'error' && (m.code === 'refused' || m.code === 'internal'))) {
+        throw new HearthError('net/refused', `lease-request: the hub answered ${describeReply(m)}.`);
+      }
+      this.#set('connected');
+      await this.#sleep(idleMs * 2 ** Math.min(idle++, 3));
+    }
+  }
+
+  async #runLease(session: HubSession, lease: LeaseMessage): Promise<void> {
+    this.stats.leases++;
+    this.#set('working');
+    this.#emit({ type: 'lease', shard: lease.shard, job: lease.job, kind: lease.work.kind });
+    let deadline = lease.deadline;
+    let lost = false;
+    // Heartbeats run beside the shard, a third of the way to each deadline, so one late beat
+    // still leaves time for the next.
+    let beat: ReturnType<typeof setTimeout> | undefined;
+    const schedule = () => {
+      const wait = Math.max(200, (deadline - Date.now()) / 3);
+      beat = setTimeout(async () => {
+        try {
+          const r = await session.request({ v: 1, type: 'heartbeat', lease: lease.lease });
+          if (r.type === 'extended') {
+            deadline = r.deadline;
+            schedule();
+            return;
+          }
+          // The hub no longer holds this lease for us: stop computing it.
+          lost = true;
+          await this.#opts.runner.cancel(lease.shard);
+        } catch {
+          // The connection is gone; the outer loop notices and reconnects.
+        }
+      }, wait);
+    };
+    schedule();
+    const t0 = Date.now();
+    this.#current = lease.shard;
+    let result: ShardResult;
+    try {
+      const before = this.#fetcher.downloadedBytes;
+      const work = parseShardWork(lease.work, 'lease.work');
+      // The worker reads ONNX models from the shared blob store itself; fetch it there first.
+      if (work.kind === 'onnx') await this.#fetcher.get(work.model);
+      const shard = await shardFromLease(lease, this.#fetcher);
+      this.stats.downloadedBytes += this.#fetcher.downloadedBytes - before;
+      result = await this.#opts.runner.runShard(shard, (progress) =>
+        this.#emit({ type: 'progress', progress }),
+      );
+    } catch (e) {
+      const error = isHearthError(e)
+        ? e
+        : new HearthError('shard/cancelled', `Shard ${lease.shard}: ${(e as Error)?.message ?? String(e)}`, {
+            cause: e,
+          });
+      if (!lost && !this.#stopping) {
+        this.stats.failed++;
+        this.#emit({ type: 'shard-failed', shard: lease.shard, error });
+      }
+      return;
+    } finally {
+      clearTimeout(beat);
+      this.#current = undefined;
+      this.stats.computeMs += Date.now() - t0;
+    }
+    // Durable before it leaves: if the connection drops now, the next one sends it.
+    await this.#opts.outbox.add(result);
+    if (this.#stopping) return;
+    await this.#send(session, result);
+  }
+}
+
+function describeReply(m: HubMessage): string {
+  return m.type === 'error' ? `${m.code}: ${m.message}` : `a ${m.type} message`;
+}

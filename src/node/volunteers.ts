@@ -1,0 +1,176 @@
+// `hearth volunteer --count N`: N headless Chromium volunteers against a hub — how tests, the demo
+// and operators bring workers without a browser window. Each volunteer is its own browser
+// context (its own IndexedDB, so its own key pair and identity) on the hub's volunteer page; the
+// operator running the command is the one saying yes, so this clicks the page's consent button
+// (the page itself never starts without that click, DESIGN.md invariant 1).
+import { existsSync, readdirSync } from 'node:fs';
+import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
+import { HearthError } from '../core/errors.ts';
+
+/** Which WebGPU adapter the browsers use. */
+export type AdapterChoice = 'auto' | 'swiftshader' | 'native';
+
+export interface VolunteersOptions {
+  /** The hub's base URL. */
+  readonly hubUrl: string;
+  readonly count: number;
+  /** The page to open; default `<hub>/volunteer/`. */
+  readonly pageUrl?: string;
+  /** 'auto': the machine's GPU where /dev/dri has a render node, SwiftShader otherwise. */
+  readonly adapter?: AdapterChoice;
+  /** Default: $CHROMIUM_PATH, else /usr/bin/chromium. */
+  readonly chromiumPath?: string;
+  /** Page console output and errors, line by line. */
+  readonly onLog?: (volunteer: number, line: string) => void;
+  /** How long a page may take to load and accept consent. Default 60 s. */
+  readonly startTimeoutMs?: number;
+}
+
+/** What one volunteer page reports (its meter's numbers). */
+export interface VolunteerReport {
+  readonly index: number;
+  /** The volunteer's id (SHA-256 of its public key), once its identity is loaded. */
+  readonly volunteerId: string | null;
+  readonly state: string;
+  readonly stats: {
+    readonly leases: number;
+    readonly valid: number;
+    readonly pending: number;
+    readonly invalid: number;
+    readonly inconclusive: number;
+    readonly refused: number;
+    readonly failed: number;
+    readonly downloadedBytes: number;
+  } | null;
+  readonly error: string | null;
+}
+
+export interface Volunteers {
+  readonly count: number;
+  /** Every page's state and counters. */
+  report(): Promise<VolunteerReport[]>;
+  /** Reloads one volunteer's page; a remembered yes resumes it without a click. */
+  reload(index: number): Promise<void>;
+  /** Closes one volunteer's page abruptly (as a closed tab would), for churn tests. */
+  kill(index: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** True when this machine has a GPU render node Chromium could use. */
+export function hasRenderNode(): boolean {
+  try {
+    return existsSync('/dev/dri') && readdirSync('/dev/dri').some((n) => n.startsWith('renderD'));
+  } catch {
+    return false;
+  }
+}
+
+/** Chromium's flags for a headless volunteer (WebGPU on; SwiftShader where asked). */
+export function chromiumArgs(adapter: AdapterChoice): string[] {
+  const swiftshader = adapter === 'swiftshader' || (adapter === 'auto' && !hasRenderNode());
+  return [
+    '--no-sandbox',
+    '--disable-dev-shm-usage',
+    '--enable-unsafe-webgpu',
+    ...(swiftshader ? ['--use-webgpu-adapter=swiftshader'] : []),
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--disable-sync',
+    '--no-first-run',
+    '--allow-loopback-in-peer-connection',
+    // Background tabs must not be throttled: every volunteer here is a background tab.
+    '--disable-background-timer-throttling',
+    '--disable-renderer-backgrounding',
+    '--disable-backgrounding-occluded-windows',
+  ];
+}
+
+/**
+ * Starts `count` volunteers and resolves once every page has said yes and started probing.
+ *
+ * @example
+ * const v = await launchVolunteers({ hubUrl: 'http://127.0.0.1:8080', count: 2 });
+ * console.log(await v.report());
+ * await v.close();
+ */
+export async function launchVolunteers(opts: VolunteersOptions): Promise<Volunteers> {
+  if (!Number.isSafeInteger(opts.count) || opts.count < 1 || opts.count > 64) {
+    throw new HearthError('input/invalid', `count: expected 1 to 64 volunteers, got ${opts.count}.`);
+  }
+  const executablePath = opts.chromiumPath ?? process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+  if (!existsSync(executablePath)) {
+    throw new HearthError(
+      'input/invalid',
+      `No Chromium at ${executablePath}: install it (apt-get install chromium) or set CHROMIUM_PATH.`,
+    );
+  }
+  const pageUrl = opts.pageUrl ?? new URL('/volunteer/', opts.hubUrl).toString();
+  const timeout = opts.startTimeoutMs ?? 60_000;
+  const browser: Browser = await chromium.launch({
+    executablePath,
+    headless: true,
+    args: chromiumArgs(opts.adapter ?? 'auto'),
+  });
+  const contexts: BrowserContext[] = [];
+  const pages: (Page | null)[] = [];
+  try {
+    for (let i = 0; i < opts.count; i++) {
+      const context = await browser.newContext();
+      contexts.push(context);
+      const page = await context.newPage();
+      pages.push(page);
+      page.on('console', (m) => opts.onLog?.(i, `${m.type()}: ${m.text()}`));
+      page.on('pageerror', (e) => opts.onLog?.(i, `page error: ${e.message}`));
+      const res = await page.goto(pageUrl, { timeout });
+      if (!res?.ok()) {
+        throw new HearthError(
+          'net/refused',
+          `${pageUrl} answered ${res?.status() ?? 'nothing'}: does the hub serve the built pages? ` +
+            'Run `npm run build` in the checkout the hub runs from (or start it with --pages DIR).',
+        );
+      }
+      await page.click('#consent-yes', { timeout });
+    }
+  } catch (e) {
+    await browser.close();
+    throw e;
+  }
+  return {
+    count: opts.count,
+    async report() {
+      return Promise.all(
+        pages.map(async (p, index): Promise<VolunteerReport> => {
+          const closed = { index, volunteerId: null, state: 'closed', stats: null, error: null };
+          if (!p || p.isClosed()) return closed;
+          try {
+            return await p.evaluate((i) => {
+              const stats = document.getElementById('stats')?.textContent ?? '';
+              const err = document.getElementById('error');
+              return {
+                index: i,
+                volunteerId: document.getElementById('volunteer-id')?.title || null,
+                state: document.body.dataset.state ?? 'unknown',
+                stats: stats.length > 2 ? JSON.parse(stats) : null,
+                error: err && !err.hidden ? (err.textContent ?? '') : null,
+              };
+            }, index);
+          } catch {
+            return closed;
+          }
+        }),
+      );
+    },
+    async reload(index) {
+      await pages[index]?.reload({ timeout });
+    },
+    async kill(index) {
+      const p = pages[index];
+      if (!p) return;
+      pages[index] = null;
+      await contexts[index]?.close();
+    },
+    async close() {
+      await browser.close();
+    },
+  };
+}

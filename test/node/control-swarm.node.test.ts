@@ -1,0 +1,115 @@
+// The hub's blob swarm over the real control plane: each authenticated connection gets a random
+// PeerJS id in `welcome`; `announce` lists it as a holder, `holders-request` names holders (never
+// the asker), a closed connection is forgotten, and with `requireIssuedIds` the PeerServer admits
+// only ids the control plane issued to open connections.
+import { afterEach, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { BlobSwarm } from '../../src/hub/swarm.ts';
+import { seededRng } from '../hub/fixtures.ts';
+import { authenticated, ORIGIN, TestKey, until } from './control-helpers.ts';
+import { sha, type TestHub, testHub } from './hub-helpers.ts';
+
+let t: TestHub | undefined;
+afterEach(async () => {
+  await t?.dispose();
+  t = undefined;
+});
+
+const A = sha('model a');
+const B = sha('model b');
+
+describe('blob swarm on the control plane', () => {
+  it('lists holders by blob, never the asker, and forgets a closed connection', async () => {
+    t = await testHub({ allowedOrigins: [ORIGIN] });
+    const ws = `${t.hub.url.replace('http', 'ws')}/v1/volunteer`;
+    const one = await authenticated(ws, await TestKey.create());
+    const two = await authenticated(ws, await TestKey.create());
+    expect(one.peerId).toMatch(/^h[0-9a-f]{32}$/);
+    expect(two.peerId).toMatch(/^h[0-9a-f]{32}$/);
+    expect(one.peerId).not.toBe(two.peerId);
+
+    one.conn.send({ v: 1, type: 'announce', blobs: [A, B, A] });
+    expect(await one.conn.msg()).toEqual({ v: 1, type: 'announced', count: 2 });
+    two.conn.send({ v: 1, type: 'holders-request', sha256: A });
+    expect(await two.conn.msg()).toEqual({ v: 1, type: 'holders', sha256: A, peers: [one.peerId] });
+    one.conn.send({ v: 1, type: 'holders-request', sha256: A });
+    expect(await one.conn.msg()).toEqual({ v: 1, type: 'holders', sha256: A, peers: [] });
+
+    // Bad announcements are refused by the parser and list nothing.
+    two.conn.send({ v: 1, type: 'announce', blobs: ['not-a-hash'] });
+    expect(await two.conn.msg()).toMatchObject({
+      type: 'error',
+      code: 'bad-message',
+      message: /message\.blobs\[0\]/,
+    });
+    two.conn.send({ v: 1, type: 'announce', blobs: Array.from({ length: 257 }, (_, i) => sha(String(i))) });
+    expect(await two.conn.msg()).toMatchObject({ type: 'error', code: 'bad-message' });
+    expect(t.hub.swarm?.size()).toEqual({ holders: 1, listings: 2 });
+
+    await one.conn.close();
+    await until(() => t!.hub.swarm!.size().holders === 0);
+    two.conn.send({ v: 1, type: 'holders-request', sha256: B });
+    expect(await two.conn.msg()).toEqual({ v: 1, type: 'holders', sha256: B, peers: [] });
+    await two.conn.close();
+  });
+
+  it('refuses swarm messages before auth, and on a hub without a PeerServer', async () => {
+    t = await testHub({ allowedOrigins: [ORIGIN], peer: false });
+    const ws = `${t.hub.url.replace('http', 'ws')}/v1/volunteer`;
+    const v = await authenticated(ws, await TestKey.create());
+    expect(v.peerId).toBeUndefined();
+    v.conn.send({ v: 1, type: 'announce', blobs: [A] });
+    expect(await v.conn.msg()).toMatchObject({ type: 'error', code: 'unsupported' });
+    await v.conn.close();
+  });
+
+  it('with requireIssuedIds, the PeerServer admits only ids issued to open connections', async () => {
+    t = await testHub({ allowedOrigins: [ORIGIN], peer: { requireIssuedIds: true } });
+    const ws = `${t.hub.url.replace('http', 'ws')}/v1/volunteer`;
+    const v = await authenticated(ws, await TestKey.create());
+    const open = (id: string) =>
+      new Promise<number>((resolve) => {
+        const s = new WebSocket(
+          `${t!.hub.url.replace('http', 'ws')}/p2p/peerjs?key=hearth&id=${id}&token=t1`,
+          {
+            origin: ORIGIN,
+          },
+        );
+        s.once('open', () => {
+          s.close();
+          resolve(101);
+        });
+        s.once('unexpected-response', (_req, res) => {
+          resolve(res.statusCode ?? 0);
+          s.terminate();
+        });
+        s.once('error', () => resolve(0));
+      });
+    expect(await open(`h${'0'.repeat(32)}`)).toBe(403);
+    expect(await open(v.peerId!)).toBe(101);
+    await v.conn.close();
+    await until(() => !t!.hub.controlPlane.isPeerId(v.peerId!));
+    expect(await open(v.peerId!)).toBe(403);
+  });
+});
+
+describe('BlobSwarm', () => {
+  it('caps what one holder may announce and samples holders at random', () => {
+    const s = new BlobSwarm({ maxBlobsPerHolder: 3, random: seededRng(1) });
+    expect(s.announce('h1', [A, B, sha('c'), sha('d')])).toBe(3);
+    expect(s.holders(sha('d'), 8)).toEqual([]);
+    for (let i = 2; i <= 20; i++) s.announce(`h${i}`, [A]);
+    const seen = new Set<string>();
+    for (let k = 0; k < 50; k++) {
+      const picked = s.holders(A, 4, 'h1');
+      expect(picked).toHaveLength(4);
+      expect(new Set(picked).size).toBe(4);
+      expect(picked).not.toContain('h1');
+      for (const p of picked) seen.add(p);
+    }
+    // Requesters are spread over the holders, not always sent to the same four.
+    expect(seen.size).toBeGreaterThan(10);
+    s.drop('h1');
+    expect(s.holders(B, 8)).toEqual([]);
+  });
+});
