@@ -3,8 +3,9 @@
 // (a) Shard lifecycle throughput: lease → result → validate → credit, with many concurrent
 //     volunteers on a WGSL job of tiny shards (answers computed in JS, no GPU).
 //     1. In this process, straight on the Scheduler: MemoryStore vs SqliteStore (a real file, WAL,
-//        FULL sync for results), replication 1 and 2 — what the hub's core can do.
-//     2. End to end: a real hub (`startHub`, SQLite in a temp dir, 127.0.0.1:0) in its own child
+//        FULL sync for results) vs JournaledStore (reads from memory, writes journaled to the same
+//        kind of file in group commits; the hub's store), replication 1 and 2.
+//     2. End to end: a real hub (`startHub`, JournaledStore in a temp dir, 127.0.0.1:0) in its own child
 //        process, volunteers in another child over real WebSockets with real P-256 keys.
 // (b) Memory per connected volunteer: a fresh hub process; N authenticated idle volunteers from
 //     child processes (at most 5,000 each: 20,000 open files per process); the hub's RSS and heap
@@ -19,6 +20,7 @@ import { createHash } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { JournaledStore } from '../src/hub/journaled-store.ts';
 import { Scheduler } from '../src/hub/scheduler.ts';
 import { SqliteStore } from '../src/hub/sqlite-store.ts';
 import { type HubStore, MemoryStore } from '../src/hub/store.ts';
@@ -271,13 +273,14 @@ console.log(
 
 console.log('(a1) in-process Scheduler, lease → result → validate → credit');
 console.log(
-  `${pad('store', 14)}${pad('replication', 13)}${pad('results/s', 12)}${pad('validated/s', 13)}ratio vs memory`,
+  `${pad('store', 16)}${pad('replication', 13)}${pad('results/s', 12)}${pad('validated/s', 13)}ratio vs memory`,
 );
 const core: Record<string, CoreRun> = {};
 for (const replication of [1, 2]) {
   for (const [name, make] of [
     ['MemoryStore', () => new MemoryStore()],
     ['SqliteStore', () => new SqliteStore(join(mkdtempSync(join(tmp, 'db-')), 'hub.db'))],
+    ['JournaledStore', () => new JournaledStore(join(mkdtempSync(join(tmp, 'db-')), 'hub.db'))],
   ] as const) {
     const r = await coreCycles(make(), replication, CORE_MS);
     core[`${name}/${replication}`] = r;
@@ -285,7 +288,7 @@ for (const replication of [1, 2]) {
     const memRate =
       (core[`MemoryStore/${replication}`]!.results / core[`MemoryStore/${replication}`]!.ms) * 1000;
     console.log(
-      `${pad(name, 14)}${pad(replication, 13)}${pad(fmt(rate), 12)}${pad(fmt((r.validated / r.ms) * 1000), 13)}${(rate / memRate).toFixed(2)}`,
+      `${pad(name, 16)}${pad(replication, 13)}${pad(fmt(rate), 12)}${pad(fmt((r.validated / r.ms) * 1000), 13)}${(rate / memRate).toFixed(2)}`,
     );
   }
 }

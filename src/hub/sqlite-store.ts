@@ -426,6 +426,12 @@ export class SqliteStore implements HubStore {
   putVolunteer(v: VolunteerRecord): void {
     this.#q.putVolunteer!.run(v.id, JSON.stringify(v));
   }
+  /** Every volunteer the hub knows (JournaledStore loads them at start). */
+  listVolunteers(): VolunteerRecord[] {
+    return (this.#db.prepare('SELECT doc FROM volunteers ORDER BY id').all() as Doc[]).map(
+      (r) => JSON.parse(r.doc) as VolunteerRecord,
+    );
+  }
   addCredit(e: LedgerEntry): boolean {
     // The primary key (volunteer, shard) is what makes credit exactly-once, even across restarts.
     return this.#q.addCredit!.run(e.volunteer, e.shard, e.job, e.credits, e.status).changes === 1;

@@ -14,9 +14,9 @@ import { Readable } from 'node:stream';
 import { type HearthError, isHearthError } from '../core/errors.ts';
 import { isSha256Hex } from '../core/hash.ts';
 import { BlobDir, isTooLarge } from '../hub/blobs.ts';
+import { JournaledStore } from '../hub/journaled-store.ts';
 import { type OracleRunner, withHubHoneypots } from '../hub/oracle.ts';
 import { Scheduler } from '../hub/scheduler.ts';
-import { SqliteStore } from '../hub/sqlite-store.ts';
 import type { HubStore } from '../hub/store.ts';
 import { BlobSwarm } from '../hub/swarm.ts';
 import { authenticate, bearer, createToken, listTokens, type Principal, revokeToken } from '../hub/tokens.ts';
@@ -161,7 +161,7 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
   const host = opts.host ?? '127.0.0.1';
   const maxJson = opts.maxJsonBytes ?? MiB;
   const blobs = new BlobDir(opts.blobDir, opts.maxBlobBytes);
-  const store = new SqliteStore(opts.dbPath);
+  const store = new JournaledStore(opts.dbPath);
   const scheduler = new Scheduler(store, { blob: (sha) => blobs.read(sha) });
   const allowed = new Set(opts.allowedOrigins);
   // Filled once the port is known, before the first request can arrive.

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { HearthError } from '../../src/core/errors.ts';
+import { JournaledStore } from '../../src/hub/journaled-store.ts';
 import { Scheduler } from '../../src/hub/scheduler.ts';
 import { SCHEMA_VERSION, SqliteStore } from '../../src/hub/sqlite-store.ts';
 import { type HubStore, MemoryStore } from '../../src/hub/store.ts';
@@ -27,6 +28,7 @@ function tempDb(): string {
 const kinds: [string, () => HubStore][] = [
   ['MemoryStore', () => new MemoryStore()],
   ['SqliteStore', () => new SqliteStore(tempDb())],
+  ['JournaledStore', () => new JournaledStore(tempDb())],
 ];
 
 async function refusal(p: Promise<unknown>): Promise<HearthError> {

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { HearthError } from '../../src/core/errors.ts';
 import { sha256Hex } from '../../src/core/hash.ts';
+import { JournaledStore } from '../../src/hub/journaled-store.ts';
 import { Scheduler, type SchedulerOptions } from '../../src/hub/scheduler.ts';
 import { SqliteStore } from '../../src/hub/sqlite-store.ts';
 import { type HubStore, MemoryStore } from '../../src/hub/store.ts';
@@ -26,6 +27,7 @@ function sqlitePath(): string {
 const kinds: [string, () => HubStore][] = [
   ['MemoryStore', () => new MemoryStore()],
   ['SqliteStore', () => new SqliteStore(sqlitePath())],
+  ['JournaledStore', () => new JournaledStore(sqlitePath())],
 ];
 
 async function rejected(p: Promise<unknown>, re: RegExp): Promise<void> {

@@ -1,0 +1,778 @@
+// One PeerJS DataConnection (serialization 'raw') speaking the frames of protocol/stream.ts:
+// blob requests and resumes, pushed blobs and tensors, flow control on the data channel's
+// bufferedAmount, an acknowledgement after the last piece, and liveness of our own.
+//
+// Why our own liveness: when the far side dies, PeerJS fires neither 'close' nor 'error' and ICE
+// only reaches 'disconnected' after ~5 s (TESTING.md). So the link pings, expects to hear
+// *something* within idleTimeoutMs, and expects an active stream to make progress within
+// stallTimeoutMs — a peer that answers pings but trickles pieces is dropped too.
+//
+// Stream ids: each side numbers the streams it starts (its requests and its pushes) with its own
+// parity — odd for the side that opened the connection, even for the other — so ids never
+// collide and a header with the wrong parity that answers no request is garbage.
+import type { DataConnection } from 'peerjs';
+import { HearthError, isHearthError } from '../core/errors.ts';
+import { isSha256Hex, sha256Hex } from '../core/hash.ts';
+import type { DType, Shape } from '../core/tensor.ts';
+import {
+  checkHeader,
+  checkPiece,
+  decodeFrame,
+  encodeFrame,
+  encodePiece,
+  type Frame,
+  MAX_PIECE_BYTES,
+  pieceCount,
+  pieceRange,
+  type StreamErrorReason,
+  type StreamHeader,
+} from '../protocol/stream.ts';
+import type { BlobSource } from '../store/blob-cache.ts';
+import type { PeerScores } from './peer-score.ts';
+
+/** Knobs of a link; every field has a default. */
+export interface LinkTuning {
+  /** Piece size this side uses when it sends (a requester may ask for another). Default MAX_PIECE_BYTES. */
+  readonly pieceBytes: number;
+  /** Most bytes queued in the data channel before the sender waits. Default 4 MiB. */
+  readonly windowBytes: number;
+  /** The sender resumes when bufferedAmount falls to this. Default windowBytes / 2. */
+  readonly lowWaterBytes: number;
+  /** Largest blob this side accepts on request. Default 512 MiB. */
+  readonly maxBlobBytes: number;
+  /** Largest blob or tensor a peer may push unasked. Default 64 MiB. */
+  readonly maxPushBytes: number;
+  /**
+   * Streams served at once, and pushes received at once (each direction counted apart); more
+   * are answered 'busy'. Bounds the memory a peer can make this side hold. Default 4.
+   */
+  readonly maxServing: number;
+  /** How often a ping goes out. Default 1 s. */
+  readonly pingIntervalMs: number;
+  /** The link fails with 'net/timeout' after this long without any frame. Default 6 s. */
+  readonly idleTimeoutMs: number;
+  /** A request unanswered, or a stream without a new piece, for this long fails the link. Default 8 s. */
+  readonly stallTimeoutMs: number;
+  /** How long a sender waits for the receiver's acknowledgement. Default 15 s. */
+  readonly ackTimeoutMs: number;
+  /** Cap on this side's upload rate in bytes per second (a volunteer's uplink); 0 = none. */
+  readonly uploadBytesPerSecond: number;
+}
+
+export const DEFAULT_LINK_TUNING: LinkTuning = {
+  pieceBytes: MAX_PIECE_BYTES,
+  windowBytes: 4 * 1024 * 1024,
+  lowWaterBytes: 2 * 1024 * 1024,
+  maxBlobBytes: 512 * 1024 * 1024,
+  maxPushBytes: 64 * 1024 * 1024,
+  maxServing: 4,
+  pingIntervalMs: 1000,
+  idleTimeoutMs: 6000,
+  stallTimeoutMs: 8000,
+  ackTimeoutMs: 15_000,
+  uploadBytesPerSecond: 0,
+};
+
+/** A blob or tensor a peer pushed, already verified against its SHA-256. */
+export type ReceivedStream =
+  | { readonly kind: 'blob'; readonly sha256: string; readonly bytes: Uint8Array; readonly from: string }
+  | {
+      readonly kind: 'tensor';
+      readonly sha256: string;
+      readonly bytes: Uint8Array;
+      readonly dtype: DType;
+      readonly shape: Shape;
+      readonly from: string;
+    };
+
+export interface PeerLinkOptions {
+  /** True on the side that called `peer.connect` (decides stream-id parity). */
+  readonly initiator: boolean;
+  /** Where requested blobs are served from; without one every request is answered 'not-found'. */
+  readonly source?: BlobSource;
+  /** Told of verified pushes; without it pushes are refused. */
+  readonly onPush?: (s: ReceivedStream) => void;
+  /** Lowered when this peer misbehaves, raised after good transfers. */
+  readonly scores?: PeerScores;
+  /** Told once when the link closes, with why. */
+  readonly onClose?: (reason: HearthError) => void;
+  readonly tuning?: Partial<LinkTuning>;
+}
+
+/**
+ * A blob being assembled, possibly from several peers in turn: pieces [0, nextPiece) are in
+ * `bytes`. Pass the same object to the next peer's {@link PeerLink.fetch} to resume.
+ */
+export class PartialBlob {
+  readonly sha256: string;
+  totalBytes = -1;
+  pieceSize = 0;
+  bytes: Uint8Array = new Uint8Array(0);
+  nextPiece = 0;
+
+  constructor(sha256: string) {
+    this.sha256 = sha256;
+  }
+
+  get started(): boolean {
+    return this.totalBytes >= 0;
+  }
+
+  get pieceCount(): number {
+    return this.started ? pieceCount(this.totalBytes, this.pieceSize) : 0;
+  }
+
+  /** Forgets every piece (after the assembled bytes failed their hash). */
+  reset(): void {
+    this.totalBytes = -1;
+    this.pieceSize = 0;
+    this.bytes = new Uint8Array(0);
+    this.nextPiece = 0;
+  }
+}
+
+export interface FetchOptions {
+  /** Resume into this partial blob (it must be for the same hash). */
+  readonly partial?: PartialBlob;
+  /** Piece size to ask for when starting fresh (0: the sender's choice). */
+  readonly pieceSize?: number;
+  /** Called after each piece lands. */
+  readonly onProgress?: (piecesDone: number, pieceCount: number) => void;
+}
+
+interface Deferred<T> {
+  promise: Promise<T>;
+  resolve(v: T): void;
+  reject(e: unknown): void;
+}
+function deferred<T>(): Deferred<T> {
+  let resolve!: (v: T) => void;
+  let reject!: (e: unknown) => void;
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  // A link that fails with nobody waiting must not raise an unhandled rejection.
+  promise.catch(() => {});
+  return { promise, resolve, reject };
+}
+
+interface Incoming {
+  readonly header: StreamHeader;
+  readonly partial: PartialBlob;
+  readonly count: number;
+  lastProgress: number;
+  readonly done: Deferred<Uint8Array>;
+  readonly onProgress: ((done: number, count: number) => void) | undefined;
+  /** A push (verified bytes go to onPush) rather than the answer to our request. */
+  readonly pushed: boolean;
+}
+interface Request {
+  readonly sha256: string;
+  readonly fromPiece: number;
+  readonly pieceSize: number;
+  readonly partial: PartialBlob;
+  readonly sentAt: number;
+  readonly done: Deferred<Uint8Array>;
+  readonly onProgress: ((done: number, count: number) => void) | undefined;
+}
+interface Outgoing {
+  stopped: HearthError | undefined;
+  readonly ack: Deferred<boolean>;
+}
+
+const REASON_TO_CODE: Readonly<Record<StreamErrorReason, HearthError['code']>> = {
+  'not-found': 'blob/missing',
+  refused: 'net/refused',
+  busy: 'net/refused',
+  'too-large': 'net/refused',
+  protocol: 'net/protocol',
+};
+
+/** Codes for which the far side is to blame (and its score drops). */
+// A closed connection is not blamed: peers close links when done, and a dead one is caught by
+// the heartbeat as 'net/timeout'.
+const BLAMED = new Set<HearthError['code']>(['net/protocol', 'blob/corrupt', 'net/timeout']);
+/** Refused push ids remembered so their in-flight pieces are dropped quietly. */
+const MAX_IGNORED = 256;
+
+function now(): number {
+  return performance.now();
+}
+
+/**
+ * The data plane over one DataConnection. Make one per open connection, on both sides.
+ *
+ * @example
+ * const link = new PeerLink(conn, { initiator: true, source: blobCache });
+ * const bytes = await link.fetch(sha256); // verified
+ * await link.sendTensor({ dtype: 'f32', shape: [1024], bytes }); // resolves on the peer's ack
+ */
+export class PeerLink {
+  /** The far peer's id. */
+  readonly peer: string;
+  readonly #conn: DataConnection;
+  readonly #opts: PeerLinkOptions;
+  readonly #t: LinkTuning;
+  #nextId: number;
+  #closed: HearthError | undefined;
+  #lastHeard = now();
+  #pingNonce = 0;
+  readonly #timer: ReturnType<typeof setInterval>;
+  readonly #requests = new Map<number, Request>();
+  readonly #incoming = new Map<number, Incoming>();
+  readonly #outgoing = new Map<number, Outgoing>();
+  /** Streams we refused or cancelled: their in-flight pieces are dropped, not treated as garbage. */
+  readonly #ignored = new Set<number>();
+  readonly #wakers = new Set<() => void>();
+  #sentBytes = 0;
+  readonly #sendStart = now();
+  /** Resolves once with the reason the link closed. */
+  readonly closed: Promise<HearthError>;
+  #resolveClosed!: (e: HearthError) => void;
+
+  constructor(conn: DataConnection, opts: PeerLinkOptions) {
+    this.peer = conn.peer;
+    this.#conn = conn;
+    this.#opts = opts;
+    const t = { ...DEFAULT_LINK_TUNING, ...opts.tuning };
+    if (opts.tuning?.windowBytes !== undefined && opts.tuning.lowWaterBytes === undefined) {
+      t.lowWaterBytes = Math.floor(t.windowBytes / 2);
+    }
+    this.#t = t;
+    this.#nextId = opts.initiator ? 1 : 2;
+    this.closed = new Promise((r) => (this.#resolveClosed = r));
+    const dc = conn.dataChannel;
+    if (dc) dc.bufferedAmountLowThreshold = t.lowWaterBytes;
+    dc?.addEventListener('bufferedamountlow', () => this.#wake());
+    conn.on('data', (d) => this.#onMessage(d));
+    conn.on('close', () => this.#fail(this.#err('net/unreachable', 'the peer closed the connection')));
+    conn.on('error', (e) =>
+      this.#fail(this.#err('net/unreachable', `the connection failed: ${(e as Error).message}`, e)),
+    );
+    conn.on('iceStateChanged', (s) => {
+      // 'disconnected' can heal in a browser, but a blob can resume from another holder at
+      // once, which beats waiting on a link that may not come back.
+      if (s === 'failed' || s === 'closed' || s === 'disconnected') {
+        this.#fail(this.#err('net/unreachable', `ICE went to '${s}'`));
+      }
+    });
+    this.#timer = setInterval(() => this.#tick(), t.pingIntervalMs);
+    // Node: a link somebody forgot must not keep the process alive. Browsers have no unref.
+    (this.#timer as { unref?: () => void }).unref?.();
+    if (!conn.open) this.#fail(this.#err('net/unreachable', 'the connection is not open'));
+  }
+
+  /** Why the link closed, or undefined while it is open. */
+  get closeReason(): HearthError | undefined {
+    return this.#closed;
+  }
+
+  /** Bytes waiting in the data channel's send buffer (0 once closed). */
+  get bufferedAmount(): number {
+    return this.#conn.dataChannel?.bufferedAmount ?? 0;
+  }
+
+  /**
+   * Fetches a blob by SHA-256 from this peer, resuming `options.partial` where it stopped. The
+   * bytes are verified before the promise resolves. Fails with 'blob/missing' when the peer
+   * lacks the blob, 'blob/corrupt' when its bytes hash wrong (the link is then closed), and
+   * 'net/*' when the link dies, stalls or speaks garbage — the partial keeps what arrived.
+   */
+  fetch(sha256: string, options: FetchOptions = {}): Promise<Uint8Array> {
+    if (!isSha256Hex(sha256)) {
+      return Promise.reject(
+        new HearthError('input/invalid', `fetch: ${JSON.stringify(sha256)} is not a SHA-256.`),
+      );
+    }
+    const partial = options.partial ?? new PartialBlob(sha256);
+    if (partial.sha256 !== sha256) {
+      return Promise.reject(new HearthError('input/invalid', 'fetch: the partial blob is for another hash.'));
+    }
+    if (this.#closed) return Promise.reject(this.#closed);
+    const id = this.#takeId();
+    const req: Request = {
+      sha256,
+      fromPiece: partial.nextPiece,
+      pieceSize: partial.started ? partial.pieceSize : (options.pieceSize ?? 0),
+      partial,
+      sentAt: now(),
+      done: deferred(),
+      onProgress: options.onProgress,
+    };
+    this.#requests.set(id, req);
+    try {
+      this.#send(
+        encodeFrame({
+          type: 'request',
+          stream: id,
+          sha256,
+          fromPiece: req.fromPiece,
+          pieceSize: req.pieceSize,
+        }),
+      );
+    } catch {
+      // #send failed the link, which rejected this request with the reason.
+    }
+    return req.done.promise;
+  }
+
+  /** Pushes a blob; resolves when the peer acknowledged bytes that matched their hash. */
+  async sendBlob(bytes: Uint8Array, options: { sha256?: string } = {}): Promise<void> {
+    const sha256 = options.sha256 ?? (await sha256Hex(bytes));
+    await this.#push(
+      { kind: 'blob', totalBytes: bytes.byteLength, pieceSize: this.#t.pieceBytes, firstPiece: 0, sha256 },
+      bytes,
+    );
+  }
+
+  /** Pushes a tensor (dtype, shape, little-endian bytes); resolves on the peer's acknowledgement. */
+  async sendTensor(t: { dtype: DType; shape: Shape; bytes: Uint8Array }): Promise<void> {
+    const sha256 = await sha256Hex(t.bytes);
+    const header: StreamHeader = {
+      kind: 'tensor',
+      dtype: t.dtype,
+      shape: t.shape,
+      totalBytes: t.bytes.byteLength,
+      pieceSize: this.#t.pieceBytes,
+      firstPiece: 0,
+      sha256,
+    };
+    try {
+      checkHeader(header, { maxTotalBytes: Number.MAX_SAFE_INTEGER });
+    } catch (e) {
+      throw new HearthError('tensor/shape', (e as Error).message, { cause: e });
+    }
+    await this.#push(header, t.bytes);
+  }
+
+  /** Closes the link (no blame on the peer). Pending work fails with 'net/unreachable'. */
+  close(): void {
+    this.#shut(
+      new HearthError('net/unreachable', `The link to peer ${this.peer} was closed locally.`),
+      false,
+    );
+  }
+
+  // ---- sending -------------------------------------------------------------------------------
+
+  #takeId(): number {
+    const id = this.#nextId;
+    this.#nextId = this.#nextId + 2 > 0xffff_ffff ? (this.#nextId % 2) + 2 : this.#nextId + 2;
+    return id;
+  }
+
+  #send(frame: Uint8Array): void {
+    if (this.#closed) throw this.#closed;
+    try {
+      this.#conn.dataChannel.send(frame as Uint8Array<ArrayBuffer>);
+    } catch (e) {
+      const err = this.#err('net/unreachable', `sending failed: ${(e as Error).message}`, e);
+      this.#fail(err);
+      throw err;
+    }
+  }
+
+  #wake(): void {
+    for (const w of [...this.#wakers]) w();
+  }
+
+  /** Waits until `n` more bytes fit in the window: on 'bufferedamountlow', not by polling. */
+  async #room(n: number): Promise<void> {
+    while (!this.#closed && this.bufferedAmount + n > this.#t.windowBytes) {
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          clearTimeout(t);
+          this.#wakers.delete(done);
+          resolve();
+        };
+        // The event fires only when the amount crosses the threshold; a backstop re-check covers
+        // a crossing that happened between the check above and this listener.
+        const t = setTimeout(done, 250);
+        this.#wakers.add(done);
+      });
+    }
+    if (this.#closed) throw this.#closed;
+    const rate = this.#t.uploadBytesPerSecond;
+    if (rate > 0) {
+      const due = this.#sendStart + ((this.#sentBytes + n) / rate) * 1000;
+      const wait = due - now();
+      if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+      if (this.#closed) throw this.#closed;
+    }
+    this.#sentBytes += n;
+  }
+
+  /** Sends header and pieces [firstPiece, count) of `bytes` as stream `id`, then awaits the ack. */
+  async #stream(id: number, header: StreamHeader, bytes: Uint8Array, out: Outgoing): Promise<boolean> {
+    this.#send(encodeFrame({ type: 'header', stream: id, ...header }));
+    const count = pieceCount(header.totalBytes, header.pieceSize);
+    for (let i = header.firstPiece; i < count; i++) {
+      const [start, end] = pieceRange(header, i);
+      await this.#room(end - start + 12);
+      if (out.stopped) throw out.stopped;
+      this.#send(encodePiece(id, i, bytes.subarray(start, end)));
+    }
+    const timer = setTimeout(
+      () =>
+        out.ack.reject(
+          this.#err('net/timeout', `no acknowledgement of stream ${id} within ${this.#t.ackTimeoutMs} ms`),
+        ),
+      this.#t.ackTimeoutMs,
+    );
+    try {
+      return await out.ack.promise;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async #push(header: StreamHeader, bytes: Uint8Array): Promise<void> {
+    if (this.#closed) throw this.#closed;
+    const id = this.#takeId();
+    const out: Outgoing = { stopped: undefined, ack: deferred() };
+    this.#outgoing.set(id, out);
+    try {
+      const ok = await this.#stream(id, header, bytes, out);
+      if (!ok) {
+        throw new HearthError(
+          'net/refused',
+          `Peer ${this.peer} says the pushed ${header.kind} did not match its hash.`,
+          {
+            details: { peer: this.peer, sha256: header.sha256 },
+          },
+        );
+      }
+    } finally {
+      this.#outgoing.delete(id);
+    }
+  }
+
+  async #serve(id: number, f: Extract<Frame, { type: 'request' }>): Promise<void> {
+    const refuse = (reason: StreamErrorReason, message: string) =>
+      this.#send(encodeFrame({ type: 'error', stream: id, reason, message }));
+    if (this.#outgoing.size >= this.#t.maxServing)
+      return refuse('busy', 'serving too many streams; ask later');
+    const out: Outgoing = { stopped: undefined, ack: deferred() };
+    this.#outgoing.set(id, out);
+    try {
+      const bytes = this.#opts.source ? await this.#opts.source.get(f.sha256) : null;
+      if (this.#closed || out.stopped) return;
+      if (!bytes) return refuse('not-found', `no blob ${f.sha256} here`);
+      const header: StreamHeader = {
+        kind: 'blob',
+        totalBytes: bytes.byteLength,
+        pieceSize: f.pieceSize || this.#t.pieceBytes,
+        firstPiece: f.fromPiece,
+        sha256: f.sha256,
+      };
+      if (f.fromPiece > pieceCount(header.totalBytes, header.pieceSize)) {
+        return refuse('protocol', `piece ${f.fromPiece} is past the end of the blob`);
+      }
+      const ok = await this.#stream(id, header, bytes, out);
+      if (ok) this.#opts.scores?.reward(this.peer);
+    } catch {
+      // The link's own failure path has already reported and blamed; a cancel needs nothing.
+    } finally {
+      this.#outgoing.delete(id);
+    }
+  }
+
+  // ---- receiving -----------------------------------------------------------------------------
+
+  #onMessage(data: unknown): void {
+    if (this.#closed) return;
+    this.#lastHeard = now();
+    let f: Frame;
+    try {
+      f = decodeFrame(data, { maxTotalBytes: Math.max(this.#t.maxBlobBytes, this.#t.maxPushBytes) });
+      this.#route(f);
+    } catch (e) {
+      this.#fail(isHearthError(e) ? e : this.#err('net/protocol', (e as Error).message, e));
+    }
+  }
+
+  #mine(id: number): boolean {
+    return id % 2 === (this.#opts.initiator ? 1 : 0);
+  }
+
+  #route(f: Frame): void {
+    switch (f.type) {
+      case 'ping':
+        this.#send(encodeFrame({ type: 'pong', stream: f.stream }));
+        return;
+      case 'pong':
+        return;
+      case 'request':
+        if (this.#mine(f.stream) || this.#outgoing.has(f.stream)) {
+          throw this.#err('net/protocol', `request on stream ${f.stream}, which is not the peer's to open`);
+        }
+        // #serve reports its own failures; a send that throws has already failed the link.
+        this.#serve(f.stream, f).catch(() => {});
+        return;
+      case 'header':
+        this.#onHeader(f);
+        return;
+      case 'piece':
+        this.#onPiece(f);
+        return;
+      case 'end': {
+        const out = this.#outgoing.get(f.stream);
+        out?.ack.resolve(f.ok);
+        return;
+      }
+      case 'cancel': {
+        const out = this.#outgoing.get(f.stream);
+        if (out) {
+          out.stopped = this.#err('net/refused', `the peer cancelled stream ${f.stream}`);
+          out.ack.reject(out.stopped);
+        }
+        return;
+      }
+      case 'error': {
+        const err = new HearthError(
+          REASON_TO_CODE[f.reason],
+          `Peer ${this.peer} answered ${f.reason}: ${f.message}`.slice(0, 600),
+          { details: { peer: this.peer, stream: f.stream, reason: f.reason } },
+        );
+        const req = this.#requests.get(f.stream);
+        const inc = this.#incoming.get(f.stream);
+        if (req) {
+          this.#requests.delete(f.stream);
+          req.done.reject(err);
+        } else if (inc) {
+          this.#incoming.delete(f.stream);
+          inc.done.reject(err);
+        }
+        const out = this.#outgoing.get(f.stream);
+        if (out) {
+          out.stopped = err;
+          out.ack.reject(err);
+        }
+        return;
+      }
+    }
+  }
+
+  #onHeader(f: Extract<Frame, { type: 'header' }>): void {
+    const { type: _t, stream: id, ...header } = f;
+    if (this.#incoming.has(id)) throw this.#err('net/protocol', `a second header for stream ${id}`);
+    const req = this.#requests.get(id);
+    if (req) {
+      this.#requests.delete(id);
+      const p = req.partial;
+      const bad = (what: string) => this.#err('net/protocol', `the header for blob ${req.sha256} ${what}`);
+      if (header.kind !== 'blob') throw bad(`is a ${header.kind}, not a blob`);
+      if (header.sha256 !== req.sha256) throw bad(`names another hash (${header.sha256})`);
+      if (header.firstPiece !== req.fromPiece)
+        throw bad(`starts at piece ${header.firstPiece}, not ${req.fromPiece}`);
+      if (req.pieceSize !== 0 && header.pieceSize !== req.pieceSize) {
+        throw bad(`uses pieces of ${header.pieceSize} bytes, not ${req.pieceSize}`);
+      }
+      if (header.totalBytes > this.#t.maxBlobBytes) {
+        throw bad(`announces ${header.totalBytes} bytes, over the limit of ${this.#t.maxBlobBytes}`);
+      }
+      if (p.started && p.totalBytes !== header.totalBytes) {
+        throw bad(`announces ${header.totalBytes} bytes where an earlier peer announced ${p.totalBytes}`);
+      }
+      if (!p.started) {
+        p.totalBytes = header.totalBytes;
+        p.pieceSize = header.pieceSize;
+        p.bytes = new Uint8Array(header.totalBytes);
+      }
+      this.#begin(id, header, p, req.done, req.onProgress, false);
+      return;
+    }
+    if (this.#mine(id))
+      throw this.#err('net/protocol', `a header for stream ${id}, which answers no request`);
+    // A push. Refusing it is not the peer's fault: its pieces may already be in flight.
+    if (this.#ignored.size >= MAX_IGNORED)
+      this.#ignored.delete(this.#ignored.values().next().value as number);
+    this.#ignored.add(id);
+    if (!this.#opts.onPush) {
+      this.#send(
+        encodeFrame({ type: 'error', stream: id, reason: 'refused', message: 'this peer takes no pushes' }),
+      );
+      return;
+    }
+    if (header.totalBytes > this.#t.maxPushBytes) {
+      this.#send(
+        encodeFrame({
+          type: 'error',
+          stream: id,
+          reason: 'too-large',
+          message: `limit is ${this.#t.maxPushBytes} bytes`,
+        }),
+      );
+      return;
+    }
+    if (header.firstPiece !== 0)
+      throw this.#err('net/protocol', `a push that starts at piece ${header.firstPiece}`);
+    let pushes = 0;
+    for (const inc of this.#incoming.values()) if (inc.pushed) pushes++;
+    if (pushes >= this.#t.maxServing) {
+      this.#send(
+        encodeFrame({ type: 'error', stream: id, reason: 'busy', message: `${pushes} pushes in progress` }),
+      );
+      return;
+    }
+    this.#ignored.delete(id);
+    const p = new PartialBlob(header.sha256);
+    p.totalBytes = header.totalBytes;
+    p.pieceSize = header.pieceSize;
+    p.bytes = new Uint8Array(header.totalBytes);
+    const done = deferred<Uint8Array>();
+    done.promise.then(
+      (bytes) => {
+        const from = this.peer;
+        this.#opts.onPush?.(
+          header.kind === 'tensor'
+            ? { kind: 'tensor', sha256: header.sha256, bytes, dtype: header.dtype, shape: header.shape, from }
+            : { kind: 'blob', sha256: header.sha256, bytes, from },
+        );
+        // A push that fails (bad hash, dead link) has nobody waiting on it: the link's failure
+        // path has already blamed the peer, so the rejection is deliberately dropped here.
+      },
+      () => {},
+    );
+    this.#begin(id, header, p, done, undefined, true);
+  }
+
+  #begin(
+    id: number,
+    header: StreamHeader,
+    partial: PartialBlob,
+    done: Deferred<Uint8Array>,
+    onProgress: Incoming['onProgress'],
+    pushed: boolean,
+  ): void {
+    const inc: Incoming = {
+      header,
+      partial,
+      count: pieceCount(header.totalBytes, header.pieceSize),
+      lastProgress: now(),
+      done,
+      onProgress,
+      pushed,
+    };
+    this.#incoming.set(id, inc);
+    if (partial.nextPiece >= inc.count) void this.#finish(id, inc);
+  }
+
+  #onPiece(f: Extract<Frame, { type: 'piece' }>): void {
+    const inc = this.#incoming.get(f.stream);
+    if (!inc) {
+      if (this.#ignored.has(f.stream)) return;
+      throw this.#err('net/protocol', `a piece for stream ${f.stream}, which has no header`);
+    }
+    checkPiece(inc.header, f.index, f.bytes.byteLength);
+    const p = inc.partial;
+    // Data channels here are reliable and ordered: a piece out of order is a broken sender.
+    if (f.index !== p.nextPiece) {
+      throw this.#err('net/protocol', `piece ${f.index} arrived where piece ${p.nextPiece} was due`);
+    }
+    p.bytes.set(f.bytes, f.index * p.pieceSize);
+    p.nextPiece++;
+    inc.lastProgress = now();
+    inc.onProgress?.(p.nextPiece, inc.count);
+    if (p.nextPiece === inc.count) void this.#finish(f.stream, inc);
+  }
+
+  async #finish(id: number, inc: Incoming): Promise<void> {
+    const got = await sha256Hex(inc.partial.bytes);
+    if (this.#incoming.get(id) !== inc) return;
+    this.#incoming.delete(id);
+    if (this.#closed) return;
+    const ok = got === inc.header.sha256;
+    try {
+      this.#send(encodeFrame({ type: 'end', stream: id, ok, sha256: inc.header.sha256 }));
+    } catch {
+      // The link died after the last piece; the bytes are still good (or still bad).
+    }
+    if (ok) {
+      if (!inc.pushed) this.#opts.scores?.reward(this.peer);
+      inc.done.resolve(inc.partial.bytes);
+      return;
+    }
+    const err = new HearthError(
+      'blob/corrupt',
+      `Peer ${this.peer} sent ${inc.header.totalBytes} bytes that hash to ${got}, not ${inc.header.sha256}; ` +
+        'the peer was dropped.',
+      { details: { peer: this.peer, expected: inc.header.sha256, got } },
+    );
+    inc.done.reject(err);
+    this.#fail(err);
+  }
+
+  // ---- liveness and failure ------------------------------------------------------------------
+
+  #tick(): void {
+    if (this.#closed) return;
+    const stall = this.#stalled(now());
+    if (stall) {
+      this.#fail(stall);
+      return;
+    }
+    try {
+      this.#send(encodeFrame({ type: 'ping', stream: this.#pingNonce++ >>> 0 }));
+    } catch {
+      // #send has failed the link.
+    }
+  }
+
+  /** Why the link must be dropped at time `t` for lack of progress, if it must. */
+  #stalled(t: number): HearthError | undefined {
+    if (t - this.#lastHeard > this.#t.idleTimeoutMs) {
+      return this.#err('net/timeout', `nothing heard for ${Math.round(t - this.#lastHeard)} ms`);
+    }
+    for (const [id, r] of this.#requests) {
+      if (t - r.sentAt > this.#t.stallTimeoutMs) {
+        return this.#err('net/timeout', `request ${id} for blob ${r.sha256} unanswered`);
+      }
+    }
+    for (const [id, inc] of this.#incoming) {
+      if (t - inc.lastProgress > this.#t.stallTimeoutMs) {
+        return this.#err(
+          'net/timeout',
+          `stream ${id} stalled at piece ${inc.partial.nextPiece} of ${inc.count} for ${this.#t.stallTimeoutMs} ms`,
+        );
+      }
+    }
+    return undefined;
+  }
+
+  #err(code: HearthError['code'], what: string, cause?: unknown): HearthError {
+    return new HearthError(code, `Peer ${this.peer}: ${what}.`, {
+      details: { peer: this.peer },
+      ...(cause === undefined ? {} : { cause }),
+    });
+  }
+
+  /** The peer's fault: close with `err` and lower its score. */
+  #fail(err: HearthError): void {
+    this.#shut(err, BLAMED.has(err.code));
+  }
+
+  #shut(err: HearthError, blame: boolean): void {
+    if (this.#closed) return;
+    this.#closed = err;
+    clearInterval(this.#timer);
+    if (blame) this.#opts.scores?.penalize(this.peer, err.code);
+    for (const r of this.#requests.values()) r.done.reject(err);
+    for (const i of this.#incoming.values()) i.done.reject(err);
+    for (const o of this.#outgoing.values()) {
+      o.stopped = err;
+      o.ack.reject(err);
+    }
+    this.#requests.clear();
+    this.#incoming.clear();
+    this.#wake();
+    try {
+      this.#conn.close();
+    } catch {
+      // Closing a half-dead connection may throw inside PeerJS; it is closed either way.
+    }
+    this.#resolveClosed(err);
+    this.#opts.onClose?.(err);
+  }
+}

@@ -1,0 +1,337 @@
+// This volunteer's place on the data plane: a PeerJS Peer registered at the hub's own
+// PeerServer (never a public broker), the links to other peers, blob serving from a local
+// BlobSource, and fetching a blob from a list of holders with resume from the last piece that
+// arrived when a holder dies, stalls or lies.
+import type { DataConnection, Peer } from 'peerjs';
+import { HearthError, isHearthError } from '../core/errors.ts';
+import { isSha256Hex } from '../core/hash.ts';
+import type { BlobSource } from '../store/blob-cache.ts';
+import { type LinkTuning, PartialBlob, PeerLink, type ReceivedStream } from './peer-link.ts';
+import { PeerScores } from './peer-score.ts';
+
+export interface PeerNodeOptions {
+  /** The hub's host name, e.g. '127.0.0.1' or 'hub.example.org'. */
+  readonly host: string;
+  readonly port: number;
+  /** Where the hub mounts its PeerServer. Default '/p2p'. */
+  readonly path?: string;
+  /** The PeerServer's realm key. Default 'hearth'. */
+  readonly key?: string;
+  /** wss/https to the hub. Default false. */
+  readonly secure?: boolean;
+  /**
+   * STUN/TURN servers for ICE. Default [] (loopback and LAN only); deployments list theirs, e.g.
+   * `[{ urls: 'stun:stun.example.org:3478' }, { urls: 'turn:turn.example.org', username, credential }]`.
+   */
+  readonly iceServers?: RTCIceServer[];
+  /** More RTCConfiguration fields (node-datachannel needs `bindAddress: '127.0.0.1'` on loopback). */
+  readonly rtcConfig?: Readonly<Record<string, unknown>>;
+  /** This peer's id at the PeerServer; the server picks one when absent. */
+  readonly id?: string;
+  /** Blobs this peer serves to others. */
+  readonly source?: BlobSource;
+  /** Told of verified blobs and tensors that peers push. Without it pushes are refused. */
+  readonly onPush?: (s: ReceivedStream) => void;
+  /** Shared score map (one is made when absent). */
+  readonly scores?: PeerScores;
+  readonly tuning?: Partial<LinkTuning>;
+  /** How long registering at the PeerServer, or one dial of a peer, may take. Default 5 s. */
+  readonly connectTimeoutMs?: number;
+  /** Dials of a peer before giving up when each times out. Default 3. */
+  readonly dialAttempts?: number;
+}
+
+/** One holder's part in a fetch. */
+export interface FetchAttempt {
+  readonly peer: string;
+  /** The piece this holder was asked to start at (> 0: a resume). */
+  readonly fromPiece: number;
+  /** Pieces that had arrived, in total, when this holder finished or failed. */
+  readonly toPiece: number;
+  /** Why this holder did not finish the blob; absent for the one that did. */
+  readonly error?: HearthError;
+}
+
+export interface FetchResult {
+  /** The blob, verified against its SHA-256. */
+  readonly bytes: Uint8Array;
+  readonly attempts: readonly FetchAttempt[];
+}
+
+export interface FetchBlobOptions {
+  /** Piece size to ask for. Default: the holder's. */
+  readonly pieceSize?: number;
+  /** Called after each piece lands, with the holder that sent it. */
+  readonly onProgress?: (peer: string, piecesDone: number, pieceCount: number) => void;
+}
+
+function withTimeout<T>(
+  p: Promise<T>,
+  ms: number,
+  what: () => HearthError,
+  onTimeout?: () => void,
+): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const t = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      onTimeout?.();
+      reject(what());
+    }, ms);
+  });
+  return Promise.race([p, t]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * A peer on the hub's PeerServer that serves and fetches blobs by hash.
+ *
+ * In Node, install WebRTC globals (node-datachannel's polyfill) and `WebSocket` before `open`:
+ * PeerJS is loaded on first use and reads them then.
+ *
+ * @example
+ * const node = await PeerNode.open({ host: 'hub.example.org', port: 443, secure: true, source: blobCache });
+ * const { bytes } = await node.fetchBlob(['peer-a', 'peer-b'], sha256); // verified
+ * node.close();
+ */
+export class PeerNode {
+  readonly #peer: Peer;
+  readonly #opts: PeerNodeOptions;
+  readonly scores: PeerScores;
+  /** Open links by peer id (one per peer; an incoming connection fills an empty slot). */
+  readonly #links = new Map<string, PeerLink>();
+  readonly #all = new Set<PeerLink>();
+  readonly #dialing = new Map<string, { reject(e: HearthError): void }>();
+  #closed = false;
+
+  private constructor(peer: Peer, opts: PeerNodeOptions, scores: PeerScores) {
+    this.#peer = peer;
+    this.#opts = opts;
+    this.scores = scores;
+    peer.on('connection', (conn) => this.#accept(conn));
+    peer.on('error', (e) => {
+      // PeerJS reports a dial to an unknown id on the Peer, not on the connection.
+      if (e.type === 'peer-unavailable') {
+        for (const [id, d] of this.#dialing) {
+          if (e.message.includes(id)) {
+            d.reject(
+              new HearthError('net/unreachable', `Peer ${id} is not connected to the hub.`, { cause: e }),
+            );
+          }
+        }
+      }
+    });
+  }
+
+  /** Registers at the hub's PeerServer. Fails with 'net/unreachable' or 'net/timeout'. */
+  static async open(opts: PeerNodeOptions): Promise<PeerNode> {
+    const { Peer: PeerCtor } = await import('peerjs');
+    const options = {
+      host: opts.host,
+      port: opts.port,
+      path: opts.path ?? '/p2p',
+      key: opts.key ?? 'hearth',
+      secure: opts.secure ?? false,
+      debug: 0,
+      config: { ...opts.rtcConfig, iceServers: opts.iceServers ?? [] } as RTCConfiguration,
+    };
+    const peer = opts.id === undefined ? new PeerCtor(options) : new PeerCtor(opts.id, options);
+    const where = `${opts.secure ? 'wss' : 'ws'}://${opts.host}:${opts.port}${options.path}`;
+    try {
+      await withTimeout(
+        new Promise<void>((resolve, reject) => {
+          peer.once('open', () => resolve());
+          peer.once('error', (e) =>
+            reject(
+              new HearthError('net/unreachable', `The PeerServer at ${where} refused: ${e.message}`, {
+                cause: e,
+              }),
+            ),
+          );
+        }),
+        opts.connectTimeoutMs ?? 5000,
+        () => new HearthError('net/timeout', `The PeerServer at ${where} did not answer in time.`),
+      );
+    } catch (e) {
+      peer.destroy();
+      throw e;
+    }
+    return new PeerNode(peer, opts, opts.scores ?? new PeerScores());
+  }
+
+  /** This peer's id at the PeerServer (what others connect to). */
+  get id(): string {
+    return this.#peer.id;
+  }
+
+  /** Links open right now. */
+  get links(): number {
+    return this.#all.size;
+  }
+
+  /** An open link to `peerId`, reusing one when there is one. */
+  async connect(peerId: string): Promise<PeerLink> {
+    if (this.#closed) throw new HearthError('net/unreachable', 'This peer node is closed.');
+    const have = this.#links.get(peerId);
+    if (have && !have.closeReason) return have;
+    const tries = Math.max(1, this.#opts.dialAttempts ?? 3);
+    let last: unknown;
+    for (let i = 0; i < tries; i++) {
+      try {
+        return this.#adopt(await this.#dial(peerId), true);
+      } catch (e) {
+        last = e;
+        // An unknown peer stays unknown; a dial that timed out or broke while negotiating is
+        // worth another go.
+        const again = isHearthError(e, 'net/timeout') || (isHearthError(e) && e.details.retryable === true);
+        if (!again || this.#closed) break;
+      }
+    }
+    throw last;
+  }
+
+  /**
+   * One dial. Why retries exist: on a loaded machine a data channel's SCTP handshake sometimes
+   * loses its first INIT and backs off 1 s, 2 s, 4 s…; a fresh connection opens sooner than
+   * waiting that out.
+   */
+  async #dial(peerId: string): Promise<DataConnection> {
+    const conn = this.#peer.connect(peerId, { serialization: 'raw', reliable: true });
+    if (!conn) throw new HearthError('net/unreachable', `PeerJS could not start a connection to ${peerId}.`);
+    const ms = this.#opts.connectTimeoutMs ?? 5000;
+    try {
+      await withTimeout(
+        new Promise<void>((resolve, reject) => {
+          this.#dialing.set(peerId, { reject });
+          conn.once('open', () => resolve());
+          // PeerJS closes the RTCPeerConnection on a negotiation error (reported on the Peer as a
+          // bare 'webrtc' error) and, as the connection never opened, emits no 'close': watch
+          // the RTCPeerConnection itself so the dial fails now rather than at the timeout.
+          const pc = conn.peerConnection;
+          pc?.addEventListener('connectionstatechange', () => {
+            if (pc.connectionState === 'closed' || pc.connectionState === 'failed') {
+              reject(
+                new HearthError(
+                  'net/unreachable',
+                  `The connection to ${peerId} ${pc.connectionState} while opening.`,
+                  {
+                    details: { peer: peerId, retryable: true },
+                  },
+                ),
+              );
+            }
+          });
+          conn.once('error', (e) =>
+            reject(
+              new HearthError('net/unreachable', `Connecting to ${peerId} failed: ${e.message}`, {
+                cause: e,
+              }),
+            ),
+          );
+        }),
+        ms,
+        () => new HearthError('net/timeout', `Peer ${peerId} did not open a connection within ${ms} ms.`),
+      );
+      return conn;
+    } catch (e) {
+      conn.close();
+      throw e;
+    } finally {
+      this.#dialing.delete(peerId);
+    }
+  }
+
+  /**
+   * Fetches a blob from its holders, best-scored first. When a holder fails mid-blob (dies,
+   * stalls, speaks garbage) the next one is asked for the rest, from the first piece that had
+   * not arrived; when the assembled bytes hash wrong, the holder that finished them is dropped
+   * and the next starts over. Fails with 'blob/missing' (details.attempts says why each holder
+   * failed) when no holder delivers.
+   */
+  async fetchBlob(
+    holders: string | readonly string[],
+    sha256: string,
+    options: FetchBlobOptions = {},
+  ): Promise<FetchResult> {
+    if (!isSha256Hex(sha256))
+      throw new HearthError('input/invalid', `fetchBlob: ${JSON.stringify(sha256)} is not a SHA-256.`);
+    const list = this.scores.rank(typeof holders === 'string' ? [holders] : [...holders]);
+    const partial = new PartialBlob(sha256);
+    const attempts: FetchAttempt[] = [];
+    for (const peer of list) {
+      const fromPiece = partial.nextPiece;
+      let link: PeerLink;
+      try {
+        link = await this.connect(peer);
+      } catch (e) {
+        const error = isHearthError(e) ? e : new HearthError('net/unreachable', String(e), { cause: e });
+        attempts.push({ peer, fromPiece, toPiece: fromPiece, error });
+        this.scores.penalize(peer, error.code);
+        continue;
+      }
+      try {
+        const bytes = await link.fetch(sha256, {
+          partial,
+          ...(options.pieceSize === undefined ? {} : { pieceSize: options.pieceSize }),
+          onProgress: (done, count) => options.onProgress?.(peer, done, count),
+        });
+        attempts.push({ peer, fromPiece, toPiece: partial.nextPiece });
+        return { bytes, attempts };
+      } catch (e) {
+        const error = isHearthError(e) ? e : new HearthError('net/unreachable', String(e), { cause: e });
+        // The link has already lowered the peer's score where the failure was its fault.
+        attempts.push({ peer, fromPiece, toPiece: partial.nextPiece, error });
+        // Bytes that hashed wrong may include anyone's pieces: start over with the next holder.
+        if (error.code === 'blob/corrupt') partial.reset();
+      }
+    }
+    throw new HearthError(
+      'blob/missing',
+      `No peer delivered blob ${sha256} (asked ${list.length} of ${typeof holders === 'string' ? 1 : holders.length}): ` +
+        (attempts.map((a) => `${a.peer}: ${a.error?.code}`).join(', ') || 'no holder left to ask') +
+        '. Fetch it from the hub.',
+      { details: { sha256, attempts: attempts.map((a) => ({ ...a, error: a.error?.toJSON() })) } },
+    );
+  }
+
+  /** Closes every link and leaves the PeerServer. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const l of this.#all) l.close();
+    this.#peer.destroy();
+  }
+
+  #accept(conn: DataConnection): void {
+    if (this.#closed || conn.serialization !== 'raw') {
+      // Anything but raw frames is not Hearth's data plane.
+      conn.on('open', () => conn.close());
+      return;
+    }
+    const ms = this.#opts.connectTimeoutMs ?? 5000;
+    const timer = setTimeout(() => conn.close(), ms);
+    conn.once('open', () => {
+      clearTimeout(timer);
+      if (this.#closed) conn.close();
+      else this.#adopt(conn, false);
+    });
+  }
+
+  #adopt(conn: DataConnection, initiator: boolean): PeerLink {
+    const link: PeerLink = new PeerLink(conn, {
+      initiator,
+      scores: this.scores,
+      ...(this.#opts.source ? { source: this.#opts.source } : {}),
+      ...(this.#opts.onPush ? { onPush: this.#opts.onPush } : {}),
+      ...(this.#opts.tuning ? { tuning: this.#opts.tuning } : {}),
+      onClose: () => {
+        this.#all.delete(link);
+        if (this.#links.get(conn.peer) === link) this.#links.delete(conn.peer);
+      },
+    });
+    if (!link.closeReason) {
+      this.#all.add(link);
+      const have = this.#links.get(conn.peer);
+      if (initiator || !have || have.closeReason) this.#links.set(conn.peer, link);
+    }
+    return link;
+  }
+}
