@@ -40,6 +40,16 @@ export class MemoryBlobStore implements BlobStore {
   }
 }
 
+/** Peers as a blob source: who holds a blob (the hub says), fetching from them, announcing. */
+export interface PeerBlobSource {
+  /** Peer ids of volunteers that announced the blob (never this one). */
+  holders(sha256: string): Promise<string[]>;
+  /** The blob from these holders, verified; rejects when none delivered. */
+  fetch(holders: readonly string[], sha256: string): Promise<Uint8Array>;
+  /** Tells the hub this volunteer now holds the blob (fire and forget). */
+  announce(sha256: string): void;
+}
+
 export interface BlobFetcherOptions {
   /** The hub's base URL, e.g. `http://127.0.0.1:8080`. */
   readonly hubUrl: string;
@@ -49,6 +59,8 @@ export interface BlobFetcherOptions {
   /** How long one download may take before it fails with 'net/timeout'. Default 120 s. */
   readonly timeoutMs?: number;
   readonly fetch?: typeof fetch;
+  /** How long fetching from peers may take before the hub's route is used instead. Default 60 s. */
+  readonly peerTimeoutMs?: number;
 }
 
 /**
@@ -64,6 +76,15 @@ export class BlobFetcher {
   readonly #inflight = new Map<string, Promise<Uint8Array>>();
   /** Bytes downloaded from the hub so far (cache hits are free). */
   downloadedBytes = 0;
+  /** Bytes fetched from peers so far. */
+  peerBytes = 0;
+  /** Peer fetches that failed and fell back to the hub. */
+  peerFallbacks = 0;
+  /**
+   * Peers to try before the hub, set while a connection with a peer id is up (the swarm); the
+   * hub's route is always the fallback, so a missing or silent swarm costs time, never the blob.
+   */
+  peers: PeerBlobSource | undefined;
 
   constructor(opts: BlobFetcherOptions) {
     this.#opts = opts;
@@ -87,12 +108,48 @@ export class BlobFetcher {
   }
 
   async #load(sha256: string): Promise<Uint8Array> {
+    const peers = this.peers;
     const cached = await this.#opts.store.get(sha256);
-    if (cached) return cached;
-    const bytes = await this.#download(sha256);
-    // put() hashes the bytes again and refuses a mismatch: a lying hub cannot poison the cache.
+    if (cached) {
+      peers?.announce(sha256);
+      return cached;
+    }
+    const bytes = (peers && (await this.#fromPeers(peers, sha256))) || (await this.#download(sha256));
+    // put() hashes the bytes again and refuses a mismatch: a lying hub or peer cannot poison the cache.
     await this.#opts.store.put(bytes, { sha256 });
+    peers?.announce(sha256);
     return bytes;
+  }
+
+  /** The blob from peers, or undefined (no holder, or none delivered in time): use the hub. */
+  async #fromPeers(peers: PeerBlobSource, sha256: string): Promise<Uint8Array | undefined> {
+    let holders: string[];
+    try {
+      holders = await peers.holders(sha256);
+    } catch {
+      return undefined;
+    }
+    if (holders.length === 0) return undefined;
+    const ms = this.#opts.peerTimeoutMs ?? 60_000;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      const bytes = await Promise.race([
+        peers.fetch(holders, sha256),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(
+            () => reject(new HearthError('net/timeout', `peers: no blob within ${ms} ms`)),
+            ms,
+          );
+        }),
+      ]);
+      this.peerBytes += bytes.byteLength;
+      return bytes;
+    } catch {
+      this.peerFallbacks++;
+      return undefined;
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   async #download(sha256: string): Promise<Uint8Array> {

@@ -70,6 +70,8 @@ export function volunteerSocketUrl(hubUrl: string): string {
  */
 export class HubSession {
   readonly volunteerId: string;
+  /** The PeerJS id the hub issued to this connection (absent when the hub runs no PeerServer). */
+  readonly peerId: string | undefined;
   /** Resolves with why the connection ended (never rejects). */
   readonly closed: Promise<HearthError>;
   readonly #ws: SocketLike;
@@ -84,9 +86,11 @@ export class HubSession {
     closed: Promise<HearthError>,
     timeoutMs: number,
     ended: () => HearthError | undefined,
+    peerId: string | undefined,
   ) {
     this.#ws = ws;
     this.volunteerId = volunteerId;
+    this.peerId = peerId;
     this.#waiters = waiters;
     this.closed = closed;
     this.#timeoutMs = timeoutMs;
@@ -175,7 +179,7 @@ export class HubSession {
           `The hub welcomed ${w.volunteerId}, but this key's id is ${opts.identity.id}.`,
         );
       }
-      return new HubSession(ws, w.volunteerId, waiters, closed, timeoutMs, () => end);
+      return new HubSession(ws, w.volunteerId, waiters, closed, timeoutMs, () => end, w.peerId);
     } catch (e) {
       ws.close();
       throw e;

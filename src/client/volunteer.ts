@@ -8,6 +8,7 @@
 // Consent (DESIGN.md invariant 1) is the caller's job: construct and start this only after the
 // volunteer said yes. Nothing here touches the GPU before `start()`.
 import { HearthError, isHearthError } from '../core/errors.ts';
+import type { PeerNode, PeerNodeOptions } from '../net/peer-node.ts';
 import {
   type ControlCapabilities,
   encodeResult,
@@ -16,7 +17,7 @@ import {
 } from '../protocol/control.ts';
 import type { Shard, ShardProgress, ShardResult } from '../protocol/shard.ts';
 import { parseShardWork } from '../protocol/work.ts';
-import { BlobFetcher, type BlobStore } from './blobs.ts';
+import { BlobFetcher, type BlobStore, type PeerBlobSource } from './blobs.ts';
 import { HubSession, type Signer, type SocketFactory } from './hub-session.ts';
 import { shardFromLease } from './lease-shard.ts';
 
@@ -64,7 +65,9 @@ export type VolunteerEvent =
       readonly ms: number;
       readonly backend: string;
     }
-  | { readonly type: 'shard-failed'; readonly shard: string; readonly error: HearthError };
+  | { readonly type: 'shard-failed'; readonly shard: string; readonly error: HearthError }
+  /** This connection's peer joined the blob swarm, or could not (blobs then come from the hub). */
+  | { readonly type: 'swarm'; readonly peerId: string; readonly error?: HearthError };
 
 export interface VolunteerStats {
   leases: number;
@@ -79,6 +82,8 @@ export interface VolunteerStats {
   failed: number;
   /** Bytes downloaded from the hub's blob route. */
   downloadedBytes: number;
+  /** Bytes fetched from other volunteers (the swarm). */
+  peerBytes: number;
   /** Wall time spent running shards, ms. */
   computeMs: number;
 }
@@ -94,6 +99,13 @@ export interface VolunteerOptions {
   readonly blobs: BlobStore;
   readonly socket?: SocketFactory;
   readonly fetch?: typeof fetch;
+  /**
+   * Join the hub's blob swarm: with these PeerJS settings (the hub's host and port, `/p2p`,
+   * iceServers), each connection opens a peer under the id the hub issued, serves the blob store
+   * to other volunteers, fetches blobs from holders the hub names before using the hub's route,
+   * and announces what it holds. Without it, blobs come from the hub only.
+   */
+  readonly p2p?: Omit<PeerNodeOptions, 'id' | 'source'>;
   /** Reconnect backoff: first delay and cap, ms (default 250 and 30,000), with ±50% jitter. */
   readonly backoff?: { readonly minMs?: number; readonly maxMs?: number };
   /** How long to wait after `no-work` before asking again, growing to 8× (default 500 ms). */
@@ -122,6 +134,7 @@ export class Volunteer {
     refused: 0,
     failed: 0,
     downloadedBytes: 0,
+    peerBytes: 0,
     computeMs: 0,
   };
   readonly #opts: VolunteerOptions;
@@ -132,6 +145,7 @@ export class Volunteer {
   #stopping = false;
   #wake: (() => void) | undefined;
   #current: string | undefined;
+  #peer: PeerNode | undefined;
 
   constructor(opts: VolunteerOptions) {
     this.#opts = opts;
@@ -217,6 +231,7 @@ export class Volunteer {
         });
         this.#session = session;
         failures = 0;
+        await this.#joinSwarm(session);
         this.#set('connected');
         this.#emit({ type: 'connected', volunteerId: session.volunteerId });
         await this.#flushOutbox(session);
@@ -232,6 +247,7 @@ export class Volunteer {
       } finally {
         this.#session?.close();
         this.#session = undefined;
+        this.#leaveSwarm();
       }
       if (this.#stopping) break;
       const base = Math.min(maxMs, minMs * 2 ** Math.min(failures, 30));
@@ -241,6 +257,54 @@ export class Volunteer {
       this.#set('waiting');
       await this.#sleep(retryInMs);
     }
+  }
+
+  /**
+   * Opens this connection's peer (the id is the hub's, so holders it names are volunteers it
+   * authenticated) and points the blob fetcher at the swarm. A peer that cannot open leaves the
+   * volunteer on the hub's route: the swarm saves bandwidth, it is never needed.
+   */
+  async #joinSwarm(session: HubSession): Promise<void> {
+    const p2p = this.#opts.p2p;
+    if (!p2p || !session.peerId) return;
+    try {
+      const { PeerNode } = await import('../net/peer-node.ts');
+      this.#peer = await PeerNode.open({ ...p2p, id: session.peerId, source: this.#opts.blobs });
+    } catch (e) {
+      this.#emit({
+        type: 'swarm',
+        peerId: session.peerId,
+        error: isHearthError(e)
+          ? e
+          : new HearthError('net/unreachable', `peer: ${(e as Error)?.message ?? e}`),
+      });
+      return;
+    }
+    this.#emit({ type: 'swarm', peerId: session.peerId });
+    const peer = this.#peer;
+    const announced = new Set<string>();
+    const source: PeerBlobSource = {
+      holders: async (sha256) => {
+        const m = await session.request({ v: 1, type: 'holders-request', sha256 });
+        return m.type === 'holders' ? [...m.peers] : [];
+      },
+      fetch: async (holders, sha256) => {
+        const { bytes } = await peer.fetchBlob(holders, sha256);
+        return bytes;
+      },
+      announce: (sha256) => {
+        if (announced.has(sha256)) return;
+        announced.add(sha256);
+        session.request({ v: 1, type: 'announce', blobs: [sha256] }).catch(() => {});
+      },
+    };
+    this.#fetcher.peers = source;
+  }
+
+  #leaveSwarm(): void {
+    this.#fetcher.peers = undefined;
+    this.#peer?.close();
+    this.#peer = undefined;
   }
 
   /** Sends every result still in the outbox (from before a reload or a dropped connection). */
@@ -323,11 +387,13 @@ export class Volunteer {
     let result: ShardResult;
     try {
       const before = this.#fetcher.downloadedBytes;
+      const beforePeers = this.#fetcher.peerBytes;
       const work = parseShardWork(lease.work, 'lease.work');
       // The worker reads ONNX models from the shared blob store itself; fetch it there first.
       if (work.kind === 'onnx') await this.#fetcher.get(work.model);
       const shard = await shardFromLease(lease, this.#fetcher);
       this.stats.downloadedBytes += this.#fetcher.downloadedBytes - before;
+      this.stats.peerBytes += this.#fetcher.peerBytes - beforePeers;
       result = await this.#opts.runner.runShard(shard, (progress) =>
         this.#emit({ type: 'progress', progress }),
       );

@@ -90,6 +90,8 @@ export interface Hub {
   readonly peer: HubPeerServer | undefined;
   /** Which connected volunteers hold which blobs (undefined when `peer: false`). */
   readonly swarm: BlobSwarm | undefined;
+  /** Live counters (blob egress). */
+  readonly stats: Readonly<HubStats>;
   /**
    * Origins of the pages this hub serves itself (from its listening address: with a loopback host
    * `127.0.0.1`, `localhost` and `[::1]` at its port). They may call the API and open the
@@ -193,7 +195,18 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
       });
       return engine;
     });
-  const ctx: Ctx = { store, scheduler, blobs, maxJson, allowed, self, adminToken: opts.adminToken, oracle };
+  const stats: HubStats = { blobBytesServed: 0 };
+  const ctx: Ctx = {
+    store,
+    scheduler,
+    blobs,
+    maxJson,
+    allowed,
+    self,
+    adminToken: opts.adminToken,
+    oracle,
+    stats,
+  };
   const pages = staticPages(opts.pagesDir ?? DEFAULT_PAGES_DIR);
   let p2p: HubPeerServer | undefined;
 
@@ -278,6 +291,7 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
     controlPlane,
     peer: p2p,
     swarm,
+    stats,
     selfOrigins: [...self],
     scheduler,
     store,
@@ -311,6 +325,13 @@ interface Ctx {
   readonly adminToken: string | undefined;
   /** The hub's own device for `autoHoneypots` (made on first use). */
   readonly oracle: () => Promise<OracleRunner>;
+  readonly stats: HubStats;
+}
+
+/** Counters of one hub process since it started. */
+export interface HubStats {
+  /** Bytes sent by `GET /v1/blobs/:sha256` (volunteers' fallback route for models and inputs). */
+  blobBytesServed: number;
 }
 
 async function handle(ctx: Ctx, req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -634,6 +655,10 @@ async function serveBlob(ctx: Ctx, req: IncomingMessage, res: ServerResponse, sh
   }
   await new Promise<void>((resolve) => {
     const file = createReadStream(ctx.blobs.path(sha), { start, end });
+    // Egress of the blob route: what the data plane exists to keep small (issue 5's bench).
+    file.on('data', (chunk) => {
+      ctx.stats.blobBytesServed += chunk.length;
+    });
     file.on('error', () => {
       res.destroy();
       resolve();

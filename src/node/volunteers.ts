@@ -41,6 +41,7 @@ export interface VolunteerReport {
     readonly refused: number;
     readonly failed: number;
     readonly downloadedBytes: number;
+    readonly peerBytes: number;
   } | null;
   readonly error: string | null;
 }
@@ -117,6 +118,9 @@ export async function launchVolunteers(opts: VolunteersOptions): Promise<Volunte
     for (let i = 0; i < opts.count; i++) {
       const context = await browser.newContext();
       contexts.push(context);
+      // WebRTC on loopback and LANs needs the page to be allowed to list interfaces, which
+      // Chromium ties to a media permission; no media is ever captured.
+      await context.grantPermissions(['microphone']);
       const page = await context.newPage();
       pages.push(page);
       page.on('console', (m) => opts.onLog?.(i, `${m.type()}: ${m.text()}`));

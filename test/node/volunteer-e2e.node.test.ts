@@ -19,7 +19,7 @@ import {
   spinJob,
   waitFor,
 } from '../client/client-helpers.ts';
-import { mlp } from '../onnx/models.ts';
+import { heavy, mlp } from '../onnx/models.ts';
 import { uniform } from '../onnx/reference.ts';
 import { type TestHub, testHub, upload } from './hub-helpers.ts';
 
@@ -276,5 +276,46 @@ describe('Chromium volunteers from `hearth volunteer`, through the hub', () => {
     const missing = await run(['--hub', t.hub.url, '--adapter', 'swiftshader']);
     expect(missing.code).toBe(1);
     expect(missing.out).toMatch(/answered 404.*npm run build/s);
+  });
+
+  it('swarm: tabs fetch the model from the first tab, not the hub; the hub serves it once', async () => {
+    const h = await hub();
+    const model = heavy(8, 256).bytes as Uint8Array<ArrayBuffer>;
+    const x = new Uint8Array(Float32Array.from(uniform(6, 6 * 256, -1, 1)).buffer);
+    await upload(h.hub.url, h.token, [model, x]);
+    const modelSha = await sha256Hex(model);
+    const job = await h.submit({
+      v: 1,
+      kind: 'onnx',
+      model: modelSha,
+      inputs: { x: { sha256: await sha256Hex(x), dtype: 'f32', shape: [6, 256] } },
+      batchInput: 'x',
+      shardSize: 2,
+      replication: 3,
+      maxReplicas: 4,
+      tolerance: { rtol: 1e-4, atol: 1e-5 },
+      deadlineMs: 60_000,
+      creditRate: 1,
+    });
+    volunteers = await launchVolunteers({ hubUrl: h.hub.url, count: 1, adapter: 'swiftshader' });
+    await waitFor(
+      () => (h.hub.swarm?.holders(modelSha, 8).length ?? 0) > 0,
+      120_000,
+      'the first tab to announce the model',
+    );
+    const more = await launchVolunteers({ hubUrl: h.hub.url, count: 2, adapter: 'swiftshader' });
+    try {
+      await waitFor(
+        async () => (await h.progress(job)).validated === 3,
+        240_000,
+        'three shards validated by three tabs',
+      );
+      const reports = await more.report();
+      for (const r of reports) expect(r.stats?.peerBytes ?? 0).toBeGreaterThanOrEqual(model.byteLength);
+      // One copy of the model from the hub; the input at most once per tab.
+      expect(h.hub.stats.blobBytesServed).toBeLessThanOrEqual(model.byteLength + 3 * x.byteLength);
+    } finally {
+      await more.close();
+    }
   });
 });

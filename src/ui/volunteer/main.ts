@@ -27,6 +27,32 @@ function featureNames(caps: CapabilityReport): string[] {
   ];
 }
 
+/**
+ * PeerJS settings for the hub's own PeerServer. ICE servers: none by default (loopback and LAN);
+ * a deployment passes `?ice=` with a JSON list of STUN/TURN servers, e.g.
+ * `[{"urls":"stun:stun.example.org:3478"}]`.
+ */
+function peerSettings(hub: string) {
+  const u = new URL(hub);
+  const secure = u.protocol === 'https:';
+  let iceServers: RTCIceServer[] = [];
+  const ice = new URLSearchParams(location.search).get('ice');
+  if (ice) {
+    try {
+      iceServers = JSON.parse(ice) as RTCIceServer[];
+    } catch {
+      showError('?ice= is not a JSON list of ICE servers; using none.');
+    }
+  }
+  return {
+    host: u.hostname,
+    port: u.port ? Number(u.port) : secure ? 443 : 80,
+    secure,
+    path: '/p2p',
+    iceServers,
+  };
+}
+
 function bytes(n: number): string {
   if (n < 1024) return `${n} B`;
   if (n < 1024 ** 2) return `${(n / 1024).toFixed(1)} KiB`;
@@ -50,7 +76,8 @@ function render(stats: VolunteerStats): void {
   $('valid').textContent = String(stats.valid);
   $('pending').textContent = String(stats.pending);
   $('rejected').textContent = String(stats.invalid + stats.refused);
-  $('downloaded').textContent = bytes(stats.downloadedBytes);
+  $('downloaded').textContent =
+    `${bytes(stats.downloadedBytes)} from the hub, ${bytes(stats.peerBytes)} from peers`;
   $('stats').textContent = JSON.stringify(stats);
 }
 
@@ -97,6 +124,7 @@ async function start(): Promise<void> {
     runner: worker,
     outbox: new ResultOutbox(db),
     blobs: new BlobCache(db),
+    p2p: peerSettings(hubUrl),
     onEvent,
   });
   $('stop').addEventListener('click', async () => {
