@@ -93,11 +93,33 @@ describe('hub PeerServer at /p2p', () => {
     const got = new Promise<unknown>((resolve) => {
       b.on('connection', (conn) => conn.on('data', (d) => resolve(d)));
     });
-    const conn = a.connect('peer-b', { reliable: true });
-    await new Promise<void>((resolve, reject) => {
-      conn.once('open', () => resolve());
-      conn.once('error', reject);
-    });
+    // Dial with retries: under load PeerJS sometimes closes a connection on a negotiation race
+    // and fires neither 'open' nor 'close' (see test/net/node-peers.ts rawConnect).
+    let conn: ReturnType<PeerT['connect']> | undefined;
+    for (let i = 0; i < 3 && !conn; i++) {
+      const c = a.connect('peer-b', { reliable: true });
+      const opened = await new Promise<boolean>((resolve) => {
+        const timer = setTimeout(() => resolve(false), 10_000);
+        c.once('open', () => {
+          clearTimeout(timer);
+          resolve(true);
+        });
+        c.once('error', () => {
+          clearTimeout(timer);
+          resolve(false);
+        });
+        const pc = c.peerConnection;
+        pc?.addEventListener('connectionstatechange', () => {
+          if (pc.connectionState === 'closed' || pc.connectionState === 'failed') {
+            clearTimeout(timer);
+            resolve(false);
+          }
+        });
+      });
+      if (opened) conn = c;
+      else c.close();
+    }
+    if (!conn) throw new Error('no DataConnection from peer-a to peer-b after 3 dials');
     await conn.send({ hello: 'from a', n: 42 });
     expect(await got).toEqual({ hello: 'from a', n: 42 });
 
