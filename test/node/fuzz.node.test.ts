@@ -188,6 +188,10 @@ async function expectedCode(frame: string, side: Side): Promise<ControlErrorCode
     case 'lease-request':
       // A valid request on an authenticated connection takes a lease: not a fuzz case.
       return side === 'authed' ? 'skip' : 'unauthenticated';
+    case 'announce':
+    case 'holders-request':
+      // Well-formed swarm messages are answered (the swarm lives in memory, not the store).
+      return side === 'authed' ? 'skip' : 'unauthenticated';
     default:
       // The fuzz volunteer holds no lease: heartbeats and results are the scheduler's to refuse.
       return side === 'authed' ? 'refused' : 'unauthenticated';
@@ -321,6 +325,9 @@ describe('protocol fuzz against a running hub', () => {
       result: { v: 1, type: 'result', result: valid },
       resultNone: { v: 1, type: 'result', result: { ...valid, shard: `${heldLease.job}/99` } },
       resultOtherJob: { v: 1, type: 'result', result: { ...valid, job: 'job-none', shard: 'job-none/0' } },
+      // The blob swarm's messages.
+      announce: { v: 1, type: 'announce', blobs: ['a'.repeat(64), 'b'.repeat(64)] },
+      holdersRequest: { v: 1, type: 'holders-request', sha256: 'c'.repeat(64) },
     } as unknown as Record<string, Json>;
     const names = Object.keys(templates);
 
