@@ -85,6 +85,12 @@ export type ReceivedStream =
       readonly from: string;
     };
 
+/** Data-plane bytes counted at the frame level (framing, pings and acks included). */
+export interface LinkTraffic {
+  sent: number;
+  received: number;
+}
+
 export interface PeerLinkOptions {
   /** True on the side that called `peer.connect` (decides stream-id parity). */
   readonly initiator: boolean;
@@ -92,6 +98,16 @@ export interface PeerLinkOptions {
   readonly source?: BlobSource;
   /** Told of verified pushes; without it pushes are refused. */
   readonly onPush?: (s: ReceivedStream) => void;
+  /**
+   * Asked when a push's header arrives: false refuses it as if there were no `onPush`. Lets a
+   * node that adds push listeners later (all-reduce) keep refusing pushes until it has one.
+   */
+  readonly acceptsPushes?: () => boolean;
+  /**
+   * Running totals this link adds every frame's bytes to (sent: handed to the data channel,
+   * received: taken from it), so a node can count its traffic across links that come and go.
+   */
+  readonly traffic?: LinkTraffic;
   /** Lowered when this peer misbehaves, raised after good transfers. */
   readonly scores?: PeerScores;
   /** Told once when the link closes, with why. */
@@ -200,6 +216,12 @@ function now(): number {
   return performance.now();
 }
 
+/** Size of one DataChannel message, whatever form the polyfill or browser delivers it in. */
+function messageBytes(data: unknown): number {
+  if (data instanceof ArrayBuffer || ArrayBuffer.isView(data)) return data.byteLength;
+  return typeof data === 'string' ? data.length : 0;
+}
+
 /**
  * The data plane over one DataConnection. Make one per open connection, on both sides.
  *
@@ -227,6 +249,7 @@ export class PeerLink {
   readonly #wakers = new Set<() => void>();
   #sentBytes = 0;
   readonly #sendStart = now();
+  readonly #traffic: LinkTraffic = { sent: 0, received: 0 };
   /** Resolves once with the reason the link closed. */
   readonly closed: Promise<HearthError>;
   #resolveClosed!: (e: HearthError) => void;
@@ -266,6 +289,16 @@ export class PeerLink {
   /** Why the link closed, or undefined while it is open. */
   get closeReason(): HearthError | undefined {
     return this.#closed;
+  }
+
+  /** Every byte of every frame this link has sent (pieces, headers, acks, pings). */
+  get bytesSent(): number {
+    return this.#traffic.sent;
+  }
+
+  /** Every byte of every frame this link has received. */
+  get bytesReceived(): number {
+    return this.#traffic.received;
   }
 
   /** Bytes waiting in the data channel's send buffer (0 once closed). */
@@ -366,6 +399,8 @@ export class PeerLink {
     if (this.#closed) throw this.#closed;
     try {
       this.#conn.dataChannel.send(frame as Uint8Array<ArrayBuffer>);
+      this.#traffic.sent += frame.byteLength;
+      if (this.#opts.traffic) this.#opts.traffic.sent += frame.byteLength;
     } catch (e) {
       const err = this.#err('net/unreachable', `sending failed: ${(e as Error).message}`, e);
       this.#fail(err);
@@ -483,6 +518,9 @@ export class PeerLink {
   #onMessage(data: unknown): void {
     if (this.#closed) return;
     this.#lastHeard = now();
+    const n = messageBytes(data);
+    this.#traffic.received += n;
+    if (this.#opts.traffic) this.#opts.traffic.received += n;
     let f: Frame;
     try {
       f = decodeFrame(data, { maxTotalBytes: Math.max(this.#t.maxBlobBytes, this.#t.maxPushBytes) });
@@ -589,7 +627,7 @@ export class PeerLink {
     if (this.#ignored.size >= MAX_IGNORED)
       this.#ignored.delete(this.#ignored.values().next().value as number);
     this.#ignored.add(id);
-    if (!this.#opts.onPush) {
+    if (!this.#opts.onPush || this.#opts.acceptsPushes?.() === false) {
       this.#send(
         encodeFrame({ type: 'error', stream: id, reason: 'refused', message: 'this peer takes no pushes' }),
       );

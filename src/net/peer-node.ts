@@ -6,7 +6,13 @@ import type { DataConnection, Peer } from 'peerjs';
 import { HearthError, isHearthError } from '../core/errors.ts';
 import { isSha256Hex } from '../core/hash.ts';
 import type { BlobSource } from '../store/blob-cache.ts';
-import { type LinkTuning, PartialBlob, PeerLink, type ReceivedStream } from './peer-link.ts';
+import {
+  type LinkTraffic,
+  type LinkTuning,
+  PartialBlob,
+  PeerLink,
+  type ReceivedStream,
+} from './peer-link.ts';
 import { PeerScores } from './peer-score.ts';
 
 export interface PeerNodeOptions {
@@ -100,6 +106,8 @@ export class PeerNode {
   readonly #links = new Map<string, PeerLink>();
   readonly #all = new Set<PeerLink>();
   readonly #dialing = new Map<string, { reject(e: HearthError): void }>();
+  readonly #pushListeners = new Set<(s: ReceivedStream) => void>();
+  readonly #traffic: LinkTraffic = { sent: 0, received: 0 };
   #closed = false;
 
   private constructor(peer: Peer, opts: PeerNodeOptions, scores: PeerScores) {
@@ -160,6 +168,37 @@ export class PeerNode {
   /** This peer's id at the PeerServer (what others connect to). */
   get id(): string {
     return this.#peer.id;
+  }
+
+  /** Whether {@link close} was called. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Data-plane bytes this node has sent over all its links, closed ones included (frames, not IP). */
+  get bytesSent(): number {
+    return this.#traffic.sent;
+  }
+
+  /** Data-plane bytes this node has received over all its links, closed ones included. */
+  get bytesReceived(): number {
+    return this.#traffic.received;
+  }
+
+  /**
+   * Adds a listener for verified pushes, beside the `onPush` option; returns its removal. While a
+   * node has neither, its links refuse pushes. Why: a protocol built on pushes (all-reduce) can
+   * attach to a node somebody else opened.
+   *
+   * @example
+   * const off = node.addPushListener((s) => { if (s.kind === 'blob') inbox.take(s); });
+   * off();
+   */
+  addPushListener(listener: (s: ReceivedStream) => void): () => void {
+    this.#pushListeners.add(listener);
+    return () => {
+      this.#pushListeners.delete(listener);
+    };
   }
 
   /** Links open right now. */
@@ -315,12 +354,25 @@ export class PeerNode {
     });
   }
 
+  #dispatch(s: ReceivedStream): void {
+    this.#opts.onPush?.(s);
+    for (const l of [...this.#pushListeners]) {
+      try {
+        l(s);
+      } catch {
+        // One listener's bug must not keep the others from their pushes.
+      }
+    }
+  }
+
   #adopt(conn: DataConnection, initiator: boolean): PeerLink {
     const link: PeerLink = new PeerLink(conn, {
       initiator,
       scores: this.scores,
       ...(this.#opts.source ? { source: this.#opts.source } : {}),
-      ...(this.#opts.onPush ? { onPush: this.#opts.onPush } : {}),
+      onPush: (s) => this.#dispatch(s),
+      acceptsPushes: () => this.#opts.onPush !== undefined || this.#pushListeners.size > 0,
+      traffic: this.#traffic,
       ...(this.#opts.tuning ? { tuning: this.#opts.tuning } : {}),
       onClose: () => {
         this.#all.delete(link);

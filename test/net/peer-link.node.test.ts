@@ -12,7 +12,9 @@ import { type TestHub, testHub } from '../node/hub-helpers.ts';
 import { mapSource, nodeAt, rawConnect, rawPeer, seededBytes, sha } from './node-peers.ts';
 
 // Short liveness settings so failures show within a couple of seconds; bounded waits, not timings.
-const FAST = { pingIntervalMs: 200, idleTimeoutMs: 2000, stallTimeoutMs: 2000, ackTimeoutMs: 5000 };
+// Short enough to keep the tests quick, long enough that a CPU-starved CI machine (SwiftShader and
+// Chromium on the same 2 cores) does not read a slow peer as a dead one.
+const FAST = { pingIntervalMs: 250, idleTimeoutMs: 5000, stallTimeoutMs: 5000, ackTimeoutMs: 15000 };
 
 const MiB = 1024 * 1024;
 const blob5 = seededBytes(5 * MiB, 5);

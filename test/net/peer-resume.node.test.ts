@@ -62,7 +62,7 @@ describe('resume after a holder dies', () => {
     // 1 MiB/s: the 5 MiB transfer takes ~5 s, so the kill surely lands mid-blob.
     child = await startChild(port, 'doomed-holder', 1024 * 1024);
     const backup = await nodeAt(port, { source: mapSource(blob) });
-    const tuning = { pingIntervalMs: 200, idleTimeoutMs: 1500, stallTimeoutMs: 1500 };
+    const tuning = { pingIntervalMs: 250, idleTimeoutMs: 4000, stallTimeoutMs: 4000 };
     const getter = await nodeAt(port, { tuning });
     nodes.push(backup, getter);
 
