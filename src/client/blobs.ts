@@ -42,8 +42,11 @@ export class MemoryBlobStore implements BlobStore {
 
 /** Peers as a blob source: who holds a blob (the hub says), fetching from them, announcing. */
 export interface PeerBlobSource {
-  /** Peer ids of volunteers that announced the blob (never this one). */
-  holders(sha256: string): Promise<string[]>;
+  /**
+   * Peer ids of volunteers that announced the blob (never this one), and how many others are
+   * fetching it from the hub right now (worth waiting for when there are no peers yet).
+   */
+  holders(sha256: string): Promise<{ peers: string[]; fetching: number }>;
   /** The blob from these holders, verified; rejects when none delivered. */
   fetch(holders: readonly string[], sha256: string): Promise<Uint8Array>;
   /** Tells the hub this volunteer now holds the blob (fire and forget). */
@@ -61,6 +64,11 @@ export interface BlobFetcherOptions {
   readonly fetch?: typeof fetch;
   /** How long fetching from peers may take before the hub's route is used instead. Default 60 s. */
   readonly peerTimeoutMs?: number;
+  /**
+   * How long to wait for another volunteer's copy when nobody holds a blob yet but someone is
+   * fetching it from the hub (default 30 s), polling every 300 ms; then the hub's route.
+   */
+  readonly peerWaitMs?: number;
 }
 
 /**
@@ -123,11 +131,19 @@ export class BlobFetcher {
 
   /** The blob from peers, or undefined (no holder, or none delivered in time): use the hub. */
   async #fromPeers(peers: PeerBlobSource, sha256: string): Promise<Uint8Array | undefined> {
-    let holders: string[];
-    try {
-      holders = await peers.holders(sha256);
-    } catch {
-      return undefined;
+    let holders: string[] = [];
+    const waitUntil = Date.now() + (this.#opts.peerWaitMs ?? 30_000);
+    for (;;) {
+      let answer: { peers: string[]; fetching: number };
+      try {
+        answer = await peers.holders(sha256);
+      } catch {
+        return undefined;
+      }
+      holders = answer.peers;
+      // Nobody holds it yet, but someone is fetching it from the hub: its copy is the cheaper one.
+      if (holders.length > 0 || answer.fetching === 0 || Date.now() >= waitUntil) break;
+      await new Promise((r) => setTimeout(r, 300));
     }
     if (holders.length === 0) return undefined;
     const ms = this.#opts.peerTimeoutMs ?? 60_000;

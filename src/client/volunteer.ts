@@ -286,7 +286,9 @@ export class Volunteer {
     const source: PeerBlobSource = {
       holders: async (sha256) => {
         const m = await session.request({ v: 1, type: 'holders-request', sha256 });
-        return m.type === 'holders' ? [...m.peers] : [];
+        return m.type === 'holders'
+          ? { peers: [...m.peers], fetching: m.fetching ?? 0 }
+          : { peers: [], fetching: 0 };
       },
       fetch: async (holders, sha256) => {
         const { bytes } = await peer.fetchBlob(holders, sha256);

@@ -8,6 +8,13 @@ export interface BlobSwarmOptions {
   readonly maxBlobsPerHolder?: number;
   /** Uniform in [0, 1); seeded in tests. */
   readonly random?: () => number;
+  /**
+   * How long a volunteer that asked for a blob nobody holds counts as fetching it from the hub
+   * (default 120 s): others who ask meanwhile are told to wait for it rather than download too.
+   */
+  readonly fetchingForMs?: number;
+  /** Clock for `fetchingForMs`; default Date.now. */
+  readonly now?: () => number;
 }
 
 /**
@@ -24,10 +31,16 @@ export class BlobSwarm {
   readonly #byHolder = new Map<string, Set<string>>();
   readonly #max: number;
   readonly #random: () => number;
+  readonly #fetchingForMs: number;
+  readonly #now: () => number;
+  /** blob → volunteers the hub told "nobody holds it" (so fetching it from the hub), and when. */
+  readonly #fetching = new Map<string, Map<string, number>>();
 
   constructor(opts: BlobSwarmOptions = {}) {
     this.#max = opts.maxBlobsPerHolder ?? 4096;
     this.#random = opts.random ?? Math.random;
+    this.#fetchingForMs = opts.fetchingForMs ?? 120_000;
+    this.#now = opts.now ?? Date.now;
   }
 
   /** Lists `holder` for `blobs`; returns how many blobs it is listed for now. */
@@ -38,6 +51,7 @@ export class BlobSwarm {
       this.#byHolder.set(holder, mine);
     }
     for (const b of blobs) {
+      this.#doneFetching(b, holder);
       if (mine.has(b)) continue;
       if (mine.size >= this.#max) break;
       mine.add(b);
@@ -64,8 +78,41 @@ export class BlobSwarm {
     return all.slice(0, n);
   }
 
+  /**
+   * How many others are fetching `blob` from the hub right now (they asked when nobody held it
+   * and have not announced it yet). When nobody holds the blob and nobody is fetching it, the
+   * asker becomes its fetcher: a swarm starting cold downloads a model from the hub about once,
+   * the rest wait for the first copy (cold-start race found by bench/p2p: 2–3 copies otherwise).
+   */
+  fetching(blob: string, asker: string): number {
+    const now = this.#now();
+    const set = this.#fetching.get(blob);
+    if (set) {
+      for (const [h, at] of set) if (now - at > this.#fetchingForMs) set.delete(h);
+      if (set.size === 0) this.#fetching.delete(blob);
+    }
+    const others = [...(set?.keys() ?? [])].filter((h) => h !== asker).length;
+    if (others === 0 && (this.#byBlob.get(blob)?.size ?? 0) === 0) {
+      let s2 = this.#fetching.get(blob);
+      if (!s2) this.#fetching.set(blob, (s2 = new Map()));
+      if (!s2.has(asker)) s2.set(asker, now);
+    }
+    return others;
+  }
+
+  #doneFetching(blob: string, holder: string): void {
+    const set = this.#fetching.get(blob);
+    if (!set) return;
+    set.delete(holder);
+    if (set.size === 0) this.#fetching.delete(blob);
+  }
+
   /** Forgets everything `holder` announced (its connection closed). */
   drop(holder: string): void {
+    for (const [b, set] of this.#fetching) {
+      set.delete(holder);
+      if (set.size === 0) this.#fetching.delete(b);
+    }
     const mine = this.#byHolder.get(holder);
     if (!mine) return;
     this.#byHolder.delete(holder);

@@ -320,11 +320,14 @@ export function attachControlPlane(
             if (m.type === 'announce') {
               return send({ v: 1, type: 'announced', count: swarm.announce(me, m.blobs) });
             }
+            const peers = swarm.holders(m.sha256, CONTROL_LIMITS.maxHolders, me);
+            const fetching = peers.length === 0 ? swarm.fetching(m.sha256, me) : 0;
             return send({
               v: 1,
               type: 'holders',
               sha256: m.sha256,
-              peers: swarm.holders(m.sha256, CONTROL_LIMITS.maxHolders, me),
+              peers,
+              ...(fetching > 0 ? { fetching } : {}),
             });
           }
         }

@@ -213,6 +213,11 @@ export interface HoldersMessage {
   readonly sha256: string;
   /** Peer ids of connected volunteers that announced the blob, in random order (never the asker). */
   readonly peers: readonly string[];
+  /**
+   * With no peers: how many other volunteers are fetching the blob from the hub right now. More
+   * than 0 means "ask again shortly": a copy is about to be in the swarm.
+   */
+  readonly fetching?: number;
 }
 export type HubMessage =
   | ChallengeMessage
@@ -484,12 +489,14 @@ export function parseHubMessage(text: unknown): HubMessage {
       onlyKeys(o, 'message', ['v', 'type', 'count']);
       return { v: 1, type, count: int(o.count, 'message.count', 0, Number.MAX_SAFE_INTEGER) };
     case 'holders': {
-      onlyKeys(o, 'message', ['v', 'type', 'sha256', 'peers']);
+      onlyKeys(o, 'message', ['v', 'type', 'sha256', 'peers', 'fetching']);
       if (!isSha256Hex(o.sha256)) throw bad('message.sha256', 'expected 64 lowercase hex digits.');
       const peers = arr(o.peers, 'message.peers', CONTROL_LIMITS.maxHolders).map((p, i) =>
         str(p, `message.peers[${i}]`, { pattern: PEER_ID }),
       );
-      return { v: 1, type, sha256: o.sha256, peers };
+      if (o.fetching === undefined) return { v: 1, type, sha256: o.sha256, peers };
+      const fetching = int(o.fetching, 'message.fetching', 0, Number.MAX_SAFE_INTEGER);
+      return { v: 1, type, sha256: o.sha256, peers, fetching };
     }
     case 'lease': {
       onlyKeys(o, 'message', ['v', 'type', 'lease', 'shard', 'job', 'kernel', 'outputs', 'work', 'deadline']);

@@ -35,6 +35,18 @@ describe('blob swarm on the control plane', () => {
     one.conn.send({ v: 1, type: 'holders-request', sha256: A });
     expect(await one.conn.msg()).toEqual({ v: 1, type: 'holders', sha256: A, peers: [] });
 
+    // Cold start: the first to ask for a blob nobody holds becomes its fetcher; the next asker is
+    // told someone is fetching it (so it waits for that copy), until the fetcher announces it.
+    const C = sha('model c');
+    one.conn.send({ v: 1, type: 'holders-request', sha256: C });
+    expect(await one.conn.msg()).toEqual({ v: 1, type: 'holders', sha256: C, peers: [] });
+    two.conn.send({ v: 1, type: 'holders-request', sha256: C });
+    expect(await two.conn.msg()).toEqual({ v: 1, type: 'holders', sha256: C, peers: [], fetching: 1 });
+    one.conn.send({ v: 1, type: 'announce', blobs: [C] });
+    expect(await one.conn.msg()).toEqual({ v: 1, type: 'announced', count: 3 });
+    two.conn.send({ v: 1, type: 'holders-request', sha256: C });
+    expect(await two.conn.msg()).toEqual({ v: 1, type: 'holders', sha256: C, peers: [one.peerId] });
+
     // Bad announcements are refused by the parser and list nothing.
     two.conn.send({ v: 1, type: 'announce', blobs: ['not-a-hash'] });
     expect(await two.conn.msg()).toMatchObject({
@@ -44,7 +56,7 @@ describe('blob swarm on the control plane', () => {
     });
     two.conn.send({ v: 1, type: 'announce', blobs: Array.from({ length: 257 }, (_, i) => sha(String(i))) });
     expect(await two.conn.msg()).toMatchObject({ type: 'error', code: 'bad-message' });
-    expect(t.hub.swarm?.size()).toEqual({ holders: 1, listings: 2 });
+    expect(t.hub.swarm?.size()).toEqual({ holders: 1, listings: 3 });
 
     await one.conn.close();
     await until(() => t!.hub.swarm!.size().holders === 0);
@@ -111,5 +123,20 @@ describe('BlobSwarm', () => {
     expect(seen.size).toBeGreaterThan(10);
     s.drop('h1');
     expect(s.holders(B, 8)).toEqual([]);
+  });
+
+  it('counts a cold blob’s first asker as fetching it, until it announces, leaves or times out', () => {
+    let now = 0;
+    const s = new BlobSwarm({ fetchingForMs: 1000, now: () => now });
+    expect(s.fetching(A, 'h1')).toBe(0); // h1 becomes the fetcher
+    expect(s.fetching(A, 'h2')).toBe(1);
+    expect(s.fetching(A, 'h1')).toBe(0); // never counts itself
+    now = 1500; // h1 took too long: h2 may fetch it itself (and becomes the fetcher)
+    expect(s.fetching(A, 'h2')).toBe(0);
+    expect(s.fetching(A, 'h3')).toBe(1);
+    s.drop('h2');
+    expect(s.fetching(A, 'h3')).toBe(0);
+    s.announce('h3', [A]);
+    expect(s.fetching(A, 'h4')).toBe(0); // held now: ask the holder, nobody is fetching
   });
 });
