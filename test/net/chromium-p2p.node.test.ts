@@ -106,7 +106,8 @@ describe('blobs between Chromium tabs over the hub PeerServer', () => {
     const count = size / piece;
     const want = sha(seededBytes(size, 13));
     // 1 MiB/s upload: the doomed tab needs ~5 s for the blob, so the close lands mid-blob.
-    const tuning = { pingIntervalMs: 200, idleTimeoutMs: 1500, stallTimeoutMs: 1500 };
+    // Short enough to notice the closed tab quickly, long enough that a loaded CI machine does not drop a live one.
+    const tuning = { pingIntervalMs: 250, idleTimeoutMs: 4000, stallTimeoutMs: 4000 };
     const [[doomed, doomedId], [backup, backupId], [getter]] = await tabs(
       { tuning: { uploadBytesPerSecond: MiB } },
       {},
