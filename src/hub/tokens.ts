@@ -47,7 +47,9 @@ export function createToken(
       { details: { path: 'name' } },
     );
   }
-  const token = randomBytes(32).toString('base64url');
+  // A fixed prefix: base64url may start with '-', which a command line reads as a flag
+  // (`--token -x…` failed as a usage error one run in 32); it also makes a leaked token greppable.
+  const token = `hth_${randomBytes(32).toString('base64url')}`;
   store.transaction(() => {
     if (store.getToken(name)) {
       throw new HearthError('input/invalid', `token name: "${name}" is taken; choose another name.`, {

@@ -87,7 +87,9 @@ describe('tokens', () => {
     r = await fetch(`${h.url}/v1/tokens`, { method: 'POST', headers: admin, body: '{"name":"carol"}' });
     expect(r.status).toBe(201);
     const { token } = (await r.json()) as { token: string };
-    expect(Buffer.from(token, 'base64url')).toHaveLength(32);
+    // 'hth_' then 32 random bytes: never a leading '-', which a command line would read as a flag.
+    expect(token).toMatch(/^hth_[A-Za-z0-9_-]{43}$/);
+    expect(Buffer.from(token.slice(4), 'base64url')).toHaveLength(32);
     r = await fetch(`${h.url}/v1/tokens`, { method: 'POST', headers: admin, body: '{"name":"carol"}' });
     expect(r.status).toBe(400);
     expect((await errorOf(r)).message).toMatch(/taken/);
