@@ -7,6 +7,7 @@
 // ceiling the bench compares Hearth's blob path with.
 import { HearthError, isHearthError } from '../../../src/core/errors.ts';
 import { sha256Hex } from '../../../src/core/hash.ts';
+import { allReduceMean, attachAllReduce } from '../../../src/net/allreduce.ts';
 import type { LinkTuning } from '../../../src/net/peer-link.ts';
 import { type FetchAttempt, PeerNode } from '../../../src/net/peer-node.ts';
 
@@ -43,8 +44,32 @@ export type FetchOutcome =
     }
   | { readonly ok: false; readonly error: PlainError; readonly ms: number };
 
+export type AllReduceOutcome =
+  | {
+      readonly ok: true;
+      /** SHA-256 of the mean's bytes (bit-identical peers have equal hashes). */
+      readonly meanSha: string;
+      /** The first 8 values of the mean, to check against a reference. */
+      readonly head: number[];
+      readonly contributors: readonly string[];
+      readonly contributions: readonly { peer: string; sha256: string }[];
+      readonly inputSha: string;
+      readonly bytesSent: number;
+    }
+  | { readonly ok: false; readonly error: PlainError };
+
 export interface HearthP2P {
   open(opts?: OpenOptions): Promise<string>;
+  /** Averages `floats` seeded values (seededFloats(floats, seed)) with the group; see allReduceMean. */
+  allReduce(opts: {
+    round: string;
+    group: string[];
+    seed: number;
+    floats: number;
+    timeoutMs?: number;
+  }): Promise<AllReduceOutcome>;
+  /** The ring step this tab last started (-1 before any). */
+  allReduceStep: number;
   /** Makes `size` seeded bytes (the same as test/net/node-peers.ts seededBytes), serves them; → SHA-256. */
   serve(seed: number, size: number): Promise<string>;
   /** Opens (or reuses) a link to `peer`, so a timed fetch does not include the dial. */
@@ -89,6 +114,20 @@ function seededBytes(n: number, seed: number): Uint8Array<ArrayBuffer> {
     if (i + 1 < n) out[i + 1] = (t >>> 8) & 0xff;
     if (i + 2 < n) out[i + 2] = (t >>> 16) & 0xff;
     if (i + 3 < n) out[i + 3] = t >>> 24;
+  }
+  return out;
+}
+
+/** mulberry32 floats in [−1, 1): the same as seededFloats in test/net/chromium-p2p.node.test.ts. */
+function seededFloats(n: number, seed: number): Float32Array {
+  const out = new Float32Array(n);
+  let a = seed >>> 0;
+  for (let i = 0; i < n; i++) {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    out[i] = (((t ^ (t >>> 14)) >>> 0) / 4294967296) * 2 - 1;
   }
   return out;
 }
@@ -182,6 +221,33 @@ function receiver(ch: RTCDataChannel): void {
 
 window.hearthP2P = {
   progress: { peer: '', done: 0, count: 0 },
+  allReduceStep: -1,
+
+  async allReduce({ round, group, seed, floats, timeoutMs }) {
+    try {
+      const tensor = seededFloats(floats, seed);
+      const r = await allReduceMean(need(), {
+        round,
+        group,
+        tensor,
+        ...(timeoutMs === undefined ? {} : { timeoutMs }),
+        onStep: (p) => {
+          window.hearthP2P.allReduceStep = p.step;
+        },
+      });
+      return {
+        ok: true,
+        meanSha: await sha256Hex(r.mean),
+        head: [...r.mean.subarray(0, 8)],
+        contributors: [...r.contributors],
+        contributions: r.contributions.map((c) => ({ peer: c.peer, sha256: c.sha256 })),
+        inputSha: await sha256Hex(tensor),
+        bytesSent: r.bytesSent,
+      };
+    } catch (e) {
+      return { ok: false, error: plain(e) };
+    }
+  },
 
   async open(opts = {}) {
     corrupt = opts.corrupt ?? false;
@@ -195,6 +261,8 @@ window.hearthP2P = {
       ...(opts.id === undefined ? {} : { id: opts.id }),
       ...(opts.tuning ? { tuning: opts.tuning } : {}),
     });
+    // At once, so all-reduce messages that arrive before this tab starts a round are kept.
+    attachAllReduce(node);
     return node.id;
   },
 
