@@ -380,6 +380,22 @@ export class Scheduler {
       });
   }
 
+  /**
+   * The canonical result of one validated shard, by its id or its index in the job (undefined
+   * when it is not validated). One look-up, where `results()` reads every shard of the job.
+   */
+  result(
+    jobId: string,
+    shard: { readonly id: string } | { readonly index: number },
+  ): { shard: string; index: number; outputs: readonly OutputTensor[] } | undefined {
+    const s = this.#store;
+    // Regular shards are named `${job}/${index}` at submit.
+    const sh = s.getShard('id' in shard ? shard.id : `${jobId}/${shard.index}`);
+    if (!sh || sh.job !== jobId || sh.honeypot || sh.status !== 'validated') return undefined;
+    const r = s.resultsOfShard(sh.id).find((x) => x.id === sh.canonical);
+    return r ? { shard: sh.id, index: sh.index, outputs: r.outputs } : undefined;
+  }
+
   /** A volunteer's credit: pending (awaiting validation) and granted. */
   credits(volunteerId: string): { pending: number; granted: number } {
     let pending = 0;

@@ -811,7 +811,7 @@ function sendOutput(
   output: string,
 ): void {
   const byIndex = /^\d{1,9}$/.test(shard);
-  const r = ctx.scheduler.results(id).find((x) => (byIndex ? x.index === Number(shard) : x.shard === shard));
+  const r = ctx.scheduler.result(id, byIndex ? { index: Number(shard) } : { id: shard });
   if (!r) throw notFound(`a validated result for shard ${shard} of job ${id}`);
   const o = r.outputs.find((x) => x.name === output);
   if (!o) throw notFound(`output "${output}" of shard ${r.shard}`);

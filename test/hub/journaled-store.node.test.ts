@@ -43,6 +43,12 @@ describe('JournaledStore', () => {
     // submitResult resolves only after its group is on the file.
     const out = await s.submitResult('v1', await result(g.shard, job, truth(indexOf(g.shard))), 2);
     expect(out.status).toBe('valid');
+    // One validated shard's result, by index or id; nothing for the open one or another job's id.
+    const i = indexOf(g.shard);
+    expect(s.result(job, { index: i })?.shard).toBe(g.shard);
+    expect(s.result(job, { id: g.shard })?.outputs[0]?.name).toBe('y');
+    expect(s.result(job, { index: 1 - i })).toBeUndefined();
+    expect(s.result('job-other', { id: g.shard })).toBeUndefined();
     expect(count(path, 'results')).toBe(1);
     expect(count(path, 'ledger')).toBe(1);
     store.close();
