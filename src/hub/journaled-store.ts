@@ -12,7 +12,8 @@
 // ('store/failed') so that nothing more is acknowledged, and a restart reloads what is durable.
 //
 // Tokens are read from the file, not memory: `hearth token create --db FILE` writes them from
-// another process while a hub runs.
+// another process while a hub runs. Results of judged shards (validated or failed) are kept on
+// the file only, once committed: memory holds what open shards need, not every output ever.
 import { HearthError } from '../core/errors.ts';
 import { SqliteStore } from './sqlite-store.ts';
 import {
@@ -92,6 +93,10 @@ export class JournaledStore implements HubStore {
   readonly #onDisk: OnDisk = { leases: new Set(), results: new Set(), credits: new Set() };
   /** Unkeyed bulk writes (voidPendingCredit) get unique keys in order. */
   #seq = 0;
+  /** Shards judged in the pending group: their results leave memory once it is committed. */
+  #judged = new Set<string>();
+  /** Judged shards whose results are read from the file. */
+  readonly #cold = new Set<string>();
   #flush:
     | { done: Promise<void>; resolve(): void; reject(e: unknown): void; timer: ReturnType<typeof setTimeout> }
     | undefined;
@@ -112,6 +117,10 @@ export class JournaledStore implements HubStore {
       m.putJob(j);
       for (const s of d.shardsOfJob(j.id)) {
         m.putShard(s);
+        if (s.status !== 'open') {
+          this.#cold.add(s.id);
+          continue;
+        }
         for (const r of d.resultsOfShard(s.id)) {
           m.putResult(r);
           this.#onDisk.results.add(r.id);
@@ -183,6 +192,8 @@ export class JournaledStore implements HubStore {
     if (f) clearTimeout(f.timer);
     const batch = this.#pending;
     this.#pending = new Map();
+    const judged = this.#judged;
+    this.#judged = new Set();
     if (batch.size > 0 && !this.#failed) {
       try {
         this.#disk.transaction(() => {
@@ -197,6 +208,12 @@ export class JournaledStore implements HubStore {
         f?.reject(this.#failed);
         throw this.#failed;
       }
+    }
+    for (const id of judged) {
+      // Still judged (a group may reopen nothing, but be exact): its results now live on the file.
+      if (this.#mem.getShard(id)?.status === 'open') continue;
+      this.#mem.forgetResultsOf(id);
+      this.#cold.add(id);
     }
     f?.resolve();
   }
@@ -264,7 +281,10 @@ export class JournaledStore implements HubStore {
   putShard(s: ShardRecord): void {
     this.#usable();
     this.#mem.putShard(s);
-    this.#write((p) => set(p, `shard:${s.id}`, { kind: 'put', write: (d) => d.putShard(s) }));
+    this.#write((p) => {
+      set(p, `shard:${s.id}`, { kind: 'put', write: (d) => d.putShard(s) });
+      if (s.status !== 'open') this.#judged.add(s.id);
+    });
   }
   getShard(id: string): ShardRecord | undefined {
     return this.#mem.getShard(id);
@@ -330,7 +350,7 @@ export class JournaledStore implements HubStore {
     });
   }
   resultsOfShard(shard: string): ResultRecord[] {
-    return this.#mem.resultsOfShard(shard);
+    return this.#cold.has(shard) ? this.#disk.resultsOfShard(shard) : this.#mem.resultsOfShard(shard);
   }
   getVolunteer(id: string): VolunteerRecord | undefined {
     return this.#mem.getVolunteer(id);

@@ -404,6 +404,14 @@ export class MemoryStore implements HubStore {
     const r = this.#results.get(id);
     if (r) this.putResult({ ...r, status });
   }
+  /**
+   * Drops a judged shard's results from memory, outside any transaction and with no undo
+   * (JournaledStore, once they are on disk: it reads them from there afterwards).
+   */
+  forgetResultsOf(shard: string): void {
+    for (const id of this.#resultsByShard.get(shard)?.keys() ?? []) this.#results.delete(id);
+    this.#resultsByShard.delete(shard);
+  }
   resultsOfShard(shard: string): ResultRecord[] {
     return [...(this.#resultsByShard.get(shard)?.values() ?? [])].sort(
       (a, b) => a.receivedAt - b.receivedAt || byId(a, b),

@@ -49,6 +49,10 @@ describe('JournaledStore', () => {
     expect(s.result(job, { id: g.shard })?.outputs[0]?.name).toBe('y');
     expect(s.result(job, { index: 1 - i })).toBeUndefined();
     expect(s.result('job-other', { id: g.shard })).toBeUndefined();
+    // The validated shard's result now lives on the file only; it reads back whole from there.
+    const [stored] = store.resultsOfShard(g.shard);
+    expect(stored?.status).toBe('valid');
+    expect(new Float32Array(stored!.outputs[0]!.data)).toEqual(truth(indexOf(g.shard)));
     expect(count(path, 'results')).toBe(1);
     expect(count(path, 'ledger')).toBe(1);
     store.close();
