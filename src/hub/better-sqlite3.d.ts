@@ -14,7 +14,8 @@ declare module 'better-sqlite3' {
     prepare(sql: string): SqliteStatement;
     exec(sql: string): SqliteDatabase;
     pragma(source: string, options?: { simple?: boolean }): unknown;
-    transaction<F extends (...args: never[]) => unknown>(fn: F): F;
+    /** The function runs in BEGIN (deferred); `.immediate`, `.exclusive` run it in those modes. */
+    transaction<F extends (...args: never[]) => unknown>(fn: F): F & { immediate: F; exclusive: F };
     close(): SqliteDatabase;
     readonly inTransaction: boolean;
   }

@@ -244,12 +244,19 @@ export class SqliteStore implements HubStore {
         { details: { version, known: MIGRATIONS.length } },
       );
     }
-    this.#db.transaction(() => {
-      // SCHEMA is version 0 (a new file, or one from before versions were kept).
-      if (version === 0) this.#db.exec(SCHEMA);
-      for (let v = version; v < MIGRATIONS.length; v++) this.#db.exec(MIGRATIONS[v]!);
-      this.#db.pragma(`user_version = ${MIGRATIONS.length}`);
-    })();
+    // Up to date: write nothing. Another process (the hub, `hearth token`) may have the file open,
+    // and two deferred transactions that both upgrade to writing fail at once with SQLITE_BUSY.
+    if (version === MIGRATIONS.length) return;
+    this.#db
+      .transaction(() => {
+        // Read again under the write lock: another process may have migrated meanwhile.
+        const now = this.#db.pragma('user_version', { simple: true }) as number;
+        // SCHEMA is version 0 (a new file, or one from before versions were kept).
+        if (now === 0) this.#db.exec(SCHEMA);
+        for (let v = now; v < MIGRATIONS.length; v++) this.#db.exec(MIGRATIONS[v]!);
+        this.#db.pragma(`user_version = ${MIGRATIONS.length}`);
+      })
+      .immediate();
   }
 
   transaction<T>(fn: () => T, opts: TransactionOptions = {}): T {
@@ -264,7 +271,10 @@ export class SqliteStore implements HubStore {
     const outer = !this.#inFn;
     this.#inFn = true;
     try {
-      return db.transaction(fn)();
+      // IMMEDIATE takes the write lock up front, waiting (busy timeout) for another process's
+      // writer, where a deferred read-then-write would fail with SQLITE_BUSY: the hub and
+      // `hearth token … --db` share the file.
+      return db.inTransaction ? db.transaction(fn)() : db.transaction(fn).immediate();
     } catch (e) {
       this.#jobs.clear();
       throw e;
@@ -288,7 +298,7 @@ export class SqliteStore implements HubStore {
     });
     // Nobody may be waiting (a group of leases only): a failed commit must not be unhandled.
     done.catch(() => {});
-    this.#db.exec('BEGIN');
+    this.#db.exec('BEGIN IMMEDIATE');
     this.#group = { done, resolve, reject };
     // Every change that arrives meanwhile joins it: one sync for all of them.
     if (this.#groupWindowMs > 0) setTimeout(() => this.#commitGroup(), this.#groupWindowMs);
