@@ -13,7 +13,7 @@ import { pathToFileURL } from 'node:url';
 import { allReduceMean, attachAllReduce } from '../../src/net/allreduce.ts';
 import { PeerNode } from '../../src/net/peer-node.ts';
 import { startHub } from '../../src/node/hub-server.ts';
-import { installNodeWebRTC, LOOPBACK_RTC } from '../../test/net/node-peers.ts';
+import { installNodeWebRTC, LOOPBACK_RTC, seededFloats } from '../../test/net/node-peers.ts';
 
 export interface AllReduceBenchResult {
   /** Data-plane bytes sent by the busiest peer during the round. */
@@ -24,20 +24,6 @@ export interface AllReduceBenchResult {
   readonly efficiency: number;
   /** Wall time of the round on the slowest peer, in ms. */
   readonly ms: number;
-}
-
-/** Seeded uniform floats in [−1, 1) (mulberry32). */
-function seededFloats(n: number, seed: number): Float32Array {
-  const out = new Float32Array(n);
-  let a = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    out[i] = (((t ^ (t >>> 14)) >>> 0) / 2 ** 32) * 2 - 1;
-  }
-  return out;
 }
 
 /**

@@ -3,58 +3,20 @@
 // float64 reference, with every contribution's hash reported; a tab closed mid-round is left out
 // and the other 3 agree on the mean of their own inputs.
 import { createHash } from 'node:crypto';
-import type { Browser } from 'playwright-core';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { type TestHub, testHub } from '../node/hub-helpers.ts';
-import {
-  type BuiltPage,
-  buildP2PPage,
-  type ChromiumPeer,
-  chromiumPeer,
-  launchChromium,
-} from './chromium-peers.ts';
+import { afterEach, describe, expect, it } from 'vitest';
+import { type ChromiumPeer, chromiumHarness } from './chromium-peers.ts';
+import { seededFloats } from './node-peers.ts';
 import type { AllReduceOutcome } from './page/page.ts';
 
 /** |mean − reference| allowed per element: f32 sums of 3–4 values in [−1, 1), then ÷ N. */
 const MEAN_ATOL = 1e-6;
 
-let built: BuiltPage | undefined;
-let th: TestHub | undefined;
-let browser: Browser | undefined;
+const h = chromiumHarness();
 let tabs: ChromiumPeer[] = [];
-
-beforeAll(async () => {
-  built = await buildP2PPage();
-  th = await testHub({
-    pagesDir: built.pagesDir,
-    allowedOrigins: [],
-    peer: { maxConnectionsPerAddress: 64 },
-  });
-  browser = await launchChromium();
-}, 180_000);
-afterEach(async () => {
-  for (const p of tabs) await p.kill();
+afterEach(() => {
   tabs = [];
 });
-afterAll(async () => {
-  await browser?.close();
-  await th?.dispose();
-  built?.dispose();
-});
 
-/** The page's seededFloats, in Node. */
-function seededFloats(n: number, seed: number): Float32Array {
-  const out = new Float32Array(n);
-  let a = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    out[i] = (((t ^ (t >>> 14)) >>> 0) / 4294967296) * 2 - 1;
-  }
-  return out;
-}
 const shaOf = (f: Float32Array) => createHash('sha256').update(new Uint8Array(f.buffer)).digest('hex');
 
 async function open(n: number): Promise<string[]> {
@@ -62,7 +24,7 @@ async function open(n: number): Promise<string[]> {
   // Liveness loose enough for a loaded CI machine, tight enough to notice a closed tab in seconds.
   const tuning = { pingIntervalMs: 250, idleTimeoutMs: 4000, stallTimeoutMs: 4000 };
   for (let i = 0; i < n; i++) {
-    const p = await chromiumPeer(browser!, th!.hub.url);
+    const p = await h.tab();
     tabs.push(p);
     ids.push(await p.open({ tuning }));
   }
@@ -124,7 +86,6 @@ describe('all-reduce between Chromium tabs', () => {
       await new Promise((r) => setTimeout(r, 20));
     }
     await v.kill();
-    tabs = tabs.filter((p) => p !== v);
     const out = (await Promise.all(running)).filter((o): o is AllReduceOutcome => o !== undefined);
     for (const o of out) if (!o.ok) throw new Error(`all-reduce failed: ${JSON.stringify(o.error)}`);
     const ok = out as Extract<AllReduceOutcome, { ok: true }>[];

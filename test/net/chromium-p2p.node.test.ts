@@ -3,53 +3,20 @@
 // checked; a tab that serves corrupted pieces is dropped with a typed error while an honest tab
 // still delivers; a tab closed mid-transfer is caught by our heartbeat and the blob resumes from
 // another tab at the first piece that had not arrived.
-import type { Browser } from 'playwright-core';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { MAX_PIECE_BYTES } from '../../src/protocol/stream.ts';
-import { type TestHub, testHub } from '../node/hub-helpers.ts';
-import {
-  type BuiltPage,
-  buildP2PPage,
-  type ChromiumPeer,
-  chromiumPeer,
-  launchChromium,
-} from './chromium-peers.ts';
+import { type ChromiumPeer, chromiumHarness } from './chromium-peers.ts';
 import { seededBytes, sha } from './node-peers.ts';
 
 const MiB = 1024 * 1024;
 
-let built: BuiltPage | undefined;
-let th: TestHub | undefined;
-let browser: Browser | undefined;
-let peers: ChromiumPeer[] = [];
-
-beforeAll(async () => {
-  built = await buildP2PPage();
-  th = await testHub({
-    pagesDir: built.pagesDir,
-    allowedOrigins: [],
-    peer: { maxConnectionsPerAddress: 64 },
-  });
-  browser = await launchChromium();
-}, 180_000);
-
-afterEach(async () => {
-  for (const p of peers) await p.kill();
-  peers = [];
-});
-
-afterAll(async () => {
-  await browser?.close();
-  await th?.dispose();
-  built?.dispose();
-});
+const h = chromiumHarness();
 
 /** `n` tabs, each registered at the hub's PeerServer with the given options. */
 async function tabs(...opts: Parameters<ChromiumPeer['open']>[0][]): Promise<[ChromiumPeer, string][]> {
   const out: [ChromiumPeer, string][] = [];
   for (const o of opts) {
-    const p = await chromiumPeer(browser!, th!.hub.url);
-    peers.push(p);
+    const p = await h.tab();
     out.push([p, await p.open(o)]);
   }
   return out;

@@ -8,6 +8,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
 import { build } from 'vite';
+import { afterAll, afterEach, beforeAll } from 'vitest';
+import { type TestHub, testHub } from '../node/hub-helpers.ts';
 import type { FetchOutcome, OpenOptions } from './page/page.ts';
 
 const here = (p: string) => fileURLToPath(new URL(p, import.meta.url));
@@ -100,6 +102,49 @@ export async function chromiumPeer(browser: Browser, hubUrl: string): Promise<Ch
       if (dead) return;
       dead = true;
       await context.close().catch(() => {});
+    },
+  };
+}
+
+/** A test file's Chromium setup: the page built, a hub serving it, one browser, tabs closed after each test. */
+export interface ChromiumHarness {
+  readonly browser: () => Browser;
+  readonly hub: () => TestHub;
+  /** Opens a tab (its own context) on the hub's page; it is closed after the test. */
+  tab(): Promise<ChromiumPeer>;
+}
+
+/** Registers beforeAll/afterEach/afterAll hooks for a file of Chromium data-plane tests. */
+export function chromiumHarness(): ChromiumHarness {
+  let built: BuiltPage | undefined;
+  let th: TestHub | undefined;
+  let browser: Browser | undefined;
+  let open: ChromiumPeer[] = [];
+  beforeAll(async () => {
+    built = await buildP2PPage();
+    th = await testHub({
+      pagesDir: built.pagesDir,
+      allowedOrigins: [],
+      peer: { maxConnectionsPerAddress: 64 },
+    });
+    browser = await launchChromium();
+  }, 180_000);
+  afterEach(async () => {
+    for (const p of open) await p.kill();
+    open = [];
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await th?.dispose();
+    built?.dispose();
+  });
+  return {
+    browser: () => browser!,
+    hub: () => th!,
+    async tab() {
+      const p = await chromiumPeer(browser!, th!.hub.url);
+      open.push(p);
+      return p;
     },
   };
 }

@@ -51,6 +51,20 @@ export function seededBytes(n: number, seed: number): Uint8Array<ArrayBuffer> {
   return out;
 }
 
+/** Seeded floats in [−1, 1) (mulberry32); test/net/page/page.ts has the same one for tabs. */
+export function seededFloats(n: number, seed: number): Float32Array {
+  const out = new Float32Array(n);
+  let a = seed >>> 0;
+  for (let i = 0; i < n; i++) {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    out[i] = (((t ^ (t >>> 14)) >>> 0) / 4294967296) * 2 - 1;
+  }
+  return out;
+}
+
 export const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 
 /** A BlobSource over a Map (what a volunteer's cache answers). */
