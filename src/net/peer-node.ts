@@ -43,7 +43,7 @@ export interface PeerNodeOptions {
   readonly tuning?: Partial<LinkTuning>;
   /** How long registering at the PeerServer, or one dial of a peer, may take. Default 5 s. */
   readonly connectTimeoutMs?: number;
-  /** Dials of a peer before giving up when each times out. Default 3. */
+  /** Dials of a peer before giving up when each times out or breaks while negotiating. Default 4. */
   readonly dialAttempts?: number;
 }
 
@@ -211,9 +211,12 @@ export class PeerNode {
     if (this.#closed) throw new HearthError('net/unreachable', 'This peer node is closed.');
     const have = this.#links.get(peerId);
     if (have && !have.closeReason) return have;
-    const tries = Math.max(1, this.#opts.dialAttempts ?? 3);
+    const tries = Math.max(1, this.#opts.dialAttempts ?? 4);
     let last: unknown;
     for (let i = 0; i < tries; i++) {
+      // A pause before each retry: on a loaded machine an immediate redial meets the same race.
+      if (i > 0) await new Promise((r) => setTimeout(r, 200 * i + Math.floor(Math.random() * 200)));
+      if (this.#closed) break;
       try {
         return this.#adopt(await this.#dial(peerId), true);
       } catch (e) {
