@@ -9,16 +9,13 @@
 // on a shared 2-core machine.
 //
 // Usage: npm run bench -- p2p-node [MiB]   (default 32)
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { PeerNode } from '../src/net/peer-node.ts';
-import { startHub } from '../src/node/hub-server.ts';
 import { MAX_PIECE_BYTES } from '../src/protocol/stream.ts';
 import {
   installNodeWebRTC,
   LOOPBACK_RTC,
   mapSource,
+  peerHub,
   rawConnect,
   rawPeer,
   seededBytes,
@@ -32,15 +29,7 @@ const PIECES = [64 * 1024, 128 * 1024, MAX_PIECE_BYTES];
 const WINDOWS = [1 * MiB, 4 * MiB, 16 * MiB];
 
 await installNodeWebRTC();
-const dir = mkdtempSync(join(tmpdir(), 'hearth-bench-p2p-'));
-const hub = await startHub({
-  dbPath: join(dir, 'hub.db'),
-  blobDir: join(dir, 'blobs'),
-  maxBlobBytes: 4096,
-  allowedOrigins: [],
-  pagesDir: join(dir, 'no-pages'),
-  peer: { maxConnectionsPerAddress: 64 },
-});
+const { hub, close: closeHub } = await peerHub('bench-p2p');
 const blob = seededBytes(SIZE, 1);
 const hash = sha(blob);
 const mbps = (bytes: number, ms: number) => bytes / 1e6 / (ms / 1000);
@@ -129,8 +118,7 @@ for (const p of PIECES) {
   }
 }
 const best = rows.reduce((a, b) => (b.mb_s > a.mb_s ? b : a));
-await hub.close();
-rmSync(dir, { recursive: true, force: true });
+await closeHub();
 console.log(
   JSON.stringify({
     blob_mib: SIZE / MiB,

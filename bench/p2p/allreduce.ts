@@ -6,14 +6,11 @@
 // handshakes are not part of an all-reduce), rough on a shared 2-core machine.
 //
 // bench/p2p.ts calls allReduceBench; run alone: node scripts/run-ts.mjs bench/p2p/allreduce.ts [peers] [floats]
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { allReduceMean, attachAllReduce } from '../../src/net/allreduce.ts';
 import { PeerNode } from '../../src/net/peer-node.ts';
-import { startHub } from '../../src/node/hub-server.ts';
-import { installNodeWebRTC, LOOPBACK_RTC, seededFloats } from '../../test/net/node-peers.ts';
+import { installNodeWebRTC, LOOPBACK_RTC, peerHub, seededFloats } from '../../test/net/node-peers.ts';
 
 export interface AllReduceBenchResult {
   /** Data-plane bytes sent by the busiest peer during the round. */
@@ -36,15 +33,7 @@ export interface AllReduceBenchResult {
  */
 export async function allReduceBench(opts: { peers: number; floats: number }): Promise<AllReduceBenchResult> {
   await installNodeWebRTC();
-  const dir = mkdtempSync(join(tmpdir(), 'hearth-bench-allreduce-'));
-  const hub = await startHub({
-    dbPath: join(dir, 'hub.db'),
-    blobDir: join(dir, 'blobs'),
-    maxBlobBytes: 4096,
-    allowedOrigins: [],
-    pagesDir: join(dir, 'no-pages'),
-    peer: { maxConnectionsPerAddress: 64 },
-  });
+  const { hub, close: closeHub } = await peerHub('bench-allreduce');
   const nodes: PeerNode[] = [];
   try {
     const stamp = Date.now().toString(36);
@@ -78,8 +67,7 @@ export async function allReduceBench(opts: { peers: number; floats: number }): P
     return { bytesPerPeer, idealBytes, efficiency: idealBytes / bytesPerPeer, ms };
   } finally {
     for (const n of nodes) n.close();
-    await hub.close();
-    rmSync(dir, { recursive: true, force: true });
+    await closeHub();
   }
 }
 

@@ -2,8 +2,14 @@
 // PeerServer. Call installNodeWebRTC() before anything loads peerjs (PeerNode loads it lazily on
 // open, so importing src/net first is fine).
 import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import WebSocket from 'ws';
 import { PeerNode, type PeerNodeOptions } from '../../src/net/peer-node.ts';
+import { type Hub, startHub } from '../../src/node/hub-server.ts';
+
+export { seededBytes, seededFloats } from './seeded.ts';
 
 let installed = false;
 
@@ -31,38 +37,6 @@ export async function nodeAt(
 ): Promise<PeerNode> {
   await installNodeWebRTC();
   return PeerNode.open({ host: '127.0.0.1', port, rtcConfig: LOOPBACK_RTC, ...over });
-}
-
-/** Deterministic bytes from a seed (mulberry32), so two processes can make the same blob. */
-export function seededBytes(n: number, seed: number): Uint8Array<ArrayBuffer> {
-  const out = new Uint8Array(n);
-  let a = seed >>> 0;
-  for (let i = 0; i < n; i += 4) {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    t = (t ^ (t >>> 14)) >>> 0;
-    out[i] = t & 0xff;
-    if (i + 1 < n) out[i + 1] = (t >>> 8) & 0xff;
-    if (i + 2 < n) out[i + 2] = (t >>> 16) & 0xff;
-    if (i + 3 < n) out[i + 3] = t >>> 24;
-  }
-  return out;
-}
-
-/** Seeded floats in [−1, 1) (mulberry32); test/net/page/page.ts has the same one for tabs. */
-export function seededFloats(n: number, seed: number): Float32Array {
-  const out = new Float32Array(n);
-  let a = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    out[i] = (((t ^ (t >>> 14)) >>> 0) / 4294967296) * 2 - 1;
-  }
-  return out;
 }
 
 export const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
@@ -100,14 +74,23 @@ export async function rawPeer(port: number, id: string) {
  * Opens a raw DataConnection from a bare PeerJS peer, dialling again when a dial breaks: PeerJS
  * sometimes closes the RTCPeerConnection on a negotiation race (PeerNode retries the same way).
  */
-export async function rawConnect(p: RawPeer, to: string, tries = 3) {
+export async function rawConnect(
+  p: Pick<RawPeer, 'connect'>,
+  to: string,
+  tries = 3,
+  opts: { serialization?: 'raw' | 'binary'; timeoutMs?: number } = {},
+) {
   for (let i = 0; ; i++) {
-    const conn = p.connect(to, { serialization: 'raw', reliable: true });
+    const conn = p.connect(to, { serialization: opts.serialization ?? 'raw', reliable: true });
     const opened = await new Promise<boolean>((resolve) => {
-      const timer = setTimeout(() => resolve(false), 5000);
+      const timer = setTimeout(() => resolve(false), opts.timeoutMs ?? 5000);
       conn.once('open', () => {
         clearTimeout(timer);
         resolve(true);
+      });
+      conn.once('error', () => {
+        clearTimeout(timer);
+        resolve(false);
       });
       const pc = conn.peerConnection;
       pc?.addEventListener('connectionstatechange', () => {
@@ -123,3 +106,26 @@ export async function rawConnect(p: RawPeer, to: string, tries = 3) {
   }
 }
 type RawPeer = Awaited<ReturnType<typeof rawPeer>>;
+
+/**
+ * A hub on 127.0.0.1:0 with a temp folder, for peers only (no pages, tiny blobs) — what the P2P
+ * benches run against. `close()` stops it and removes the folder.
+ */
+export async function peerHub(tag: string): Promise<{ hub: Hub; close(): Promise<void> }> {
+  const dir = mkdtempSync(join(tmpdir(), `hearth-${tag}-`));
+  const hub = await startHub({
+    dbPath: join(dir, 'hub.db'),
+    blobDir: join(dir, 'blobs'),
+    maxBlobBytes: 4096,
+    allowedOrigins: [],
+    pagesDir: join(dir, 'no-pages'),
+    peer: { maxConnectionsPerAddress: 64 },
+  });
+  return {
+    hub,
+    async close() {
+      await hub.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}

@@ -10,18 +10,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { type Hub, startHub } from '../../src/node/hub-server.ts';
 import { PEER_WS_PATH } from '../../src/node/peer-server.ts';
+import { installNodeWebRTC, rawConnect } from '../net/node-peers.ts';
 import { authenticated, Conn, ORIGIN, TestKey } from './control-helpers.ts';
 
 // PeerJS looks for the browser's WebRTC and WebSocket globals when it loads: install
 // node-datachannel's WebRTC polyfill and ws first, then import it.
-const polyfill = await import('node-datachannel/polyfill');
-Object.assign(globalThis, {
-  RTCPeerConnection: polyfill.RTCPeerConnection,
-  RTCSessionDescription: polyfill.RTCSessionDescription,
-  RTCIceCandidate: polyfill.RTCIceCandidate,
-  RTCDataChannel: polyfill.RTCDataChannel,
-  WebSocket,
-});
+await installNodeWebRTC();
 const { Peer } = await import('peerjs');
 type PeerT = InstanceType<typeof Peer>;
 
@@ -93,33 +87,8 @@ describe('hub PeerServer at /p2p', () => {
     const got = new Promise<unknown>((resolve) => {
       b.on('connection', (conn) => conn.on('data', (d) => resolve(d)));
     });
-    // Dial with retries: under load PeerJS sometimes closes a connection on a negotiation race
-    // and fires neither 'open' nor 'close' (see test/net/node-peers.ts rawConnect).
-    let conn: ReturnType<PeerT['connect']> | undefined;
-    for (let i = 0; i < 3 && !conn; i++) {
-      const c = a.connect('peer-b', { reliable: true });
-      const opened = await new Promise<boolean>((resolve) => {
-        const timer = setTimeout(() => resolve(false), 10_000);
-        c.once('open', () => {
-          clearTimeout(timer);
-          resolve(true);
-        });
-        c.once('error', () => {
-          clearTimeout(timer);
-          resolve(false);
-        });
-        const pc = c.peerConnection;
-        pc?.addEventListener('connectionstatechange', () => {
-          if (pc.connectionState === 'closed' || pc.connectionState === 'failed') {
-            clearTimeout(timer);
-            resolve(false);
-          }
-        });
-      });
-      if (opened) conn = c;
-      else c.close();
-    }
-    if (!conn) throw new Error('no DataConnection from peer-a to peer-b after 3 dials');
+    // Dial with retries: under load PeerJS can drop a dial on a negotiation race and fire no event.
+    const conn = await rawConnect(a, 'peer-b', 3, { serialization: 'binary', timeoutMs: 10_000 });
     await conn.send({ hello: 'from a', n: 42 });
     expect(await got).toEqual({ hello: 'from a', n: 42 });
 

@@ -10,6 +10,7 @@ import { sha256Hex } from '../../../src/core/hash.ts';
 import { allReduceMean, attachAllReduce } from '../../../src/net/allreduce.ts';
 import type { LinkTuning } from '../../../src/net/peer-link.ts';
 import { type FetchAttempt, PeerNode } from '../../../src/net/peer-node.ts';
+import { seededBytes, seededFloats } from '../seeded.ts';
 
 export interface OpenOptions {
   readonly id?: string;
@@ -98,38 +99,6 @@ declare global {
   interface Window {
     hearthP2P: HearthP2P;
   }
-}
-
-/** mulberry32 bytes, identical to test/net/node-peers.ts seededBytes. */
-function seededBytes(n: number, seed: number): Uint8Array<ArrayBuffer> {
-  const out = new Uint8Array(n);
-  let a = seed >>> 0;
-  for (let i = 0; i < n; i += 4) {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    t = (t ^ (t >>> 14)) >>> 0;
-    out[i] = t & 0xff;
-    if (i + 1 < n) out[i + 1] = (t >>> 8) & 0xff;
-    if (i + 2 < n) out[i + 2] = (t >>> 16) & 0xff;
-    if (i + 3 < n) out[i + 3] = t >>> 24;
-  }
-  return out;
-}
-
-/** mulberry32 floats in [−1, 1): the same as seededFloats in test/net/chromium-p2p.node.test.ts. */
-function seededFloats(n: number, seed: number): Float32Array {
-  const out = new Float32Array(n);
-  let a = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    out[i] = (((t ^ (t >>> 14)) >>> 0) / 4294967296) * 2 - 1;
-  }
-  return out;
 }
 
 function plain(e: unknown): PlainError {
