@@ -82,6 +82,10 @@ describe('volunteer runtime against a real hub', () => {
     for (const s of index.shards) {
       expect([...(await output(hub.url, auth, job, s.shard, 'y'))]).toEqual(expectedIndexOutput(s.index));
     }
+    // The hub validates before its ack reaches the volunteer: wait for the last acks to land.
+    for (const v of vols) {
+      await waitFor(async () => (await v.outbox.pending()).length === 0, 10_000, 'the outbox to empty');
+    }
     for (const v of vols) {
       expect(v.volunteer.stats).toMatchObject({ failed: 0, refused: 0, invalid: 0 });
       // Replication 2 with two volunteers: each ran every shard, and each result was acknowledged.
@@ -265,6 +269,8 @@ describe('volunteer runtime against a real hub', () => {
       60_000,
       'the job to complete',
     );
+    // The hub validates before its ack reaches the volunteer: wait for the last ack to land.
+    await waitFor(async () => (await v.outbox.pending()).length === 0, 10_000, 'the outbox to empty');
     const disconnects = v.events.filter((e) => e.type === 'disconnected');
     const connects = v.events.filter((e) => e.type === 'connected');
     expect(disconnects.length).toBeGreaterThanOrEqual(1);
