@@ -166,13 +166,14 @@ if (!noPagesSwarm || Number.isNaN(copies)) {
       `hub download is in flight, holds requesters back (≤ 60 s); HTTP fallback to the hub; ${f1(s.seconds)} s; ` +
       `the hub's blob route sent ${s.servedBytes} B`,
     rows: [
-      ['tab', 'via', 'holders offered', 'ms', 'MB/s'],
+      ['tab', 'via', 'holders offered', 'holders served', 'ms', 'MB/s'],
       ...[...s.rows]
         .sort((x, y) => x.tab - y.tab)
         .map((r) => [
           String(r.tab),
           r.via,
           String(r.holdersOffered),
+          String(r.holdersServed),
           r.ms.toFixed(0),
           f1(model.byteLength / 1e6 / (r.ms / 1000)),
         ]),

@@ -3,7 +3,7 @@
 // hands each requester up to three holders that announced the blob (least asked first, so the
 // load spreads), and while nobody holds it but a tab is already downloading it from the hub, a
 // requester waits (bounded) for that tab to announce rather than downloading a second copy. A tab
-// fetches from its holders (PeerNode.fetchBlob: resume across holders, verified) and falls back
+// fetches from its holders (PeerNode.fetchBlob: pieces from several holders at once, verified) and falls back
 // to the hub's `GET /v1/blobs/:sha256` when none delivers; then it serves the blob and announces.
 import type { Browser } from 'playwright-core';
 import type { Hub } from '../../src/node/hub-server.ts';
@@ -14,6 +14,8 @@ export interface SwarmRow {
   readonly via: string;
   readonly ms: number;
   readonly holdersOffered: number;
+  /** Holders that sent this tab at least one piece. */
+  readonly holdersServed: number;
 }
 
 export interface SwarmResult {
@@ -72,7 +74,9 @@ export async function pageSwarm(
         if (!got.ok) throw new Error(`tab ${i} got no blob: ${got.error.code}: ${got.error.message}`);
         if (got.sha256 !== sha256 || got.bytes !== size) throw new Error(`tab ${i} got other bytes`);
         tracker.announce(ids[i]!);
-        return { tab: i, via: got.via, ms: got.ms, holdersOffered: holders.length };
+        const holdersServed = new Set(got.attempts.filter((a) => a.toPiece > a.fromPiece).map((a) => a.peer))
+          .size;
+        return { tab: i, via: got.via, ms: got.ms, holdersOffered: holders.length, holdersServed };
       }),
     );
     const servedBytes = hub.stats.blobBytesServed - before;

@@ -1,8 +1,10 @@
 // Blobs a volunteer needs (models, input tensors, uniforms), by SHA-256: from the local cache
-// first, then from the hub's `GET /v1/blobs/:sha256` (the data plane's fallback route; peers come
-// first once src/net exists). Every byte is checked against its hash before anything uses it.
+// first, then from peers (several at once, each piece checked against the hub's piece list), then
+// from the hub's `GET /v1/blobs/:sha256` (the data plane's fallback route). Every byte is checked
+// against its hash before anything uses it.
 import { HearthError } from '../core/errors.ts';
 import { isSha256Hex, sha256Hex } from '../core/hash.ts';
+import { type PieceHashes, parsePieceHashes } from '../protocol/blob-pieces.ts';
 
 /** Somewhere verified blobs are kept: the IndexedDB BlobCache in a tab, a Map in Node. */
 export interface BlobStore {
@@ -40,6 +42,12 @@ export class MemoryBlobStore implements BlobStore {
   }
 }
 
+/** What BlobFetcher hands a peer fetch besides the holders. */
+export interface PeerFetchOptions {
+  readonly pieces?: PieceHashes;
+  readonly moreHolders?: () => Promise<readonly string[]>;
+}
+
 /** Peers as a blob source: who holds a blob (the hub says), fetching from them, announcing. */
 export interface PeerBlobSource {
   /**
@@ -47,8 +55,13 @@ export interface PeerBlobSource {
    * fetching it from the hub right now (worth waiting for when there are no peers yet).
    */
   holders(sha256: string): Promise<{ peers: string[]; fetching: number }>;
-  /** The blob from these holders, verified; rejects when none delivered. */
-  fetch(holders: readonly string[], sha256: string): Promise<Uint8Array>;
+  /**
+   * The blob from these holders (several at once), verified; rejects when none delivered. With
+   * `pieces` (the hub's piece list) each piece is checked as it lands, so a bad one is pinned on
+   * the one peer that sent it; `moreHolders` asks the hub again for holders that turned up since
+   * (pass both to `PeerNode.fetchBlob`).
+   */
+  fetch(holders: readonly string[], sha256: string, options?: PeerFetchOptions): Promise<Uint8Array>;
   /** Tells the hub this volunteer now holds the blob (fire and forget). */
   announce(sha256: string): void;
 }
@@ -69,6 +82,8 @@ export interface BlobFetcherOptions {
    * fetching it from the hub (default 30 s), polling every 300 ms; then the hub's route.
    */
   readonly peerWaitMs?: number;
+  /** How long the hub's piece list (asked before a peer fetch) may take. Default 10 s. */
+  readonly pieceListTimeoutMs?: number;
 }
 
 /**
@@ -146,11 +161,15 @@ export class BlobFetcher {
       await new Promise((r) => setTimeout(r, 300));
     }
     if (holders.length === 0) return undefined;
+    const pieces = await this.#pieceList(sha256);
     const ms = this.#opts.peerTimeoutMs ?? 60_000;
     let timer: ReturnType<typeof setTimeout> | undefined;
     try {
       const bytes = await Promise.race([
-        peers.fetch(holders, sha256),
+        peers.fetch(holders, sha256, {
+          ...(pieces ? { pieces } : {}),
+          moreHolders: async () => (await peers.holders(sha256)).peers,
+        }),
         new Promise<never>((_, reject) => {
           timer = setTimeout(
             () => reject(new HearthError('net/timeout', `peers: no blob within ${ms} ms`)),
@@ -165,6 +184,29 @@ export class BlobFetcher {
       return undefined;
     } finally {
       clearTimeout(timer);
+    }
+  }
+
+  /**
+   * The hub's piece list for a blob (one small GET), or undefined when it cannot be had: peers are
+   * then checked on the whole blob only, which is slower to blame a liar but as safe.
+   */
+  async #pieceList(sha256: string): Promise<PieceHashes | undefined> {
+    const url = `${this.#opts.hubUrl.replace(/\/+$/, '')}/v1/blobs/${sha256}/pieces`;
+    const doFetch = this.#opts.fetch ?? fetch;
+    try {
+      const res = await doFetch(url, {
+        signal: AbortSignal.timeout(this.#opts.pieceListTimeoutMs ?? 10_000),
+      });
+      if (!res.ok) {
+        await res.body?.cancel();
+        return undefined;
+      }
+      return parsePieceHashes(await res.json(), sha256, {
+        maxTotalBytes: this.#opts.maxBytes ?? 1024 * 1024 * 1024,
+      });
+    } catch {
+      return undefined;
     }
   }
 

@@ -290,8 +290,8 @@ export class Volunteer {
           ? { peers: [...m.peers], fetching: m.fetching ?? 0 }
           : { peers: [], fetching: 0 };
       },
-      fetch: async (holders, sha256) => {
-        const { bytes } = await peer.fetchBlob(holders, sha256);
+      fetch: async (holders, sha256, options) => {
+        const { bytes } = await peer.fetchBlob(holders, sha256, options ?? {});
         return bytes;
       },
       announce: (sha256) => {

@@ -17,6 +17,7 @@
 import { HearthError } from '../core/errors.ts';
 import { SqliteStore } from './sqlite-store.ts';
 import {
+  type AllReduceReportRecord,
   type AvailableShard,
   type CreditStatus,
   type HubStore,
@@ -408,6 +409,15 @@ export class JournaledStore implements HubStore {
   }
   listTokens(): TokenRecord[] {
     return this.#disk.listTokens();
+  }
+  // All-reduce reports: straight to the file too. They are rare (one per member per round), off
+  // the lease and result path, and read only by the researcher's audit route.
+  putAllReduceReport(r: AllReduceReportRecord): void {
+    this.#usable();
+    this.#disk.putAllReduceReport(r);
+  }
+  allReduceReports(round: string): AllReduceReportRecord[] {
+    return this.#disk.allReduceReports(round);
   }
   /** Commits what is pending and closes the file. */
   close(): void {

@@ -13,6 +13,7 @@ import Database, { type SqliteDatabase, type SqliteStatement } from 'better-sqli
 import { HearthError } from '../core/errors.ts';
 import type { DType } from '../core/tensor.ts';
 import type {
+  AllReduceReportRecord,
   AvailableShard,
   CreditStatus,
   HubStore,
@@ -94,6 +95,11 @@ CREATE TRIGGER results_add AFTER INSERT ON results BEGIN
   UPDATE shards SET replicas = replicas + 1 WHERE id = NEW.shard; END;
 CREATE TRIGGER results_drop AFTER DELETE ON results BEGIN
   UPDATE shards SET replicas = replicas - 1 WHERE id = OLD.shard; END;
+`,
+  // 2: all-reduce reports (issue 5), one per round and reporting peer, as JSON documents.
+  `
+CREATE TABLE allreduce_reports (round TEXT NOT NULL, reporter_peer TEXT NOT NULL,
+  received_at INTEGER NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (round, reporter_peer));
 `,
 ];
 
@@ -232,6 +238,10 @@ export class SqliteStore implements HubStore {
       getToken: p('SELECT name, hash, created_at, revoked_at FROM tokens WHERE name = ?'),
       tokenByHash: p('SELECT name, hash, created_at, revoked_at FROM tokens WHERE hash = ?'),
       listTokens: p('SELECT name, hash, created_at, revoked_at FROM tokens ORDER BY created_at, name'),
+      putReport: p(
+        'INSERT OR REPLACE INTO allreduce_reports (round, reporter_peer, received_at, doc) VALUES (?, ?, ?, ?)',
+      ),
+      reportsOf: p('SELECT doc FROM allreduce_reports WHERE round = ? ORDER BY received_at, reporter_peer'),
     };
   }
 
@@ -470,6 +480,12 @@ export class SqliteStore implements HubStore {
   }
   listTokens(): TokenRecord[] {
     return (this.#q.listTokens!.all() as TokenRow[]).map(token);
+  }
+  putAllReduceReport(r: AllReduceReportRecord): void {
+    this.#q.putReport!.run(r.round, r.reporterPeer, r.receivedAt, JSON.stringify(r));
+  }
+  allReduceReports(round: string): AllReduceReportRecord[] {
+    return docs(this.#q.reportsOf!.all(round));
   }
   close(): void {
     this.#commitGroup();

@@ -86,6 +86,31 @@ export interface TokenRecord {
   readonly revokedAt?: number;
 }
 
+/** A reported all-reduce contribution and the hub's verdict on it when the report arrived. */
+export interface ReportedContributionRecord {
+  readonly peer: string;
+  readonly volunteer: string;
+  readonly sha256: string;
+  readonly signature: string;
+  /** 'valid' | 'bad-signature' | 'wrong-volunteer' | 'unknown-peer' (protocol/control.ts). */
+  readonly verdict: string;
+}
+
+/** One member's report of a finished all-reduce round (the control plane's `allreduce-report`). */
+export interface AllReduceReportRecord {
+  readonly round: string;
+  /** The reporting connection's volunteer and peer id; one report per (round, reporterPeer). */
+  readonly reporter: string;
+  readonly reporterPeer: string;
+  readonly receivedAt: number;
+  readonly group: readonly string[];
+  readonly contributors: readonly string[];
+  readonly contributions: readonly ReportedContributionRecord[];
+  /** SHA-256 of the mean. */
+  readonly mean: string;
+  readonly dropped: readonly string[];
+}
+
 export interface TransactionOptions {
   /**
    * true: group commit. The change is applied at once, atomically (a savepoint inside the group:
@@ -183,6 +208,10 @@ export interface HubStore {
   tokenByHash(hash: string): TokenRecord | undefined;
   /** All tokens, oldest first. */
   listTokens(): TokenRecord[];
+  /** Adds a round's report, replacing the same reporter's earlier report of that round. */
+  putAllReduceReport(r: AllReduceReportRecord): void;
+  /** A round's reports, oldest first. */
+  allReduceReports(round: string): AllReduceReportRecord[];
   close(): void;
 }
 
@@ -212,6 +241,8 @@ export class MemoryStore implements HubStore {
   readonly #volunteers = new Map<string, VolunteerRecord>();
   readonly #ledger = new Map<string, LedgerEntry>();
   readonly #tokens = new Map<string, TokenRecord>();
+  /** round → reporter peer → report. */
+  readonly #reports = new Map<string, Map<string, AllReduceReportRecord>>();
   /** Inverse of every write of the open transaction, oldest first; undefined outside one. */
   #undo: (() => void)[] | undefined;
 
@@ -467,6 +498,20 @@ export class MemoryStore implements HubStore {
     return [...this.#tokens.values()].sort(
       (a, b) => a.createdAt - b.createdAt || a.name.localeCompare(b.name),
     );
+  }
+  putAllReduceReport(r: AllReduceReportRecord): void {
+    const m = inner(this.#reports, r.round);
+    const prev = m.get(r.reporterPeer);
+    m.delete(r.reporterPeer);
+    m.set(r.reporterPeer, r);
+    this.#logUndo(() =>
+      prev
+        ? inner(this.#reports, r.round).set(r.reporterPeer, prev)
+        : dropInner(this.#reports, r.round, r.reporterPeer),
+    );
+  }
+  allReduceReports(round: string): AllReduceReportRecord[] {
+    return [...(this.#reports.get(round)?.values() ?? [])].sort((a, b) => a.receivedAt - b.receivedAt);
   }
   close(): void {}
 }

@@ -18,11 +18,22 @@
 // from its own left neighbour even when it never talked to the dead one. The set only grows, so
 // survivors converge on the same attempt; messages tagged with a smaller set are stale and
 // dropped, a larger set is adopted.
+//
+// Why contributions are signed: the ring's digest check only shows that members agree on which
+// hashes went in, not who stands behind them. With `identity.sign`, each member signs
+// contributionMessage(round, sha256) once and the signature travels with its hash around the ring,
+// so every result carries signed contributions that a member reports to the hub (which knows each
+// volunteer's key): a contribution later found wrong names its volunteer, who cannot deny it.
+//
+// Why a fallback: when the ring cannot finish (fewer than 2 members reachable, every dial failed,
+// its time ran out, the others went on without this peer), `fallback` averages through the hub
+// instead (client/allreduce-hub.ts), and the result says so (`via: 'hub'`).
 import { HearthError, isHearthError } from '../core/errors.ts';
 import { sha256Hex } from '../core/hash.ts';
 import {
   type AllReduceMessage,
   type AllReducePhase,
+  contributionMessage,
   decodeAllReduce,
   encodeAllReduce,
   type ForwardedContribution,
@@ -30,6 +41,7 @@ import {
   MAX_GROUP,
   MAX_IDENTITY_BYTES,
   MAX_ROUND_ID_BYTES,
+  MAX_SIGNATURE_CHARS,
   peekRound,
 } from '../protocol/allreduce.ts';
 import type { PeerLink, ReceivedStream } from './peer-link.ts';
@@ -51,13 +63,50 @@ export interface AllReduceOptions {
   readonly group: readonly string[];
   /** This peer's contribution; the same length on every member. Not modified. */
   readonly tensor: Float32Array;
-  /** Who stands behind this contribution (the volunteer's id or public key), reported with its hash. */
-  readonly identity?: { readonly volunteer: string };
+  /**
+   * Who stands behind this contribution (the volunteer's id), reported with its hash; with `sign`,
+   * also signed: `sign(contributionMessage(round, sha256))` must resolve with a base64url signature
+   * of at most 128 characters (client/allreduce-hub.ts contributionSigner makes one from a key).
+   */
+  readonly identity?: AllReduceIdentity;
+  /**
+   * Averages through someone else when the ring cannot finish ('net/unreachable', 'net/timeout' or
+   * 'net/refused'): client/allreduce-hub.ts hubFallback averages through the hub. Without it those
+   * errors reject the round.
+   */
+  readonly fallback?: AllReduceFallback;
   /** Budget for the whole round, restarts included. Default {@link DEFAULT_ALLREDUCE_TIMEOUT_MS}. */
   readonly timeoutMs?: number;
   /** Told as each ring step starts (progress meters; tests use it to kill a peer mid-round). */
   readonly onStep?: (p: AllReduceProgress) => void;
 }
+
+export interface AllReduceIdentity {
+  readonly volunteer: string;
+  /** Signs one contribution message (protocol/allreduce.ts contributionMessage); base64url. */
+  readonly sign?: (message: string) => Promise<string>;
+}
+
+/** What a fallback gets: the round, and why the ring failed. */
+export interface AllReduceFallbackRequest {
+  readonly round: string;
+  readonly group: readonly string[];
+  /** This peer's id (a member of `group`). */
+  readonly self: string;
+  readonly tensor: Float32Array;
+  /** SHA-256 of the tensor's bytes. */
+  readonly sha256: string;
+  readonly cause: HearthError;
+}
+
+/** A mean made elsewhere (the hub), and who is in it. */
+export interface AllReduceFallbackResult {
+  readonly mean: Float32Array;
+  readonly contributors: readonly string[];
+  readonly contributions: readonly Contribution[];
+}
+
+export type AllReduceFallback = (req: AllReduceFallbackRequest) => Promise<AllReduceFallbackResult>;
 
 export interface AllReduceProgress {
   /** 1 for the first attempt, +1 for each restart without dropped peers. */
@@ -72,6 +121,8 @@ export interface Contribution {
   readonly peer: string;
   readonly sha256: string;
   readonly volunteer?: string;
+  /** The volunteer's signature of contributionMessage(round, sha256), when it signed. */
+  readonly signature?: string;
 }
 
 export interface AllReduceResult {
@@ -83,8 +134,11 @@ export interface AllReduceResult {
   readonly contributions: readonly Contribution[];
   /** Members left out, with the reason as this peer saw it. */
   readonly dropped: readonly { readonly peer: string; readonly error: HearthError }[];
-  /** Attempts run, the successful one included. */
+  /** Attempts run, the successful one included (0 when the ring never ran an attempt). */
   readonly attempts: number;
+  /** 'ring': averaged peer-to-peer; 'hub': by the fallback, after the ring failed with `fallbackCause`. */
+  readonly via: 'ring' | 'hub';
+  readonly fallbackCause?: HearthError;
   /**
    * Data-plane bytes this node sent / received while the round ran: every frame on every link
    * (envelopes, headers, piece framing, acknowledgements, pings), so also any other traffic the
@@ -124,22 +178,85 @@ export async function allReduceMean(node: PeerNode, opts: AllReduceOptions): Pro
   }
   const ownHash = await sha256Hex(opts.tensor);
   const groupHash = await sha256Hex(new TextEncoder().encode(JSON.stringify(opts.group)));
+  const signature = await signContribution(opts, ownHash);
+  // Checked again after the awaits: another call may have started this round meanwhile.
   if (inbox.rounds.has(opts.round)) {
     throw new HearthError(
       'input/invalid',
       `Round ${JSON.stringify(opts.round)} is already running on this peer.`,
     );
   }
-  const run = new RoundRun(node, inbox, opts, check.self, ownHash, groupHash);
+  const sent0 = node.bytesSent;
+  const received0 = node.bytesReceived;
+  const run = new RoundRun(node, inbox, opts, check.self, ownHash, groupHash, signature);
   inbox.rounds.set(opts.round, run);
+  let cause: HearthError;
   try {
     for (const e of inbox.takeEarly(opts.round)) run.take(e.from, e.bytes);
     return await run.run();
+  } catch (e) {
+    if (!opts.fallback || !isHearthError(e) || !FALLBACK_CODES.has(e.code)) throw e;
+    cause = e;
   } finally {
     run.end();
     inbox.rounds.delete(opts.round);
     inbox.remember(opts.round);
   }
+  const got = await opts.fallback({
+    round: opts.round,
+    group: opts.group,
+    self: node.id,
+    tensor: opts.tensor,
+    sha256: ownHash,
+    cause,
+  });
+  const contributors = new Set(got.contributors);
+  return {
+    mean: got.mean,
+    contributors: opts.group.filter((p) => contributors.has(p)),
+    contributions: got.contributions,
+    dropped: opts.group
+      .filter((p) => !contributors.has(p))
+      .map((peer) => ({
+        peer,
+        error: new HearthError('net/unreachable', `Peer ${peer} is not in the hub's mean of this round.`, {
+          details: { peer, round: opts.round },
+        }),
+      })),
+    attempts: run.attempts,
+    via: 'hub',
+    fallbackCause: cause,
+    bytesSent: node.bytesSent - sent0,
+    bytesReceived: node.bytesReceived - received0,
+  };
+}
+
+/** Ring failures that a fallback may take over. */
+const FALLBACK_CODES: ReadonlySet<string> = new Set(['net/unreachable', 'net/timeout', 'net/refused']);
+
+async function signContribution(opts: AllReduceOptions, sha256: string): Promise<string | undefined> {
+  const sign = opts.identity?.sign;
+  if (!sign) return undefined;
+  let signature: unknown;
+  try {
+    signature = await sign(contributionMessage(opts.round, sha256));
+  } catch (e) {
+    throw new HearthError('input/invalid', `allReduceMean: signing the contribution failed: ${String(e)}.`, {
+      cause: e,
+    });
+  }
+  if (
+    typeof signature !== 'string' ||
+    signature.length < 1 ||
+    signature.length > MAX_SIGNATURE_CHARS ||
+    !/^[A-Za-z0-9_-]+$/.test(signature)
+  ) {
+    throw new HearthError(
+      'input/invalid',
+      `allReduceMean: identity.sign must resolve with 1 to ${MAX_SIGNATURE_CHARS} base64url characters.`,
+    );
+  }
+  return signature;
 }
 
 function checkOptions(node: PeerNode, o: AllReduceOptions): { self: number } {
@@ -316,6 +433,7 @@ class RoundRun {
   readonly #self: number;
   readonly #ownHash: string;
   readonly #groupHash: string;
+  readonly #signature: string | undefined;
   readonly #index: Map<string, number>;
   /** Group indices left out, and why. Only grows. */
   readonly #dropped = new Map<number, HearthError>();
@@ -334,7 +452,9 @@ class RoundRun {
     self: number,
     ownHash: string,
     groupHash: string,
+    signature: string | undefined,
   ) {
+    this.#signature = signature;
     this.#node = node;
     this.#opts = opts;
     this.#self = self;
@@ -356,6 +476,11 @@ class RoundRun {
         ),
       );
     }, ms);
+  }
+
+  /** Attempts started so far. */
+  get attempts(): number {
+    return this.#attempt?.number ?? 0;
   }
 
   async run(): Promise<AllReduceResult> {
@@ -395,6 +520,7 @@ class RoundRun {
           contributions,
           dropped: this.#droppedPeers(),
           attempts: number,
+          via: 'ring',
           bytesSent: this.#node.bytesSent - sent0,
           bytesReceived: this.#node.bytesReceived - received0,
         };
@@ -530,6 +656,7 @@ class RoundRun {
       index: this.#self,
       sha256: this.#ownHash,
       ...(this.#opts.identity ? { volunteer: this.#opts.identity.volunteer } : {}),
+      ...(this.#signature ? { signature: this.#signature } : {}),
     });
     const common = {
       round: this.#opts.round,
@@ -570,7 +697,12 @@ class RoundRun {
 
     const list: Contribution[] = a.members.map((peer) => {
       const c = seen.get(this.#index.get(peer) as number) as ForwardedContribution;
-      return { peer, sha256: c.sha256, ...(c.volunteer === undefined ? {} : { volunteer: c.volunteer }) };
+      return {
+        peer,
+        sha256: c.sha256,
+        ...(c.volunteer === undefined ? {} : { volunteer: c.volunteer }),
+        ...(c.signature === undefined ? {} : { signature: c.signature }),
+      };
     });
     const digest = await this.#guard(a, sha256Hex(new TextEncoder().encode(JSON.stringify(list))));
 

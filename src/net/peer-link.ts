@@ -14,6 +14,7 @@ import type { DataConnection } from 'peerjs';
 import { HearthError, isHearthError } from '../core/errors.ts';
 import { isSha256Hex, sha256Hex } from '../core/hash.ts';
 import type { DType, Shape } from '../core/tensor.ts';
+import type { PieceHashes } from '../protocol/blob-pieces.ts';
 import {
   checkHeader,
   checkPiece,
@@ -116,18 +117,40 @@ export interface PeerLinkOptions {
 }
 
 /**
- * A blob being assembled, possibly from several peers in turn: pieces [0, nextPiece) are in
- * `bytes`. Pass the same object to the next peer's {@link PeerLink.fetch} to resume.
+ * A blob being assembled, from several peers at once or in turn: one buffer and a map of which
+ * pieces landed (and, with trusted piece hashes, were verified). Pass the same object to several
+ * links' {@link PeerLink.fetch} with disjoint ranges, or to the next peer's to resume from any hole.
  */
 export class PartialBlob {
   readonly sha256: string;
   totalBytes = -1;
   pieceSize = 0;
   bytes: Uint8Array = new Uint8Array(0);
-  nextPiece = 0;
+  /**
+   * SHA-256 of each piece from a trusted source (the hub's piece list): with them every piece is
+   * checked as it lands and a bad one is pinned on the peer that sent it.
+   */
+  readonly pieceHashes: readonly string[] | undefined;
+  /** One byte per piece: 1 once it landed. */
+  #have: Uint8Array = new Uint8Array(0);
+  #landed = 0;
 
-  constructor(sha256: string) {
+  /**
+   * @example
+   * const partial = new PartialBlob(sha256, await hubPieceList(sha256)); // sized and checked per piece
+   */
+  constructor(sha256: string, pieces?: PieceHashes) {
     this.sha256 = sha256;
+    if (pieces) {
+      if (
+        pieces.sha256 !== sha256 ||
+        pieces.pieces.length !== pieceCount(pieces.totalBytes, pieces.pieceSize)
+      ) {
+        throw new HearthError('input/invalid', `The piece list does not describe blob ${sha256}.`);
+      }
+      this.pieceHashes = pieces.pieces;
+      this.start(pieces.totalBytes, pieces.pieceSize);
+    }
   }
 
   get started(): boolean {
@@ -138,12 +161,62 @@ export class PartialBlob {
     return this.started ? pieceCount(this.totalBytes, this.pieceSize) : 0;
   }
 
-  /** Forgets every piece (after the assembled bytes failed their hash). */
+  /** Pieces that landed so far. */
+  get landed(): number {
+    return this.#landed;
+  }
+
+  /** Whether every piece landed (vacuously true for an empty blob once started). */
+  get complete(): boolean {
+    return this.started && this.#landed === this.pieceCount;
+  }
+
+  /** The first piece that has not landed: where a resume starts. */
+  get nextPiece(): number {
+    return this.nextMissing(0);
+  }
+
+  /** The first piece at or after `from` that has not landed (pieceCount when none). */
+  nextMissing(from: number): number {
+    const n = this.pieceCount;
+    let i = Math.max(0, from);
+    while (i < n && this.#have[i] === 1) i++;
+    return i;
+  }
+
+  has(index: number): boolean {
+    return this.#have[index] === 1;
+  }
+
+  /** Sizes the buffer (from the first header, or from a piece list). */
+  start(totalBytes: number, pieceSize: number): void {
+    this.totalBytes = totalBytes;
+    this.pieceSize = pieceSize;
+    this.bytes = new Uint8Array(totalBytes);
+    this.#have = new Uint8Array(pieceCount(totalBytes, pieceSize));
+    this.#landed = 0;
+  }
+
+  /** Stores piece `index` (already checked where it can be); false when it had landed before. */
+  land(index: number, bytes: Uint8Array): boolean {
+    if (this.#have[index] === 1) return false;
+    this.bytes.set(bytes, index * this.pieceSize);
+    this.#have[index] = 1;
+    this.#landed++;
+    return true;
+  }
+
+  /** Forgets every piece (after the assembled bytes failed their hash); a piece list keeps the size. */
   reset(): void {
+    if (this.pieceHashes) {
+      this.start(this.totalBytes, this.pieceSize);
+      return;
+    }
     this.totalBytes = -1;
     this.pieceSize = 0;
     this.bytes = new Uint8Array(0);
-    this.nextPiece = 0;
+    this.#have = new Uint8Array(0);
+    this.#landed = 0;
   }
 }
 
@@ -152,8 +225,17 @@ export interface FetchOptions {
   readonly partial?: PartialBlob;
   /** Piece size to ask for when starting fresh (0: the sender's choice). */
   readonly pieceSize?: number;
-  /** Called after each piece lands. */
+  /** First piece to ask for. Default: the partial's first hole. */
+  readonly fromPiece?: number;
+  /**
+   * Ask for pieces [fromPiece, toPiece) only (clamped to the blob's end). The fetch then resolves
+   * when they landed, without the whole-blob check, which is the caller's once all ranges are in.
+   */
+  readonly toPiece?: number;
+  /** Called after each piece lands (and passed its piece check), with the partial's totals. */
   readonly onProgress?: (piecesDone: number, pieceCount: number) => void;
+  /** Called with the index of each piece this fetch landed. */
+  readonly onPiece?: (index: number) => void;
 }
 
 interface Deferred<T> {
@@ -176,21 +258,33 @@ function deferred<T>(): Deferred<T> {
 interface Incoming {
   readonly header: StreamHeader;
   readonly partial: PartialBlob;
+  /** Pieces of the whole blob. */
   readonly count: number;
+  /** One past the last piece this stream carries. */
+  readonly end: number;
+  /** The piece due next (frames arrive in order). */
+  next: number;
+  /** A range: resolve once its pieces landed; the whole-blob check is the requester's. */
+  readonly ranged: boolean;
+  /** Piece checks run one after another, in arrival order. */
+  chain: Promise<void>;
   lastProgress: number;
   readonly done: Deferred<Uint8Array>;
   readonly onProgress: ((done: number, count: number) => void) | undefined;
+  readonly onPiece: ((index: number) => void) | undefined;
   /** A push (verified bytes go to onPush) rather than the answer to our request. */
   readonly pushed: boolean;
 }
 interface Request {
   readonly sha256: string;
   readonly fromPiece: number;
+  readonly toPiece: number | undefined;
   readonly pieceSize: number;
   readonly partial: PartialBlob;
   readonly sentAt: number;
   readonly done: Deferred<Uint8Array>;
   readonly onProgress: ((done: number, count: number) => void) | undefined;
+  readonly onPiece: ((index: number) => void) | undefined;
 }
 interface Outgoing {
   stopped: HearthError | undefined;
@@ -308,7 +402,9 @@ export class PeerLink {
 
   /**
    * Fetches a blob by SHA-256 from this peer, resuming `options.partial` where it stopped. The
-   * bytes are verified before the promise resolves. Fails with 'blob/missing' when the peer
+   * bytes are verified before the promise resolves — except for a range (`options.toPiece`), which
+   * resolves once its pieces landed (each checked when the partial has piece hashes) and leaves
+   * the whole blob's check to the caller. Fails with 'blob/missing' when the peer
    * lacks the blob, 'blob/corrupt' when its bytes hash wrong (the link is then closed), and
    * 'net/*' when the link dies, stalls or speaks garbage — the partial keeps what arrived.
    */
@@ -326,12 +422,14 @@ export class PeerLink {
     const id = this.#takeId();
     const req: Request = {
       sha256,
-      fromPiece: partial.nextPiece,
+      fromPiece: options.fromPiece ?? partial.nextPiece,
+      toPiece: options.toPiece,
       pieceSize: partial.started ? partial.pieceSize : (options.pieceSize ?? 0),
       partial,
       sentAt: now(),
       done: deferred(),
       onProgress: options.onProgress,
+      onPiece: options.onPiece,
     };
     this.#requests.set(id, req);
     try {
@@ -342,6 +440,7 @@ export class PeerLink {
           sha256,
           fromPiece: req.fromPiece,
           pieceSize: req.pieceSize,
+          ...(req.toPiece === undefined ? {} : { toPiece: req.toPiece }),
         }),
       );
     } catch {
@@ -438,11 +537,16 @@ export class PeerLink {
     this.#sentBytes += n;
   }
 
-  /** Sends header and pieces [firstPiece, count) of `bytes` as stream `id`, then awaits the ack. */
-  async #stream(id: number, header: StreamHeader, bytes: Uint8Array, out: Outgoing): Promise<boolean> {
+  /** Sends header and pieces [firstPiece, end) of `bytes` as stream `id`, then awaits the ack. */
+  async #stream(
+    id: number,
+    header: StreamHeader,
+    bytes: Uint8Array,
+    out: Outgoing,
+    end = pieceCount(header.totalBytes, header.pieceSize),
+  ): Promise<boolean> {
     this.#send(encodeFrame({ type: 'header', stream: id, ...header }));
-    const count = pieceCount(header.totalBytes, header.pieceSize);
-    for (let i = header.firstPiece; i < count; i++) {
+    for (let i = header.firstPiece; i < end; i++) {
       const [start, end] = pieceRange(header, i);
       await this.#room(end - start + 12);
       if (out.stopped) throw out.stopped;
@@ -501,10 +605,12 @@ export class PeerLink {
         firstPiece: f.fromPiece,
         sha256: f.sha256,
       };
-      if (f.fromPiece > pieceCount(header.totalBytes, header.pieceSize)) {
+      const count = pieceCount(header.totalBytes, header.pieceSize);
+      if (f.fromPiece > count) {
         return refuse('protocol', `piece ${f.fromPiece} is past the end of the blob`);
       }
-      const ok = await this.#stream(id, header, bytes, out);
+      // A range past the end is clamped: a requester may ask before it knows the size.
+      const ok = await this.#stream(id, header, bytes, out, Math.min(f.toPiece ?? count, count));
       if (ok) this.#opts.scores?.reward(this.peer);
     } catch {
       // The link's own failure path has already reported and blamed; a cancel needs nothing.
@@ -613,12 +719,11 @@ export class PeerLink {
       if (p.started && p.totalBytes !== header.totalBytes) {
         throw bad(`announces ${header.totalBytes} bytes where an earlier peer announced ${p.totalBytes}`);
       }
-      if (!p.started) {
-        p.totalBytes = header.totalBytes;
-        p.pieceSize = header.pieceSize;
-        p.bytes = new Uint8Array(header.totalBytes);
+      if (p.started && p.pieceSize !== header.pieceSize) {
+        throw bad(`uses pieces of ${header.pieceSize} bytes where the blob is in pieces of ${p.pieceSize}`);
       }
-      this.#begin(id, header, p, req.done, req.onProgress, false);
+      if (!p.started) p.start(header.totalBytes, header.pieceSize);
+      this.#begin(id, header, p, req.done, req, false);
       return;
     }
     if (this.#mine(id))
@@ -656,9 +761,7 @@ export class PeerLink {
     }
     this.#ignored.delete(id);
     const p = new PartialBlob(header.sha256);
-    p.totalBytes = header.totalBytes;
-    p.pieceSize = header.pieceSize;
-    p.bytes = new Uint8Array(header.totalBytes);
+    p.start(header.totalBytes, header.pieceSize);
     const done = deferred<Uint8Array>();
     done.promise.then(
       (bytes) => {
@@ -681,20 +784,26 @@ export class PeerLink {
     header: StreamHeader,
     partial: PartialBlob,
     done: Deferred<Uint8Array>,
-    onProgress: Incoming['onProgress'],
+    req: Request | undefined,
     pushed: boolean,
   ): void {
+    const count = pieceCount(header.totalBytes, header.pieceSize);
     const inc: Incoming = {
       header,
       partial,
-      count: pieceCount(header.totalBytes, header.pieceSize),
+      count,
+      end: Math.min(req?.toPiece ?? count, count),
+      next: header.firstPiece,
+      ranged: req?.toPiece !== undefined,
+      chain: Promise.resolve(),
       lastProgress: now(),
       done,
-      onProgress,
+      onProgress: req?.onProgress,
+      onPiece: req?.onPiece,
       pushed,
     };
     this.#incoming.set(id, inc);
-    if (partial.nextPiece >= inc.count) void this.#finish(id, inc);
+    if (inc.next >= inc.end) void this.#finish(id, inc);
   }
 
   #onPiece(f: Extract<Frame, { type: 'piece' }>): void {
@@ -704,19 +813,58 @@ export class PeerLink {
       throw this.#err('net/protocol', `a piece for stream ${f.stream}, which has no header`);
     }
     checkPiece(inc.header, f.index, f.bytes.byteLength);
-    const p = inc.partial;
     // Data channels here are reliable and ordered: a piece out of order is a broken sender.
-    if (f.index !== p.nextPiece) {
-      throw this.#err('net/protocol', `piece ${f.index} arrived where piece ${p.nextPiece} was due`);
+    if (f.index !== inc.next || f.index >= inc.end) {
+      throw this.#err(
+        'net/protocol',
+        inc.next < inc.end
+          ? `piece ${f.index} arrived where piece ${inc.next} was due`
+          : `piece ${f.index} arrived after the requested range ended at ${inc.end}`,
+      );
     }
-    p.bytes.set(f.bytes, f.index * p.pieceSize);
-    p.nextPiece++;
+    inc.next++;
     inc.lastProgress = now();
-    inc.onProgress?.(p.nextPiece, inc.count);
-    if (p.nextPiece === inc.count) void this.#finish(f.stream, inc);
+    const id = f.stream;
+    const { index, bytes } = f;
+    const p = inc.partial;
+    const expected = p.pieceHashes?.[index];
+    inc.chain = inc.chain.then(async () => {
+      const got = expected === undefined ? undefined : await sha256Hex(bytes);
+      if (this.#incoming.get(id) !== inc || this.#closed) return;
+      if (got !== expected) {
+        // The piece list comes from the hub: this peer, and only this one, sent a bad piece.
+        this.#fail(
+          new HearthError(
+            'blob/corrupt',
+            `Peer ${this.peer} sent piece ${index} of blob ${p.sha256} hashing to ${got}, not ${expected}; ` +
+              'the peer was dropped.',
+            { details: { peer: this.peer, sha256: p.sha256, piece: index, expected, got } },
+          ),
+        );
+        return;
+      }
+      if (p.land(index, bytes)) inc.onPiece?.(index);
+      inc.onProgress?.(p.landed, inc.count);
+    });
+    if (inc.next === inc.end) void inc.chain.then(() => this.#finish(id, inc));
   }
 
   async #finish(id: number, inc: Incoming): Promise<void> {
+    if (inc.ranged || !inc.partial.complete) {
+      // A range (or a blob still missing pieces another peer brings): acknowledge the pieces;
+      // the whole blob is checked by whoever holds all of it.
+      if (this.#incoming.get(id) !== inc) return;
+      this.#incoming.delete(id);
+      if (this.#closed) return;
+      try {
+        this.#send(encodeFrame({ type: 'end', stream: id, ok: true, sha256: inc.header.sha256 }));
+      } catch {
+        // The link died after the last piece; the pieces have landed all the same.
+      }
+      // No reward yet: that waits for the whole blob's check (the requester's).
+      inc.done.resolve(inc.partial.bytes);
+      return;
+    }
     const got = await sha256Hex(inc.partial.bytes);
     if (this.#incoming.get(id) !== inc) return;
     this.#incoming.delete(id);
@@ -772,7 +920,7 @@ export class PeerLink {
       if (t - inc.lastProgress > this.#t.stallTimeoutMs) {
         return this.#err(
           'net/timeout',
-          `stream ${id} stalled at piece ${inc.partial.nextPiece} of ${inc.count} for ${this.#t.stallTimeoutMs} ms`,
+          `stream ${id} stalled at piece ${inc.next} of ${inc.count} for ${this.#t.stallTimeoutMs} ms`,
         );
       }
     }

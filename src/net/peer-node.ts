@@ -1,12 +1,14 @@
 // This volunteer's place on the data plane: a PeerJS Peer registered at the hub's own
 // PeerServer (never a public broker), the links to other peers, blob serving from a local
-// BlobSource, and fetching a blob from a list of holders with resume from the last piece that
-// arrived when a holder dies, stalls or lies.
+// BlobSource, and fetching a blob's pieces from several holders at once, handing the pieces of a
+// holder that dies, stalls or lies to the others.
 import type { DataConnection, Peer } from 'peerjs';
 import { HearthError, isHearthError } from '../core/errors.ts';
-import { isSha256Hex } from '../core/hash.ts';
+import { isSha256Hex, sha256Hex } from '../core/hash.ts';
+import type { PieceHashes } from '../protocol/blob-pieces.ts';
 import type { BlobSource } from '../store/blob-cache.ts';
 import {
+  DEFAULT_LINK_TUNING,
   type LinkTraffic,
   type LinkTuning,
   PartialBlob,
@@ -14,6 +16,48 @@ import {
   type ReceivedStream,
 } from './peer-link.ts';
 import { PeerScores } from './peer-score.ts';
+
+/**
+ * `source` with its last few answers kept for a short while. Why: a swarm asks a holder for a
+ * blob in ranges, one request each, often several requesters at once, and a source such as the
+ * IndexedDB cache reads the whole blob on every get.
+ */
+function recentBlobs(source: BlobSource, entries = 2, ttlMs = 10_000): BlobSource {
+  const kept = new Map<string, { bytes: Promise<Uint8Array | null>; timer: ReturnType<typeof setTimeout> }>();
+  const forget = (sha256: string) => {
+    const k = kept.get(sha256);
+    if (k) clearTimeout(k.timer);
+    kept.delete(sha256);
+  };
+  return {
+    get(sha256) {
+      const have = kept.get(sha256);
+      const bytes = have?.bytes ?? source.get(sha256);
+      forget(sha256);
+      const timer = setTimeout(() => forget(sha256), ttlMs);
+      // Node: a memo must not keep the process alive. Browsers have no unref.
+      (timer as { unref?: () => void }).unref?.();
+      kept.set(sha256, { bytes, timer });
+      while (kept.size > entries) forget(kept.keys().next().value as string);
+      // A miss or a failed read is not kept: the blob may arrive in a moment.
+      bytes.then(
+        (b) => {
+          if (!b && kept.get(sha256)?.bytes === bytes) forget(sha256);
+        },
+        () => {
+          if (kept.get(sha256)?.bytes === bytes) forget(sha256);
+        },
+      );
+      return bytes;
+    },
+  };
+}
+
+/** Requests a fetch keeps in flight to each holder. */
+const LANES = 2;
+
+/** Pieces asked of the first holder while the blob's size is unknown (no piece list). */
+const PROBE_PIECES = 4;
 
 export interface PeerNodeOptions {
   /** The hub's host name, e.g. '127.0.0.1' or 'hub.example.org'. */
@@ -47,14 +91,16 @@ export interface PeerNodeOptions {
   readonly dialAttempts?: number;
 }
 
-/** One holder's part in a fetch. */
+/** One holder's part in one pass of a fetch. */
 export interface FetchAttempt {
   readonly peer: string;
-  /** The piece this holder was asked to start at (> 0: a resume). */
+  /** The lowest piece this holder delivered (the first it was asked for when it delivered none). */
   readonly fromPiece: number;
-  /** Pieces that had arrived, in total, when this holder finished or failed. */
+  /** One past the highest piece this holder delivered (fromPiece when none). */
   readonly toPiece: number;
-  /** Why this holder did not finish the blob; absent for the one that did. */
+  /** Pieces this holder delivered that landed (and passed their piece check, with a piece list). */
+  readonly pieces: number;
+  /** Why this holder dropped out; absent for one that served every piece it was given. */
   readonly error?: HearthError;
 }
 
@@ -65,8 +111,30 @@ export interface FetchResult {
 }
 
 export interface FetchBlobOptions {
-  /** Piece size to ask for. Default: the holder's. */
+  /** Piece size to ask for. Default: the holder's (a piece list's when `pieces` is given). */
   readonly pieceSize?: number;
+  /**
+   * Each piece's SHA-256 from a trusted source (the hub's `GET /v1/blobs/:sha256/pieces`): every
+   * piece is checked as it lands, and a bad one is pinned on the one holder that sent it.
+   * Without it, only the whole blob is checked (and a mismatch among several holders is sorted
+   * out by asking them one at a time).
+   */
+  readonly pieces?: PieceHashes;
+  /**
+   * Asked now and then while fewer than `parallel` holders are at work: holders that turned up
+   * since the fetch began (peers that finished their copy) join it and take a share.
+   *
+   * @example
+   * node.fetchBlob(first, sha256, { moreHolders: async () => (await askHubForHolders(sha256)).peers });
+   */
+  readonly moreHolders?: () => Promise<readonly string[]>;
+  /** How often `moreHolders` is asked. Default 2 s. */
+  readonly moreHoldersEveryMs?: number;
+  /**
+   * Holders asked at once, each for its own share of the pieces. Default 4. 1: one holder at a
+   * time, one request at a time, pieces in order (the next holder resumes at the first hole).
+   */
+  readonly parallel?: number;
   /** Called after each piece lands, with the holder that sent it. */
   readonly onProgress?: (peer: string, piecesDone: number, pieceCount: number) => void;
 }
@@ -108,11 +176,13 @@ export class PeerNode {
   readonly #dialing = new Map<string, { reject(e: HearthError): void }>();
   readonly #pushListeners = new Set<(s: ReceivedStream) => void>();
   readonly #traffic: LinkTraffic = { sent: 0, received: 0 };
+  readonly #source: BlobSource | undefined;
   #closed = false;
 
   private constructor(peer: Peer, opts: PeerNodeOptions, scores: PeerScores) {
     this.#peer = peer;
     this.#opts = opts;
+    this.#source = opts.source && recentBlobs(opts.source);
     this.scores = scores;
     peer.on('connection', (conn) => this.#accept(conn));
     peer.on('error', (e) => {
@@ -282,11 +352,18 @@ export class PeerNode {
   }
 
   /**
-   * Fetches a blob from its holders, best-scored first. When a holder fails mid-blob (dies,
-   * stalls, speaks garbage) the next one is asked for the rest, from the first piece that had
-   * not arrived; when the assembled bytes hash wrong, the holder that finished them is dropped
-   * and the next starts over. Fails with 'blob/missing' (details.attempts says why each holder
-   * failed) when no holder delivers.
+   * Fetches a blob from up to `parallel` holders at once (best-scored first; a holder with a
+   * negative score only stands in for one that dropped out). The pieces are split among them in
+   * contiguous shares fetched a chunk at a time; a holder that finishes its share takes half of
+   * the largest one left, and a holder that fails (dies, stalls, lies, lacks the blob) hands its
+   * unfinished pieces back to the others, or to the next holder in line. With `pieces` every piece
+   * is checked as it lands, so a bad one is pinned on its sender. The whole blob's SHA-256 is
+   * always checked; when it fails with no piece list, one sole sender is dropped, and pieces from
+   * several senders start over with one holder at a time. Fails with 'blob/missing'
+   * (details.attempts says why each holder dropped out) when the holders run out.
+   *
+   * @example
+   * const { bytes, attempts } = await node.fetchBlob(holders, sha256, { pieces: await hubPieceList(sha256) });
    */
   async fetchBlob(
     holders: string | readonly string[],
@@ -295,43 +372,309 @@ export class PeerNode {
   ): Promise<FetchResult> {
     if (!isSha256Hex(sha256))
       throw new HearthError('input/invalid', `fetchBlob: ${JSON.stringify(sha256)} is not a SHA-256.`);
-    const list = this.scores.rank(typeof holders === 'string' ? [holders] : [...holders]);
-    const partial = new PartialBlob(sha256);
+    const named = typeof holders === 'string' ? [holders] : [...holders];
+    const ranked = this.scores.rank(named);
+    let queue = [
+      ...ranked.filter((p) => this.scores.score(p) >= 0),
+      ...ranked.filter((p) => this.scores.score(p) < 0),
+    ];
+    const max = this.#opts.tuning?.maxBlobBytes ?? DEFAULT_LINK_TUNING.maxBlobBytes;
+    if (options.pieces && options.pieces.totalBytes > max) {
+      // Known up front: asking would only make every honest holder look like a liar.
+      throw new HearthError(
+        'input/invalid',
+        `Blob ${sha256} is ${options.pieces.totalBytes} bytes, over this peer's limit of ${max}.`,
+        { details: { sha256, totalBytes: options.pieces.totalBytes, limit: max } },
+      );
+    }
+    const partial = new PartialBlob(sha256, options.pieces);
     const attempts: FetchAttempt[] = [];
-    for (const peer of list) {
-      const fromPiece = partial.nextPiece;
-      let link: PeerLink;
-      try {
-        link = await this.connect(peer);
-      } catch (e) {
-        const error = isHearthError(e) ? e : new HearthError('net/unreachable', String(e), { cause: e });
-        attempts.push({ peer, fromPiece, toPiece: fromPiece, error });
-        this.scores.penalize(peer, error.code);
-        continue;
+    let parallel = Math.max(1, Math.floor(options.parallel ?? 4));
+    while (queue.length > 0) {
+      const pass = await this.#pass(queue, partial, parallel, options);
+      attempts.push(...pass.attempts);
+      queue = queue.filter((p) => !pass.failed.has(p));
+      if (!partial.complete) break;
+      const got = await sha256Hex(partial.bytes);
+      if (got === sha256) {
+        for (const peer of pass.senders) if (!pass.failed.has(peer)) this.scores.reward(peer);
+        return { bytes: partial.bytes, attempts };
       }
-      try {
-        const bytes = await link.fetch(sha256, {
-          partial,
-          ...(options.pieceSize === undefined ? {} : { pieceSize: options.pieceSize }),
-          onProgress: (done, count) => options.onProgress?.(peer, done, count),
-        });
-        attempts.push({ peer, fromPiece, toPiece: partial.nextPiece });
-        return { bytes, attempts };
-      } catch (e) {
-        const error = isHearthError(e) ? e : new HearthError('net/unreachable', String(e), { cause: e });
-        // The link has already lowered the peer's score where the failure was its fault.
-        attempts.push({ peer, fromPiece, toPiece: partial.nextPiece, error });
-        // Bytes that hashed wrong may include anyone's pieces: start over with the next holder.
-        if (error.code === 'blob/corrupt') partial.reset();
+      const senders = [...pass.senders];
+      const what = `${partial.totalBytes} bytes that hash to ${got}, not ${sha256}`;
+      for (let i = attempts.length - pass.attempts.length; i < attempts.length; i++) {
+        const a = attempts[i]!;
+        if (!pass.senders.has(a.peer) || a.error) continue;
+        const error =
+          senders.length === 1
+            ? new HearthError('blob/corrupt', `Peer ${a.peer} sent ${what}; the peer was dropped.`, {
+                details: { peer: a.peer, expected: sha256, got },
+              })
+            : new HearthError(
+                'blob/corrupt',
+                `Pieces from ${senders.length} peers assembled into ${what}; asking one peer at a time.`,
+                { details: { peer: a.peer, peers: senders, expected: sha256, got } },
+              );
+        attempts[i] = { ...a, error };
       }
+      if (senders.length === 1) {
+        // The one sender lied: drop it, as a link does when a whole blob hashes wrong.
+        const liar = senders[0]!;
+        this.scores.penalize(liar, 'blob/corrupt');
+        this.#links.get(liar)?.close();
+        queue = queue.filter((p) => p !== liar);
+      } else {
+        // No piece list says whose piece was bad: one holder at a time pins it on one.
+        parallel = 1;
+      }
+      partial.reset();
     }
     throw new HearthError(
       'blob/missing',
-      `No peer delivered blob ${sha256} (asked ${list.length} of ${typeof holders === 'string' ? 1 : holders.length}): ` +
+      `No peer delivered blob ${sha256} (asked ${new Set(attempts.map((a) => a.peer)).size} of ${named.length}): ` +
         (attempts.map((a) => `${a.peer}: ${a.error?.code}`).join(', ') || 'no holder left to ask') +
         '. Fetch it from the hub.',
       { details: { sha256, attempts: attempts.map((a) => ({ ...a, error: a.error?.toJSON() })) } },
     );
+  }
+
+  /**
+   * One pass over `queue`: up to `parallel` holders fetch shares of the missing pieces into
+   * `partial` until it is complete or every holder dropped out.
+   */
+  async #pass(
+    queue: string[],
+    partial: PartialBlob,
+    parallel: number,
+    options: FetchBlobOptions,
+  ): Promise<{ attempts: FetchAttempt[]; failed: Set<string>; senders: Set<string> }> {
+    const sha256 = partial.sha256;
+    const failed = new Set<string>();
+    const senders = new Set<string>();
+    // Per piece: which worker holds it (in flight or in its share; -1 for nobody) and whether a
+    // request for it is out. Sized once the blob's size is known.
+    let owner = new Int32Array(0);
+    let flying = new Uint8Array(0);
+    let chunk = 1;
+    let probing = false;
+    let wake: () => void = () => {};
+    let changed = new Promise<void>((r) => (wake = r));
+    const notify = () => {
+      const w = wake;
+      changed = new Promise<void>((r) => (wake = r));
+      w();
+    };
+    const workers: { peer: string; index: number }[] = [];
+
+    /** Once the size is known: deal the missing pieces out in contiguous shares. */
+    const split = () => {
+      if (owner.length === partial.pieceCount || !partial.started) return;
+      const n = partial.pieceCount;
+      const probe = owner.length > 0 ? owner : undefined;
+      owner = new Int32Array(n).fill(-1);
+      const wasFlying = flying;
+      flying = new Uint8Array(n);
+      if (probe) {
+        owner.set(probe.subarray(0, Math.min(n, probe.length)));
+        flying.set(wasFlying.subarray(0, Math.min(n, wasFlying.length)));
+      }
+      const free: number[] = [];
+      for (let i = 0; i < n; i++) if (!partial.has(i) && !flying[i]) free.push(i);
+      // Smaller ranges where holders may still join, so there is more for them to take over.
+      const k = Math.max(1, options.moreHolders ? parallel : Math.min(parallel, queue.length));
+      chunk = Math.max(1, Math.min(16, Math.ceil(free.length / (k * 4))));
+      // Shares go to the workers started so far; later ones (spares) take from them.
+      const live = workers.filter((w) => !failed.has(w.peer));
+      if (live.length === 0) return;
+      free.forEach((piece, j) => {
+        owner[piece] = live[Math.floor((j * live.length) / free.length)]!.index;
+      });
+    };
+
+    /** The next range for worker `w`: its own share first, then unowned pieces, then half of the largest share. */
+    const take = (w: number): [number, number] | undefined => {
+      if (!partial.started) {
+        if (probing) return undefined;
+        probing = true;
+        owner = new Int32Array(PROBE_PIECES).fill(w);
+        flying = new Uint8Array(PROBE_PIECES).fill(1);
+        return [0, PROBE_PIECES];
+      }
+      split();
+      const n = partial.pieceCount;
+      const runFrom = (first: number, mine: (i: number) => boolean): [number, number] => {
+        let end = first;
+        while (end < n && end - first < chunk && mine(end) && !partial.has(end) && !flying[end]) end++;
+        for (let i = first; i < end; i++) {
+          owner[i] = w;
+          flying[i] = 1;
+        }
+        return [first, end];
+      };
+      const open = (i: number) => !partial.has(i) && !flying[i];
+      for (let i = 0; i < n; i++) if (owner[i] === w && open(i)) return runFrom(i, (j) => owner[j] === w);
+      for (let i = 0; i < n; i++) if (owner[i] === -1 && open(i)) return runFrom(i, (j) => owner[j] === -1);
+      // Steal: the tail half of the worker with the most pieces waiting in its share.
+      const waiting = new Map<number, number[]>();
+      for (let i = 0; i < n; i++) {
+        if (owner[i]! >= 0 && owner[i] !== w && open(i)) {
+          const list = waiting.get(owner[i]!) ?? [];
+          list.push(i);
+          waiting.set(owner[i]!, list);
+        }
+      }
+      let victim: number[] | undefined;
+      for (const list of waiting.values()) if (!victim || list.length > victim.length) victim = list;
+      if (!victim) return undefined;
+      for (const i of victim.slice(Math.floor(victim.length / 2))) owner[i] = w;
+      for (let i = 0; i < n; i++) if (owner[i] === w && open(i)) return runFrom(i, (j) => owner[j] === w);
+      return undefined;
+    };
+
+    /** Hands back a worker's unfinished pieces (its share and what it had in flight). */
+    const release = (w: number) => {
+      for (let i = 0; i < owner.length; i++) {
+        if (owner[i] === w) {
+          owner[i] = -1;
+          flying[i] = 0;
+        }
+      }
+      if (!partial.started) probing = false;
+      notify();
+    };
+
+    const attempts: FetchAttempt[] = [];
+    const run = async (peer: string, index: number): Promise<void> => {
+      let pieces = 0;
+      let lo = Number.POSITIVE_INFINITY;
+      let hi = -1;
+      let asked = -1;
+      let error: HearthError | undefined;
+      const asError = (e: unknown) =>
+        isHearthError(e) ? e : new HearthError('net/unreachable', String(e), { cause: e });
+      let link: PeerLink | undefined;
+      try {
+        link = await this.connect(peer);
+      } catch (e) {
+        error = asError(e);
+        // A link lowers the score itself where the failure was the peer's fault; a dial does not.
+        this.scores.penalize(peer, error.code);
+      }
+      /** One request at a time, taking the next range as the last one lands. */
+      const lane = async (l: PeerLink) => {
+        while (!error && !partial.complete && !this.#closed) {
+          const range = take(index);
+          if (!range) {
+            await changed;
+            continue;
+          }
+          if (asked < 0) asked = range[0];
+          try {
+            await l.fetch(sha256, {
+              partial,
+              fromPiece: range[0],
+              toPiece: range[1],
+              ...(options.pieceSize === undefined ? {} : { pieceSize: options.pieceSize }),
+              onPiece: (i) => {
+                pieces++;
+                lo = Math.min(lo, i);
+                hi = Math.max(hi, i);
+                senders.add(peer);
+                notify();
+              },
+              onProgress: (done, count) => options.onProgress?.(peer, done, count),
+            });
+          } catch (e) {
+            error ??= asError(e);
+          } finally {
+            // Whatever landed stays; the rest of the range is anybody's again.
+            for (let i = range[0]; i < Math.min(range[1], flying.length); i++) {
+              flying[i] = 0;
+              if (!partial.has(i) && owner[i] === index) owner[i] = -1;
+            }
+            if (!partial.started) probing = false;
+            notify();
+          }
+        }
+      };
+      // Two requests in flight per holder, so the round trip between ranges costs no time; one
+      // when asked for one holder at a time, so pieces arrive in order and a resume starts where
+      // the last holder stopped.
+      const lanes = parallel === 1 ? 1 : LANES;
+      if (link) await Promise.all(Array.from({ length: lanes }, () => lane(link)));
+      if (error) {
+        failed.add(peer);
+        release(index);
+      }
+      const from = hi < 0 ? Math.max(0, asked) : lo;
+      attempts[index] = {
+        peer,
+        fromPiece: from,
+        toPiece: hi < 0 ? from : hi + 1,
+        pieces,
+        ...(error ? { error } : {}),
+      };
+    };
+
+    // Up to `parallel` workers; one that drops out is replaced by the next holder in line.
+    // Holders with a negative score stand in only for one that dropped out.
+    const running = new Set<Promise<void>>();
+    const started = new Set<string>();
+    const startOne = (anyScore: boolean) => {
+      const peer =
+        queue.find((p) => !started.has(p) && this.scores.score(p) >= 0) ??
+        (anyScore ? queue.find((p) => !started.has(p)) : undefined);
+      if (peer === undefined) return false;
+      started.add(peer);
+      const index = workers.length;
+      workers.push({ peer, index });
+      const p: Promise<void> = run(peer, index).finally(() => running.delete(p));
+      running.add(p);
+      return true;
+    };
+    while (running.size < parallel && startOne(running.size === 0)) {}
+    // Holders that turn up while the fetch runs (peers that finished their copy) join it: asked
+    // at most once per interval, and only while a worker slot is free.
+    const every = options.moreHoldersEveryMs ?? 2000;
+    let asking = false;
+    let lastAsked = performance.now();
+    let wakePass: () => void = () => {};
+    const askMore = () => {
+      const more = options.moreHolders;
+      if (!more || asking || partial.complete || running.size >= parallel) return;
+      if (performance.now() - lastAsked < every) return;
+      asking = true;
+      more()
+        .then((list) => {
+          let added = false;
+          for (const p of list) {
+            if (typeof p === 'string' && p !== this.id && !queue.includes(p) && !this.scores.banned(p)) {
+              queue.push(p);
+              added = true;
+            }
+          }
+          if (added) wakePass();
+        })
+        .catch(() => {
+          // No news is no loss: the holders already known carry on.
+        })
+        .finally(() => {
+          asking = false;
+          lastAsked = performance.now();
+        });
+    };
+    while (running.size > 0) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const tick = new Promise<void>((resolve) => {
+        wakePass = resolve;
+        if (options.moreHolders) timer = setTimeout(resolve, every);
+      });
+      await Promise.race([...running, tick]);
+      clearTimeout(timer);
+      askMore();
+      while (!partial.complete && running.size < parallel && startOne(failed.size > 0)) {}
+    }
+    return { attempts: attempts.filter((a) => a !== undefined), failed, senders };
   }
 
   /** Closes every link and leaves the PeerServer. */
@@ -372,7 +715,7 @@ export class PeerNode {
     const link: PeerLink = new PeerLink(conn, {
       initiator,
       scores: this.scores,
-      ...(this.#opts.source ? { source: this.#opts.source } : {}),
+      ...(this.#source ? { source: this.#source } : {}),
       onPush: (s) => this.#dispatch(s),
       acceptsPushes: () => this.#opts.onPush !== undefined || this.#pushListeners.size > 0,
       traffic: this.#traffic,

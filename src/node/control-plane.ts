@@ -8,8 +8,11 @@ import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { type WebSocket, WebSocketServer } from 'ws';
 import { HearthError, isHearthError } from '../core/errors.ts';
+import { IssuedPeers, verifyContribution } from '../hub/allreduce-audit.ts';
 import { importVolunteerKey, newNonce, type VolunteerKey, verifyChallenge } from '../hub/identity.ts';
+import type { HubRounds } from '../hub/rounds.ts';
 import type { Scheduler } from '../hub/scheduler.ts';
+import type { AllReduceReportRecord } from '../hub/store.ts';
 import type { BlobSwarm } from '../hub/swarm.ts';
 import {
   type ClientMessage,
@@ -73,6 +76,19 @@ export interface ControlPlaneOptions {
    * refused as 'unsupported'.
    */
   readonly swarm?: BlobSwarm;
+  /**
+   * Accountable all-reduce (issue 5; needs `swarm`, which issues the peer ids): `record` keeps each
+   * verified `allreduce-report`, and with `rounds` volunteers may average through the hub
+   * (`allreduce-fallback`). Without it both messages are refused as 'unsupported'.
+   */
+  readonly allreduce?: {
+    readonly record: (r: AllReduceReportRecord) => void;
+    readonly rounds?: HubRounds;
+    /** Peer ids issued and to whom (default: one made here, remembered an hour after close). */
+    readonly issued?: IssuedPeers;
+    /** Reports one connection may send per minute (default 60): each is a write to the store. */
+    readonly reportsPerMinute?: number;
+  };
   /** Clock (ms since the epoch) passed to the scheduler; default Date.now. */
   readonly now?: () => number;
   /** Called with failures that are the hub's own fault (default console.error). */
@@ -168,6 +184,8 @@ export function attachControlPlane(
   const sockets = new Set<WebSocket>();
   const peerIds = new Set<string>();
   const swarm = opts.swarm;
+  const allreduce = opts.allreduce;
+  const issued = allreduce?.issued ?? new IssuedPeers();
   // Sockets heard from (a pong or a message) since the last ping sweep.
   const heard = new WeakSet<WebSocket>();
   let closing = false;
@@ -228,6 +246,8 @@ export function attachControlPlane(
     let tokens = burst;
     let lastRefill = Date.now();
     let queued = 0;
+    // Report times of the last minute, for allreduce.reportsPerMinute.
+    const reported: number[] = [];
     let chain: Promise<void> = Promise.resolve();
     // The socket may already be dead when released; ws keeps the address count honest via 'close'.
     let released = false;
@@ -274,7 +294,10 @@ export function attachControlPlane(
           // A fresh random PeerJS id per connection: unguessable, so holders the hub names are
           // connections it authenticated, and nobody can squat on another volunteer's id.
           const peerId = swarm ? `h${randomBytes(16).toString('hex')}` : undefined;
-          if (peerId) peerIds.add(peerId);
+          if (peerId) {
+            peerIds.add(peerId);
+            issued.issue(peerId, key);
+          }
           phase = { name: 'ready', id: key.id, caps, ...(peerId ? { peerId } : {}) };
           byVolunteer.set(key.id, (byVolunteer.get(key.id) ?? 0) + 1);
           return send({ v: 1, type: 'welcome', volunteerId: key.id, ...(peerId ? { peerId } : {}) });
@@ -329,6 +352,57 @@ export function attachControlPlane(
               peers,
               ...(fetching > 0 ? { fetching } : {}),
             });
+          }
+          case 'allreduce-report': {
+            const me = phase.peerId;
+            if (!allreduce || !me)
+              return fail('unsupported', `${m.type}: this hub keeps no all-reduce reports.`);
+            if (!m.group.includes(me)) {
+              return fail('refused', `${m.type}: this connection's peer id ${me} is not in message.group.`);
+            }
+            const limit = allreduce.reportsPerMinute ?? 60;
+            const t = Date.now();
+            while (reported.length > 0 && reported[0]! <= t - 60_000) reported.shift();
+            if (reported.length >= limit) {
+              return fail('refused', `${m.type}: over ${limit} reports a minute on this connection.`);
+            }
+            reported.push(t);
+            const verdicts = await Promise.all(
+              m.contributions.map((c) => verifyContribution(m.round, c, issued)),
+            );
+            allreduce.record({
+              round: m.round,
+              reporter: id,
+              reporterPeer: me,
+              receivedAt: now(),
+              group: m.group,
+              contributors: m.contributors,
+              contributions: m.contributions.map((c, i) => ({ ...c, verdict: verdicts[i]! })),
+              mean: m.mean,
+              dropped: m.dropped,
+            });
+            const flagged = m.contributions
+              .map((c, i) => ({ peer: c.peer, verdict: verdicts[i]! }))
+              .filter((f) => f.verdict !== 'valid');
+            return send({ v: 1, type: 'allreduce-ack', round: m.round, flagged });
+          }
+          case 'allreduce-fallback': {
+            const me = phase.peerId;
+            const rounds = allreduce?.rounds;
+            if (!rounds || !me) return fail('unsupported', `${m.type}: this hub does not average rounds.`);
+            try {
+              const t = rounds.join({ ...m, peer: me, volunteer: id });
+              return send({
+                v: 1,
+                type: 'allreduce-ticket',
+                round: m.round,
+                ticket: t.ticket,
+                deadline: t.deadline,
+              });
+            } catch (e) {
+              if (isHearthError(e)) return fail('refused', `${m.type}: ${e.message}`);
+              throw e;
+            }
           }
         }
       } catch (e) {
@@ -393,6 +467,7 @@ export function attachControlPlane(
       if (was.name !== 'ready') return;
       if (was.peerId) {
         peerIds.delete(was.peerId);
+        issued.release(was.peerId);
         swarm?.drop(was.peerId);
       }
       const left = (byVolunteer.get(was.id) ?? 1) - 1;

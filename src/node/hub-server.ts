@@ -16,12 +16,16 @@ import { isSha256Hex } from '../core/hash.ts';
 import { BlobDir, isTooLarge } from '../hub/blobs.ts';
 import { JournaledStore } from '../hub/journaled-store.ts';
 import { type OracleRunner, withHubHoneypots } from '../hub/oracle.ts';
+import { PieceHashCache } from '../hub/piece-hashes.ts';
+import { HubRounds, type HubRoundsOptions } from '../hub/rounds.ts';
 import { Scheduler } from '../hub/scheduler.ts';
 import type { HubStore } from '../hub/store.ts';
 import { BlobSwarm } from '../hub/swarm.ts';
 import { authenticate, bearer, createToken, listTokens, type Principal, revokeToken } from '../hub/tokens.ts';
+import { BLOB_PIECES_VERSION } from '../protocol/blob-pieces.ts';
 import { countJobFlops } from '../protocol/flops.ts';
 import { type Manifest, type OnnxManifest, parseManifest } from '../protocol/manifest.ts';
+import { roundAuditOf, serveRoundTicketRoute } from './allreduce-routes.ts';
 import {
   attachControlPlane,
   CONTROL_PATH,
@@ -65,6 +69,8 @@ export interface HubOptions {
    * pages, `allowedOrigins`, and clients that send no Origin (non-browser peers).
    */
   readonly peer?: PeerServerOptions | false;
+  /** Averaging all-reduce rounds through the hub (issue 5's fallback): sizes, caps, deadlines. */
+  readonly allreduce?: HubRoundsOptions;
   /**
    * Runs the shards behind a manifest's `autoHoneypots` on the hub itself. Default: a compute
    * engine on this machine's GPU through Dawn (onnxruntime-web's wasm for ONNX), made on first use.
@@ -143,6 +149,8 @@ function fromHearth(e: HearthError, status = 400): HttpError {
  *
  * Routes (JSON unless noted; `Authorization: Bearer <token>` on every one except blob reads):
  * - `PUT /v1/blobs/:sha256` upload (streamed, hashed, size-limited) → 201 `{ sha256, bytes }`
+ * - `GET /v1/blobs/:sha256/pieces` `{ v, sha256, totalBytes, pieceSize, pieces }`: each piece's
+ *   SHA-256 (protocol/blob-pieces.ts), public like the bytes
  * - `GET|HEAD /v1/blobs/:sha256` raw bytes with `Range` (206). Public: a blob is named by its
  *   hash, volunteers fetch inputs here as the data plane's fallback, and knowing the hash is
  *   knowing what to ask for — results are never blobs, so they stay behind tokens.
@@ -151,6 +159,9 @@ function fromHearth(e: HearthError, status = 400): HttpError {
  *   is done or failed); `GET /v1/jobs/:id/results` the canonical results index;
  *   `GET /v1/jobs/:id/results/:shard/:output` raw bytes (`:shard` is the index or the shard id).
  *   Job routes answer only the token that submitted the job (403 `http/forbidden`) or the admin.
+ * - all-reduce (src/node/allreduce-routes.ts): `PUT /v1/allreduce/:round/contributions` and
+ *   `GET /v1/allreduce/:round/mean` with a round's ticket; `GET /v1/allreduce/:round` reports and
+ *   verdicts (any token)
  * - admin only: `POST /v1/tokens` `{ name }` → `{ name, token }`, `GET /v1/tokens`,
  *   `DELETE /v1/tokens/:name`
  *
@@ -196,7 +207,10 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
       return engine;
     });
   const stats: HubStats = { blobBytesServed: 0 };
+  // Rounds average peers' tensors: only where peers exist (the control plane issues their ids).
+  const rounds = opts.peer === false ? undefined : new HubRounds(opts.allreduce);
   const ctx: Ctx = {
+    rounds,
     store,
     scheduler,
     blobs,
@@ -258,6 +272,9 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
     selfOrigins: [...self],
     manifestOf: (job) => store.getJob(job)?.manifest,
     ...(swarm ? { swarm } : {}),
+    ...(swarm
+      ? { allreduce: { record: (r) => store.putAllReduceReport(r), ...(rounds ? { rounds } : {}) } }
+      : {}),
   });
   if (opts.peer !== false) {
     const peerOpts = opts.peer ?? {};
@@ -301,6 +318,7 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
         clearInterval(expiry);
         // Volunteers first: their disconnects still reach the scheduler while the store is open.
         await controlPlane.close();
+        rounds?.close();
         await p2p?.close();
         await new Promise<void>((resolve) => {
           server.close(() => resolve());
@@ -315,6 +333,8 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
 }
 
 interface Ctx {
+  /** Rounds averaged through the hub (undefined without peers). */
+  readonly rounds: HubRounds | undefined;
   readonly store: HubStore;
   readonly scheduler: Scheduler;
   readonly blobs: BlobDir;
@@ -354,7 +374,25 @@ async function handle(ctx: Ctx, req: IncomingMessage, res: ServerResponse): Prom
     await serveBlob(ctx, req, res, seg[2]!);
     return;
   }
+  if (
+    seg[1] === 'blobs' &&
+    seg.length === 4 &&
+    seg[3] === 'pieces' &&
+    (method === 'GET' || method === 'HEAD')
+  ) {
+    await servePieces(ctx, req, res, seg[2]!);
+    return;
+  }
+  // All-reduce uploads and means carry a round's ticket, not a researcher token.
+  if (seg[1] === 'allreduce' && seg.length === 4) {
+    await serveRoundTicketRoute(ctx.rounds, req, res, seg[2]!, seg[3]!);
+    return;
+  }
   const who = principal(ctx, req);
+  if (seg[1] === 'allreduce' && seg.length === 3) {
+    allow(method, ['GET', 'HEAD']);
+    return send(req, res, 200, roundAuditOf(ctx.store, seg[2]!));
+  }
 
   if (seg[1] === 'blobs' && seg.length === 3) {
     allow(method, ['GET', 'HEAD', 'PUT']);
@@ -669,6 +707,25 @@ async function serveBlob(ctx: Ctx, req: IncomingMessage, res: ServerResponse, sh
     });
     file.pipe(res);
   });
+}
+
+/** Piece lists per blob folder: kept beside the hub's context rather than in it, made on first use. */
+const pieceLists = new WeakMap<BlobDir, PieceHashCache>();
+
+/**
+ * `GET /v1/blobs/:sha256/pieces`: each piece's SHA-256 (protocol/blob-pieces.ts), public like the
+ * blob itself — it says nothing the bytes do not. A swarm fetch checks peers' pieces against it.
+ */
+async function servePieces(ctx: Ctx, req: IncomingMessage, res: ServerResponse, sha: string): Promise<void> {
+  blobHash(sha);
+  let lists = pieceLists.get(ctx.blobs);
+  if (!lists) {
+    lists = new PieceHashCache(ctx.blobs);
+    pieceLists.set(ctx.blobs, lists);
+  }
+  const list = await lists.get(sha);
+  if (!list) throw new HttpError(404, 'blob/missing', `blob ${sha} is not on this hub.`);
+  send(req, res, 200, { v: BLOB_PIECES_VERSION, ...list });
 }
 
 /** Every blob a manifest names that a volunteer will need to fetch. */

@@ -20,24 +20,57 @@
 //  28  32   SHA-256 of the group (ids in order) — peers with another group order are not mixed
 //  60  32   reduce-scatter: the forwarded contribution's SHA-256; all-gather: digest of the
 //           round's contribution list, so two peers that were told different hashes notice
-//  92  R    round id
+//  92  u16  signature length S (ASCII base64url; 0: unsigned) — version 2
+//  94  u16  zero (reserved)
+//  96  R    round id
 //  ..  ⌈G/8⌉ dropped-peer bitmask over the group (bit i: group[i] is out) — names the attempt
 //  ..  I    volunteer identity of the forwarded contribution
+//  ..  S    the contributor's signature of contributionMessage(round, sha256), base64url
 //  ..  0–3  zero padding to a multiple of 4, so the payload can be read as a Float32Array in place
 //  ..  4·n  payload, f32
 import { HearthError } from '../core/errors.ts';
 import { toHex } from '../core/hash.ts';
 
-export const ALLREDUCE_PROTOCOL_VERSION = 1;
+export const ALLREDUCE_PROTOCOL_VERSION = 2;
 const MAGIC = 0x52;
-const FIXED_BYTES = 92;
+const FIXED_BYTES = 96;
 /** Most peers one round may name. */
 export const MAX_GROUP = 1024;
 /** Longest round id, in UTF-8 bytes. */
 export const MAX_ROUND_ID_BYTES = 128;
 /** Longest volunteer identity, in UTF-8 bytes. */
 export const MAX_IDENTITY_BYTES = 256;
+/** Longest contribution signature, in characters (a P-256 P1363 signature is 86 in base64url). */
+export const MAX_SIGNATURE_CHARS = 128;
 const NO_CONTRIBUTION = 0xffff;
+const SIGNATURE = /^[A-Za-z0-9_-]*$/;
+/** First line of every string a volunteer signs for a contribution (see contributionMessage). */
+export const CONTRIBUTION_DOMAIN = 'hearth-allreduce/v1';
+
+/**
+ * The string a volunteer signs to vouch for its contribution to a round: a domain line that no
+ * other signed string of Hearth starts with (the hub's auth challenge starts with
+ * `hearth-volunteer-auth/`), the round id and the tensor's SHA-256. The hub verifies it against the
+ * key the volunteer authenticated with, so a contribution is bound to one volunteer and one round.
+ *
+ * @example
+ * const signature = await identity.sign(contributionMessage('job-7/round-12', sha256));
+ */
+export function contributionMessage(round: string, sha256: string): string {
+  return `${CONTRIBUTION_DOMAIN}\n${round}\n${sha256}`;
+}
+
+/** Whether `message` is a contribution message (a signer refuses to sign anything else). */
+export function isContributionMessage(message: string): boolean {
+  const parts = message.split('\n');
+  return (
+    parts.length === 3 &&
+    parts[0] === CONTRIBUTION_DOMAIN &&
+    parts[1]!.length > 0 &&
+    utf8.encode(parts[1]).byteLength <= MAX_ROUND_ID_BYTES &&
+    /^[0-9a-f]{64}$/.test(parts[2]!)
+  );
+}
 
 export type AllReducePhase = 'reduce' | 'gather';
 const PHASE_CODE: Readonly<Record<AllReducePhase, number>> = { reduce: 1, gather: 2 };
@@ -49,6 +82,8 @@ export interface ForwardedContribution {
   readonly sha256: string;
   /** The contributor's volunteer identity, when it gave one. */
   readonly volunteer?: string;
+  /** Its signature of contributionMessage(round, sha256), base64url, when it signed. */
+  readonly signature?: string;
 }
 
 /** One decoded all-reduce message. `payload` is a view into the received bytes. */
@@ -121,8 +156,16 @@ export function encodeAllReduce(m: AllReduceMessage): Uint8Array {
       `a volunteer identity is at most ${MAX_IDENTITY_BYTES} UTF-8 bytes.`,
     );
   }
+  const sigText = m.contribution?.signature ?? '';
+  if (sigText.length > MAX_SIGNATURE_CHARS || !SIGNATURE.test(sigText)) {
+    throw new HearthError(
+      'input/invalid',
+      `a contribution signature is at most ${MAX_SIGNATURE_CHARS} base64url characters.`,
+    );
+  }
+  const signature = utf8.encode(sigText);
   const maskBytes = Math.ceil(m.groupSize / 8);
-  const head = FIXED_BYTES + round.byteLength + maskBytes + identity.byteLength;
+  const head = FIXED_BYTES + round.byteLength + maskBytes + identity.byteLength + signature.byteLength;
   const payloadAt = Math.ceil(head / 4) * 4;
   const buf = new Uint8Array(payloadAt + m.payload.byteLength);
   const dv = new DataView(buf.buffer);
@@ -147,12 +190,15 @@ export function encodeAllReduce(m: AllReduceMessage): Uint8Array {
     );
   }
   hexInto(hash, buf, 60);
+  dv.setUint16(92, signature.byteLength, true);
   let at = FIXED_BYTES;
   buf.set(round, at);
   at += round.byteLength;
   for (const i of m.dropped) buf[at + (i >> 3)] |= 1 << (i & 7);
   at += maskBytes;
   buf.set(identity, at);
+  at += identity.byteLength;
+  buf.set(signature, at);
   buf.set(new Uint8Array(m.payload.buffer, m.payload.byteOffset, m.payload.byteLength), payloadAt);
   return buf;
 }
@@ -184,14 +230,17 @@ export function decodeAllReduce(bytes: Uint8Array): AllReduceMessage {
   const roundLen = dv.getUint16(22, true);
   const index = dv.getUint16(24, true);
   const identityLen = dv.getUint16(26, true);
+  const signatureLen = dv.getUint16(92, true);
+  if (dv.getUint16(94, true) !== 0) throw bad('reserved bytes 94–95 are not zero', 'reserved');
   if (groupSize < 1 || groupSize > MAX_GROUP)
     throw bad(`group size ${groupSize} is outside [1, ${MAX_GROUP}]`, 'groupSize');
   if (roundLen < 1 || roundLen > MAX_ROUND_ID_BYTES) throw bad(`round id of ${roundLen} bytes`, 'round');
   if (identityLen > MAX_IDENTITY_BYTES) throw bad(`identity of ${identityLen} bytes`, 'identity');
+  if (signatureLen > MAX_SIGNATURE_CHARS) throw bad(`signature of ${signatureLen} bytes`, 'signature');
   if (elements > totalElements)
     throw bad(`a chunk of ${elements} elements in a tensor of ${totalElements}`, 'elements');
   const maskBytes = Math.ceil(groupSize / 8);
-  const head = FIXED_BYTES + roundLen + maskBytes + identityLen;
+  const head = FIXED_BYTES + roundLen + maskBytes + identityLen + signatureLen;
   const payloadAt = Math.ceil(head / 4) * 4;
   if (bytes.byteLength !== payloadAt + 4 * elements) {
     throw bad(
@@ -201,13 +250,17 @@ export function decodeAllReduce(bytes: Uint8Array): AllReduceMessage {
   }
   let round: string;
   let volunteer: string;
+  const idAt = FIXED_BYTES + roundLen + maskBytes;
   try {
     round = fromUtf8.decode(bytes.subarray(FIXED_BYTES, FIXED_BYTES + roundLen));
-    const idAt = FIXED_BYTES + roundLen + maskBytes;
     volunteer = fromUtf8.decode(bytes.subarray(idAt, idAt + identityLen));
   } catch {
     throw bad('text is not UTF-8', 'round');
   }
+  const signature = String.fromCharCode(
+    ...bytes.subarray(idAt + identityLen, idAt + identityLen + signatureLen),
+  );
+  if (!SIGNATURE.test(signature)) throw bad('the signature is not base64url', 'signature');
   const mask = bytes.subarray(FIXED_BYTES + roundLen, FIXED_BYTES + roundLen + maskBytes);
   const dropped: number[] = [];
   for (let i = 0; i < maskBytes * 8; i++) {
@@ -238,10 +291,15 @@ export function decodeAllReduce(bytes: Uint8Array): AllReduceMessage {
     if (index >= groupSize) throw bad(`contribution index ${index} is outside the group`, 'contribution');
     return {
       ...common,
-      contribution: { index, sha256: hash, ...(identityLen > 0 ? { volunteer } : {}) },
+      contribution: {
+        index,
+        sha256: hash,
+        ...(identityLen > 0 ? { volunteer } : {}),
+        ...(signatureLen > 0 ? { signature } : {}),
+      },
     };
   }
-  if (index !== NO_CONTRIBUTION || identityLen !== 0)
+  if (index !== NO_CONTRIBUTION || identityLen !== 0 || signatureLen !== 0)
     throw bad('an all-gather message carries a contribution', 'contribution');
   return { ...common, digest: hash };
 }

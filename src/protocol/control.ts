@@ -9,6 +9,7 @@
 // hub's message-size limit bounds. Larger outputs belong on the data plane (by hash).
 import { HearthError } from '../core/errors.ts';
 import { isSha256Hex, sha256Hex } from '../core/hash.ts';
+import { MAX_GROUP, MAX_ROUND_ID_BYTES } from './allreduce.ts';
 import {
   DTYPES,
   type OutputTensor,
@@ -38,6 +39,12 @@ export const CONTROL_LIMITS = {
   maxAnnounce: 256,
   /** Peer ids in one `holders` answer. */
   maxHolders: 16,
+  /** Members of one all-reduce group (protocol/allreduce.ts MAX_GROUP). */
+  maxAllReduceGroup: MAX_GROUP,
+  /** Elements of one tensor averaged through the hub (a hub may allow fewer). */
+  maxAllReduceElements: 2 ** 26,
+  /** Characters of a round id (and at most 128 UTF-8 bytes, as on the data plane). */
+  maxRoundChars: MAX_ROUND_ID_BYTES,
 } as const;
 
 /** What a volunteer's device reports on hello (the scheduler matches shards by it). */
@@ -105,6 +112,52 @@ export interface HoldersRequestMessage {
   readonly type: 'holders-request';
   readonly sha256: string;
 }
+/** One member's contribution to an all-reduce round, as a member reports it. */
+export interface ReportedContribution {
+  /** The member's PeerJS id (issued by the hub with `welcome`). */
+  readonly peer: string;
+  /** The volunteer id it gave on the ring. */
+  readonly volunteer: string;
+  /** SHA-256 of the tensor it contributed. */
+  readonly sha256: string;
+  /** Its signature of contributionMessage(round, sha256) (protocol/allreduce.ts), base64url. */
+  readonly signature: string;
+}
+/**
+ * "This round finished, with these signed contributions": the hub checks each signature against
+ * the key of the volunteer its peer id was issued to, stores the report and answers
+ * `allreduce-ack`. Sent by any member that finished the round over the ring.
+ */
+export interface AllReduceReportMessage {
+  readonly v: 1;
+  readonly type: 'allreduce-report';
+  readonly round: string;
+  /** Peer ids in the round's order; the sender's own included. */
+  readonly group: readonly string[];
+  /** Members whose tensors are in the mean, in group order. */
+  readonly contributors: readonly string[];
+  /** One per contributor, in the same order. */
+  readonly contributions: readonly ReportedContribution[];
+  /** SHA-256 of the mean's f32 bytes. */
+  readonly mean: string;
+  /** Members left out. */
+  readonly dropped: readonly string[];
+}
+/**
+ * "The ring failed; let me average through the hub": the hub answers `allreduce-ticket`, a
+ * one-time secret for `PUT /v1/allreduce/:round/contributions` and `GET /v1/allreduce/:round/mean`.
+ * Every member that falls back sends the same group and element count.
+ */
+export interface AllReduceFallbackMessage {
+  readonly v: 1;
+  readonly type: 'allreduce-fallback';
+  readonly round: string;
+  readonly group: readonly string[];
+  /** f32 elements of the tensor. */
+  readonly elements: number;
+  /** SHA-256 of the tensor's bytes, checked when they arrive. */
+  readonly sha256: string;
+}
 export type ClientMessage =
   | HelloMessage
   | AuthMessage
@@ -112,7 +165,9 @@ export type ClientMessage =
   | HeartbeatMessage
   | ResultMessage
   | AnnounceMessage
-  | HoldersRequestMessage;
+  | HoldersRequestMessage
+  | AllReduceReportMessage
+  | AllReduceFallbackMessage;
 
 // ---- hub → client ----
 export interface ChallengeMessage {
@@ -219,6 +274,38 @@ export interface HoldersMessage {
    */
   readonly fetching?: number;
 }
+/** The hub's judgement of one reported contribution. */
+export type ContributionVerdict =
+  /** Signed by the key of the volunteer the peer id was issued to. */
+  | 'valid'
+  /** The signature does not verify with that volunteer's key. */
+  | 'bad-signature'
+  /** The peer id was issued to another volunteer than the one named. */
+  | 'wrong-volunteer'
+  /** The hub never issued this peer id, or has forgotten it. */
+  | 'unknown-peer';
+export const CONTRIBUTION_VERDICTS: readonly ContributionVerdict[] = [
+  'valid',
+  'bad-signature',
+  'wrong-volunteer',
+  'unknown-peer',
+];
+export interface AllReduceAckMessage {
+  readonly v: 1;
+  readonly type: 'allreduce-ack';
+  readonly round: string;
+  /** Contributions that are not 'valid', with the hub's verdict (empty when all verified). */
+  readonly flagged: readonly { readonly peer: string; readonly verdict: ContributionVerdict }[];
+}
+export interface AllReduceTicketMessage {
+  readonly v: 1;
+  readonly type: 'allreduce-ticket';
+  readonly round: string;
+  /** 64 hex digits: `Authorization: Bearer <ticket>` on the round's upload and mean routes. */
+  readonly ticket: string;
+  /** ms since the epoch: the hub averages what it has by then. */
+  readonly deadline: number;
+}
 export type HubMessage =
   | ChallengeMessage
   | WelcomeMessage
@@ -228,7 +315,9 @@ export type HubMessage =
   | AckMessage
   | ErrorMessage
   | AnnouncedMessage
-  | HoldersMessage;
+  | HoldersMessage
+  | AllReduceAckMessage
+  | AllReduceTicketMessage;
 
 const CLIENT_TYPES = [
   'hello',
@@ -238,6 +327,8 @@ const CLIENT_TYPES = [
   'result',
   'announce',
   'holders-request',
+  'allreduce-report',
+  'allreduce-fallback',
 ] as const;
 const HUB_TYPES = [
   'challenge',
@@ -249,9 +340,12 @@ const HUB_TYPES = [
   'error',
   'announced',
   'holders',
+  'allreduce-ack',
+  'allreduce-ticket',
 ] as const;
 /** A PeerJS id as the hub issues them: 'h' and 32 hex digits. */
-const PEER_ID = /^h[0-9a-f]{32}$/;
+export const PEER_ID = /^h[0-9a-f]{32}$/;
+const TICKET = /^[0-9a-f]{64}$/;
 export const ACK_OUTCOMES: readonly AckOutcome[] = ['pending', 'valid', 'invalid', 'inconclusive'];
 export const CONTROL_ERROR_CODES: readonly ControlErrorCode[] = [
   'bad-message',
@@ -393,6 +487,83 @@ function parseResult(v: unknown, path: string): ShardResult {
   return { v: 1, shard, job, kind, outputs, backend, device, ms: o.ms };
 }
 
+/** An all-reduce round id: 1 to 128 UTF-8 bytes, no control characters (it names URLs and rows). */
+export function parseRoundId(v: unknown, path: string): string {
+  const round = str(v, path, { max: CONTROL_LIMITS.maxRoundChars });
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point
+  if (/[\u0000-\u001f\u007f]/.test(round)) throw bad(path, 'control characters are not allowed.');
+  if (new TextEncoder().encode(round).byteLength > MAX_ROUND_ID_BYTES) {
+    throw bad(path, `at most ${MAX_ROUND_ID_BYTES} UTF-8 bytes.`);
+  }
+  return round;
+}
+
+function sha(v: unknown, path: string): string {
+  if (!isSha256Hex(v)) throw bad(path, 'expected 64 lowercase hex digits.');
+  return v;
+}
+
+/** Distinct hub-issued peer ids, at least `min` of them. */
+function peerList(v: unknown, path: string, min: number): string[] {
+  const list = arr(v, path, CONTROL_LIMITS.maxAllReduceGroup).map((p, i) =>
+    str(p, `${path}[${i}]`, { pattern: PEER_ID }),
+  );
+  if (list.length < min) throw bad(path, `expected at least ${min} peer ids.`);
+  if (new Set(list).size !== list.length) throw bad(path, 'a peer id appears twice.');
+  return list;
+}
+
+function parseReport(o: Record<string, unknown>): AllReduceReportMessage {
+  onlyKeys(o, 'message', ['v', 'type', 'round', 'group', 'contributors', 'contributions', 'mean', 'dropped']);
+  const round = parseRoundId(o.round, 'message.round');
+  const group = peerList(o.group, 'message.group', 2);
+  const members = new Set(group);
+  const inGroup = (list: string[], path: string) => {
+    list.forEach((p, i) => {
+      if (!members.has(p)) throw bad(`${path}[${i}]`, 'not a member of message.group.');
+    });
+    return list;
+  };
+  const contributors = inGroup(peerList(o.contributors, 'message.contributors', 1), 'message.contributors');
+  const dropped = inGroup(peerList(o.dropped, 'message.dropped', 0), 'message.dropped');
+  const list = arr(o.contributions, 'message.contributions', CONTROL_LIMITS.maxAllReduceGroup);
+  if (list.length !== contributors.length) {
+    throw bad(
+      'message.contributions',
+      `expected one per contributor (${contributors.length}), got ${list.length}.`,
+    );
+  }
+  const contributions = list.map((c, i): ReportedContribution => {
+    const path = `message.contributions[${i}]`;
+    const x = obj(c, path);
+    onlyKeys(x, path, ['peer', 'volunteer', 'sha256', 'signature']);
+    const peer = str(x.peer, `${path}.peer`, { pattern: PEER_ID });
+    if (peer !== contributors[i])
+      throw bad(`${path}.peer`, `expected ${contributors[i]} (contributors[${i}]).`);
+    if (!isSha256Hex(x.volunteer))
+      throw bad(`${path}.volunteer`, 'expected a volunteer id (64 lowercase hex digits).');
+    return {
+      peer,
+      volunteer: x.volunteer,
+      sha256: sha(x.sha256, `${path}.sha256`),
+      signature: str(x.signature, `${path}.signature`, {
+        max: CONTROL_LIMITS.maxSignatureChars,
+        pattern: B64URL,
+      }),
+    };
+  });
+  return {
+    v: 1,
+    type: 'allreduce-report',
+    round,
+    group,
+    contributors,
+    contributions,
+    mean: sha(o.mean, 'message.mean'),
+    dropped,
+  };
+}
+
 /**
  * Checks a message from a volunteer. Throws a HearthError ('input/invalid') naming the bad field.
  *
@@ -443,6 +614,18 @@ export function parseClientMessage(text: unknown): ClientMessage {
     case 'result':
       onlyKeys(o, 'message', ['v', 'type', 'result']);
       return { v: 1, type: 'result', result: parseResult(o.result, 'message.result') };
+    case 'allreduce-report':
+      return parseReport(o);
+    case 'allreduce-fallback':
+      onlyKeys(o, 'message', ['v', 'type', 'round', 'group', 'elements', 'sha256']);
+      return {
+        v: 1,
+        type,
+        round: parseRoundId(o.round, 'message.round'),
+        group: peerList(o.group, 'message.group', 1),
+        elements: int(o.elements, 'message.elements', 1, CONTROL_LIMITS.maxAllReduceElements),
+        sha256: sha(o.sha256, 'message.sha256'),
+      };
   }
 }
 
@@ -524,6 +707,27 @@ export function parseHubMessage(text: unknown): HubMessage {
     case 'no-work':
       onlyKeys(o, 'message', ['v', 'type']);
       return { v: 1, type };
+    case 'allreduce-ack': {
+      onlyKeys(o, 'message', ['v', 'type', 'round', 'flagged']);
+      const flagged = arr(o.flagged, 'message.flagged', CONTROL_LIMITS.maxAllReduceGroup).map((f, i) => {
+        const x = obj(f, `message.flagged[${i}]`);
+        onlyKeys(x, `message.flagged[${i}]`, ['peer', 'verdict']);
+        return {
+          peer: str(x.peer, `message.flagged[${i}].peer`, { pattern: PEER_ID }),
+          verdict: oneOf(x.verdict, `message.flagged[${i}].verdict`, CONTRIBUTION_VERDICTS),
+        };
+      });
+      return { v: 1, type, round: parseRoundId(o.round, 'message.round'), flagged };
+    }
+    case 'allreduce-ticket':
+      onlyKeys(o, 'message', ['v', 'type', 'round', 'ticket', 'deadline']);
+      return {
+        v: 1,
+        type,
+        round: parseRoundId(o.round, 'message.round'),
+        ticket: str(o.ticket, 'message.ticket', { pattern: TICKET }),
+        deadline: time(o.deadline, 'message.deadline'),
+      };
     case 'extended':
       onlyKeys(o, 'message', ['v', 'type', 'lease', 'deadline']);
       return {

@@ -91,13 +91,18 @@ export type Frame =
   | { readonly type: 'piece'; readonly stream: number; readonly index: number; readonly bytes: Uint8Array }
   /** Receiver → sender after the last piece: whether the assembled bytes hashed to `sha256`. */
   | { readonly type: 'end'; readonly stream: number; readonly ok: boolean; readonly sha256: string }
-  /** Receiver asks for a blob by hash, from piece `fromPiece` (resume), in pieces of `pieceSize` (0: sender's choice). */
+  /**
+   * Receiver asks for a blob by hash, pieces [fromPiece, toPiece) in pieces of `pieceSize` (0:
+   * sender's choice). Without `toPiece` the sender streams to the blob's end; a `toPiece` past
+   * the end is clamped to it, so a requester that does not know the size yet may ask for a range.
+   */
   | {
       readonly type: 'request';
       readonly stream: number;
       readonly sha256: string;
       readonly fromPiece: number;
       readonly pieceSize: number;
+      readonly toPiece?: number;
     }
   | { readonly type: 'cancel'; readonly stream: number }
   | {
@@ -215,6 +220,12 @@ function checkPieceSize(size: number, zeroAllowed: boolean): void {
   }
 }
 
+/** Why `[fromPiece, toPiece)` is not a range of at least one piece within a u32, if it is not. */
+function badRange(fromPiece: number, toPiece: number): string | undefined {
+  if (Number.isInteger(toPiece) && toPiece > fromPiece && toPiece <= 0xffff_ffff) return undefined;
+  return `toPiece ${toPiece} does not end a range that starts at piece ${fromPiece}`;
+}
+
 function checkStreamId(id: number): void {
   if (!Number.isInteger(id) || id < 0 || id > 0xffff_ffff) {
     throw new HearthError('input/invalid', `stream id ${id} is not a u32.`);
@@ -291,10 +302,15 @@ export function encodeFrame(f: Frame): Uint8Array {
       if (!isSha256Hex(f.sha256))
         throw new HearthError('input/invalid', 'request: sha256 is not 64 hex digits.');
       checkPieceSize(f.pieceSize, true);
-      const { buf, dv } = prefix('request', f.stream, 40);
+      const bad = f.toPiece === undefined ? undefined : badRange(f.fromPiece, f.toPiece);
+      if (bad) throw new HearthError('input/invalid', `request: ${bad}.`);
+      // A request for the rest of a blob stays the 48-byte frame of version 1; a range appends
+      // its end, so a range-less request is byte for byte what older peers send.
+      const { buf, dv } = prefix('request', f.stream, f.toPiece === undefined ? 40 : 44);
       dv.setUint32(8, f.fromPiece, true);
       dv.setUint32(12, f.pieceSize, true);
       hexToBytes(f.sha256, buf, 16);
+      if (f.toPiece !== undefined) dv.setUint32(48, f.toPiece, true);
       return buf;
     }
     case 'error': {
@@ -424,10 +440,15 @@ export function decodeFrame(data: unknown, limits: StreamLimits = {}): Frame {
       return { type, stream, ok: b[8] === 0, sha256: hex(12) };
     }
     case 'request': {
-      expectLength(type, b.byteLength, 48);
+      if (b.byteLength !== 52) expectLength(type, b.byteLength, 48);
       const pieceSize = dv.getUint32(12, true);
       checkPieceSize(pieceSize, true);
-      return { type, stream, fromPiece: dv.getUint32(8, true), pieceSize, sha256: hex(16) };
+      const fromPiece = dv.getUint32(8, true);
+      if (b.byteLength === 48) return { type, stream, fromPiece, pieceSize, sha256: hex(16) };
+      const toPiece = dv.getUint32(48, true);
+      const bad = badRange(fromPiece, toPiece);
+      if (bad) throw protocolError(bad, { field: 'toPiece', fromPiece, toPiece });
+      return { type, stream, fromPiece, pieceSize, sha256: hex(16), toPiece };
     }
     case 'error': {
       if (b.byteLength < 12) expectLength(type, b.byteLength, 12);

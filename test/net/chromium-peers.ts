@@ -64,7 +64,11 @@ export interface ChromiumPeer {
   connect(peer: string): Promise<void>;
   /** Leaves the PeerServer (the page stays open; `open` may be called again). */
   close(): Promise<void>;
-  fetch(holders: readonly string[], sha256: string, opts?: { pieceSize?: number }): Promise<FetchOutcome>;
+  fetch(
+    holders: readonly string[],
+    sha256: string,
+    opts?: { pieceSize?: number; parallel?: number },
+  ): Promise<FetchOutcome>;
   fetchOrHub(
     holders: readonly string[],
     sha256: string,

@@ -74,12 +74,12 @@ describe('PeerLink between Node peers through the hub’s PeerServer', () => {
     expect(got.bytes.byteLength).toBe(blob5.byteLength);
     expect(sha(got.bytes)).toBe(sha(blob5));
     expect(pieces).toBe(40);
-    expect(got.attempts).toEqual([{ peer: holder.id, fromPiece: 0, toPiece: 40 }]);
+    expect(got.attempts).toEqual([{ peer: holder.id, fromPiece: 0, toPiece: 40, pieces: 40 }]);
     expect(getter.scores.score(holder.id)).toBe(1);
     // Default piece size: the largest that fits Chromium's 262144-byte message.
     const again = await getter.fetchBlob([holder.id], sha(small));
     expect(sha(again.bytes)).toBe(sha(small));
-    expect(again.attempts).toEqual([{ peer: holder.id, fromPiece: 0, toPiece: 2 }]);
+    expect(again.attempts).toEqual([{ peer: holder.id, fromPiece: 0, toPiece: 2, pieces: 2 }]);
   }, 60_000);
 
   it('answers an unknown hash with blob/missing, and the holder keeps its score', async () => {
@@ -219,6 +219,7 @@ describe('PeerLink between Node peers through the hub’s PeerServer', () => {
     const trickler = await hostile('trickle-peer', (f, send) => {
       if (f.type === 'ping') send(encodeFrame({ type: 'pong', stream: f.stream }));
       if (f.type !== 'request') return;
+      // Every range it is asked for gets a header; only the first piece ever follows.
       send(
         encodeFrame({
           type: 'header',
@@ -226,22 +227,25 @@ describe('PeerLink between Node peers through the hub’s PeerServer', () => {
           kind: 'blob',
           totalBytes: blob5.byteLength,
           pieceSize: 65_536,
-          firstPiece: 0,
+          firstPiece: f.fromPiece,
           sha256: h,
         }),
       );
-      send(encodePiece(f.stream, 0, blob5.subarray(0, 65_536)));
+      if (f.fromPiece === 0) send(encodePiece(f.stream, 0, blob5.subarray(0, 65_536)));
     });
     const honest = await node({ source: mapSource(blob5) });
     const getter = await node();
+    // Both links open first, so the trickler (first in line) is the one asked for the first pieces.
+    await getter.connect(trickler.id);
+    await getter.connect(honest.id);
     const got = await getter.fetchBlob([trickler.id, honest.id], h);
     expect(sha(got.bytes)).toBe(h);
     const [a0, a1] = got.attempts;
-    expect(a0).toMatchObject({ peer: trickler.id, fromPiece: 0, toPiece: 1 });
+    expect(a0).toMatchObject({ peer: trickler.id, fromPiece: 0, toPiece: 1, pieces: 1 });
     expect(a0.error?.code).toBe('net/timeout');
     expect(a0.error?.message).toMatch(/stalled at piece 1 of 80/);
-    // The honest holder resumed at piece 1, in the trickler's 64 KiB pieces.
-    expect(a1).toEqual({ peer: honest.id, fromPiece: 1, toPiece: 80 });
+    // The honest holder took every other piece, the trickler's stalled ones included, in its 64 KiB pieces.
+    expect(a1).toEqual({ peer: honest.id, fromPiece: 1, toPiece: 80, pieces: 79 });
     expect(getter.scores.get(trickler.id)?.lastReason).toBe('net/timeout');
   }, 60_000);
 

@@ -59,14 +59,18 @@ function randomFrame(r: Rng): Frame {
       return { type: 'piece', stream, index: int(r, 0, 0xffff_ffff), bytes: bytes(r, int(r, 1, 300)) };
     case 3:
       return { type: 'end', stream, ok: r() < 0.5, sha256: hex(r) };
-    case 4:
+    case 4: {
+      const fromPiece = int(r, 0, 0xffff_fffe);
       return {
         type: 'request',
         stream,
         sha256: hex(r),
-        fromPiece: int(r, 0, 0xffff_ffff),
+        fromPiece,
         pieceSize: r() < 0.3 ? 0 : int(r, MIN_PIECE_BYTES, MAX_PIECE_BYTES),
+        // Half of them ask for a range (the swarm's pieces), half for the rest of the blob.
+        ...(r() < 0.5 ? { toPiece: int(r, fromPiece + 1, 0xffff_ffff) } : {}),
       };
+    }
     case 5:
       return { type: 'error', stream, reason: 'not-found', message: `no blob ${int(r, 0, 1e6)} — here` };
     case 6:
@@ -178,6 +182,41 @@ describe('stream frame codec', () => {
     const e2 = e.slice();
     new DataView(e2.buffer).setUint16(10, 100, true);
     expectProtocolError(() => decodeFrame(e2), 'length');
+  });
+
+  it('keeps a range-less request at 48 bytes and names a bad range end', () => {
+    const sha = 'cd'.repeat(32);
+    const rest = encodeFrame({ type: 'request', stream: 5, sha256: sha, fromPiece: 3, pieceSize: 0 });
+    expect(rest.byteLength).toBe(48);
+    const range = encodeFrame({
+      type: 'request',
+      stream: 5,
+      sha256: sha,
+      fromPiece: 3,
+      pieceSize: 4096,
+      toPiece: 9,
+    });
+    expect(range.byteLength).toBe(52);
+    expect(decodeFrame(range)).toEqual({
+      type: 'request',
+      stream: 5,
+      sha256: sha,
+      fromPiece: 3,
+      pieceSize: 4096,
+      toPiece: 9,
+    });
+    // An empty range (toPiece = fromPiece) and a backwards one.
+    for (const to of [3, 1]) {
+      const bad = range.slice();
+      new DataView(bad.buffer).setUint32(48, to, true);
+      const err = expectProtocolError(() => decodeFrame(bad), 'toPiece');
+      expect(err.details).toMatchObject({ fromPiece: 3, toPiece: to });
+    }
+    // Neither 48 nor 52 bytes.
+    expectProtocolError(() => decodeFrame(range.subarray(0, 50)), 'length');
+    expect(() =>
+      encodeFrame({ type: 'request', stream: 5, sha256: sha, fromPiece: 3, pieceSize: 0, toPiece: 3 }),
+    ).toThrow(/toPiece 3 does not end a range/);
   });
 
   it('checks a piece against its header: index range and exact size', () => {

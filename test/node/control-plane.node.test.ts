@@ -578,3 +578,62 @@ describe('control plane: churn', () => {
     expect(k.id).toBe(await sha256Hex(spki));
   });
 });
+
+describe('control plane: all-reduce messages (issue 5)', () => {
+  it('a hub without all-reduce (no swarm) answers both messages as unsupported', async () => {
+    const hub = await startTestHub();
+    try {
+      const { conn } = await authenticated(hub.url, await TestKey.create());
+      const p = `h${'1'.repeat(32)}`;
+      const q = `h${'2'.repeat(32)}`;
+      conn.send({
+        v: 1,
+        type: 'allreduce-fallback',
+        round: 'r',
+        group: [p, q],
+        elements: 4,
+        sha256: 'a'.repeat(64),
+      });
+      expect(await conn.msg()).toMatchObject({ type: 'error', code: 'unsupported' });
+      conn.send({
+        v: 1,
+        type: 'allreduce-report',
+        round: 'r',
+        group: [p, q],
+        contributors: [p],
+        contributions: [
+          { peer: p, volunteer: 'b'.repeat(64), sha256: 'c'.repeat(64), signature: 'A'.repeat(86) },
+        ],
+        mean: 'd'.repeat(64),
+        dropped: [],
+      });
+      expect(await conn.msg()).toMatchObject({ type: 'error', code: 'unsupported' });
+      await conn.close();
+    } finally {
+      await hub.close();
+    }
+  });
+
+  it('checks the hub’s all-reduce answers, naming the bad field', () => {
+    const p = `h${'1'.repeat(32)}`;
+    expect(
+      parseHubMessage(
+        JSON.stringify({
+          v: 1,
+          type: 'allreduce-ack',
+          round: 'r',
+          flagged: [{ peer: p, verdict: 'bad-signature' }],
+        }),
+      ),
+    ).toEqual({ v: 1, type: 'allreduce-ack', round: 'r', flagged: [{ peer: p, verdict: 'bad-signature' }] });
+    expect(() =>
+      parseHubMessage(
+        JSON.stringify({ v: 1, type: 'allreduce-ack', round: 'r', flagged: [{ peer: p, verdict: 'fine' }] }),
+      ),
+    ).toThrow(/message\.flagged\[0\]\.verdict/);
+    const ticket = { v: 1, type: 'allreduce-ticket', round: 'r', ticket: 'a'.repeat(64), deadline: 5 };
+    expect(parseHubMessage(JSON.stringify(ticket))).toEqual(ticket);
+    expect(() => parseHubMessage(JSON.stringify({ ...ticket, ticket: 'x' }))).toThrow(/message\.ticket/);
+    expect(() => parseHubMessage(JSON.stringify({ ...ticket, deadline: -1 }))).toThrow(/message\.deadline/);
+  });
+});

@@ -123,6 +123,10 @@ export const CONTROL_FIELD_LIMITS: readonly FieldLimit[] = [
   { key: 'device', max: 256 },
   { key: 'outputs', max: 64 },
   { key: 'shape', max: 8 },
+  // All-reduce reports and fallback requests (issue 5).
+  { key: 'round', max: 128 },
+  { key: 'group', max: 1024 },
+  { key: 'contributions', max: 1024 },
 ];
 
 export type Mutation =

@@ -192,6 +192,11 @@ async function expectedCode(frame: string, side: Side): Promise<ControlErrorCode
     case 'holders-request':
       // Well-formed swarm messages are answered (the swarm lives in memory, not the store).
       return side === 'authed' ? 'skip' : 'unauthenticated';
+    case 'allreduce-report':
+    case 'allreduce-fallback':
+      // The templates' groups never hold the fuzz volunteer's peer id (the hub picks it): the hub
+      // refuses both without storing or averaging anything.
+      return side === 'authed' ? 'refused' : 'unauthenticated';
     default:
       // The fuzz volunteer holds no lease: heartbeats and results are the scheduler's to refuse.
       return side === 'authed' ? 'refused' : 'unauthenticated';
@@ -328,6 +333,32 @@ describe('protocol fuzz against a running hub', () => {
       // The blob swarm's messages.
       announce: { v: 1, type: 'announce', blobs: ['a'.repeat(64), 'b'.repeat(64)] },
       holdersRequest: { v: 1, type: 'holders-request', sha256: 'c'.repeat(64) },
+      // Accountable all-reduce (issue 5), for a group of other peers.
+      allreduceReport: {
+        v: 1,
+        type: 'allreduce-report',
+        round: 'job-1/round-1',
+        group: [`h${'1'.repeat(32)}`, `h${'2'.repeat(32)}`],
+        contributors: [`h${'1'.repeat(32)}`],
+        contributions: [
+          {
+            peer: `h${'1'.repeat(32)}`,
+            volunteer: 'd'.repeat(64),
+            sha256: 'e'.repeat(64),
+            signature: 'A'.repeat(86),
+          },
+        ],
+        mean: 'f'.repeat(64),
+        dropped: [`h${'2'.repeat(32)}`],
+      },
+      allreduceFallback: {
+        v: 1,
+        type: 'allreduce-fallback',
+        round: 'job-1/round-1',
+        group: [`h${'1'.repeat(32)}`, `h${'2'.repeat(32)}`],
+        elements: 1024,
+        sha256: 'e'.repeat(64),
+      },
     } as unknown as Record<string, Json>;
     const names = Object.keys(templates);
 
@@ -551,6 +582,29 @@ describe('protocol fuzz against a running hub', () => {
           headers: auth,
         }),
         () => ({ method: pick(rng, ['GET', 'PUT', 'DELETE', 'PATCH']), path: '/v1/jobs', headers: auth }),
+        // All-reduce routes (issue 5): no valid ticket exists, and the audit route's round is bad.
+        // Bodies only on the ticket routes, which read a small refused body before answering.
+        () => {
+          const ticketRoute = rng() < 0.7;
+          const method = pick(rng, ['GET', 'PUT', 'POST', 'DELETE', 'HEAD']);
+          return {
+            method,
+            path: ticketRoute
+              ? pick(rng, [
+                  '/v1/allreduce/r1/contributions',
+                  '/v1/allreduce/r1/mean',
+                  '/v1/allreduce/r1/other',
+                  '/v1/allreduce/a%00b/mean',
+                  `/v1/allreduce/${'x'.repeat(200)}/contributions`,
+                ])
+              : pick(rng, [`/v1/allreduce/${'x'.repeat(200)}`, '/v1/allreduce/a%01b']),
+            headers: pick(rng, [{}, auth, { authorization: `Bearer ${'0'.repeat(64)}` }]),
+            // (node:http's client cannot send a body with HEAD or GET and still read the answer.)
+            ...(ticketRoute && method !== 'HEAD' && method !== 'GET' && rng() < 0.5
+              ? { body: Buffer.alloc(Math.floor(rng() * 64)) }
+              : {}),
+          };
+        },
         () => ({
           method: pick(rng, ['POST', 'PUT', 'PATCH']),
           path: `/v1/jobs/${jobId}`,

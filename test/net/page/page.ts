@@ -75,7 +75,11 @@ export interface HearthP2P {
   serve(seed: number, size: number): Promise<string>;
   /** Opens (or reuses) a link to `peer`, so a timed fetch does not include the dial. */
   connect(peer: string): Promise<void>;
-  fetch(holders: readonly string[], sha256: string, opts?: { pieceSize?: number }): Promise<FetchOutcome>;
+  fetch(
+    holders: readonly string[],
+    sha256: string,
+    opts?: { pieceSize?: number; parallel?: number },
+  ): Promise<FetchOutcome>;
   /** fetch, then the hub's `GET /v1/blobs/:sha256` if no holder delivered; serves the blob after. */
   fetchOrHub(
     holders: readonly string[],
@@ -251,6 +255,7 @@ window.hearthP2P = {
     try {
       const got = await need().fetchBlob(holders, sha256, {
         ...(opts.pieceSize === undefined ? {} : { pieceSize: opts.pieceSize }),
+        ...(opts.parallel === undefined ? {} : { parallel: opts.parallel }),
         onProgress: (peer, done, count) => {
           window.hearthP2P.progress = { peer, done, count };
         },

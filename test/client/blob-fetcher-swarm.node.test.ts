@@ -1,0 +1,80 @@
+// BlobFetcher with a real swarm behind it: the blob is on the hub, three Node peers (real WebRTC,
+// the hub's PeerServer) hold it, one of them with a bad piece. The fetcher asks the hub for the
+// piece list (one small GET), hands it with every holder to the peer fetch, and gets the blob
+// from the peers: the liar is blamed for that piece by name, and the hub's blob route sends nothing.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BlobFetcher, MemoryBlobStore, type PeerBlobSource } from '../../src/client/blobs.ts';
+import type { FetchResult } from '../../src/net/peer-node.ts';
+import { BLOB_PIECE_BYTES } from '../../src/protocol/blob-pieces.ts';
+import { mapSource, nodeAt, seededBytes, sha } from '../net/node-peers.ts';
+import { ADMIN, type TestHub, testHub, upload } from '../node/hub-helpers.ts';
+
+const TUNING = { pingIntervalMs: 250, idleTimeoutMs: 6000, stallTimeoutMs: 6000, ackTimeoutMs: 15000 };
+const blob = seededBytes(12 * BLOB_PIECE_BYTES, 41) as Uint8Array<ArrayBuffer>;
+const HASH = sha(blob);
+
+let th: TestHub;
+const closers: (() => void)[] = [];
+
+beforeAll(async () => {
+  th = await testHub({ maxBlobBytes: 8 << 20 });
+  await upload(th.hub.url, ADMIN, [blob]);
+});
+afterAll(async () => {
+  for (const c of closers.reverse()) c();
+  await th?.dispose();
+});
+
+describe('BlobFetcher over a swarm', () => {
+  it('passes the hub’s piece list and every holder to the peers; a bad piece is pinned on its sender', async () => {
+    const port = th.hub.port;
+    const bad = blob.slice();
+    bad[5 + 0] ^= 1; // piece 0
+    const liar = await nodeAt(port, {
+      tuning: TUNING,
+      source: { get: async (h) => (h === HASH ? bad : null) },
+    });
+    const honest = [
+      await nodeAt(port, { tuning: TUNING, source: mapSource(blob) }),
+      await nodeAt(port, { tuning: TUNING, source: mapSource(blob) }),
+    ];
+    const getter = await nodeAt(port, { tuning: TUNING });
+    closers.push(...[liar, ...honest, getter].map((n) => () => n.close()));
+    // Open links first, so each holder's share starts at once and the liar (first in line) is
+    // sure to send piece 0, the head of its share.
+    for (const h of [liar, ...honest]) await getter.connect(h.id);
+
+    const results: FetchResult[] = [];
+    const seen: { holders: readonly string[]; pieceList: boolean }[] = [];
+    const peers: PeerBlobSource = {
+      holders: async () => ({ peers: [liar.id, ...honest.map((h) => h.id)], fetching: 0 }),
+      fetch: async (holders, sha256, options) => {
+        seen.push({ holders, pieceList: options?.pieces !== undefined });
+        const r = await getter.fetchBlob(holders, sha256, options ?? {});
+        results.push(r);
+        return r.bytes;
+      },
+      announce: () => {},
+    };
+    const store = new MemoryBlobStore();
+    const fetcher = new BlobFetcher({ hubUrl: th.hub.url, store });
+    fetcher.peers = peers;
+
+    const got = await fetcher.get(HASH);
+    expect(sha(got)).toBe(HASH);
+    expect(await store.get(HASH)).not.toBeNull();
+    expect(seen).toEqual([{ holders: [liar.id, ...honest.map((h) => h.id)], pieceList: true }]);
+    expect(fetcher.peerBytes).toBe(blob.byteLength);
+    expect(fetcher.downloadedBytes).toBe(0);
+    expect(th.hub.stats.blobBytesServed).toBe(0);
+    const attempts = results[0]!.attempts;
+    const blamed = attempts.find((a) => a.peer === liar.id)?.error;
+    expect(blamed?.code).toBe('blob/corrupt');
+    expect(blamed?.details).toMatchObject({ piece: 0 });
+    for (const h of honest) {
+      const a = attempts.find((x) => x.peer === h.id);
+      expect(a?.error).toBeUndefined();
+      expect(a?.pieces).toBeGreaterThan(0);
+    }
+  }, 90_000);
+});

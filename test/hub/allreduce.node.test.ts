@@ -1,0 +1,269 @@
+// The hub's side of accountable all-reduce without a network: all-reduce reports in all three
+// stores (and across a reopen of the SQLite file, and the v1 → v2 migration that adds their
+// table), the audit's verdicts when reports disagree, and the fallback rounds' averaging (f32 in
+// group order), bounds and TTL.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { afterEach, describe, expect, it } from 'vitest';
+import { isHearthError } from '../../src/core/errors.ts';
+import { auditRound, wrongContributions } from '../../src/hub/allreduce-audit.ts';
+import { JournaledStore } from '../../src/hub/journaled-store.ts';
+import { HubRounds } from '../../src/hub/rounds.ts';
+import { SCHEMA_VERSION, SqliteStore } from '../../src/hub/sqlite-store.ts';
+import { type AllReduceReportRecord, type HubStore, MemoryStore } from '../../src/hub/store.ts';
+import { sha } from '../node/hub-helpers.ts';
+
+const dirs: string[] = [];
+const open: HubStore[] = [];
+afterEach(() => {
+  for (const s of open.splice(0)) s.close();
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+function tempDb(): string {
+  const d = mkdtempSync(join(tmpdir(), 'hearth-allreduce-'));
+  dirs.push(d);
+  return join(d, 'hub.db');
+}
+const keep = <S extends HubStore>(s: S): S => {
+  open.push(s);
+  return s;
+};
+
+const peer = (i: number) => `h${i.toString(16).padStart(32, '0')}`;
+function report(round: string, reporter: number, at: number, over: Partial<AllReduceReportRecord> = {}) {
+  return {
+    round,
+    reporter: 'v'.repeat(63) + reporter,
+    reporterPeer: peer(reporter),
+    receivedAt: at,
+    group: [peer(1), peer(2)],
+    contributors: [peer(1), peer(2)],
+    contributions: [1, 2].map((i) => ({
+      peer: peer(i),
+      volunteer: `${i}`.repeat(64),
+      sha256: `${i}`.repeat(64),
+      signature: 'S'.repeat(86),
+      verdict: 'valid',
+    })),
+    mean: 'm'.repeat(64),
+    dropped: [],
+    ...over,
+  } satisfies AllReduceReportRecord;
+}
+
+describe.each([
+  ['MemoryStore', () => new MemoryStore()],
+  ['SqliteStore', () => new SqliteStore(tempDb())],
+  ['JournaledStore', () => new JournaledStore(tempDb())],
+] as const)('all-reduce reports in %s', (_name, make) => {
+  it('keeps one report per round and reporting peer, oldest first', () => {
+    const s = keep(make());
+    s.putAllReduceReport(report('r1', 1, 10));
+    s.putAllReduceReport(report('r1', 2, 5));
+    s.putAllReduceReport(report('r2', 1, 1));
+    s.putAllReduceReport(report('r1', 1, 20, { mean: 'n'.repeat(64) })); // replaces its first
+    expect(s.allReduceReports('r1').map((r) => [r.reporterPeer, r.receivedAt, r.mean[0]])).toEqual([
+      [peer(2), 5, 'm'],
+      [peer(1), 20, 'n'],
+    ]);
+    expect(s.allReduceReports('r1')[0]).toEqual(report('r1', 2, 5));
+    expect(s.allReduceReports('none')).toEqual([]);
+  });
+});
+
+describe('all-reduce reports on the SQLite file', () => {
+  it('survive a reopen, through the journaled store too', () => {
+    const path = tempDb();
+    const a = new JournaledStore(path);
+    a.putAllReduceReport(report('r', 1, 1));
+    a.close();
+    const b = keep(new SqliteStore(path));
+    expect(b.allReduceReports('r')).toEqual([report('r', 1, 1)]);
+  });
+
+  it('a MemoryStore transaction that throws leaves no report behind', () => {
+    const s = new MemoryStore();
+    s.putAllReduceReport(report('r', 1, 1));
+    expect(() =>
+      s.transaction(() => {
+        s.putAllReduceReport(report('r', 1, 2));
+        s.putAllReduceReport(report('r', 2, 3));
+        throw new Error('undo');
+      }),
+    ).toThrow('undo');
+    expect(s.allReduceReports('r')).toEqual([report('r', 1, 1)]);
+  });
+
+  it('migrates a version-1 file: the reports table appears, the old rows stay', () => {
+    const path = tempDb();
+    const made = new SqliteStore(path);
+    made.putToken({ name: 'alice', hash: 'a'.repeat(64), createdAt: 1 });
+    made.close();
+    // What a hub of schema version 1 left: no reports table.
+    const db = new Database(path);
+    db.exec('DROP TABLE allreduce_reports');
+    db.pragma('user_version = 1');
+    db.close();
+    const s = keep(new SqliteStore(path));
+    expect(s.getToken('alice')?.hash).toBe('a'.repeat(64));
+    s.putAllReduceReport(report('r', 1, 1));
+    expect(s.allReduceReports('r')).toHaveLength(1);
+    const check = new Database(path);
+    expect(check.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
+    expect(SCHEMA_VERSION).toBe(2);
+    check.close();
+  });
+});
+
+describe('auditRound and wrongContributions', () => {
+  it('names the volunteer behind a hash that differs from the expected one', () => {
+    const audit = auditRound('r', [report('r', 1, 1), report('r', 2, 2)]);
+    expect(audit.contributions.map((c) => [c.peer, c.consistent, c.valid, c.variants[0]!.reporters])).toEqual(
+      [
+        [peer(1), true, true, [peer(1), peer(2)]],
+        [peer(2), true, true, [peer(1), peer(2)]],
+      ],
+    );
+    const expected = new Map([
+      [peer(1), '1'.repeat(64)],
+      [peer(2), 'f'.repeat(64)],
+    ]);
+    expect(wrongContributions(audit, expected)).toEqual([
+      {
+        peer: peer(2),
+        volunteer: '2'.repeat(64),
+        reported: '2'.repeat(64),
+        expected: 'f'.repeat(64),
+        signed: true,
+      },
+    ]);
+    expect(wrongContributions(audit, new Map())).toEqual([]);
+  });
+
+  it('marks a contribution reported two ways as inconsistent, and refuses to judge it', () => {
+    const liar = report('r', 2, 2);
+    const audit = auditRound('r', [
+      report('r', 1, 1),
+      {
+        ...liar,
+        contributions: [{ ...liar.contributions[0]!, sha256: 'e'.repeat(64) }, liar.contributions[1]!],
+      },
+    ]);
+    const c = audit.contributions[0]!;
+    expect([c.consistent, c.valid, c.variants.length]).toEqual([false, false, 2]);
+    expect(() => wrongContributions(audit, new Map([[peer(1), '1'.repeat(64)]]))).toThrow(/2 different/);
+  });
+});
+
+describe('HubRounds: averaging through the hub', () => {
+  const f32 = (xs: number[]) => Float32Array.from(xs);
+  const bytes = (f: Float32Array) => new Uint8Array(f.buffer);
+  const join = (r: HubRounds, round: string, group: string[], p: string, x: Float32Array) =>
+    r.join({ round, group, elements: x.length, sha256: sha(bytes(x)), peer: p, volunteer: `v-${p}` });
+
+  it('sums in f32 in group order, then divides, whatever the upload order; frees the tensors', async () => {
+    const rounds = new HubRounds();
+    const group = ['a', 'b', 'c'];
+    // Chosen so the f32 order matters: 1e8 + 1 − 1e8 is 0 in f32, not 1.
+    const xs = [f32([1e8, 0.1]), f32([1, 0.2]), f32([-1e8, 0.3])];
+    const tickets = group.map((p, i) => join(rounds, 'r', group, p, xs[i]!).ticket);
+    for (const i of [2, 0, 1]) await rounds.upload('r', tickets[i]!, bytes(xs[i]!));
+    const m = await rounds.mean('r', tickets[1]!);
+    const want = new Float32Array(2);
+    for (let k = 0; k < 2; k++) {
+      let s = Math.fround(xs[0]![k]!);
+      s = Math.fround(s + xs[1]![k]!);
+      s = Math.fround(s + xs[2]![k]!);
+      want[k] = Math.fround(s / 3);
+    }
+    expect(Buffer.from(bytes(m.mean)).equals(Buffer.from(bytes(want)))).toBe(true);
+    expect(m.mean[0]).toBe(0);
+    expect(m.contributors).toEqual(group);
+    expect(m.contributions.map((c) => c.volunteer)).toEqual(['v-a', 'v-b', 'v-c']);
+    expect(m.sha256).toBe(sha(bytes(m.mean)));
+    expect(rounds.heldBytes).toBe(0);
+    rounds.close();
+  });
+
+  it('refuses what is out of bounds or does not match, with a status', async () => {
+    const rounds = new HubRounds({ maxRounds: 1, maxTensorBytes: 16, maxTotalBytes: 8 });
+    const x = f32([1, 2]);
+    const status = (f: () => unknown) => {
+      try {
+        f();
+      } catch (e) {
+        expect(isHearthError(e)).toBe(true);
+        return (e as { details: { status: number } }).details.status;
+      }
+      return 0;
+    };
+    expect(status(() => join(rounds, 'r', ['a', 'b'], 'c', x))).toBe(403); // not a member
+    expect(status(() => join(rounds, 'r', ['a', 'b'], 'a', f32([1, 2, 3, 4, 5])))).toBe(413);
+    const t = join(rounds, 'r', ['a', 'b'], 'a', x).ticket;
+    expect(join(rounds, 'r', ['a', 'b'], 'a', x).ticket).toBe(t); // asking again: the same ticket
+    expect(status(() => join(rounds, 'r2', ['a', 'b'], 'a', x))).toBe(503); // one round at most
+    expect(status(() => join(rounds, 'r', ['b', 'a'], 'b', x))).toBe(409); // another order
+    const tb = join(rounds, 'r', ['a', 'b'], 'b', x).ticket;
+    await expect(rounds.upload('r', t, bytes(f32([2, 1])))).rejects.toMatchObject({
+      details: { status: 400 },
+    });
+    await expect(rounds.upload('r', '0'.repeat(64), bytes(x))).rejects.toMatchObject({
+      details: { status: 404 },
+    });
+    await rounds.upload('r', t, bytes(x));
+    await expect(rounds.upload('r', t, bytes(x))).rejects.toMatchObject({ details: { status: 409 } });
+    // 8 bytes held in all: b's upload waits for room, refused.
+    await expect(rounds.upload('r', tb, bytes(x))).rejects.toMatchObject({ details: { status: 503 } });
+    rounds.close();
+    // Closed: the round and its tickets are gone.
+    expect(status(() => rounds.mean('r', t))).toBe(404);
+    // One volunteer cannot hold every round slot: its open rounds are capped.
+    const few = new HubRounds({ maxRoundsPerVolunteer: 1 });
+    few.join({
+      round: 'r1',
+      group: ['a', 'b'],
+      elements: 2,
+      sha256: sha(bytes(x)),
+      peer: 'a',
+      volunteer: 'v',
+    });
+    expect(
+      status(() =>
+        few.join({
+          round: 'r2',
+          group: ['a', 'b'],
+          elements: 2,
+          sha256: sha(bytes(x)),
+          peer: 'a',
+          volunteer: 'v',
+        }),
+      ),
+    ).toBe(429);
+    few.join({
+      round: 'r2',
+      group: ['a', 'b'],
+      elements: 2,
+      sha256: sha(bytes(x)),
+      peer: 'b',
+      volunteer: 'w',
+    });
+    few.close();
+  });
+
+  it('averages what arrived by the deadline, then forgets the round after its TTL', async () => {
+    const rounds = new HubRounds({ roundTimeoutMs: 50, resultTtlMs: 50 });
+    const x = f32([4, 8]);
+    const t = join(rounds, 'r', ['a', 'b'], 'a', x).ticket;
+    join(rounds, 'r', ['a', 'b'], 'b', x);
+    await rounds.upload('r', t, bytes(x));
+    const m = await rounds.mean('r', t);
+    expect([...m.mean]).toEqual([4, 8]);
+    expect(m.contributors).toEqual(['a']);
+    for (let i = 0; i < 200 && rounds.size > 0; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(rounds.size).toBe(0);
+    expect(rounds.heldBytes).toBe(0);
+    rounds.close();
+  });
+});
