@@ -11,9 +11,9 @@ import { createReadStream } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { Readable } from 'node:stream';
-import { type HearthError, isHearthError } from '../core/errors.ts';
+import { isHearthError } from '../core/errors.ts';
 import { isSha256Hex } from '../core/hash.ts';
-import { BlobDir, isTooLarge } from '../hub/blobs.ts';
+import { BlobDir } from '../hub/blobs.ts';
 import { JournaledStore } from '../hub/journaled-store.ts';
 import { type OracleRunner, withHubHoneypots } from '../hub/oracle.ts';
 import { PieceHashCache } from '../hub/piece-hashes.ts';
@@ -33,6 +33,16 @@ import {
   type ControlPlaneOptions,
   refuseUpgrade,
 } from './control-plane.ts';
+import {
+  declaredLength,
+  drainSmallBody,
+  fromHearth,
+  HttpError,
+  JSON_TYPE,
+  notFound,
+  readBody,
+  send,
+} from './http.ts';
 import {
   attachPeerServer,
   type HubPeerServer,
@@ -113,36 +123,6 @@ export interface Hub {
 }
 
 const MiB = 2 ** 20;
-const JSON_TYPE = 'application/json; charset=utf-8';
-
-/** An HTTP failure with its status; `code` goes to the client as `error.code`. */
-class HttpError extends Error {
-  readonly status: number;
-  readonly code: string;
-  readonly details: Readonly<Record<string, unknown>>;
-  readonly headers: Readonly<Record<string, string>>;
-  constructor(
-    status: number,
-    code: string,
-    message: string,
-    details: Readonly<Record<string, unknown>> = {},
-    headers: Readonly<Record<string, string>> = {},
-  ) {
-    super(message);
-    this.status = status;
-    this.code = code;
-    this.details = details;
-    this.headers = headers;
-  }
-}
-
-const notFound = (what: string) => new HttpError(404, 'http/not-found', `${what} does not exist.`);
-
-/** A HearthError from bad input as a 400 (413 when it is about size), naming what was wrong. */
-function fromHearth(e: HearthError, status = 400): HttpError {
-  if (isTooLarge(e)) return new HttpError(413, 'http/too-large', e.message, e.details);
-  return new HttpError(status, e.code, e.message, e.details);
-}
 
 /**
  * Starts a hub: SQLite store, scheduler, blob folder and the HTTP API on one port.
@@ -228,13 +208,13 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
     // Three areas on one port: the API under /v1/, PeerJS under /p2p, pages everywhere else.
     const path = (req.url ?? '/').split('?')[0]!;
     if (path === '/v1' || path.startsWith('/v1/')) {
-      handle(ctx, req, res).catch((e: unknown) => fail(res, e));
+      handle(ctx, req, res).catch((e: unknown) => void fail(res, e));
     } else if (path === PEER_PATH || path.startsWith(`${PEER_PATH}/`)) {
-      if (!p2p) return fail(res, notFound(`route ${req.method} ${pathOf(req.url)}`));
+      if (!p2p) return void fail(res, notFound(`route ${req.method} ${pathOf(req.url)}`));
       try {
-        p2p.handle(req, res, () => fail(res, notFound(`route ${req.method} ${pathOf(req.url)}`)));
+        p2p.handle(req, res, () => void fail(res, notFound(`route ${req.method} ${pathOf(req.url)}`)));
       } catch (e) {
-        fail(res, e);
+        void fail(res, e);
       }
     } else void pages(req, res);
   });
@@ -537,19 +517,8 @@ function cors(ctx: Ctx, req: IncomingMessage, res: ServerResponse): void {
   }
 }
 
-function send(req: IncomingMessage, res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, {
-    'content-type': JSON_TYPE,
-    'content-length': Buffer.byteLength(text),
-    'cache-control': 'no-store',
-    'x-content-type-options': 'nosniff',
-  });
-  res.end(req.method === 'HEAD' ? undefined : text);
-}
-
 /** The one place errors become responses: HttpError as itself, anything else a bare 500. */
-function fail(res: ServerResponse, e: unknown): void {
+async function fail(res: ServerResponse, e: unknown): Promise<void> {
   const err =
     e instanceof HttpError
       ? e
@@ -560,6 +529,8 @@ function fail(res: ServerResponse, e: unknown): void {
     res.destroy();
     return;
   }
+  await drainSmallBody(res.req);
+  if (res.headersSent || res.destroyed) return;
   const body = JSON.stringify({
     error: {
       code: err.code,
@@ -579,45 +550,9 @@ function fail(res: ServerResponse, e: unknown): void {
   res.end(body);
 }
 
-function declaredLength(req: IncomingMessage, limit: number, what: string): void {
-  const cl = req.headers['content-length'];
-  if (cl !== undefined && Number(cl) > limit) {
-    throw new HttpError(413, 'http/too-large', `${what} is ${cl} bytes, over the hub's limit of ${limit}.`, {
-      limit,
-    });
-  }
-}
-
 /** Reads a JSON body of at most ctx.maxJson bytes, stopping as soon as it is over. */
 async function readJson(ctx: Ctx, req: IncomingMessage): Promise<unknown> {
-  declaredLength(req, ctx.maxJson, 'the body');
-  const limit = ctx.maxJson;
-  const buf = await new Promise<Buffer>((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const done = (e?: Error) => {
-      req.off('data', onData);
-      req.off('end', onEnd);
-      req.off('error', onError);
-      if (e) {
-        req.pause();
-        reject(e);
-      } else resolve(Buffer.concat(chunks, size));
-    };
-    const onData = (c: Buffer) => {
-      size += c.length;
-      if (size > limit) {
-        done(new HttpError(413, 'http/too-large', `the body is over the hub's limit of ${limit} bytes.`));
-        return;
-      }
-      chunks.push(c);
-    };
-    const onEnd = () => done();
-    const onError = () => done(new HttpError(400, 'input/invalid', 'the body was cut off.'));
-    req.on('data', onData);
-    req.on('end', onEnd);
-    req.on('error', onError);
-  });
+  const buf = await readBody(req, ctx.maxJson);
   try {
     return JSON.parse(buf.toString('utf8'));
   } catch {
