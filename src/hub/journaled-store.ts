@@ -419,6 +419,10 @@ export class JournaledStore implements HubStore {
   allReduceReports(round: string): AllReduceReportRecord[] {
     return this.#disk.allReduceReports(round);
   }
+  pruneAllReduceReports(before: number): number {
+    this.#usable();
+    return this.#disk.pruneAllReduceReports(before);
+  }
   /** Commits what is pending and closes the file. */
   close(): void {
     if (this.#closed) return;

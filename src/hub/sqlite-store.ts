@@ -241,6 +241,7 @@ export class SqliteStore implements HubStore {
       putReport: p(
         'INSERT OR REPLACE INTO allreduce_reports (round, reporter_peer, received_at, doc) VALUES (?, ?, ?, ?)',
       ),
+      pruneReports: p('DELETE FROM allreduce_reports WHERE received_at < ?'),
       reportsOf: p('SELECT doc FROM allreduce_reports WHERE round = ? ORDER BY received_at, reporter_peer'),
     };
   }
@@ -486,6 +487,9 @@ export class SqliteStore implements HubStore {
   }
   allReduceReports(round: string): AllReduceReportRecord[] {
     return docs(this.#q.reportsOf!.all(round));
+  }
+  pruneAllReduceReports(before: number): number {
+    return this.#q.pruneReports!.run(before).changes;
   }
   close(): void {
     this.#commitGroup();

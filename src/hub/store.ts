@@ -212,6 +212,8 @@ export interface HubStore {
   putAllReduceReport(r: AllReduceReportRecord): void;
   /** A round's reports, oldest first. */
   allReduceReports(round: string): AllReduceReportRecord[];
+  /** Forgets reports received before `before` (ms since the epoch); returns how many. */
+  pruneAllReduceReports(before: number): number;
   close(): void;
 }
 
@@ -512,6 +514,19 @@ export class MemoryStore implements HubStore {
   }
   allReduceReports(round: string): AllReduceReportRecord[] {
     return [...(this.#reports.get(round)?.values() ?? [])].sort((a, b) => a.receivedAt - b.receivedAt);
+  }
+  pruneAllReduceReports(before: number): number {
+    let n = 0;
+    for (const [round, m] of this.#reports) {
+      for (const [peer, r] of m) {
+        if (r.receivedAt >= before) continue;
+        m.delete(peer);
+        n++;
+        this.#logUndo(() => inner(this.#reports, round).set(peer, r));
+      }
+      if (m.size === 0) this.#reports.delete(round);
+    }
+    return n;
   }
   close(): void {}
 }

@@ -82,6 +82,11 @@ export interface HubOptions {
   /** Averaging all-reduce rounds through the hub (issue 5's fallback): sizes, caps, deadlines. */
   readonly allreduce?: HubRoundsOptions;
   /**
+   * How long all-reduce reports are kept for audits (default 30 days): the table would otherwise
+   * grow with every round. Swept about every tenth of this, at most hourly.
+   */
+  readonly allreduceReportTtlMs?: number;
+  /**
    * Runs the shards behind a manifest's `autoHoneypots` on the hub itself. Default: a compute
    * engine on this machine's GPU through Dawn (onnxruntime-web's wasm for ONNX), made on first use.
    */
@@ -271,9 +276,17 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
     socket.on('error', () => socket.destroy());
     refuseUpgrade(socket, 404, 'http/not-found', `no WebSocket at ${pathOf(req.url)}.`);
   });
+  const reportTtl = opts.allreduceReportTtlMs ?? 30 * 24 * 3600_000;
+  const pruneEvery = Math.min(reportTtl / 10, 3600_000);
+  let prunedAt = 0;
   const expiry = setInterval(() => {
+    const now = Date.now();
     try {
-      scheduler.expire(Date.now());
+      scheduler.expire(now);
+      if (now - prunedAt >= pruneEvery) {
+        prunedAt = now;
+        store.pruneAllReduceReports(now - reportTtl);
+      }
     } catch {
       // A failed sweep is retried on the next tick; the store's transaction left nothing half-done.
     }

@@ -13,7 +13,7 @@ import { JournaledStore } from '../../src/hub/journaled-store.ts';
 import { HubRounds } from '../../src/hub/rounds.ts';
 import { SCHEMA_VERSION, SqliteStore } from '../../src/hub/sqlite-store.ts';
 import { type AllReduceReportRecord, type HubStore, MemoryStore } from '../../src/hub/store.ts';
-import { sha } from '../node/hub-helpers.ts';
+import { sha, testHub } from '../node/hub-helpers.ts';
 
 const dirs: string[] = [];
 const open: HubStore[] = [];
@@ -70,6 +70,39 @@ describe.each([
     ]);
     expect(s.allReduceReports('r1')[0]).toEqual(report('r1', 2, 5));
     expect(s.allReduceReports('none')).toEqual([]);
+  });
+
+  it('prunes the reports received before a time, and only those', () => {
+    const s = keep(make());
+    s.putAllReduceReport(report('r1', 1, 10));
+    s.putAllReduceReport(report('r1', 2, 30));
+    s.putAllReduceReport(report('r2', 1, 5));
+    s.putAllReduceReport(report('r3', 1, 20));
+    expect(s.pruneAllReduceReports(20)).toBe(2);
+    expect(s.allReduceReports('r1').map((r) => r.reporterPeer)).toEqual([peer(2)]);
+    expect(s.allReduceReports('r2')).toEqual([]);
+    expect(s.allReduceReports('r3')).toEqual([report('r3', 1, 20)]);
+    expect(s.pruneAllReduceReports(20)).toBe(0);
+  });
+});
+
+describe('the hub sweeps old all-reduce reports', () => {
+  it('forgets reports past allreduceReportTtlMs and keeps fresh ones', async () => {
+    const th = await testHub({ allreduceReportTtlMs: 60_000, expireEveryMs: 20 });
+    try {
+      const now = Date.now();
+      th.hub.store.putAllReduceReport(report('old', 1, now - 120_000));
+      th.hub.store.putAllReduceReport(report('fresh', 1, now));
+      // The sweep runs on the hub's expiry tick; wait (bounded) for the old one to go.
+      const until = Date.now() + 10_000;
+      while (th.hub.store.allReduceReports('old').length > 0 && Date.now() < until) {
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      expect(th.hub.store.allReduceReports('old')).toEqual([]);
+      expect(th.hub.store.allReduceReports('fresh')).toHaveLength(1);
+    } finally {
+      await th.dispose();
+    }
   });
 });
 
