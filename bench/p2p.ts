@@ -137,11 +137,26 @@ if (integrated && !forcePages) {
     swarms.push({
       note:
         `real volunteer page + runtime (launchVolunteers; swarm found in src/client/volunteer.ts): ` +
-        `${s.holding}/${SWARM} volunteers hold the ${s.modelBytes} B model after ${f1(s.seconds)} s; the hub's ` +
-        `blob route sent ${s.servedBytes} B (the model, plus the ${s.inputBytes} B input tensor per hub download of it)`,
+        `${s.holding}/${SWARM} volunteers hold the ${s.modelBytes} B model after ${f1(s.seconds)} s (from launch); the hub's ` +
+        `blob route sent ${s.servedBytes} B (the model, plus the ${s.inputBytes} B input tensor per hub download of it); ` +
+        `swarm time, first blob request → last volunteer holding the model: ${f1(s.swarmSeconds)} s ` +
+        `(${s.swarmClock === 'runtime' ? "the volunteers' own clocks" : "the bench's 250 ms polls"}` +
+        `${s.polledSeconds === undefined ? '' : `; polled: ${f1(s.polledSeconds)} s`})`,
       rows: [
-        ['volunteer', 'from hub B', 'from peers B', 'leases'],
-        ...s.rows.map((r) => [String(r.index), String(r.fromHub), String(r.fromPeers), String(r.leases)]),
+        ['volunteer', 'from hub B', 'from peers B', 'leases', 'holders served', 'blobs in after s'],
+        ...s.rows.map((r) => {
+          const first = Math.min(...s.rows.map((x) => x.fetchStartedAt ?? Number.POSITIVE_INFINITY));
+          return [
+            String(r.index),
+            String(r.fromHub),
+            String(r.fromPeers),
+            String(r.leases),
+            r.holdersServed === undefined ? 'n/a' : String(r.holdersServed),
+            r.fetchDoneAt === undefined || !Number.isFinite(first)
+              ? 'n/a'
+              : f1((r.fetchDoneAt - first) / 1000),
+          ];
+        }),
       ],
       copies: s.copies,
     });

@@ -4,7 +4,9 @@
 // MatMul over a 2048×4096 f32 initializer (32 MiB). Every volunteer that takes a lease needs the
 // model; the volunteer runtime asks the hub for holders, fetches from peers, falls back to the
 // hub's blob route, and announces. We wait until every volunteer holds the model (its counters:
-// bytes from the hub + bytes from peers) and read the hub's blob egress.
+// bytes from the hub + bytes from peers) and read the hub's blob egress, how many peers served
+// each follower (peers still fetching the model serve the pieces they have), and the swarm's
+// time from the first volunteer's first blob request to the last one holding the model.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,6 +26,11 @@ export interface VolunteerRow {
   readonly fromHub: number;
   readonly fromPeers: number;
   readonly leases: number;
+  /** Most peers that served pieces of one blob to it (undefined: a runtime that does not count). */
+  readonly holdersServed: number | undefined;
+  /** Its first lease's blobs: requested and all in (epoch ms; undefined when not counted yet). */
+  readonly fetchStartedAt: number | undefined;
+  readonly fetchDoneAt: number | undefined;
 }
 
 export interface VolunteerSwarmResult {
@@ -35,6 +42,15 @@ export interface VolunteerSwarmResult {
   readonly rows: readonly VolunteerRow[];
   readonly seconds: number;
   readonly inputBytes: number;
+  /**
+   * First blob request → last volunteer holding the model, seconds: from the volunteers' own
+   * clocks where the runtime reports them, else from the bench's polls (every 250 ms).
+   */
+  readonly swarmSeconds: number;
+  /** Where swarmSeconds came from. */
+  readonly swarmClock: 'runtime' | 'polled';
+  /** The bench's polled figure as well, when the runtime's clock gave swarmSeconds. */
+  readonly polledSeconds?: number;
 }
 
 /** A 32 MiB ONNX model: y[rows, 4096] = x[rows, 2048] · W, W seeded (an LCG, fast to make). */
@@ -120,12 +136,22 @@ export async function volunteerSwarm(
     });
     const rowsOf = async (): Promise<VolunteerRow[]> =>
       (await volunteers!.report()).map((v) => {
-        const s = (v.stats ?? {}) as { downloadedBytes?: number; peerBytes?: number; leases?: number };
+        const s = (v.stats ?? {}) as {
+          downloadedBytes?: number;
+          peerBytes?: number;
+          leases?: number;
+          peerHolders?: number;
+          fetchStartedAt?: number;
+          fetchDoneAt?: number;
+        };
         return {
           index: v.index,
           fromHub: s.downloadedBytes ?? 0,
           fromPeers: s.peerBytes ?? 0,
           leases: s.leases ?? 0,
+          holdersServed: s.peerHolders,
+          fetchStartedAt: s.fetchStartedAt || undefined,
+          fetchDoneAt: s.fetchDoneAt || undefined,
         };
       });
     // A volunteer holds the model once it has moved at least its size (the input is far smaller).
@@ -133,18 +159,36 @@ export async function volunteerSwarm(
     const deadline = Date.now() + waitMs;
     let rows = await rowsOf();
     let lastLog = 0;
+    // The bench's own clock, for a runtime that reports no times: the first poll that sees a
+    // lease (its blobs are asked for at once) to the first that sees every volunteer holding.
+    let firstLeaseSeen: number | undefined;
+    let allHeldSeen: number | undefined;
     while (Date.now() < deadline) {
       rows = await rowsOf();
-      if (rows.every(holds)) break;
+      if (firstLeaseSeen === undefined && rows.some((r) => r.leases > 0)) firstLeaseSeen = Date.now();
+      if (rows.every(holds)) {
+        allHeldSeen = Date.now();
+        break;
+      }
       if (Date.now() - lastLog > 15_000) {
         lastLog = Date.now();
         log(
           `  ${rows.filter(holds).length}/${count} volunteers hold the model; hub served ${hub.stats.blobBytesServed} B`,
         );
       }
-      await sleep(500);
+      await sleep(250);
     }
     const servedBytes = hub.stats.blobBytesServed - before;
+    const starts = rows.map((r) => r.fetchStartedAt);
+    const dones = rows.map((r) => r.fetchDoneAt);
+    const runtimeClock = [...starts, ...dones].every((x) => x !== undefined);
+    const polled =
+      firstLeaseSeen !== undefined && allHeldSeen !== undefined
+        ? (allHeldSeen - firstLeaseSeen) / 1000
+        : Number.NaN;
+    const swarmSeconds = runtimeClock
+      ? (Math.max(...(dones as number[])) - Math.min(...(starts as number[]))) / 1000
+      : polled;
     return {
       modelBytes: model.byteLength,
       servedBytes,
@@ -153,6 +197,9 @@ export async function volunteerSwarm(
       rows,
       seconds: (performance.now() - t0) / 1000,
       inputBytes: x.byteLength,
+      swarmSeconds,
+      swarmClock: runtimeClock ? 'runtime' : 'polled',
+      ...(runtimeClock ? { polledSeconds: polled } : {}),
     };
   } finally {
     await volunteers?.close();

@@ -45,21 +45,26 @@ export class MemoryBlobStore implements BlobStore {
 /** What BlobFetcher hands a peer fetch besides the holders. */
 export interface PeerFetchOptions {
   readonly pieces?: PieceHashes;
-  readonly moreHolders?: () => Promise<readonly string[]>;
+  readonly moreHoldersEveryMs?: number;
+  /** Peers still fetching the blob that serve the pieces they have (only with `pieces`). */
+  readonly partialHolders?: readonly string[];
+  readonly moreHolders?: () => Promise<{ peers: readonly string[]; partial?: readonly string[] }>;
 }
 
 /** Peers as a blob source: who holds a blob (the hub says), fetching from them, announcing. */
 export interface PeerBlobSource {
   /**
-   * Peer ids of volunteers that announced the blob (never this one), and how many others are
-   * fetching it from the hub right now (worth waiting for when there are no peers yet).
+   * Peer ids of volunteers that announced the blob (never this one), how many others are
+   * fetching it from the hub right now (worth waiting for when there are no peers yet), and,
+   * with peers, others fetching it from peers (`partial`: they serve the pieces they have).
    */
-  holders(sha256: string): Promise<{ peers: string[]; fetching: number }>;
+  holders(sha256: string): Promise<{ peers: string[]; fetching: number; partial?: string[] }>;
   /**
    * The blob from these holders (several at once), verified; rejects when none delivered. With
    * `pieces` (the hub's piece list) each piece is checked as it lands, so a bad one is pinned on
-   * the one peer that sent it; `moreHolders` asks the hub again for holders that turned up since
-   * (pass both to `PeerNode.fetchBlob`).
+   * the one peer that sent it; `moreHolders` asks the hub again for holders that turned up since;
+   * `partialHolders` are peers still fetching it, asked beside the full holders (pass all of
+   * them to `PeerNode.fetchBlob`).
    */
   fetch(holders: readonly string[], sha256: string, options?: PeerFetchOptions): Promise<Uint8Array>;
   /** Tells the hub this volunteer now holds the blob (fire and forget). */
@@ -147,15 +152,17 @@ export class BlobFetcher {
   /** The blob from peers, or undefined (no holder, or none delivered in time): use the hub. */
   async #fromPeers(peers: PeerBlobSource, sha256: string): Promise<Uint8Array | undefined> {
     let holders: string[] = [];
+    let partial: string[] = [];
     const waitUntil = Date.now() + (this.#opts.peerWaitMs ?? 30_000);
     for (;;) {
-      let answer: { peers: string[]; fetching: number };
+      let answer: { peers: string[]; fetching: number; partial?: string[] };
       try {
         answer = await peers.holders(sha256);
       } catch {
         return undefined;
       }
       holders = answer.peers;
+      partial = answer.partial ?? [];
       // Nobody holds it yet, but someone is fetching it from the hub: its copy is the cheaper one.
       if (holders.length > 0 || answer.fetching === 0 || Date.now() >= waitUntil) break;
       await new Promise((r) => setTimeout(r, 300));
@@ -167,8 +174,14 @@ export class BlobFetcher {
     try {
       const bytes = await Promise.race([
         peers.fetch(holders, sha256, {
-          ...(pieces ? { pieces } : {}),
-          moreHolders: async () => (await peers.holders(sha256)).peers,
+          // Partial holders serve only pieces checked against the piece list: without one, none.
+          ...(pieces ? { pieces, ...(partial.length > 0 ? { partialHolders: partial } : {}) } : {}),
+          // Sooner than the default: partial holders turn up within a second of each other.
+          moreHoldersEveryMs: 1000,
+          moreHolders: async () => {
+            const a = await peers.holders(sha256);
+            return { peers: a.peers, ...(pieces && a.partial ? { partial: a.partial } : {}) };
+          },
         }),
         new Promise<never>((_, reject) => {
           timer = setTimeout(

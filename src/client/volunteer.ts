@@ -86,6 +86,12 @@ export interface VolunteerStats {
   peerBytes: number;
   /** Wall time spent running shards, ms. */
   computeMs: number;
+  /** Most peers that served pieces of one blob fetched from peers (0: none from peers yet). */
+  peerHolders: number;
+  /** When this volunteer began getting its first lease's blobs (epoch ms; 0: not yet). */
+  fetchStartedAt: number;
+  /** When its first lease's blobs were all here (epoch ms; 0: not yet). */
+  fetchDoneAt: number;
 }
 
 export interface VolunteerOptions {
@@ -136,6 +142,9 @@ export class Volunteer {
     downloadedBytes: 0,
     peerBytes: 0,
     computeMs: 0,
+    peerHolders: 0,
+    fetchStartedAt: 0,
+    fetchDoneAt: 0,
   };
   readonly #opts: VolunteerOptions;
   readonly #fetcher: BlobFetcher;
@@ -287,11 +296,13 @@ export class Volunteer {
       holders: async (sha256) => {
         const m = await session.request({ v: 1, type: 'holders-request', sha256 });
         return m.type === 'holders'
-          ? { peers: [...m.peers], fetching: m.fetching ?? 0 }
+          ? { peers: [...m.peers], fetching: m.fetching ?? 0, partial: [...(m.partial ?? [])] }
           : { peers: [], fetching: 0 };
       },
       fetch: async (holders, sha256, options) => {
-        const { bytes } = await peer.fetchBlob(holders, sha256, options ?? {});
+        const { bytes, attempts } = await peer.fetchBlob(holders, sha256, options ?? {});
+        const served = new Set(attempts.filter((a) => a.pieces > 0).map((a) => a.peer)).size;
+        this.stats.peerHolders = Math.max(this.stats.peerHolders, served);
         return bytes;
       },
       announce: (sha256) => {
@@ -391,9 +402,12 @@ export class Volunteer {
       const before = this.#fetcher.downloadedBytes;
       const beforePeers = this.#fetcher.peerBytes;
       const work = parseShardWork(lease.work, 'lease.work');
+      const first = this.stats.fetchStartedAt === 0;
+      if (first) this.stats.fetchStartedAt = Date.now();
       // The worker reads ONNX models from the shared blob store itself; fetch it there first.
       if (work.kind === 'onnx') await this.#fetcher.get(work.model);
       const shard = await shardFromLease(lease, this.#fetcher);
+      if (first) this.stats.fetchDoneAt = Date.now();
       this.stats.downloadedBytes += this.#fetcher.downloadedBytes - before;
       this.stats.peerBytes += this.#fetcher.peerBytes - beforePeers;
       result = await this.#opts.runner.runShard(shard, (progress) =>

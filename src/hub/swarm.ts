@@ -15,6 +15,12 @@ export interface BlobSwarmOptions {
   readonly fetchingForMs?: number;
   /** Clock for `fetchingForMs`; default Date.now. */
   readonly now?: () => number;
+  /**
+   * Peers kept per blob as partial holders (default 64; the oldest goes first): peers that were
+   * told of holders and have not announced the blob yet, so are fetching it from peers and serve
+   * the pieces they have. Each is listed for `fetchingForMs` at most.
+   */
+  readonly maxPartialPerBlob?: number;
 }
 
 /**
@@ -35,12 +41,16 @@ export class BlobSwarm {
   readonly #now: () => number;
   /** blob → volunteers the hub told "nobody holds it" (so fetching it from the hub), and when. */
   readonly #fetching = new Map<string, Map<string, number>>();
+  /** blob → volunteers the hub named holders to (so fetching it from peers), and when. */
+  readonly #partial = new Map<string, Map<string, number>>();
+  readonly #maxPartial: number;
 
   constructor(opts: BlobSwarmOptions = {}) {
     this.#max = opts.maxBlobsPerHolder ?? 4096;
     this.#random = opts.random ?? Math.random;
     this.#fetchingForMs = opts.fetchingForMs ?? 120_000;
     this.#now = opts.now ?? Date.now;
+    this.#maxPartial = opts.maxPartialPerBlob ?? 64;
   }
 
   /** Lists `holder` for `blobs`; returns how many blobs it is listed for now. */
@@ -52,6 +62,7 @@ export class BlobSwarm {
     }
     for (const b of blobs) {
       this.#doneFetching(b, holder);
+      this.#forget(this.#partial, b, holder);
       if (mine.has(b)) continue;
       if (mine.size >= this.#max) break;
       mine.add(b);
@@ -69,13 +80,49 @@ export class BlobSwarm {
   holders(blob: string, n: number, except?: string): string[] {
     const set = this.#byBlob.get(blob);
     if (!set) return [];
-    const all = [...set].filter((h) => h !== except);
+    return this.#sample(
+      [...set].filter((h) => h !== except),
+      n,
+    );
+  }
+
+  #sample(all: string[], n: number): string[] {
     // Partial Fisher–Yates: a random sample spreads requesters over holders.
     for (let i = 0; i < Math.min(n, all.length); i++) {
       const j = i + Math.floor(this.#random() * (all.length - i));
       [all[i], all[j]] = [all[j]!, all[i]!];
     }
     return all.slice(0, n);
+  }
+
+  /**
+   * Notes that `asker` was just told of holders for `blob` and is fetching it from them: until it
+   * announces the blob, leaves, or `fetchingForMs` passes, it is one of the blob's partial holders.
+   */
+  fetchingFromPeers(blob: string, asker: string): void {
+    if (this.#byHolder.get(asker)?.has(blob)) return;
+    let set = this.#partial.get(blob);
+    if (!set) this.#partial.set(blob, (set = new Map()));
+    // Re-inserted so the Map's order stays oldest first.
+    set.delete(asker);
+    set.set(asker, this.#now());
+    while (set.size > this.#maxPartial) set.delete(set.keys().next().value as string);
+  }
+
+  /** Up to `n` partial holders of `blob` (peers fetching it from peers), in random order, without `except`. */
+  partialHolders(blob: string, n: number, except?: string): string[] {
+    const set = this.#partial.get(blob);
+    if (!set) return [];
+    const now = this.#now();
+    for (const [h, at] of set) if (now - at > this.#fetchingForMs) set.delete(h);
+    if (set.size === 0) {
+      this.#partial.delete(blob);
+      return [];
+    }
+    return this.#sample(
+      [...set.keys()].filter((h) => h !== except),
+      n,
+    );
   }
 
   /**
@@ -101,17 +148,23 @@ export class BlobSwarm {
   }
 
   #doneFetching(blob: string, holder: string): void {
-    const set = this.#fetching.get(blob);
+    this.#forget(this.#fetching, blob, holder);
+  }
+
+  #forget(map: Map<string, Map<string, number>>, blob: string, holder: string): void {
+    const set = map.get(blob);
     if (!set) return;
     set.delete(holder);
-    if (set.size === 0) this.#fetching.delete(blob);
+    if (set.size === 0) map.delete(blob);
   }
 
   /** Forgets everything `holder` announced (its connection closed). */
   drop(holder: string): void {
-    for (const [b, set] of this.#fetching) {
-      set.delete(holder);
-      if (set.size === 0) this.#fetching.delete(b);
+    for (const map of [this.#fetching, this.#partial]) {
+      for (const [b, set] of map) {
+        set.delete(holder);
+        if (set.size === 0) map.delete(b);
+      }
     }
     const mine = this.#byHolder.get(holder);
     if (!mine) return;

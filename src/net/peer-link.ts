@@ -58,6 +58,14 @@ export interface LinkTuning {
   readonly ackTimeoutMs: number;
   /** Cap on this side's upload rate in bytes per second (a volunteer's uplink); 0 = none. */
   readonly uploadBytesPerSecond: number;
+  /**
+   * Serving a blob this side is still fetching: how long one request may wait, in all, for
+   * requested pieces that have not landed yet; a piece still missing then ends the stream with
+   * 'not-found' (the requester asks another holder for the rest). Bounded per request, not per
+   * piece, so a requester's range is never held hostage by a slow download; kept well under the
+   * requester's stallTimeoutMs (at most half of this side's). Default 1.5 s.
+   */
+  readonly partialWaitMs: number;
 }
 
 export const DEFAULT_LINK_TUNING: LinkTuning = {
@@ -72,6 +80,7 @@ export const DEFAULT_LINK_TUNING: LinkTuning = {
   stallTimeoutMs: 8000,
   ackTimeoutMs: 15_000,
   uploadBytesPerSecond: 0,
+  partialWaitMs: 1500,
 };
 
 /** A blob or tensor a peer pushed, already verified against its SHA-256. */
@@ -97,6 +106,12 @@ export interface PeerLinkOptions {
   readonly initiator: boolean;
   /** Where requested blobs are served from; without one every request is answered 'not-found'. */
   readonly source?: BlobSource;
+  /**
+   * Blobs this side is fetching itself, asked when `source` lacks one: only a partial with the
+   * hub's piece hashes is served (each of its pieces was checked as it landed), piece by piece,
+   * waiting up to `partialWaitMs` in all for pieces still on their way.
+   */
+  readonly partials?: (sha256: string) => PartialBlob | undefined;
   /** Told of verified pushes; without it pushes are refused. */
   readonly onPush?: (s: ReceivedStream) => void;
   /**
@@ -134,6 +149,8 @@ export class PartialBlob {
   /** One byte per piece: 1 once it landed. */
   #have: Uint8Array = new Uint8Array(0);
   #landed = 0;
+  /** Servers waiting for a piece to land (see {@link waitFor}). */
+  readonly #waiters = new Set<() => void>();
 
   /**
    * @example
@@ -203,6 +220,30 @@ export class PartialBlob {
     this.bytes.set(bytes, index * this.pieceSize);
     this.#have[index] = 1;
     this.#landed++;
+    for (const w of [...this.#waiters]) w();
+    return true;
+  }
+
+  /**
+   * Resolves true once piece `index` has landed, false after `ms` without it (or at once when
+   * `stop()` says so). Bounded: a peer serving this partial never waits longer than asked.
+   */
+  async waitFor(index: number, ms: number, stop?: () => boolean): Promise<boolean> {
+    const until = performance.now() + ms;
+    while (!this.has(index)) {
+      const left = until - performance.now();
+      if (left <= 0 || stop?.()) return this.has(index);
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          clearTimeout(t);
+          this.#waiters.delete(done);
+          resolve();
+        };
+        // A backstop re-check: `stop` may turn true without a piece landing.
+        const t = setTimeout(done, Math.min(left, 250));
+        this.#waiters.add(done);
+      });
+    }
     return true;
   }
 
@@ -274,6 +315,8 @@ interface Incoming {
   readonly onPiece: ((index: number) => void) | undefined;
   /** A push (verified bytes go to onPush) rather than the answer to our request. */
   readonly pushed: boolean;
+  /** Ended by the sender's error frame: pieces already received still land. */
+  draining: boolean;
 }
 interface Request {
   readonly sha256: string;
@@ -537,6 +580,22 @@ export class PeerLink {
     this.#sentBytes += n;
   }
 
+  /** The receiver's verdict on stream `id` (its `end` frame), or 'net/timeout' after ackTimeoutMs. */
+  async #acked(id: number, out: Outgoing): Promise<boolean> {
+    const timer = setTimeout(
+      () =>
+        out.ack.reject(
+          this.#err('net/timeout', `no acknowledgement of stream ${id} within ${this.#t.ackTimeoutMs} ms`),
+        ),
+      this.#t.ackTimeoutMs,
+    );
+    try {
+      return await out.ack.promise;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   /** Sends header and pieces [firstPiece, end) of `bytes` as stream `id`, then awaits the ack. */
   async #stream(
     id: number,
@@ -552,18 +611,7 @@ export class PeerLink {
       if (out.stopped) throw out.stopped;
       this.#send(encodePiece(id, i, bytes.subarray(start, end)));
     }
-    const timer = setTimeout(
-      () =>
-        out.ack.reject(
-          this.#err('net/timeout', `no acknowledgement of stream ${id} within ${this.#t.ackTimeoutMs} ms`),
-        ),
-      this.#t.ackTimeoutMs,
-    );
-    try {
-      return await out.ack.promise;
-    } finally {
-      clearTimeout(timer);
-    }
+    return await this.#acked(id, out);
   }
 
   async #push(header: StreamHeader, bytes: Uint8Array): Promise<void> {
@@ -597,7 +645,15 @@ export class PeerLink {
     try {
       const bytes = this.#opts.source ? await this.#opts.source.get(f.sha256) : null;
       if (this.#closed || out.stopped) return;
-      if (!bytes) return refuse('not-found', `no blob ${f.sha256} here`);
+      if (!bytes) {
+        const growing = this.#opts.partials?.(f.sha256);
+        // Only a partial checked piece by piece against the hub's hashes is served.
+        if (growing?.pieceHashes && (f.pieceSize === 0 || f.pieceSize === growing.pieceSize)) {
+          await this.#servePartial(id, f, growing, out);
+          return;
+        }
+        return refuse('not-found', `no blob ${f.sha256} here`);
+      }
       const header: StreamHeader = {
         kind: 'blob',
         totalBytes: bytes.byteLength,
@@ -617,6 +673,69 @@ export class PeerLink {
     } finally {
       this.#outgoing.delete(id);
     }
+  }
+
+  /**
+   * Serves pieces [fromPiece, toPiece) of a blob this side is still fetching: each piece as soon
+   * as it has landed here (checked against the hub's hash), waiting up to `partialWaitMs` in all
+   * for pieces still on their way; a piece that does not come in time ends the stream with
+   * 'not-found', and the requester asks another holder for the rest.
+   */
+  async #servePartial(
+    id: number,
+    f: Extract<Frame, { type: 'request' }>,
+    partial: PartialBlob,
+    out: Outgoing,
+  ): Promise<void> {
+    const header: StreamHeader = {
+      kind: 'blob',
+      totalBytes: partial.totalBytes,
+      pieceSize: partial.pieceSize,
+      firstPiece: f.fromPiece,
+      sha256: f.sha256,
+    };
+    const count = partial.pieceCount;
+    const refuse = (message: string) =>
+      this.#send(encodeFrame({ type: 'error', stream: id, reason: 'not-found', message }));
+    if (f.fromPiece > count) {
+      return this.#send(
+        encodeFrame({
+          type: 'error',
+          stream: id,
+          reason: 'protocol',
+          message: `piece ${f.fromPiece} is past the end of the blob`,
+        }),
+      );
+    }
+    const end = Math.min(f.toPiece ?? count, count);
+    // Bounded well inside the requester's stall timeout, so a wait is never taken for a stall.
+    // One budget for the whole request: the wait ends at a fixed time, however many pieces.
+    const until = now() + Math.max(0, Math.min(this.#t.partialWaitMs, this.#t.stallTimeoutMs / 2));
+    const stop = () => this.#closed !== undefined || out.stopped !== undefined;
+    const waitFor = (i: number) => partial.waitFor(i, Math.max(0, until - now()), stop);
+    if (f.fromPiece < end && !(await waitFor(f.fromPiece))) {
+      if (!stop()) refuse(`piece ${f.fromPiece} of blob ${f.sha256} is not here yet`);
+      return;
+    }
+    if (stop()) return;
+    this.#send(encodeFrame({ type: 'header', stream: id, ...header }));
+    for (let i = f.fromPiece; i < end; i++) {
+      if (!partial.has(i) && !(await waitFor(i))) {
+        if (!stop()) refuse(`piece ${i} of blob ${f.sha256} is not here yet`);
+        return;
+      }
+      const [start, stopAt] = pieceRange(header, i);
+      await this.#room(stopAt - start + 12);
+      if (out.stopped) throw out.stopped;
+      // Read after the wait: a partial that failed its whole-blob check starts over with a fresh
+      // buffer, and has() then says so.
+      if (!partial.has(i)) {
+        refuse(`piece ${i} of blob ${f.sha256} is no longer here`);
+        return;
+      }
+      this.#send(encodePiece(id, i, partial.bytes.subarray(start, stopAt)));
+    }
+    if (await this.#acked(id, out)) this.#opts.scores?.reward(this.peer);
   }
 
   // ---- receiving -----------------------------------------------------------------------------
@@ -686,7 +805,10 @@ export class PeerLink {
           req.done.reject(err);
         } else if (inc) {
           this.#incoming.delete(f.stream);
-          inc.done.reject(err);
+          // Pieces that arrived before the error still land (a partial holder ends a range at the
+          // first piece it lacks); their checks run first.
+          inc.draining = true;
+          void inc.chain.then(() => inc.done.reject(err));
         }
         const out = this.#outgoing.get(f.stream);
         if (out) {
@@ -801,6 +923,7 @@ export class PeerLink {
       onProgress: req?.onProgress,
       onPiece: req?.onPiece,
       pushed,
+      draining: false,
     };
     this.#incoming.set(id, inc);
     if (inc.next >= inc.end) void this.#finish(id, inc);
@@ -830,7 +953,7 @@ export class PeerLink {
     const expected = p.pieceHashes?.[index];
     inc.chain = inc.chain.then(async () => {
       const got = expected === undefined ? undefined : await sha256Hex(bytes);
-      if (this.#incoming.get(id) !== inc || this.#closed) return;
+      if ((this.#incoming.get(id) !== inc && !inc.draining) || this.#closed) return;
       if (got !== expected) {
         // The piece list comes from the hub: this peer, and only this one, sent a bad piece.
         this.#fail(

@@ -59,6 +59,23 @@ const LANES = 2;
 /** Pieces asked of the first holder while the blob's size is unknown (no piece list). */
 const PROBE_PIECES = 4;
 
+/**
+ * Ranges in a row a partial holder may answer 'not-found' (it lacked a piece in time) before it
+ * leaves the fetch; each miss hands the rest of its range to the others.
+ */
+const PARTIAL_MISSES = 4;
+
+/** How long a fetched blob stays servable from memory after its fetch, while it is being stored. */
+const KEEP_FETCHED_MS = 15_000;
+
+/** Holders as `moreHolders` may name them: full holders, and peers still fetching the blob. */
+export interface HolderLists {
+  /** Peers holding the whole blob. */
+  readonly peers: readonly string[];
+  /** Peers still fetching it that serve the pieces they have (see {@link FetchBlobOptions.partialHolders}). */
+  readonly partial?: readonly string[];
+}
+
 export interface PeerNodeOptions {
   /** The hub's host name, e.g. '127.0.0.1' or 'hub.example.org'. */
   readonly host: string;
@@ -124,10 +141,20 @@ export interface FetchBlobOptions {
    * Asked now and then while fewer than `parallel` holders are at work: holders that turned up
    * since the fetch began (peers that finished their copy) join it and take a share.
    *
+   * Full holders as a list, or full and partial holders as {@link HolderLists}.
+   *
    * @example
    * node.fetchBlob(first, sha256, { moreHolders: async () => (await askHubForHolders(sha256)).peers });
    */
-  readonly moreHolders?: () => Promise<readonly string[]>;
+  readonly moreHolders?: () => Promise<readonly string[] | HolderLists>;
+  /**
+   * Peers that are fetching the blob themselves (the hub names them): each serves the pieces it
+   * has already checked against the hub's piece list, waiting a little for one still on its
+   * way. They work beside the full holders, after them in line; a range one cannot supply goes
+   * back to the others, and after a few such misses in a row it leaves the fetch. Useful only
+   * with `pieces` (a partial holder serves only a blob whose pieces it could check).
+   */
+  readonly partialHolders?: readonly string[];
   /** How often `moreHolders` is asked. Default 2 s. */
   readonly moreHoldersEveryMs?: number;
   /**
@@ -177,6 +204,11 @@ export class PeerNode {
   readonly #pushListeners = new Set<(s: ReceivedStream) => void>();
   readonly #traffic: LinkTraffic = { sent: 0, received: 0 };
   readonly #source: BlobSource | undefined;
+  /**
+   * Blobs this node is fetching with the hub's piece list (and, for a short while, ones it just
+   * fetched): served to others piece by piece, every piece checked as it landed.
+   */
+  readonly #growing = new Map<string, { partial: PartialBlob; timer?: ReturnType<typeof setTimeout> }>();
   #closed = false;
 
   private constructor(peer: Peer, opts: PeerNodeOptions, scores: PeerScores) {
@@ -374,7 +406,7 @@ export class PeerNode {
       throw new HearthError('input/invalid', `fetchBlob: ${JSON.stringify(sha256)} is not a SHA-256.`);
     const named = typeof holders === 'string' ? [holders] : [...holders];
     const ranked = this.scores.rank(named);
-    let queue = [
+    const queue = [
       ...ranked.filter((p) => this.scores.score(p) >= 0),
       ...ranked.filter((p) => this.scores.score(p) < 0),
     ];
@@ -388,10 +420,66 @@ export class PeerNode {
       );
     }
     const partial = new PartialBlob(sha256, options.pieces);
+    const partialHolders = new Set(options.partialHolders ?? []);
+    for (const p of named) partialHolders.delete(p);
+    for (const p of this.scores.rank([...partialHolders])) {
+      if (p !== this.id && !queue.includes(p) && !this.scores.banned(p)) queue.push(p);
+    }
     const attempts: FetchAttempt[] = [];
+    if (partial.pieceHashes) this.#grow(partial);
+    let fetched = false;
+    try {
+      const result = await this.#fetchInto(queue, partial, partialHolders, attempts, named.length, options);
+      fetched = true;
+      return result;
+    } finally {
+      this.#stopGrowing(partial, fetched);
+    }
+  }
+
+  /** Makes `partial` servable to others while it is fetched. */
+  #grow(partial: PartialBlob): void {
+    const was = this.#growing.get(partial.sha256);
+    if (was?.timer) clearTimeout(was.timer);
+    this.#growing.set(partial.sha256, { partial });
+  }
+
+  /**
+   * Stops serving `partial`: at once after a failed fetch, after a short while after a good one
+   * (the caller is storing it, and then serves it from its source).
+   */
+  #stopGrowing(partial: PartialBlob, keep: boolean): void {
+    const entry = this.#growing.get(partial.sha256);
+    if (entry?.partial !== partial) return;
+    if (!keep || this.#closed) {
+      this.#growing.delete(partial.sha256);
+      return;
+    }
+    entry.timer = setTimeout(() => {
+      if (this.#growing.get(partial.sha256) === entry) this.#growing.delete(partial.sha256);
+    }, KEEP_FETCHED_MS);
+    // Node: a memo must not keep the process alive. Browsers have no unref.
+    (entry.timer as { unref?: () => void }).unref?.();
+  }
+
+  /** Whether this node serves pieces of a blob it is fetching (tests, status). */
+  servesPartial(sha256: string): boolean {
+    return this.#growing.has(sha256);
+  }
+
+  async #fetchInto(
+    initial: string[],
+    partial: PartialBlob,
+    partialHolders: Set<string>,
+    attempts: FetchAttempt[],
+    namedCount: number,
+    options: FetchBlobOptions,
+  ): Promise<FetchResult> {
+    let queue = initial;
+    const sha256 = partial.sha256;
     let parallel = Math.max(1, Math.floor(options.parallel ?? 4));
     while (queue.length > 0) {
-      const pass = await this.#pass(queue, partial, parallel, options);
+      const pass = await this.#pass(queue, partial, parallel, options, partialHolders);
       attempts.push(...pass.attempts);
       queue = queue.filter((p) => !pass.failed.has(p));
       if (!partial.complete) break;
@@ -431,7 +519,7 @@ export class PeerNode {
     }
     throw new HearthError(
       'blob/missing',
-      `No peer delivered blob ${sha256} (asked ${new Set(attempts.map((a) => a.peer)).size} of ${named.length}): ` +
+      `No peer delivered blob ${sha256} (asked ${new Set(attempts.map((a) => a.peer)).size} of ${namedCount}): ` +
         (attempts.map((a) => `${a.peer}: ${a.error?.code}`).join(', ') || 'no holder left to ask') +
         '. Fetch it from the hub.',
       { details: { sha256, attempts: attempts.map((a) => ({ ...a, error: a.error?.toJSON() })) } },
@@ -447,6 +535,7 @@ export class PeerNode {
     partial: PartialBlob,
     parallel: number,
     options: FetchBlobOptions,
+    partialHolders: Set<string> = new Set(),
   ): Promise<{ attempts: FetchAttempt[]; failed: Set<string>; senders: Set<string> }> {
     const sha256 = partial.sha256;
     const failed = new Set<string>();
@@ -465,6 +554,8 @@ export class PeerNode {
       w();
     };
     const workers: { peer: string; index: number }[] = [];
+    /** Per worker: pieces it could not supply in time (partial holders), not asked of it again. */
+    const lacks = new Map<number, Set<number>>();
 
     /** Once the size is known: deal the missing pieces out in contiguous shares. */
     const split = () => {
@@ -478,8 +569,15 @@ export class PeerNode {
         owner.set(probe.subarray(0, Math.min(n, probe.length)));
         flying.set(wasFlying.subarray(0, Math.min(n, wasFlying.length)));
       }
-      const free: number[] = [];
+      let free: number[] = [];
       for (let i = 0; i < n; i++) if (!partial.has(i) && !flying[i]) free.push(i);
+      if (partialHolders.size > 0 && free.length > 1) {
+        // With partial holders in the swarm, each requester starts its full holders on another
+        // part of the blob (a random rotation), so the partial holders soon hold different
+        // pieces to serve one another instead of all waiting on the same first share.
+        const at = Math.floor(Math.random() * free.length);
+        free = [...free.slice(at), ...free.slice(0, at)];
+      }
       // Smaller ranges where holders may still join, so there is more for them to take over.
       const k = Math.max(1, options.moreHolders ? parallel : Math.min(parallel, queue.length));
       chunk = Math.max(1, Math.min(16, Math.ceil(free.length / (k * 4))));
@@ -502,18 +600,30 @@ export class PeerNode {
       }
       split();
       const n = partial.pieceCount;
+      const lacked = lacks.get(w);
       const runFrom = (first: number, mine: (i: number) => boolean): [number, number] => {
         let end = first;
-        while (end < n && end - first < chunk && mine(end) && !partial.has(end) && !flying[end]) end++;
+        while (
+          end < n &&
+          end - first < chunk &&
+          mine(end) &&
+          !partial.has(end) &&
+          !flying[end] &&
+          !lacked?.has(end)
+        )
+          end++;
         for (let i = first; i < end; i++) {
           owner[i] = w;
           flying[i] = 1;
         }
         return [first, end];
       };
-      const open = (i: number) => !partial.has(i) && !flying[i];
+      const open = (i: number) => !partial.has(i) && !flying[i] && !lacked?.has(i);
       for (let i = 0; i < n; i++) if (owner[i] === w && open(i)) return runFrom(i, (j) => owner[j] === w);
       for (let i = 0; i < n; i++) if (owner[i] === -1 && open(i)) return runFrom(i, (j) => owner[j] === -1);
+      // A partial holder steals nothing: pieces it may lack would wait on it while the full
+      // holder whose share they were could send them.
+      if (partialHolders.has(workers[w]!.peer)) return undefined;
       // Steal: the tail half of the worker with the most pieces waiting in its share.
       const waiting = new Map<number, number[]>();
       for (let i = 0; i < n; i++) {
@@ -560,15 +670,25 @@ export class PeerNode {
         // A link lowers the score itself where the failure was the peer's fault; a dial does not.
         this.scores.penalize(peer, error.code);
       }
+      let misses = 0;
       /** One request at a time, taking the next range as the last one lands. */
       const lane = async (l: PeerLink) => {
         while (!error && !partial.complete && !this.#closed) {
           const range = take(index);
           if (!range) {
-            await changed;
+            const lacked = lacks.get(index);
+            if (lacked && lacked.size > 0) {
+              // What is left may be only pieces this partial holder lacked a moment ago: ask it
+              // again after a short wait (its misses still count), never wait on nothing.
+              let timer: ReturnType<typeof setTimeout> | undefined;
+              await Promise.race([changed, new Promise((r) => (timer = setTimeout(r, 1000)))]);
+              clearTimeout(timer);
+              lacked.clear();
+            } else await changed;
             continue;
           }
           if (asked < 0) asked = range[0];
+          const before = pieces;
           try {
             await l.fetch(sha256, {
               partial,
@@ -584,8 +704,28 @@ export class PeerNode {
               },
               onProgress: (done, count) => options.onProgress?.(peer, done, count),
             });
+            if (pieces > before) misses = 0;
           } catch (e) {
-            error ??= asError(e);
+            if (partialHolders.has(peer) && isHearthError(e, 'blob/missing') && !l.closeReason) {
+              // A partial holder lacked a piece in time: the rest of the range goes to others.
+              // Not its fault; after a few misses in a row it leaves this fetch.
+              misses = pieces > before ? 1 : misses + 1;
+              const lacked = lacks.get(index) ?? new Set<number>();
+              lacks.set(index, lacked);
+              const first = partial.started ? partial.nextMissing(range[0]) : range[0];
+              if (first < range[1]) lacked.add(first);
+              if (misses >= PARTIAL_MISSES) error ??= asError(e);
+              else if (pieces === before) {
+                // It had none of the range: what is left of its share is as uncertain, so the
+                // share goes back to everyone (full holders take it at once); it goes on with
+                // pieces nobody has taken, or steals.
+                for (let i = 0; i < owner.length; i++) if (owner[i] === index && !flying[i]) owner[i] = -1;
+                notify();
+                // A pause before asking again: no spin where it answers at once (its own fetch
+                // has not begun, or it has no piece list and so serves nothing).
+                await new Promise((r) => setTimeout(r, 100 * misses));
+              }
+            } else error ??= asError(e);
           } finally {
             // Whatever landed stays; the rest of the range is anybody's again.
             for (let i = range[0]; i < Math.min(range[1], flying.length); i++) {
@@ -622,6 +762,7 @@ export class PeerNode {
     const started = new Set<string>();
     const startOne = (anyScore: boolean) => {
       const peer =
+        queue.find((p) => !started.has(p) && !partialHolders.has(p) && this.scores.score(p) >= 0) ??
         queue.find((p) => !started.has(p) && this.scores.score(p) >= 0) ??
         (anyScore ? queue.find((p) => !started.has(p)) : undefined);
       if (peer === undefined) return false;
@@ -645,12 +786,25 @@ export class PeerNode {
       if (performance.now() - lastAsked < every) return;
       asking = true;
       more()
-        .then((list) => {
+        .then((answer) => {
           let added = false;
-          for (const p of list) {
-            if (typeof p === 'string' && p !== this.id && !queue.includes(p) && !this.scores.banned(p)) {
-              queue.push(p);
-              added = true;
+          const full = Array.isArray(answer) ? answer : (answer as HolderLists).peers;
+          const part = Array.isArray(answer) ? [] : ((answer as HolderLists).partial ?? []);
+          for (const p of full) {
+            // A partial holder that finished is a full one now (one already at work stays so
+            // for this pass: it has its misses counted).
+            if (typeof p === 'string' && !started.has(p)) partialHolders.delete(p);
+          }
+          for (const [list, isPartial] of [
+            [full, false],
+            [part, true],
+          ] as const) {
+            for (const p of list) {
+              if (typeof p === 'string' && p !== this.id && !queue.includes(p) && !this.scores.banned(p)) {
+                if (isPartial) partialHolders.add(p);
+                queue.push(p);
+                added = true;
+              }
             }
           }
           if (added) wakePass();
@@ -681,6 +835,8 @@ export class PeerNode {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    for (const g of this.#growing.values()) clearTimeout(g.timer);
+    this.#growing.clear();
     for (const l of this.#all) l.close();
     this.#peer.destroy();
   }
@@ -716,6 +872,7 @@ export class PeerNode {
       initiator,
       scores: this.scores,
       ...(this.#source ? { source: this.#source } : {}),
+      partials: (sha256) => this.#growing.get(sha256)?.partial,
       onPush: (s) => this.#dispatch(s),
       acceptsPushes: () => this.#opts.onPush !== undefined || this.#pushListeners.size > 0,
       traffic: this.#traffic,

@@ -345,12 +345,18 @@ export function attachControlPlane(
             }
             const peers = swarm.holders(m.sha256, CONTROL_LIMITS.maxHolders, me);
             const fetching = peers.length === 0 ? swarm.fetching(m.sha256, me) : 0;
+            // Told of holders, the asker fetches from peers and serves what it has meanwhile;
+            // others fetching it too are named beside the full holders.
+            const partial =
+              peers.length > 0 ? swarm.partialHolders(m.sha256, CONTROL_LIMITS.maxPartialHolders, me) : [];
+            if (peers.length > 0) swarm.fetchingFromPeers(m.sha256, me);
             return send({
               v: 1,
               type: 'holders',
               sha256: m.sha256,
               peers,
               ...(fetching > 0 ? { fetching } : {}),
+              ...(partial.length > 0 ? { partial } : {}),
             });
           }
           case 'allreduce-report': {

@@ -39,6 +39,8 @@ export const CONTROL_LIMITS = {
   maxAnnounce: 256,
   /** Peer ids in one `holders` answer. */
   maxHolders: 16,
+  /** Partial holders (peers still fetching the blob) in one `holders` answer. */
+  maxPartialHolders: 16,
   /** Members of one all-reduce group (protocol/allreduce.ts MAX_GROUP). */
   maxAllReduceGroup: MAX_GROUP,
   /** Elements of one tensor averaged through the hub (a hub may allow fewer). */
@@ -273,6 +275,12 @@ export interface HoldersMessage {
    * than 0 means "ask again shortly": a copy is about to be in the swarm.
    */
   readonly fetching?: number;
+  /**
+   * With peers: other volunteers fetching the blob from peers right now (asked, told of holders,
+   * not announced yet), in random order, never the asker. Each serves the pieces it has checked
+   * against the hub's piece list; ask them beside the full holders.
+   */
+  readonly partial?: readonly string[];
 }
 /** The hub's judgement of one reported contribution. */
 export type ContributionVerdict =
@@ -672,14 +680,29 @@ export function parseHubMessage(text: unknown): HubMessage {
       onlyKeys(o, 'message', ['v', 'type', 'count']);
       return { v: 1, type, count: int(o.count, 'message.count', 0, Number.MAX_SAFE_INTEGER) };
     case 'holders': {
-      onlyKeys(o, 'message', ['v', 'type', 'sha256', 'peers', 'fetching']);
+      onlyKeys(o, 'message', ['v', 'type', 'sha256', 'peers', 'fetching', 'partial']);
       if (!isSha256Hex(o.sha256)) throw bad('message.sha256', 'expected 64 lowercase hex digits.');
       const peers = arr(o.peers, 'message.peers', CONTROL_LIMITS.maxHolders).map((p, i) =>
         str(p, `message.peers[${i}]`, { pattern: PEER_ID }),
       );
-      if (o.fetching === undefined) return { v: 1, type, sha256: o.sha256, peers };
-      const fetching = int(o.fetching, 'message.fetching', 0, Number.MAX_SAFE_INTEGER);
-      return { v: 1, type, sha256: o.sha256, peers, fetching };
+      const partial =
+        o.partial === undefined
+          ? undefined
+          : arr(o.partial, 'message.partial', CONTROL_LIMITS.maxPartialHolders).map((p, i) =>
+              str(p, `message.partial[${i}]`, { pattern: PEER_ID }),
+            );
+      const fetching =
+        o.fetching === undefined
+          ? undefined
+          : int(o.fetching, 'message.fetching', 0, Number.MAX_SAFE_INTEGER);
+      return {
+        v: 1,
+        type,
+        sha256: o.sha256,
+        peers,
+        ...(fetching === undefined ? {} : { fetching }),
+        ...(partial === undefined ? {} : { partial }),
+      };
     }
     case 'lease': {
       onlyKeys(o, 'message', ['v', 'type', 'lease', 'shard', 'job', 'kernel', 'outputs', 'work', 'deadline']);

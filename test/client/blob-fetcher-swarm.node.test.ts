@@ -5,9 +5,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BlobFetcher, MemoryBlobStore, type PeerBlobSource } from '../../src/client/blobs.ts';
 import type { FetchResult } from '../../src/net/peer-node.ts';
-import { BLOB_PIECE_BYTES } from '../../src/protocol/blob-pieces.ts';
+import { BLOB_PIECE_BYTES, computePieceHashes } from '../../src/protocol/blob-pieces.ts';
 import { mapSource, nodeAt, seededBytes, sha } from '../net/node-peers.ts';
 import { ADMIN, type TestHub, testHub, upload } from '../node/hub-helpers.ts';
+import { waitFor } from './client-helpers.ts';
 
 const TUNING = { pingIntervalMs: 250, idleTimeoutMs: 6000, stallTimeoutMs: 6000, ackTimeoutMs: 15000 };
 const blob = seededBytes(12 * BLOB_PIECE_BYTES, 41) as Uint8Array<ArrayBuffer>;
@@ -76,5 +77,46 @@ describe('BlobFetcher over a swarm', () => {
       expect(a?.error).toBeUndefined();
       expect(a?.pieces).toBeGreaterThan(0);
     }
+  }, 90_000);
+
+  it('hands the partial holders the hub names to the peer fetch, which takes pieces from them', async () => {
+    const port = th.hub.port;
+    // A full holder uploading 1 MiB/s, and a follower half way through fetching from it.
+    const full = await nodeAt(port, {
+      tuning: { ...TUNING, uploadBytesPerSecond: 1 << 20 },
+      source: mapSource(blob),
+    });
+    const follower = await nodeAt(port, { tuning: TUNING });
+    const getter = await nodeAt(port, { tuning: TUNING });
+    closers.push(...[full, follower, getter].map((n) => () => n.close()));
+    const pieces = await computePieceHashes(blob, HASH);
+    let landed = 0;
+    const following = follower.fetchBlob(full.id, HASH, { pieces, onProgress: (_p, n) => (landed = n) });
+    await waitFor(() => landed >= 6, 60_000, 'the follower half way');
+    for (const h of [full, follower]) await getter.connect(h.id);
+
+    const results: FetchResult[] = [];
+    const seen: { holders: readonly string[]; partial: readonly string[] | undefined; more: unknown }[] = [];
+    const peers: PeerBlobSource = {
+      holders: async () => ({ peers: [full.id], fetching: 0, partial: [follower.id] }),
+      fetch: async (holders, sha256, options) => {
+        seen.push({ holders, partial: options?.partialHolders, more: await options?.moreHolders?.() });
+        const r = await getter.fetchBlob(holders, sha256, options ?? {});
+        results.push(r);
+        return r.bytes;
+      },
+      announce: () => {},
+    };
+    const fetcher = new BlobFetcher({ hubUrl: th.hub.url, store: new MemoryBlobStore() });
+    fetcher.peers = peers;
+    const served = th.hub.stats.blobBytesServed;
+    expect(sha(await fetcher.get(HASH))).toBe(HASH);
+    expect(seen).toEqual([
+      { holders: [full.id], partial: [follower.id], more: { peers: [full.id], partial: [follower.id] } },
+    ]);
+    expect(th.hub.stats.blobBytesServed).toBe(served);
+    const fromFollower = results[0]!.attempts.filter((a) => a.peer === follower.id);
+    expect(fromFollower[0]?.pieces, JSON.stringify(results[0]!.attempts)).toBeGreaterThan(0);
+    expect(sha((await following).bytes)).toBe(HASH);
   }, 90_000);
 });

@@ -79,7 +79,15 @@ describe('blob swarm with the volunteer runtime', () => {
       ]);
       // The model came from a peer (the input too, most likely, once the first announced it).
       expect(v.volunteer.stats.peerBytes).toBeGreaterThanOrEqual(model.byteLength);
+      // From the first, and perhaps from the other follower while it was still fetching too.
+      expect(v.volunteer.stats.peerHolders).toBeGreaterThanOrEqual(1);
+      expect(v.volunteer.stats.peerHolders).toBeLessThanOrEqual(2);
     }
+    for (const v of all) {
+      expect(v.volunteer.stats.fetchStartedAt).toBeGreaterThan(0);
+      expect(v.volunteer.stats.fetchDoneAt).toBeGreaterThanOrEqual(v.volunteer.stats.fetchStartedAt);
+    }
+    expect(first.volunteer.stats.peerHolders).toBe(0);
     // One copy of the model left the hub, plus at most one copy of the input per volunteer.
     expect(hub.stats.blobBytesServed).toBeGreaterThanOrEqual(model.byteLength);
     expect(hub.stats.blobBytesServed).toBeLessThanOrEqual(model.byteLength + 3 * x.byteLength);

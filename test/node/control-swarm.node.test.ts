@@ -5,6 +5,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { BlobSwarm } from '../../src/hub/swarm.ts';
+import { CONTROL_LIMITS, parseHubMessage } from '../../src/protocol/control.ts';
 import { seededRng } from '../hub/fixtures.ts';
 import { authenticated, ORIGIN, TestKey, until } from './control-helpers.ts';
 import { sha, type TestHub, testHub } from './hub-helpers.ts';
@@ -65,6 +66,63 @@ describe('blob swarm on the control plane', () => {
     await two.conn.close();
   });
 
+  it('names peers fetching a blob from peers as partial holders, until they announce it or leave', async () => {
+    t = await testHub({ allowedOrigins: [ORIGIN] });
+    const ws = `${t.hub.url.replace('http', 'ws')}/v1/volunteer`;
+    const one = await authenticated(ws, await TestKey.create());
+    const two = await authenticated(ws, await TestKey.create());
+    const three = await authenticated(ws, await TestKey.create());
+    const ask = async (v: typeof one, sha256: string) => {
+      v.conn.send({ v: 1, type: 'holders-request', sha256 });
+      return parseHubMessage(JSON.stringify(await v.conn.msg()));
+    };
+    one.conn.send({ v: 1, type: 'announce', blobs: [A] });
+    await one.conn.msg();
+    // two is told of one: from now on two is fetching A from peers, and named to others.
+    expect(await ask(two, A)).toEqual({ v: 1, type: 'holders', sha256: A, peers: [one.peerId] });
+    expect(await ask(three, A)).toEqual({
+      v: 1,
+      type: 'holders',
+      sha256: A,
+      peers: [one.peerId],
+      partial: [two.peerId],
+    });
+    // Never the asker; a holder is never partial; an asker told of no holder is not fetching from peers.
+    expect(await ask(two, A)).toEqual({
+      v: 1,
+      type: 'holders',
+      sha256: A,
+      peers: [one.peerId],
+      partial: [three.peerId],
+    });
+    expect(await ask(one, A)).toEqual({ v: 1, type: 'holders', sha256: A, peers: [] });
+    expect(await ask(two, B)).toEqual({ v: 1, type: 'holders', sha256: B, peers: [] });
+    // two announces: a full holder now, no longer partial.
+    two.conn.send({ v: 1, type: 'announce', blobs: [A] });
+    await two.conn.msg();
+    const m = await ask(three, A);
+    expect(m.type === 'holders' && [...m.peers].sort()).toEqual([one.peerId, two.peerId].sort());
+    expect(m.type === 'holders' && m.partial).toBeUndefined();
+    // A partial holder that leaves is forgotten.
+    expect(await ask(two, A)).toMatchObject({ partial: [three.peerId] });
+    await three.conn.close();
+    await until(() => t!.hub.swarm!.partialHolders(A, 16).length === 0);
+    expect(await ask(two, A)).toEqual({ v: 1, type: 'holders', sha256: A, peers: [one.peerId] });
+    for (const v of [one, two]) await v.conn.close();
+  });
+
+  it('checks the partial holders of a holders answer field by field', () => {
+    const base = { v: 1, type: 'holders', sha256: A, peers: [`h${'1'.repeat(32)}`] };
+    const ok = { ...base, partial: [`h${'2'.repeat(32)}`] };
+    expect(parseHubMessage(JSON.stringify(ok))).toEqual(ok);
+    expect(() => parseHubMessage(JSON.stringify({ ...base, partial: 'h1' }))).toThrow(/message\.partial/);
+    expect(() => parseHubMessage(JSON.stringify({ ...base, partial: ['no spaces'] }))).toThrow(
+      /message\.partial\[0\]/,
+    );
+    const many = Array.from({ length: CONTROL_LIMITS.maxPartialHolders + 1 }, (_, i) => `h${i}`);
+    expect(() => parseHubMessage(JSON.stringify({ ...base, partial: many }))).toThrow(/message\.partial/);
+  });
+
   it('refuses swarm messages before auth, and on a hub without a PeerServer', async () => {
     t = await testHub({ allowedOrigins: [ORIGIN], peer: false });
     const ws = `${t.hub.url.replace('http', 'ws')}/v1/volunteer`;
@@ -106,6 +164,24 @@ describe('blob swarm on the control plane', () => {
 });
 
 describe('BlobSwarm', () => {
+  it('keeps a bounded, expiring list of partial holders per blob', () => {
+    let now = 0;
+    const s = new BlobSwarm({ fetchingForMs: 1000, now: () => now, maxPartialPerBlob: 3 });
+    s.announce('h0', [A]);
+    for (const h of ['h1', 'h2', 'h3', 'h4']) s.fetchingFromPeers(A, h);
+    // The oldest went first: at most 3 per blob.
+    expect(s.partialHolders(A, 16).sort()).toEqual(['h2', 'h3', 'h4']);
+    expect(s.partialHolders(A, 2, 'h2')).toHaveLength(2);
+    expect(s.partialHolders(A, 16, 'h2')).not.toContain('h2');
+    s.fetchingFromPeers(A, 'h0'); // a full holder is never partial
+    expect(s.partialHolders(A, 16)).not.toContain('h0');
+    s.announce('h3', [A]);
+    s.drop('h4');
+    expect(s.partialHolders(A, 16)).toEqual(['h2']);
+    now = 1500;
+    expect(s.partialHolders(A, 16)).toEqual([]);
+  });
+
   it('caps what one holder may announce and samples holders at random', () => {
     const s = new BlobSwarm({ maxBlobsPerHolder: 3, random: seededRng(1) });
     expect(s.announce('h1', [A, B, sha('c'), sha('d')])).toBe(3);
