@@ -29,6 +29,7 @@ import {
   type OnnxGraphNode,
   readOnnxGraph,
   type ShapeMap,
+  UNARY_ELEMENTWISE_OPS,
 } from './onnx-graph.ts';
 import type { ShardWork } from './work.ts';
 
@@ -46,28 +47,7 @@ const ONE_PER_ELEMENT = new Set([
   'Sum',
   'Mean',
   'PRelu',
-  'Relu',
-  'LeakyRelu',
-  'Sigmoid',
-  'HardSigmoid',
-  'Tanh',
-  'Gelu',
-  'Erf',
-  'Exp',
-  'Log',
-  'Sqrt',
-  'Reciprocal',
-  'Neg',
-  'Abs',
-  'Elu',
-  'Selu',
-  'Celu',
-  'Softplus',
-  'Softsign',
-  'HardSwish',
-  'Mish',
-  'Sin',
-  'Cos',
+  ...UNARY_ELEMENTWISE_OPS,
   'Clip',
 ]);
 const PER_ELEMENT: ReadonlyMap<string, number> = new Map([

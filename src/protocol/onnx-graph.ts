@@ -716,8 +716,8 @@ function inferNode(
   }
 }
 
-/** Operators whose (first) output has the shape of their first input. */
-const SAME_SHAPE = new Set([
+/** One-input element-wise functions: the output has the input's shape (flops.ts counts one FLOP per element). */
+export const UNARY_ELEMENTWISE_OPS: readonly string[] = [
   'Relu',
   'LeakyRelu',
   'Sigmoid',
@@ -740,6 +740,11 @@ const SAME_SHAPE = new Set([
   'Mish',
   'Sin',
   'Cos',
+];
+
+/** Operators whose (first) output has the shape of their first input. */
+const SAME_SHAPE = new Set([
+  ...UNARY_ELEMENTWISE_OPS,
   'Floor',
   'Ceil',
   'Round',
