@@ -14,6 +14,7 @@
 // Tokens are read from the file, not memory: `hearth token create --db FILE` writes them from
 // another process while a hub runs. Results of judged shards (validated or failed) are kept on
 // the file only, once committed: memory holds what open shards need, not every output ever.
+import { type Deferred, deferred } from '../core/deferred.ts';
 import { HearthError } from '../core/errors.ts';
 import { SqliteStore } from './sqlite-store.ts';
 import {
@@ -98,9 +99,8 @@ export class JournaledStore implements HubStore {
   #judged = new Set<string>();
   /** Judged shards whose results are read from the file. */
   readonly #cold = new Set<string>();
-  #flush:
-    | { done: Promise<void>; resolve(): void; reject(e: unknown): void; timer: ReturnType<typeof setTimeout> }
-    | undefined;
+  /** The open group commit: settled when it is on the file. */
+  #flush: { readonly commit: Deferred<void>; readonly timer: ReturnType<typeof setTimeout> } | undefined;
   #failed: HearthError | undefined;
   #closed = false;
 
@@ -164,7 +164,7 @@ export class JournaledStore implements HubStore {
 
   settled(): Promise<void> {
     if (this.#failed) return Promise.reject(this.#failed);
-    return this.#flush?.done ?? Promise.resolve();
+    return this.#flush?.commit.promise ?? Promise.resolve();
   }
 
   #usable(): void {
@@ -174,16 +174,9 @@ export class JournaledStore implements HubStore {
 
   #schedule(): void {
     if (this.#flush) return;
-    let resolve!: () => void;
-    let reject!: (e: unknown) => void;
-    const done = new Promise<void>((res, rej) => {
-      resolve = res;
-      reject = rej;
-    });
-    // Nobody may be waiting (a group of leases only): a failed commit must not be unhandled.
-    done.catch(() => {});
+    // Nobody may be waiting (a group of leases only): deferred() keeps a failure from being unhandled.
     const timer = setTimeout(() => this.#commit(), this.#windowMs);
-    this.#flush = { done, resolve, reject, timer };
+    this.#flush = { commit: deferred<void>(), timer };
   }
 
   /** Replays everything pending onto the file in one synced transaction. */
@@ -206,7 +199,7 @@ export class JournaledStore implements HubStore {
           `Committing ${batch.size} change(s) to the hub's SQLite file failed (${(e as Error)?.message ?? e}); the hub accepts no more changes until it is restarted.`,
           { cause: e },
         );
-        f?.reject(this.#failed);
+        f?.commit.reject(this.#failed);
         throw this.#failed;
       }
     }
@@ -216,7 +209,7 @@ export class JournaledStore implements HubStore {
       this.#mem.forgetResultsOf(id);
       this.#cold.add(id);
     }
-    f?.resolve();
+    f?.commit.resolve();
   }
 
   /** Writes one pending record to the file (inside the group's transaction). */

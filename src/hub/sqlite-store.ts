@@ -10,6 +10,7 @@
 // shards row by triggers, so no call scans a job's shards or parses its manifest again (parsed
 // jobs are cached).
 import Database, { type SqliteDatabase, type SqliteStatement } from 'better-sqlite3';
+import { type Deferred, deferred } from '../core/deferred.ts';
 import { HearthError } from '../core/errors.ts';
 import type { DType } from '../core/tensor.ts';
 import type {
@@ -136,7 +137,8 @@ export class SqliteStore implements HubStore {
    */
   readonly #jobs = new Map<string, JobRecord>();
   /** The open group commit, if any: BEGIN was run and COMMIT is scheduled. */
-  #group: { readonly done: Promise<void>; resolve(): void; reject(e: unknown): void } | undefined;
+  /** The open group commit: settled when it is on the file. */
+  #group: Deferred<void> | undefined;
 
   readonly #groupWindowMs: number;
 
@@ -297,20 +299,14 @@ export class SqliteStore implements HubStore {
   #inFn = false;
 
   settled(): Promise<void> {
-    return this.#group?.done ?? Promise.resolve();
+    return this.#group?.promise ?? Promise.resolve();
   }
 
   #openGroup(): void {
-    let resolve!: () => void;
-    let reject!: (e: unknown) => void;
-    const done = new Promise<void>((res, rej) => {
-      resolve = res;
-      reject = rej;
-    });
-    // Nobody may be waiting (a group of leases only): a failed commit must not be unhandled.
-    done.catch(() => {});
+    // Nobody may be waiting (a group of leases only): deferred() keeps a failure from being unhandled.
+    const group = deferred<void>();
     this.#db.exec('BEGIN IMMEDIATE');
-    this.#group = { done, resolve, reject };
+    this.#group = group;
     // Every change that arrives meanwhile joins it: one sync for all of them.
     if (this.#groupWindowMs > 0) setTimeout(() => this.#commitGroup(), this.#groupWindowMs);
     else setImmediate(() => this.#commitGroup());

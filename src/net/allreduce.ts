@@ -28,6 +28,7 @@
 // Why a fallback: when the ring cannot finish (fewer than 2 members reachable, every dial failed,
 // its time ran out, the others went on without this peer), `fallback` averages through the hub
 // instead (client/allreduce-hub.ts), and the result says so (`via: 'hub'`).
+import { type Deferred, deferred } from '../core/deferred.ts';
 import { HearthError, isHearthError } from '../core/errors.ts';
 import { sha256Hex } from '../core/hash.ts';
 import {
@@ -375,38 +376,6 @@ function inboxOf(node: PeerNode): Inbox {
 
 /** Thrown inside an attempt when the member set changed; the round loop starts the next one. */
 const RESTART = Symbol('restart');
-
-interface Deferred<T> {
-  readonly promise: Promise<T>;
-  readonly settled: boolean;
-  resolve(v: T): void;
-  reject(e: unknown): void;
-}
-function deferred<T>(): Deferred<T> {
-  let res!: (v: T) => void;
-  let rej!: (e: unknown) => void;
-  const promise = new Promise<T>((a, b) => {
-    res = a;
-    rej = b;
-  });
-  // Rejections nobody awaits (an attempt aborted between steps) are expected, not unhandled.
-  promise.catch(() => {});
-  let settled = false;
-  return {
-    promise,
-    get settled() {
-      return settled;
-    },
-    resolve(v) {
-      settled = true;
-      res(v);
-    },
-    reject(e) {
-      settled = true;
-      rej(e);
-    },
-  };
-}
 
 const mod = (a: number, n: number) => ((a % n) + n) % n;
 

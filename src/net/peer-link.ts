@@ -11,6 +11,7 @@
 // parity — odd for the side that opened the connection, even for the other — so ids never
 // collide and a header with the wrong parity that answers no request is garbage.
 import type { DataConnection } from 'peerjs';
+import { type Deferred, deferred } from '../core/deferred.ts';
 import { HearthError, isHearthError } from '../core/errors.ts';
 import { isSha256Hex, sha256Hex } from '../core/hash.ts';
 import type { DType, Shape } from '../core/tensor.ts';
@@ -277,23 +278,6 @@ export interface FetchOptions {
   readonly onProgress?: (piecesDone: number, pieceCount: number) => void;
   /** Called with the index of each piece this fetch landed. */
   readonly onPiece?: (index: number) => void;
-}
-
-interface Deferred<T> {
-  promise: Promise<T>;
-  resolve(v: T): void;
-  reject(e: unknown): void;
-}
-function deferred<T>(): Deferred<T> {
-  let resolve!: (v: T) => void;
-  let reject!: (e: unknown) => void;
-  const promise = new Promise<T>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  // A link that fails with nobody waiting must not raise an unhandled rejection.
-  promise.catch(() => {});
-  return { promise, resolve, reject };
 }
 
 interface Incoming {
