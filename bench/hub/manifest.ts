@@ -1,5 +1,5 @@
 // The hub bench's job: many tiny WGSL shards whose results are computed in JS, no GPU.
-import { parseManifest } from '../../src/protocol/manifest.ts';
+import { parseManifest } from '../../src/protocol/kinds/index.ts';
 
 /** A WGSL job of `n` tiny shards (one f32[4] output each), for the hub bench. */
 export function manifest(n: number, replication: number) {

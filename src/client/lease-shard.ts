@@ -2,8 +2,9 @@
 // one into the other: parse the work (a lease is network input), then assemble the Shard
 // (protocol/work.ts) from verified blobs; the worker's parseShard checks it once more.
 import type { LeaseMessage } from '../protocol/control.ts';
+import { parseShardWork, shardFromWork } from '../protocol/kinds/index.ts';
 import type { Shard } from '../protocol/shard.ts';
-import { type BlobGetter, parseShardWork, shardFromWork } from '../protocol/work.ts';
+import type { BlobGetter } from '../protocol/work.ts';
 
 export type { BlobGetter } from '../protocol/work.ts';
 

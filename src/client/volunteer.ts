@@ -10,13 +10,14 @@
 import { HearthError, isHearthError } from '../core/errors.ts';
 import type { PeerNode, PeerNodeOptions } from '../net/peer-node.ts';
 import {
+  CONTROL_LIMITS,
   type ControlCapabilities,
   encodeResult,
   type HubMessage,
   type LeaseMessage,
 } from '../protocol/control.ts';
+import { type JobKind, parseShardWork } from '../protocol/kinds/index.ts';
 import type { Shard, ShardProgress, ShardResult } from '../protocol/shard.ts';
-import { parseShardWork } from '../protocol/work.ts';
 import { BlobFetcher, type BlobStore, type PeerBlobSource } from './blobs.ts';
 import { HubSession, type Signer, type SocketFactory } from './hub-session.ts';
 import { shardFromLease } from './lease-shard.ts';
@@ -56,7 +57,7 @@ export type VolunteerEvent =
   | { readonly type: 'state'; readonly state: VolunteerState }
   | { readonly type: 'connected'; readonly volunteerId: string }
   | { readonly type: 'disconnected'; readonly error: HearthError; readonly retryInMs: number }
-  | { readonly type: 'lease'; readonly shard: string; readonly job: string; readonly kind: 'onnx' | 'wgsl' }
+  | { readonly type: 'lease'; readonly shard: string; readonly job: string; readonly kind: JobKind }
   | { readonly type: 'progress'; readonly progress: ShardProgress }
   | {
       readonly type: 'result';
@@ -64,8 +65,22 @@ export type VolunteerEvent =
       readonly outcome: 'pending' | 'valid' | 'invalid' | 'inconclusive' | 'refused';
       readonly ms: number;
       readonly backend: string;
+      /** Why the hub refused it (outcome 'refused'). */
+      readonly reason?: string;
     }
-  | { readonly type: 'shard-failed'; readonly shard: string; readonly error: HearthError }
+  /**
+   * A shard failed here. `reported` says what the hub did with the error: 'recorded' (it would
+   * fail the same way anywhere: the researcher hears of it), 'failed' (the shard or job failed
+   * with it), 'released' (taken as this device's trouble: someone else runs it).
+   */
+  | {
+      readonly type: 'shard-failed';
+      readonly shard: string;
+      readonly error: HearthError;
+      readonly reported?: 'released' | 'recorded' | 'failed';
+    }
+  /** The hub's count of this volunteer's results still awaiting agreement (on `no-work`). */
+  | { readonly type: 'pending'; readonly pending: number }
   /** This connection's peer joined the blob swarm, or could not (blobs then come from the hub). */
   | { readonly type: 'swarm'; readonly peerId: string; readonly error?: HearthError };
 
@@ -338,11 +353,18 @@ export class Volunteer {
       return;
     }
     if (reply.type === 'error' && (reply.code === 'refused' || reply.code === 'bad-message')) {
-      // The hub will never take this one (its lease went to someone else, or it is malformed):
+      // The hub will never take this one (its shard was judged or cancelled, or it is malformed):
       // keeping it would resend it forever.
       await this.#opts.outbox.ack(r.shard);
       this.stats.refused++;
-      this.#emit({ type: 'result', shard: r.shard, outcome: 'refused', ms: r.ms, backend: r.backend });
+      this.#emit({
+        type: 'result',
+        shard: r.shard,
+        outcome: 'refused',
+        ms: r.ms,
+        backend: r.backend,
+        reason: reply.message,
+      });
       return;
     }
     // 'internal' and the rest: keep it, the next connection tries again.
@@ -361,6 +383,12 @@ export class Volunteer {
       }
       if (m.type !== 'no-work' && !(m.type === 'error' && (m.code === 'refused' || m.code === 'internal'))) {
         throw new HearthError('net/refused', `lease-request: the hub answered ${describeReply(m)}.`);
+      }
+      // Shards this volunteer answered earlier may have been judged since (by later replicas):
+      // the hub's count replaces the one the acks left.
+      if (m.type === 'no-work' && m.pending !== undefined && m.pending !== this.stats.pending) {
+        this.stats.pending = m.pending;
+        this.#emit({ type: 'pending', pending: m.pending });
       }
       this.#set('connected');
       await this.#sleep(idleMs * 2 ** Math.min(idle++, 3));
@@ -414,15 +442,33 @@ export class Volunteer {
         this.#emit({ type: 'progress', progress }),
       );
     } catch (e) {
+      // An error the runner did not name is a fault of this volunteer's code or machine, not a
+      // cancel and not the job's: the hub gives the shard to someone else.
       const error = isHearthError(e)
         ? e
-        : new HearthError('shard/cancelled', `Shard ${lease.shard}: ${(e as Error)?.message ?? String(e)}`, {
+        : new HearthError('shard/failed', `Shard ${lease.shard}: ${(e as Error)?.message ?? String(e)}`, {
             cause: e,
           });
-      if (!lost && !this.#stopping) {
-        this.stats.failed++;
-        this.#emit({ type: 'shard-failed', shard: lease.shard, error });
+      if (lost || this.#stopping) return;
+      this.stats.failed++;
+      clearTimeout(beat);
+      this.#current = undefined;
+      // Tell the hub at once: a deterministic error reaches the researcher, any other frees the
+      // shard now rather than at its deadline. A lost connection leaves it to the deadline.
+      let reported: 'released' | 'recorded' | 'failed' | undefined;
+      try {
+        const reply = await session.request({
+          v: 1,
+          type: 'shard-failed',
+          shard: lease.shard,
+          code: error.code,
+          message: error.message.slice(0, CONTROL_LIMITS.maxErrorChars),
+        });
+        if (reply.type === 'failure-noted') reported = reply.outcome;
+      } catch {
+        // The connection is gone; the outer loop notices and reconnects.
       }
+      this.#emit({ type: 'shard-failed', shard: lease.shard, error, ...(reported ? { reported } : {}) });
       return;
     } finally {
       clearTimeout(beat);

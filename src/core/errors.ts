@@ -23,6 +23,8 @@ export type HearthErrorCode =
   | 'wgsl/manifest'
   | 'shard/timeout'
   | 'shard/cancelled'
+  /** The shard runner failed in a way it did not name (a bug, a crash): not the job's fault. */
+  | 'shard/failed'
   | 'onnx/model'
   | 'onnx/unsupported'
   | 'onnx/run'

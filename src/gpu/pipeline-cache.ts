@@ -85,3 +85,84 @@ async function build(
     });
   }
 }
+
+/** One slot of an explicit bind group layout. */
+export interface LayoutSlot {
+  readonly binding: number;
+  readonly type: 'uniform' | 'read-only-storage' | 'storage';
+}
+
+interface LayoutCache {
+  readonly layouts: Map<string, GPUBindGroupLayout>;
+  readonly pipelines: Map<string, Promise<GPUComputePipeline>>;
+}
+const layoutCaches = new WeakMap<GPUDevice, LayoutCache>();
+
+const slotsKey = (slots: readonly LayoutSlot[]) => slots.map((s) => `${s.binding}:${s.type}`).join(',');
+
+/**
+ * A compute pipeline with an explicit bind group layout of exactly these slots (a researcher's
+ * kernel, whose passes bind some of the module's resources), built once per device and cached
+ * like `getPipeline` — keyed by the source, entry point and slots. A failed build is not cached.
+ * Resolves with the pipeline and its group-0 layout for bind groups.
+ */
+export function getLayoutPipeline(
+  device: GPUDevice,
+  spec: Omit<PipelineSpec, 'constants'> & { readonly slots: readonly LayoutSlot[] },
+): Promise<{ pipeline: GPUComputePipeline; layout: GPUBindGroupLayout }> {
+  let lc = layoutCaches.get(device);
+  if (!lc) layoutCaches.set(device, (lc = { layouts: new Map(), pipelines: new Map() }));
+  const sk = slotsKey(spec.slots);
+  let layout = lc.layouts.get(sk);
+  if (!layout) {
+    layout = device.createBindGroupLayout({
+      label: `layout{${sk}}`,
+      entries: spec.slots.map((s) => ({
+        binding: s.binding,
+        visibility: GPUShaderStage.COMPUTE,
+        buffer: { type: s.type },
+      })),
+    });
+    lc.layouts.set(sk, layout);
+  }
+  const entryPoint = spec.entryPoint ?? 'main';
+  const key = `${entryPoint}|${sk}|${spec.code}`;
+  let p = lc.pipelines.get(key);
+  if (!p) {
+    const cache = cacheFor(device);
+    const bgl = layout;
+    p = (async () => {
+      let module = cache.modules.get(spec.code);
+      if (!module) {
+        module = compileWgsl(device, { label: spec.label, code: spec.code });
+        cache.modules.set(spec.code, module);
+        module.catch(() => cache.modules.delete(spec.code));
+      }
+      const m = await module;
+      cache.builds++;
+      try {
+        return await device.createComputePipelineAsync({
+          label: `${spec.label}:${entryPoint}`,
+          layout: device.createPipelineLayout({
+            label: `${spec.label}:${entryPoint}:layout`,
+            bindGroupLayouts: [bgl],
+          }),
+          compute: { module: m, entryPoint },
+        });
+      } catch (cause) {
+        const message = cause instanceof Error ? cause.message : String(cause);
+        throw new HearthError(
+          'wgsl/pipeline',
+          `Pipeline "${spec.label}:${entryPoint}" could not be built: ${message}`,
+          {
+            details: { shader: spec.label, entryPoint },
+            cause,
+          },
+        );
+      }
+    })();
+    lc.pipelines.set(key, p);
+    p.catch(() => lc!.pipelines.delete(key));
+  }
+  return p.then((pipeline) => ({ pipeline, layout: layout! }));
+}

@@ -4,17 +4,11 @@
 // with the answers it got. They look exactly like the job's other shards to a volunteer — same
 // kernel or model, same kind of inputs — so a volunteer cannot tell them apart and skip them.
 import { HearthError } from '../core/errors.ts';
-import { sha256Hex } from '../core/hash.ts';
-import type {
-  ExpectedOutput,
-  Manifest,
-  OnnxHoneypot,
-  TensorBlob,
-  WgslHoneypot,
-  WgslShardSpec,
-} from '../protocol/manifest.ts';
+import { type Manifest, type ShardWork, shardContextOf, shardFromWork } from '../protocol/kinds/index.ts';
+import type { ExpectedOutput } from '../protocol/manifest.ts';
 import type { Shard, ShardResult } from '../protocol/shard.ts';
-import { type ShardWork, shardFromWork } from '../protocol/work.ts';
+import { HUB_KINDS, type HubKinds, hubKindOf } from './kinds/index.ts';
+import type { OracleEnv } from './kinds/kind.ts';
 
 /** Runs a shard on the hub's own device (the node layer passes a ComputeEngine on Dawn). */
 export interface OracleRunner {
@@ -44,81 +38,43 @@ export interface OracleOptions {
  * const m2 = await withHubHoneypots(manifest, { runner: engine, blobs });
  * m2.honeypots?.length; // manifest's own + autoHoneypots
  */
-export async function withHubHoneypots(m: Manifest, opts: OracleOptions): Promise<Manifest> {
+export async function withHubHoneypots(
+  m: Manifest,
+  opts: OracleOptions,
+  kinds: HubKinds = HUB_KINDS,
+): Promise<Manifest> {
   const n = m.autoHoneypots ?? 0;
   if (n === 0) return m;
   const random = opts.random ?? Math.random;
-  const get = {
-    async get(sha: string): Promise<Uint8Array> {
-      const b = opts.blobs.read(sha);
-      if (!b)
-        throw new HearthError('blob/missing', `blob ${sha} is not on the hub.`, { details: { sha256: sha } });
-      return b instanceof Uint8Array ? b : new Uint8Array(b);
-    },
+  const blob = async (sha: string): Promise<Uint8Array> => {
+    const b = opts.blobs.read(sha);
+    if (!b)
+      throw new HearthError('blob/missing', `blob ${sha} is not on the hub.`, { details: { sha256: sha } });
+    return b instanceof Uint8Array ? b : new Uint8Array(b);
   };
-  const expectedOf = async (r: ShardResult): Promise<ExpectedOutput[]> => {
-    const out: ExpectedOutput[] = [];
-    for (const o of r.outputs) {
-      // Tolerance jobs compare values, so the scheduler needs the bytes, not only the hash.
-      if (m.tolerance !== 'exact') await opts.blobs.write(new Uint8Array(o.data));
-      out.push({ name: o.name, sha256: o.sha256, dtype: o.dtype, shape: [...o.shape] });
-    }
-    return out;
-  };
-  const run = async (work: ShardWork, i: number) =>
-    opts.runner.runShard(
-      await shardFromWork(
-        work,
-        {
-          shard: `hub-honeypot/${i}`,
-          job: 'hub-oracle',
-          ...(m.kind === 'wgsl'
-            ? { kernel: { source: m.source, ...(m.entryPoint ? { entryPoint: m.entryPoint } : {}) } }
-            : {}),
-          ...(m.kind === 'onnx' && m.outputs ? { outputs: m.outputs } : {}),
-        },
-        get,
+  const env: OracleEnv<ShardWork> = {
+    run: async (work, i) =>
+      opts.runner.runShard(
+        await shardFromWork(
+          work,
+          { shard: `hub-honeypot/${i}`, job: 'hub-oracle', ...shardContextOf(m) },
+          { get: blob },
+        ),
       ),
-    );
-
-  if (m.kind === 'wgsl') {
-    const picked = pick(m.shards.length, n, random);
-    const honeypots: WgslHoneypot[] = [];
-    for (const [k, i] of picked.entries()) {
-      const spec: WgslShardSpec = m.shards[i]!;
-      const r = await run({ kind: 'wgsl', spec }, k);
-      honeypots.push({ ...spec, expected: await expectedOf(r) });
-    }
-    return { ...m, honeypots: [...(m.honeypots ?? []), ...honeypots] };
-  }
-
-  const rows = m.inputs[m.batchInput]!.shape[0]!;
-  const starts = pick(Math.ceil(rows / m.shardSize), n, random).map((s) => s * m.shardSize);
-  const honeypots: OnnxHoneypot[] = [];
-  for (const [k, start] of starts.entries()) {
-    const end = Math.min(rows, start + m.shardSize);
-    const work: ShardWork = {
-      kind: 'onnx',
-      model: m.model,
-      inputs: m.inputs,
-      batchInput: m.batchInput,
-      rows: [start, end],
-    };
-    const r = await run(work, k);
-    // The honeypot's batch is its own blob, so its work names no rows — like a researcher's.
-    const batch = m.inputs[m.batchInput]!;
-    const whole = await get.get(batch.sha256);
-    const rowBytes = whole.byteLength / rows;
-    const slice = whole.slice(start * rowBytes, end * rowBytes);
-    const sha = await opts.blobs.write(slice);
-    if (sha !== (await sha256Hex(slice))) throw new Error('blob write returned the wrong hash');
-    const inputs: Record<string, TensorBlob> = {
-      ...m.inputs,
-      [m.batchInput]: { sha256: sha, dtype: batch.dtype, shape: [end - start, ...batch.shape.slice(1)] },
-    };
-    honeypots.push({ inputs, expected: await expectedOf(r) });
-  }
-  return { ...m, honeypots: [...(m.honeypots ?? []), ...honeypots] };
+    async expectedOf(r: ShardResult): Promise<ExpectedOutput[]> {
+      const out: ExpectedOutput[] = [];
+      for (const o of r.outputs) {
+        // Tolerance jobs compare values, so the scheduler needs the bytes, not only the hash.
+        if (m.tolerance !== 'exact') await opts.blobs.write(new Uint8Array(o.data));
+        out.push({ name: o.name, sha256: o.sha256, dtype: o.dtype, shape: [...o.shape] });
+      }
+      return out;
+    },
+    blob,
+    write: (bytes) => opts.blobs.write(bytes),
+    pick: (count, k) => pick(count, k, random),
+  };
+  return hubKindOf(kinds, m.kind).addHoneypots(m, n, env);
 }
 
 /** `n` distinct indices in [0, count), at random (all of them when count ≤ n). */

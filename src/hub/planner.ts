@@ -1,14 +1,13 @@
-// Splits a manifest into shards. A shard's work is a small JSON description (blob hashes, a row
-// range); the server turns it into a protocol Shard with bytes when it hands it out.
-import type { ExpectedOutput, Manifest } from '../protocol/manifest.ts';
-import type { ShardWork } from '../protocol/work.ts';
+// Splits a manifest into shards, by its kind's hub module (hub/kinds/). A shard's work is a small
+// JSON description (blob hashes, a row range, a program); a volunteer turns it into a Shard with
+// bytes when it takes the lease.
+import type { Manifest, ShardWork } from '../protocol/kinds/index.ts';
+import { HUB_KINDS, type HubKinds, hubKindOf } from './kinds/index.ts';
+import type { PlannedShard as KindPlannedShard } from './kinds/kind.ts';
 
 export type { OnnxWork, ShardWork, WgslWork } from '../protocol/work.ts';
 
-export interface PlannedShard {
-  readonly work: ShardWork;
-  readonly expected?: readonly ExpectedOutput[];
-}
+export type PlannedShard = KindPlannedShard<ShardWork>;
 
 /**
  * The job's shards in order, followed by its honeypots.
@@ -16,34 +15,6 @@ export interface PlannedShard {
  * @example
  * planShards(manifest).length; // ceil(rows / shardSize) + honeypots
  */
-export function planShards(m: Manifest): PlannedShard[] {
-  if (m.kind === 'wgsl') {
-    return [
-      ...m.shards.map((spec) => ({ work: { kind: 'wgsl' as const, spec } })),
-      ...(m.honeypots ?? []).map(({ expected, ...spec }) => ({
-        work: { kind: 'wgsl' as const, spec },
-        expected,
-      })),
-    ];
-  }
-  const rows = m.inputs[m.batchInput]!.shape[0]!;
-  const out: PlannedShard[] = [];
-  for (let start = 0; start < rows; start += m.shardSize) {
-    out.push({
-      work: {
-        kind: 'onnx',
-        model: m.model,
-        inputs: m.inputs,
-        batchInput: m.batchInput,
-        rows: [start, Math.min(rows, start + m.shardSize)],
-      },
-    });
-  }
-  for (const h of m.honeypots ?? []) {
-    out.push({
-      work: { kind: 'onnx', model: m.model, inputs: h.inputs, batchInput: m.batchInput },
-      expected: h.expected,
-    });
-  }
-  return out;
+export function planShards(m: Manifest, kinds: HubKinds = HUB_KINDS): PlannedShard[] {
+  return hubKindOf(kinds, m.kind).plan(m);
 }

@@ -1,17 +1,23 @@
-// The hub's decisions: which shard goes to whom, when a lease is reissued, when results agree,
-// who gets credit. Every state change is one store transaction, so a crash between two calls
-// leaves the store as either before or after a change, never half of one. Leases and results use
-// the store's group commit (one synced commit for everything that arrived within a few
-// milliseconds, each change still its own savepoint): the sync is what a cycle costs most. A
-// result is acknowledged only after its group committed.
+// The hub's decisions, composed from its parts: leases (leases.ts: which shard goes to whom),
+// validation (validation.ts and each kind's rule: when results agree, when errors fail a shard),
+// reputation (reputation.ts) and the credit ledger (ledger.ts). Kind-specific work — planning,
+// result shapes, what a judged shard does — is the kind's hub module (hub/kinds/).
+//
+// Every state change is one store transaction, so a crash between two calls leaves the store as
+// either before or after a change, never half of one. Leases and results use the store's group
+// commit (one synced commit for everything that arrived within a few milliseconds, each change
+// still its own savepoint): the sync is what a cycle costs most. A result is acknowledged only
+// after its group committed.
 import { createHash } from 'node:crypto';
 import { HearthError } from '../core/errors.ts';
 import { sha256Hex } from '../core/hash.ts';
-import { shardCredit } from '../protocol/flops.ts';
-import type { Manifest } from '../protocol/manifest.ts';
+import { type Manifest, type ShardWork, shardCredit } from '../protocol/kinds/index.ts';
 import { type OutputTensor, type ShardResult, verifyResultHashes } from '../protocol/shard.ts';
-import { resultsAgree, tensorsAgree } from './agreement.ts';
-import { planShards, type ShardWork } from './planner.ts';
+import { HUB_KINDS, type HubKinds, hubKindOf } from './kinds/index.ts';
+import type { HubKind, PlannedShard } from './kinds/kind.ts';
+import { type Capabilities, type LeaseGrant, Leases } from './leases.ts';
+import { Ledger } from './ledger.ts';
+import { freshVolunteer, judged } from './reputation.ts';
 import type {
   HubStore,
   JobRecord,
@@ -21,35 +27,35 @@ import type {
   ShardRecord,
   VolunteerRecord,
 } from './store.ts';
+import {
+  type Candidate,
+  DETERMINISTIC_ERRORS,
+  type Decision,
+  honeypotPasses,
+  type ShardError,
+} from './validation.ts';
 
-/** What a volunteer's device reports on hello. */
-export interface Capabilities {
-  /** The adapter's maxBufferSize. */
-  readonly maxBufferBytes: number;
-  readonly features: readonly string[];
-}
+export type { Capabilities, LeaseGrant } from './leases.ts';
 
 export interface SchedulerOptions {
   /** Uniform in [0, 1); inject a seeded one in tests. */
   readonly rng?: () => number;
   /** Valid results in a row after which a volunteer may get single-replica shards (default 20). */
   readonly trustStreak?: number;
+  /** Honeypots passed, over every job, that trust also needs (default 3). */
+  readonly trustHoneypots?: number;
   /** Chance that a trusted volunteer's shard is replicated anyway, as a spot-check (default 0.2). */
   readonly spotCheckRate?: number;
   /** Chance that a lease is a honeypot when the job has one this volunteer has not done (default 0.1). */
   readonly honeypotRate?: number;
   /** A volunteer whose reputation falls below this gets no more leases (default -20). */
   readonly blockBelow?: number;
+  /** Distinct volunteers reporting the same deterministic error that fail a shard (default 2). */
+  readonly errorQuorum?: number;
   /** Bytes of a blob by SHA-256, to compare honeypot answers within tolerance. */
   readonly blob?: (sha256: string) => ArrayBuffer | undefined;
-}
-
-/** A shard handed to a volunteer. */
-export interface LeaseGrant {
-  readonly lease: LeaseRecord;
-  readonly shard: string;
-  readonly job: string;
-  readonly work: ShardWork;
+  /** The kinds' hub modules (default: every kind this build knows). */
+  readonly kinds?: HubKinds;
 }
 
 export type SubmitOutcome =
@@ -61,6 +67,15 @@ export type SubmitOutcome =
   | { readonly status: 'invalid' }
   /** Replicas never agreed within maxReplicas: the shard failed, nobody is credited. */
   | { readonly status: 'inconclusive' };
+
+/** What `Scheduler.reportFailure` did with a volunteer's error. */
+export type FailureOutcome =
+  /** A device-specific error: the lease ended and the shard goes to someone else. */
+  | { readonly status: 'released' }
+  /** A deterministic error, recorded: more volunteers will try the shard. */
+  | { readonly status: 'recorded' }
+  /** Enough volunteers reported it: the shard (or, for a broken kernel or model, the job) failed. */
+  | { readonly status: 'failed'; readonly job: boolean };
 
 /** What `Scheduler.cancel` did. */
 export interface CancelOutcome {
@@ -80,6 +95,14 @@ export interface SubmitOptions {
   readonly owner?: string | undefined;
 }
 
+/** A failed shard and the error its volunteers reported, as progress shows it. */
+export interface ShardFailure {
+  readonly shard: string;
+  readonly index: number;
+  readonly code?: string;
+  readonly message: string;
+}
+
 export interface JobProgress {
   readonly job: string;
   readonly status: JobStatus;
@@ -92,7 +115,25 @@ export interface JobProgress {
   readonly done: number;
   /** validated / shards, in [0, 1]. */
   readonly progress: number;
+  /** Why the job failed, when one error explains it (a kernel that does not compile). */
+  readonly error?: ShardError;
+  /** Failed shards with the reason, the first few (`failed` counts them all). */
+  readonly failures?: readonly ShardFailure[];
+  /** What the job is waiting for, when it waits on something other than compute in flight. */
+  readonly waiting?: string;
 }
+
+/** A canonical result, and how many volunteers' results agreed on it. */
+export interface CanonicalResult {
+  readonly shard: string;
+  readonly index: number;
+  readonly outputs: readonly OutputTensor[];
+  /** Agreeing results it rests on: 1 for a single-replica shard (adaptive replication). */
+  readonly replicas: number;
+}
+
+/** Failed shards listed in progress. */
+const MAX_FAILURES_SHOWN = 5;
 
 /**
  * SHA-256 of a result output. A small one hashes faster inline than through WebCrypto's thread
@@ -107,9 +148,9 @@ const reject = (message: string, details: Record<string, unknown>): HearthError 
   new HearthError('input/invalid', message, { details });
 
 /**
- * Leases shards to volunteers, validates their results by replication and honeypots, and keeps
- * the credit ledger. Time is always passed in (`now`, ms), so tests and a crash-restart replay
- * see the same decisions.
+ * Leases shards to volunteers, validates their results by their kind's rule and by honeypots,
+ * and keeps the credit ledger. Time is always passed in (`now`, ms), so tests and a crash-restart
+ * replay see the same decisions.
  *
  * @example
  * const s = new Scheduler(new SqliteStore('hub.db'));
@@ -120,21 +161,29 @@ const reject = (message: string, details: Record<string, unknown>): HearthError 
  */
 export class Scheduler {
   readonly #store: HubStore;
-  readonly #rng: () => number;
-  readonly #trustStreak: number;
-  readonly #spotCheckRate: number;
-  readonly #honeypotRate: number;
-  readonly #blockBelow: number;
+  readonly #leases: Leases;
+  readonly #ledger: Ledger;
+  readonly #kinds: HubKinds;
+  readonly #errorQuorum: number;
   readonly #blob: ((sha256: string) => ArrayBuffer | undefined) | undefined;
 
   constructor(store: HubStore, opts: SchedulerOptions = {}) {
     this.#store = store;
-    this.#rng = opts.rng ?? Math.random;
-    this.#trustStreak = opts.trustStreak ?? 20;
-    this.#spotCheckRate = opts.spotCheckRate ?? 0.2;
-    this.#honeypotRate = opts.honeypotRate ?? 0.1;
-    this.#blockBelow = opts.blockBelow ?? -20;
+    this.#leases = new Leases(store, {
+      rng: opts.rng ?? Math.random,
+      honeypotRate: opts.honeypotRate ?? 0.1,
+      spotCheckRate: opts.spotCheckRate ?? 0.2,
+      blockBelow: opts.blockBelow ?? -20,
+      trust: { streak: opts.trustStreak ?? 20, honeypots: opts.trustHoneypots ?? 3 },
+    });
+    this.#ledger = new Ledger(store);
+    this.#kinds = opts.kinds ?? HUB_KINDS;
+    this.#errorQuorum = opts.errorQuorum ?? 2;
     this.#blob = opts.blob;
+  }
+
+  #kind(m: Manifest): HubKind<Manifest, ShardWork> {
+    return hubKindOf(this.#kinds, m.kind);
   }
 
   /** Plans a parsed manifest into shards and returns the new job's id. */
@@ -149,22 +198,32 @@ export class Scheduler {
         status: 'running',
         ...(opts.owner !== undefined ? { owner: opts.owner } : {}),
       });
-      planShards(manifest).forEach((p, index) => {
-        const honeypot = p.expected !== undefined;
-        s.putShard({
-          id: honeypot ? `${id}/hp${index}` : `${id}/${index}`,
-          job: id,
-          index,
-          work: p.work,
-          status: 'open',
-          // A honeypot's answer is known: one result judges it.
-          quorum: honeypot ? 1 : manifest.replication,
-          wanted: honeypot ? 1 : manifest.replication,
-          honeypot,
-          ...(p.expected ? { expected: p.expected } : {}),
-        });
-      });
+      this.#addShards(id, manifest, this.#kind(manifest).plan(manifest), 0);
       return id;
+    });
+  }
+
+  #addShards(
+    job: string,
+    manifest: Manifest,
+    planned: readonly PlannedShard<ShardWork>[],
+    from: number,
+  ): void {
+    planned.forEach((p, i) => {
+      const index = from + i;
+      const honeypot = p.expected !== undefined;
+      this.#store.putShard({
+        id: honeypot ? `${job}/hp${index}` : `${job}/${index}`,
+        job,
+        index,
+        work: p.work,
+        status: 'open',
+        // A honeypot's answer is known: one result judges it.
+        quorum: honeypot ? 1 : manifest.replication,
+        wanted: honeypot ? 1 : manifest.replication,
+        honeypot,
+        ...(p.expected ? { expected: p.expected } : {}),
+      });
     });
   }
 
@@ -173,86 +232,31 @@ export class Scheduler {
    * one volunteer: replicas only mean something from independent devices.
    */
   lease(volunteerId: string, caps: Capabilities, now: number): LeaseGrant | undefined {
-    const s = this.#store;
     // Grouped: a lease lost with its group (a crash before the commit) is only work to reissue.
-    return s.transaction(
-      () => {
-        const v = this.#volunteer(volunteerId);
-        if (v.reputation < this.#blockBelow) return undefined;
-        // Oldest running job first, then by shard index; each look-up is one indexed query.
-        const jobs = s.runningJobs().filter((j) => this.#fits(j.manifest, caps));
-        for (const j of jobs) {
-          const hp = s.availableShard(j.id, volunteerId, true);
-          if (!hp) continue;
-          // The draw happens only when a honeypot is there to give, as it always has (seeded runs).
-          if (this.#rng() < this.#honeypotRate) return this.#grant(hp.shard, volunteerId, j, now);
-          break;
-        }
-        for (const j of jobs) {
-          const a = s.availableShard(j.id, volunteerId, false);
-          if (!a) continue;
-          let shard = a.shard;
-          if (a.replicas === 0 && v.streak >= this.#trustStreak && this.#rng() >= this.#spotCheckRate) {
-            // Adaptive replication: a long valid streak earns a single-replica shard (a write only
-            // when that changes something: a replication-1 job's shards are single already).
-            if (shard.quorum !== 1 || shard.wanted !== 1) {
-              shard = { ...shard, quorum: 1, wanted: 1 };
-              s.putShard(shard);
-            }
-          }
-          return this.#grant(shard, volunteerId, j, now);
-        }
-        return undefined;
-      },
-      { group: true },
-    );
+    return this.#store.transaction(() => this.#leases.next(volunteerId, caps, now), { group: true });
   }
 
   /** Extends a lease the volunteer holds by the job's deadline; throws when it holds none. */
   heartbeat(volunteerId: string, leaseId: string, now: number): LeaseRecord {
-    const s = this.#store;
-    return s.transaction(
-      () => {
-        const l = s.leasesOfVolunteer(volunteerId).find((x) => x.id === leaseId);
-        if (!l) throw reject(`heartbeat: volunteer ${volunteerId} holds no lease ${leaseId}.`, { leaseId });
-        const next = { ...l, deadline: now + s.getJob(l.job)!.manifest.deadlineMs };
-        s.putLease(next);
-        return next;
-      },
-      { group: true },
-    );
+    return this.#store.transaction(() => this.#leases.heartbeat(volunteerId, leaseId, now), { group: true });
   }
 
   /** Ends every lease past its deadline so that its shard is leased again; returns how many. */
   expire(now: number): number {
-    const s = this.#store;
-    return s.transaction(
-      () => {
-        const gone = s.expiredLeases(now);
-        for (const l of gone) this.#release(l);
-        return gone.length;
-      },
-      { group: true },
-    );
+    return this.#store.transaction(() => this.#leases.expire(now), { group: true });
   }
 
   /** A volunteer left: its leases are reissued at once, not after their deadlines. */
   disconnect(volunteerId: string): number {
-    const s = this.#store;
-    return s.transaction(
-      () => {
-        const gone = s.leasesOfVolunteer(volunteerId);
-        for (const l of gone) this.#release(l);
-        return gone.length;
-      },
-      { group: true },
-    );
+    return this.#store.transaction(() => this.#leases.disconnect(volunteerId), { group: true });
   }
 
   /**
-   * Takes a volunteer's result for a shard it holds a lease on. Hashes are checked against the
-   * bytes first; then, in one transaction, the result is stored, its credit recorded as pending,
-   * and — when enough replicas agree — the canonical result chosen and credit granted.
+   * Takes a volunteer's result for a shard it holds a lease on — or held until a disconnect or a
+   * deadline, while the shard is still open: the work is done, and throwing it away helps nobody.
+   * Hashes are checked against the bytes first; then, in one transaction, the result is stored,
+   * its credit recorded as pending, and — when enough replicas agree — the canonical result chosen
+   * and credit granted.
    */
   async submitResult(volunteerId: string, result: ShardResult, now: number): Promise<SubmitOutcome> {
     // Hashing is async (WebCrypto), so it runs before the synchronous transaction.
@@ -264,60 +268,122 @@ export class Scheduler {
     return outcome;
   }
 
+  /** The shard a volunteer may answer: open, its job running, leased to it now or before. */
+  #answerable(
+    volunteerId: string,
+    shardId: string,
+    what: string,
+    job?: string,
+  ): { shard: ShardRecord; job: JobRecord; lease?: LeaseRecord } {
+    const s = this.#store;
+    const shard = s.getShard(shardId);
+    if (!shard) throw reject(`${what}: unknown shard ${shardId}.`, { shard: shardId });
+    const owner = s.getJob(shard.job)!;
+    if (owner.status === 'cancelled') {
+      throw reject(`${what}: job ${shard.job} was cancelled; it takes no more results.`, {
+        job: shard.job,
+        shard: shard.id,
+        reason: 'cancelled',
+      });
+    }
+    const lease = this.#leases.held(volunteerId, shard.id);
+    const late =
+      !lease &&
+      shard.status === 'open' &&
+      owner.status === 'running' &&
+      shard.released?.includes(volunteerId);
+    if (!lease && !late) {
+      throw reject(`${what}: volunteer ${volunteerId} holds no lease on shard ${shard.id}.`, {
+        shard: shard.id,
+        volunteer: volunteerId,
+      });
+    }
+    if (job !== undefined && job !== shard.job) {
+      throw reject(`${what}.job: shard ${shard.id} belongs to ${shard.job}, not ${job}.`, {
+        path: `${what}.job`,
+      });
+    }
+    return { shard, job: owner, ...(lease ? { lease } : {}) };
+  }
+
   #accept(volunteerId: string, result: ShardResult, now: number): SubmitOutcome {
     const s = this.#store;
-    {
-      const shard = s.getShard(result.shard);
-      if (!shard) throw reject(`result: unknown shard ${result.shard}.`, { shard: result.shard });
-      const owner = s.getJob(shard.job);
-      if (owner?.status === 'cancelled') {
-        throw reject(`result: job ${shard.job} was cancelled; it takes no more results.`, {
-          job: shard.job,
-          shard: shard.id,
-          reason: 'cancelled',
-        });
-      }
-      const lease = s.leasesOfShard(shard.id).find((l) => l.volunteer === volunteerId);
-      if (!lease) {
-        throw reject(`result: volunteer ${volunteerId} holds no lease on shard ${shard.id}.`, {
-          shard: shard.id,
-          volunteer: volunteerId,
-        });
-      }
-      if (result.job !== shard.job) {
-        throw reject(`result.job: shard ${shard.id} belongs to ${shard.job}, not ${result.job}.`, {
-          path: 'result.job',
-        });
-      }
-      const job = s.getJob(shard.job)!;
-      this.#checkOutputs(shard, result.outputs);
-      s.deleteLease(lease.id);
-      const rec: ResultRecord = {
-        id: `${shard.id}#${volunteerId}`,
+    const { shard, job, lease } = this.#answerable(volunteerId, result.shard, 'result', result.job);
+    this.#kind(job.manifest).checkOutputs(shard.work, result.outputs);
+    if (lease) s.deleteLease(lease.id);
+    const rec: ResultRecord = {
+      id: `${shard.id}#${volunteerId}`,
+      shard: shard.id,
+      job: shard.job,
+      volunteer: volunteerId,
+      receivedAt: now,
+      status: 'pending',
+      // A copy: the hashes were checked on these bytes, and the caller's buffer may be reused.
+      outputs: result.outputs.map((o) => ({ ...o, shape: [...o.shape], data: o.data.slice(0) })),
+    };
+    if (!this.#ledger.pending(volunteerId, shard.id, shard.job, shardCredit(job.manifest, shard.work))) {
+      throw reject(`result: volunteer ${volunteerId} already has a result for shard ${shard.id}.`, {
         shard: shard.id,
-        job: shard.job,
-        volunteer: volunteerId,
-        receivedAt: now,
-        status: 'pending',
-        // A copy: the hashes were checked on these bytes, and the caller's buffer may be reused.
-        outputs: result.outputs.map((o) => ({ ...o, shape: [...o.shape], data: o.data.slice(0) })),
-      };
-      s.putResult(rec);
-      const credits = shardCredit(job.manifest, shard.work);
-      if (
-        !s.addCredit({ volunteer: volunteerId, shard: shard.id, job: shard.job, credits, status: 'pending' })
-      ) {
-        throw reject(`result: volunteer ${volunteerId} already has a result for shard ${shard.id}.`, {
-          shard: shard.id,
-        });
-      }
-      if (shard.honeypot) {
-        const ok = this.#honeypotPasses(shard, rec.outputs, job.manifest);
-        this.#judge(rec, ok, ok ? 1 : 10);
-        return { status: ok ? 'valid' : 'invalid' };
-      }
-      return this.#evaluate(shard, job, volunteerId);
+      });
     }
+    s.putResult(rec);
+    if (shard.honeypot) {
+      const ok = honeypotPasses(rec.outputs, shard.expected ?? [], job.manifest.tolerance, (sha) =>
+        this.#blob?.(sha),
+      );
+      this.#judge(rec, ok, ok ? 1 : 10, true);
+      return { status: ok ? 'valid' : 'invalid' };
+    }
+    return this.#evaluate(shard, job, volunteerId);
+  }
+
+  /**
+   * A volunteer could not run a shard it was leased. A deterministic error (validation.ts
+   * DETERMINISTIC_ERRORS: a compile error, a model onnxruntime refuses) is recorded like a result;
+   * once `errorQuorum` distinct volunteers report the same one, the shard fails with it — and the
+   * whole job, when the error condemns its kernel or model. Any other error only ends the lease.
+   *
+   * @example
+   * s.reportFailure('vol-1', 'job-1/3', { code: 'wgsl/compile', message: 'line 3, column 9: …' }, Date.now());
+   */
+  async reportFailure(
+    volunteerId: string,
+    shardId: string,
+    error: ShardError,
+    now: number,
+  ): Promise<FailureOutcome> {
+    const s = this.#store;
+    const outcome = s.transaction(
+      (): FailureOutcome => {
+        const { shard, job, lease } = this.#answerable(volunteerId, shardId, 'shard-failed');
+        if (!DETERMINISTIC_ERRORS.has(error.code) || shard.honeypot) {
+          // Said of this volunteer's device, not the job: someone else runs it (and this volunteer
+          // may get it again later, when it may work).
+          if (lease) this.#leases.release(lease, { remember: false });
+          return { status: 'released' };
+        }
+        if (lease) s.deleteLease(lease.id);
+        s.putResult({
+          id: `${shard.id}#${volunteerId}`,
+          shard: shard.id,
+          job: shard.job,
+          volunteer: volunteerId,
+          receivedAt: now,
+          status: 'error',
+          outputs: [],
+          error,
+        });
+        this.#evaluate(shard, job, volunteerId);
+        const after = s.getJob(job.id)!;
+        if (after.status === 'failed' && after.error) return { status: 'failed', job: true };
+        return s.getShard(shard.id)?.status === 'failed'
+          ? { status: 'failed', job: false }
+          : { status: 'recorded' };
+      },
+      { group: true },
+    );
+    await s.settled();
+    return outcome;
   }
 
   /**
@@ -345,17 +411,37 @@ export class Scheduler {
       s.putJob({ ...job, status: 'cancelled', cancelledAt: now });
       const leases = s.leasesOfJob(jobId);
       for (const l of leases) s.deleteLease(l.id);
-      const creditVoided = s.voidPendingCredit(jobId);
+      const creditVoided = this.#ledger.voidJob(jobId);
       return { ...none, already: false, leasesDropped: leases.length, creditVoided };
     });
   }
 
-  /** Shard counts and progress of one job. */
+  /** Shard counts and progress of one job, with why it failed or what it waits for. */
   progress(jobId: string): JobProgress {
     const s = this.#store;
     const job = s.getJob(jobId);
     if (!job) throw reject(`job ${jobId} does not exist.`, { job: jobId });
     const { shards, validated, failed, inFlight, done } = s.shardStats(jobId);
+    let failures: ShardFailure[] | undefined;
+    if (failed > 0) {
+      // Only a job with failed shards pays for the walk.
+      failures = s
+        .shardsOfJob(jobId)
+        .filter((sh) => !sh.honeypot && sh.status === 'failed')
+        .slice(0, MAX_FAILURES_SHOWN)
+        .map((sh) => ({
+          shard: sh.id,
+          index: sh.index,
+          ...(sh.error
+            ? { code: sh.error.code, message: sh.error.message }
+            : { message: `its replicas never agreed within maxReplicas (${job.manifest.maxReplicas}).` }),
+        }));
+    }
+    const r = job.manifest.replication;
+    const waiting =
+      job.status === 'running' && done > 0 && inFlight === 0
+        ? `${done} shard${done === 1 ? ' has' : 's have'} a result and wait${done === 1 ? 's' : ''} for another volunteer: replication ${r} needs ${r} different volunteers to agree, and every connected volunteer has already done ${done === 1 ? 'it' : 'them'}.`
+        : undefined;
     return {
       job: jobId,
       status: job.status,
@@ -365,19 +451,20 @@ export class Scheduler {
       inFlight,
       done,
       progress: shards === 0 ? 1 : validated / shards,
+      ...(job.error ? { error: job.error } : {}),
+      ...(failures ? { failures } : {}),
+      ...(waiting ? { waiting } : {}),
     };
   }
 
   /** The canonical result of each validated shard of a job, in shard order. */
-  results(jobId: string): { shard: string; index: number; outputs: readonly OutputTensor[] }[] {
+  results(jobId: string): CanonicalResult[] {
     const s = this.#store;
     return s
       .shardsOfJob(jobId)
       .filter((sh) => !sh.honeypot && sh.status === 'validated')
-      .map((sh) => {
-        const r = s.resultsOfShard(sh.id).find((x) => x.id === sh.canonical)!;
-        return { shard: sh.id, index: sh.index, outputs: r.outputs };
-      });
+      .map((sh) => this.#canonical(sh)!)
+      .filter((r) => r !== undefined);
   }
 
   /**
@@ -387,155 +474,120 @@ export class Scheduler {
   result(
     jobId: string,
     shard: { readonly id: string } | { readonly index: number },
-  ): { shard: string; index: number; outputs: readonly OutputTensor[] } | undefined {
-    const s = this.#store;
+  ): CanonicalResult | undefined {
     // Regular shards are named `${job}/${index}` at submit.
-    const sh = s.getShard('id' in shard ? shard.id : `${jobId}/${shard.index}`);
+    const sh = this.#store.getShard('id' in shard ? shard.id : `${jobId}/${shard.index}`);
     if (!sh || sh.job !== jobId || sh.honeypot || sh.status !== 'validated') return undefined;
-    const r = s.resultsOfShard(sh.id).find((x) => x.id === sh.canonical);
-    return r ? { shard: sh.id, index: sh.index, outputs: r.outputs } : undefined;
+    return this.#canonical(sh);
+  }
+
+  #canonical(sh: ShardRecord): CanonicalResult | undefined {
+    const results = this.#store.resultsOfShard(sh.id);
+    const r = results.find((x) => x.id === sh.canonical);
+    if (!r) return undefined;
+    const replicas = results.filter((x) => x.status === 'valid').length;
+    return { shard: sh.id, index: sh.index, outputs: r.outputs, replicas };
   }
 
   /** A volunteer's credit: pending (awaiting validation) and granted. */
   credits(volunteerId: string): { pending: number; granted: number } {
-    let pending = 0;
-    let granted = 0;
-    for (const e of this.#store.ledger(volunteerId)) {
-      if (e.status === 'pending') pending += e.credits;
-      else if (e.status === 'granted') granted += e.credits;
-    }
+    const { pending, granted } = this.#ledger.of(volunteerId);
     return { pending, granted };
+  }
+
+  /** How many of a volunteer's results still wait for their shard to be judged. */
+  pendingResults(volunteerId: string): number {
+    return this.#ledger.of(volunteerId).pendingResults;
   }
 
   /** The volunteer's record (reputation, streak), created on first sight. */
   volunteer(volunteerId: string): VolunteerRecord {
-    return this.#store.getVolunteer(volunteerId) ?? this.#fresh(volunteerId);
+    return this.#store.getVolunteer(volunteerId) ?? freshVolunteer(volunteerId);
   }
 
-  #fresh(id: string): VolunteerRecord {
-    return { id, reputation: 0, streak: 0, valid: 0, invalid: 0 };
-  }
-
-  #volunteer(id: string): VolunteerRecord {
-    const v = this.#store.getVolunteer(id);
-    if (v) return v;
-    const fresh = this.#fresh(id);
-    this.#store.putVolunteer(fresh);
-    return fresh;
-  }
-
-  #fits(m: Manifest, caps: Capabilities): boolean {
-    const r = m.requirements;
-    if (!r) return true;
-    if (r.minBufferBytes !== undefined && caps.maxBufferBytes < r.minBufferBytes) return false;
-    return (r.features ?? []).every((f) => caps.features.includes(f));
-  }
-
-  #grant(sh: ShardRecord, volunteerId: string, job: JobRecord, now: number): LeaseGrant {
-    const lease: LeaseRecord = {
-      id: `${sh.id}@${volunteerId}@${now}`,
-      shard: sh.id,
-      job: sh.job,
-      volunteer: volunteerId,
-      issuedAt: now,
-      deadline: now + job.manifest.deadlineMs,
-    };
-    this.#store.putLease(lease);
-    return { lease, shard: sh.id, job: sh.job, work: sh.work };
-  }
-
-  #release(l: LeaseRecord): void {
-    const s = this.#store;
-    s.deleteLease(l.id);
-    const sh = s.getShard(l.shard);
-    if (!sh || sh.honeypot || sh.status !== 'open') return;
-    // A single-replica grant that never came back loses its trust: the next taker may be anyone.
-    if (sh.quorum === 1 && s.replicasOf(sh.id) === 0) {
-      const r = s.getJob(sh.job)!.manifest.replication;
-      if (r !== 1) s.putShard({ ...sh, quorum: r, wanted: r });
-    }
-  }
-
-  #checkOutputs(sh: ShardRecord, outputs: readonly OutputTensor[]): void {
-    if (sh.work.kind !== 'wgsl') return;
-    for (const b of sh.work.spec.bindings) {
-      if (b.role !== 'output') continue;
-      const o = outputs.find((x) => x.name === b.name);
-      if (!o || o.dtype !== b.dtype || o.shape.join(',') !== b.shape.join(',')) {
-        throw reject(`result.outputs: expected output "${b.name}" as ${b.dtype}[${b.shape.join(', ')}].`, {
-          path: 'result.outputs',
-          output: b.name,
-        });
-      }
-    }
-  }
-
-  #honeypotPasses(sh: ShardRecord, outputs: readonly OutputTensor[], m: Manifest): boolean {
-    for (const e of sh.expected ?? []) {
-      const o = outputs.find((x) => x.name === e.name);
-      if (!o) return false;
-      const bytes = m.tolerance === 'exact' ? undefined : this.#blob?.(e.sha256);
-      // Without the expected bytes only a bit-exact comparison is possible.
-      const tol = bytes ? m.tolerance : 'exact';
-      if (!tensorsAgree(o, { ...e, data: bytes ?? new ArrayBuffer(0) }, tol)) return false;
-    }
-    return true;
-  }
-
-  #judge(r: ResultRecord, valid: boolean, weight: number): void {
+  #judge(r: ResultRecord, valid: boolean, weight: number, honeypot = false): void {
     const s = this.#store;
     s.setResultStatus(r.id, valid ? 'valid' : 'invalid');
-    s.setCreditStatus(r.volunteer, r.shard, valid ? 'granted' : 'void');
-    const v = this.#volunteer(r.volunteer);
-    s.putVolunteer(
-      valid
-        ? { ...v, reputation: v.reputation + weight, streak: v.streak + 1, valid: v.valid + 1 }
-        : { ...v, reputation: v.reputation - 5 * weight, streak: 0, invalid: v.invalid + 1 },
-    );
+    this.#ledger.settle(r.volunteer, r.shard, valid);
+    s.putVolunteer(judged(this.#leases.volunteer(r.volunteer), { valid, weight, honeypot }));
   }
 
   #evaluate(sh: ShardRecord, job: JobRecord, by: string): SubmitOutcome {
     const s = this.#store;
-    const tol = job.manifest.tolerance;
     const results = s.resultsOfShard(sh.id);
-    let best: ResultRecord[] = [];
-    let canonical: ResultRecord | undefined;
-    for (const r of results) {
-      const group = results.filter((x) => resultsAgree(r.outputs, x.outputs, tol));
-      if (group.length > best.length) {
-        best = group;
-        canonical = r;
-      }
+    const candidates: Candidate[] = results.map((r) => ({
+      id: r.id,
+      volunteer: r.volunteer,
+      outputs: r.outputs,
+      ...(r.error ? { error: r.error } : {}),
+    }));
+    const m = job.manifest;
+    const decision: Decision = this.#kind(m).validate(sh, candidates, {
+      quorum: sh.quorum,
+      maxReplicas: m.maxReplicas,
+      tolerance: m.tolerance,
+      wanted: sh.wanted,
+      errorQuorum: Math.min(this.#errorQuorum, m.maxReplicas),
+    });
+    if (decision.kind === 'validated') {
+      const agreeing = new Set(decision.agreeing);
+      for (const r of results) if (!r.error) this.#judge(r, agreeing.has(r.id), 1);
+      this.#finish({ ...sh, status: 'validated', canonical: decision.canonical }, job);
+      return { status: results.some((r) => r.volunteer === by && agreeing.has(r.id)) ? 'valid' : 'invalid' };
     }
-    if (canonical && best.length >= sh.quorum) {
-      for (const r of results) this.#judge(r, best.includes(r), 1);
-      this.#finish({ ...sh, status: 'validated', canonical: canonical.id });
-      return { status: best.some((r) => r.volunteer === by) ? 'valid' : 'invalid' };
-    }
-    const need = sh.quorum - best.length;
-    if (results.length + need > job.manifest.maxReplicas) {
-      // Inconclusive: nobody can be shown right, so nobody is credited or blamed.
-      for (const r of results) s.setCreditStatus(r.volunteer, r.shard, 'void');
-      this.#finish({ ...sh, status: 'failed' });
+    if (decision.kind === 'failed') {
+      // Nobody can be shown right, so nobody is credited or blamed.
+      for (const r of results) if (!r.error) this.#ledger.settle(r.volunteer, r.shard, false);
+      this.#finish({ ...sh, status: 'failed', ...(decision.error ? { error: decision.error } : {}) }, job);
       return { status: 'inconclusive' };
     }
-    s.putShard({ ...sh, wanted: Math.max(sh.wanted, results.length + need) });
+    s.putShard({ ...sh, wanted: decision.wanted });
     return { status: 'pending' };
   }
 
-  #finish(sh: ShardRecord): void {
+  #finish(sh: ShardRecord, job: JobRecord): void {
     const s = this.#store;
     s.putShard(sh);
     // Replicas still out are no longer needed; their late results are refused (no lease).
-    for (const l of s.leasesOfShard(sh.id)) s.deleteLease(l.id);
+    this.#leases.dropShard(sh.id);
+    const kind = this.#kind(job.manifest);
+    if (sh.status === 'failed' && sh.error && kind.jobWideErrors.has(sh.error.code)) {
+      this.#failJob(job, sh.error);
+      return;
+    }
+    kind.afterJudged?.(job.manifest, sh, {
+      shards: () => s.shardsOfJob(job.id),
+      canonical: (x) => this.#canonical(x)?.outputs,
+      addShards: (planned) => {
+        const last = s.shardsOfJob(job.id).reduce((n, x) => Math.max(n, x.index), -1);
+        this.#addShards(job.id, job.manifest, planned, last + 1);
+      },
+    });
     // A count from the index, not a read of every shard: this runs on every validation.
     if (s.hasOpenShards(sh.job)) return;
-    const job = s.getJob(sh.job)!;
     const status: JobStatus = s.shardStats(sh.job).failed > 0 ? 'failed' : 'done';
-    s.putJob({ ...job, status });
-    // The job is over: its honeypots stop being handed out and drop out of openShards().
-    for (const hp of s.shardsOfJob(sh.job).filter((x) => x.honeypot && x.status === 'open')) {
-      for (const l of s.leasesOfShard(hp.id)) s.deleteLease(l.id);
+    s.putJob({ ...s.getJob(sh.job)!, status });
+    this.#closeHoneypots(sh.job);
+  }
+
+  /**
+   * The job failed as a whole (its kernel does not compile, its model does not load): it stops
+   * being leased, leases are dropped and pending credit is voided, as for a cancel; the error is
+   * what its researcher sees.
+   */
+  #failJob(job: JobRecord, error: ShardError): void {
+    const s = this.#store;
+    s.putJob({ ...s.getJob(job.id)!, status: 'failed', error });
+    for (const l of s.leasesOfJob(job.id)) s.deleteLease(l.id);
+    this.#ledger.voidJob(job.id);
+    this.#closeHoneypots(job.id);
+  }
+
+  /** The job is over: its honeypots stop being handed out and drop out of openShards(). */
+  #closeHoneypots(job: string): void {
+    const s = this.#store;
+    for (const hp of s.shardsOfJob(job).filter((x) => x.honeypot && x.status === 'open')) {
+      this.#leases.dropShard(hp.id);
       s.putShard({ ...hp, status: 'validated' });
     }
   }

@@ -1,9 +1,11 @@
 // The hub's durable state behind one small interface (DESIGN.md: SQLite by default, a shared SQL
 // server later). Records are immutable values: a change is a put of a new record, which lets the
 // in-memory store roll a transaction back by undoing its puts.
+
+import type { ShardWork } from '../protocol/kinds/index.ts';
 import type { ExpectedOutput, Manifest } from '../protocol/manifest.ts';
 import type { OutputTensor } from '../protocol/shard.ts';
-import type { ShardWork } from './planner.ts';
+import type { ShardError } from './validation.ts';
 
 /** running: leased out; done / failed: every shard judged; cancelled: stopped by its owner or the admin. */
 export type JobStatus = 'running' | 'done' | 'failed' | 'cancelled';
@@ -16,6 +18,8 @@ export interface JobRecord {
   readonly owner?: string;
   /** When it was cancelled (ms), for a cancelled job. */
   readonly cancelledAt?: number;
+  /** Why a failed job failed, when one error explains it (a kernel that does not compile). */
+  readonly error?: ShardError;
 }
 
 /** open: wants results; validated: has a canonical result; failed: replicas never agreed. */
@@ -34,6 +38,13 @@ export interface ShardRecord {
   readonly honeypot: boolean;
   readonly expected?: readonly ExpectedOutput[];
   readonly canonical?: string;
+  /** For a failed shard: the error its volunteers reported, when that is why it failed. */
+  readonly error?: ShardError;
+  /**
+   * Volunteers whose lease on this shard ended without a result (a disconnect, a deadline): their
+   * result is still taken while the shard is open, since the work is done (at most 16 kept).
+   */
+  readonly released?: readonly string[];
 }
 
 export interface LeaseRecord {
@@ -45,7 +56,8 @@ export interface LeaseRecord {
   readonly deadline: number;
 }
 
-export type ResultStatus = 'pending' | 'valid' | 'invalid';
+/** pending: waiting for agreement; valid / invalid: judged; error: the volunteer reported an error. */
+export type ResultStatus = 'pending' | 'valid' | 'invalid' | 'error';
 export interface ResultRecord {
   readonly id: string;
   readonly shard: string;
@@ -53,7 +65,10 @@ export interface ResultRecord {
   readonly volunteer: string;
   readonly receivedAt: number;
   readonly status: ResultStatus;
+  /** Empty for an error report. */
   readonly outputs: readonly OutputTensor[];
+  /** A deterministic error the volunteer reported instead of outputs (validation.ts). */
+  readonly error?: ShardError;
 }
 
 export interface VolunteerRecord {
@@ -64,6 +79,8 @@ export interface VolunteerRecord {
   readonly streak: number;
   readonly valid: number;
   readonly invalid: number;
+  /** Honeypots answered right, over every job (absent: none). Trust needs some (reputation.ts). */
+  readonly honeypots?: number;
 }
 
 /** pending until the shard validates; then granted (agreeing) or void (outvoted). */

@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import type { DType } from '../core/tensor.ts';
-import { parseManifest } from '../protocol/manifest.ts';
+import { parseManifest } from '../protocol/kinds/index.ts';
 import { CliError, type Command, type Flags, str, UsageError } from './cli-args.ts';
 import { npy } from './cli-npy.ts';
 import { manifestBlobs } from './hub-server.ts';
@@ -135,6 +135,27 @@ interface Progress {
   inFlight: number;
   done: number;
   progress: number;
+  error?: { code: string; message: string };
+  failures?: { shard: string; index: number; code?: string; message: string }[];
+  waiting?: string;
+}
+
+/**
+ * What the progress line cannot say: why the job failed, which shards failed and why, what it
+ * waits for. One line each, the researcher's own error first.
+ */
+export function detailLines(p: Progress): string[] {
+  const out: string[] = [];
+  if (p.error) out.push(`job failed: ${p.error.code}: ${p.error.message}`);
+  for (const f of p.failures ?? []) {
+    if (p.error && f.message === p.error.message) continue;
+    out.push(`shard ${f.index} failed: ${f.code ? `${f.code}: ` : ''}${f.message}`);
+  }
+  if (p.failed > (p.failures?.length ?? 0) && (p.failures?.length ?? 0) > 0) {
+    out.push(`(${p.failed - p.failures!.length} more failed shards)`);
+  }
+  if (p.waiting) out.push(`waiting: ${p.waiting}`);
+  return out;
 }
 
 /** One status line: a bar of validated shards, then the counts. */
@@ -153,7 +174,9 @@ const status: Command = {
   help: `usage: hearth status JOB [--watch] [--hub URL] [--token T]
 
 Prints one progress line: validated shards as a bar, shards done but still awaiting agreement,
-shards in flight (leased now), failed shards and the job's status.
+shards in flight (leased now), failed shards and the job's status; then, on lines of their own,
+why the job or its shards failed (a kernel's compile error with its line and column, the error
+volunteers reported) and what it waits for (shards whose replicas need another volunteer).
 
   --watch        refresh every second until the job is done or failed (adds shards/s)
 
@@ -167,13 +190,22 @@ ${CONNECTION}`,
     let p = await json<Progress>(await call(c, 'GET', path));
     if (flags.watch !== true) {
       process.stdout.write(`${progressLine(p)}\n`);
+      for (const d of detailLines(p)) process.stdout.write(`  ${d}\n`);
       return p.status === 'failed' ? 1 : 0;
     }
     const tty = process.stdout.isTTY === true;
     const start = { t: Date.now(), validated: p.validated };
+    let shown = '';
     for (;;) {
       const secs = (Date.now() - start.t) / 1000;
       const line = progressLine(p, secs > 0 ? (p.validated - start.validated) / secs : undefined);
+      const details = detailLines(p);
+      if (details.join('\n') !== shown) {
+        // New details go on lines of their own, above the bar that keeps refreshing.
+        shown = details.join('\n');
+        if (tty) process.stdout.write('\r\x1b[2K');
+        for (const d of details) process.stdout.write(`  ${d}\n`);
+      }
       process.stdout.write(tty ? `\r\x1b[2K${line}` : `${line}\n`);
       if (p.status !== 'running') break;
       await new Promise((r) => setTimeout(r, 1000));
@@ -190,6 +222,8 @@ interface ResultsIndex {
   shards: {
     shard: string;
     index: number;
+    /** Agreeing results the canonical one rests on (1: a single replica). */
+    replicas?: number;
     outputs: { name: string; dtype: DType; shape: number[]; sha256: string; bytes: number }[];
   }[];
 }
@@ -234,7 +268,12 @@ ${CONNECTION}`,
         writeFileSync(join(out, file), npy(o.dtype, o.shape, data));
         outputs.push({ ...o, file });
       }
-      shards.push({ shard: s.shard, index: s.index, outputs });
+      shards.push({
+        shard: s.shard,
+        index: s.index,
+        ...(s.replicas !== undefined ? { replicas: s.replicas } : {}),
+        outputs,
+      });
     }
     const doc = { job: index.job, status: index.status, shards };
     writeFileSync(join(out, 'index.json'), `${JSON.stringify(doc, null, 2)}\n`);
@@ -242,6 +281,12 @@ ${CONNECTION}`,
     process.stdout.write(
       `wrote ${files} tensor(s) from ${shards.length} shard(s) and index.json to ${out}\n`,
     );
+    const single = shards.filter((s) => s.replicas === 1).length;
+    if (single > 0) {
+      process.stdout.write(
+        `${single} shard(s) rest on a single volunteer's result (replicas: 1 in index.json); the others on agreeing replicas.\n`,
+      );
+    }
     if (index.status !== 'done') {
       process.stderr.write(
         `note: job ${index.job} is ${index.status}; only validated shards were written.\n`,

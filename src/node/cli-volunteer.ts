@@ -18,6 +18,22 @@ export function summarize(reports: readonly VolunteerReport[]): string {
   );
 }
 
+/**
+ * `--idle-exit`: done once some volunteer has run a shard, none is working on one now (a shard
+ * running or its blobs arriving is activity even when no counter moves), and no counter changed
+ * for `idleExitS` seconds.
+ */
+export function idleDone(
+  reports: readonly VolunteerReport[],
+  lastChangeMs: number,
+  nowMs: number,
+  idleExitS: number,
+): boolean {
+  const ran = reports.some((r) => (r.stats?.leases ?? 0) > 0);
+  const working = reports.some((r) => r.state === 'working');
+  return ran && !working && nowMs - lastChangeMs > idleExitS * 1000;
+}
+
 export const volunteerCommand: Command = {
   name: 'volunteer',
   summary: 'run N headless Chromium volunteers against a hub',
@@ -103,8 +119,7 @@ Chromium comes from $CHROMIUM_PATH, else /usr/bin/chromium.`,
         for (const r of reports) {
           if (r.error) throw new CliError(`volunteer ${r.index} failed: ${r.error}`);
         }
-        const ran = reports.some((r) => (r.stats?.leases ?? 0) > 0);
-        if (idleExit > 0 && ran && Date.now() - lastChange > idleExit * 1000) {
+        if (idleExit > 0 && idleDone(reports, lastChange, Date.now(), idleExit)) {
           process.stdout.write(`idle for ${idleExit} s: done\n`);
           break;
         }

@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { type WebSocket, WebSocketServer } from 'ws';
-import { HearthError, isHearthError } from '../core/errors.ts';
+import { HearthError, type HearthErrorCode, isHearthError } from '../core/errors.ts';
 import { IssuedPeers, verifyContribution } from '../hub/allreduce-audit.ts';
 import { importVolunteerKey, newNonce, type VolunteerKey, verifyChallenge } from '../hub/identity.ts';
 import type { HubRounds } from '../hub/rounds.ts';
@@ -21,6 +21,7 @@ import {
   type HubMessage,
   parseClientMessage,
 } from '../protocol/control.ts';
+import { shardContextOf } from '../protocol/kinds/index.ts';
 import type { Manifest } from '../protocol/manifest.ts';
 
 export const CONTROL_PATH = '/v1/volunteer';
@@ -312,7 +313,9 @@ export function attachControlPlane(
         switch (m.type) {
           case 'lease-request': {
             const g = scheduler.lease(id, caps, now());
-            if (!g) return send({ v: 1, type: 'no-work' });
+            // Idle is when the volunteer's "awaiting agreement" count can catch up with shards
+            // that other volunteers' results have judged since.
+            if (!g) return send({ v: 1, type: 'no-work', pending: scheduler.pendingResults(id) });
             const m = opts.manifestOf?.(g.job);
             return send({
               v: 1,
@@ -320,10 +323,7 @@ export function attachControlPlane(
               lease: g.lease.id,
               shard: g.shard,
               job: g.job,
-              ...(m?.kind === 'wgsl'
-                ? { kernel: { source: m.source, ...(m.entryPoint ? { entryPoint: m.entryPoint } : {}) } }
-                : {}),
-              ...(m?.kind === 'onnx' && m.outputs ? { outputs: m.outputs } : {}),
+              ...(m ? shardContextOf(m) : {}),
               work: g.work,
               deadline: g.lease.deadline,
             });
@@ -335,6 +335,15 @@ export function attachControlPlane(
           case 'result': {
             const outcome = await scheduler.submitResult(id, m.result, now());
             return send({ v: 1, type: 'ack', shard: m.result.shard, outcome: outcome.status });
+          }
+          case 'shard-failed': {
+            const r = await scheduler.reportFailure(
+              id,
+              m.shard,
+              { code: m.code as HearthErrorCode, message: m.message },
+              now(),
+            );
+            return send({ v: 1, type: 'failure-noted', shard: m.shard, outcome: r.status });
           }
           case 'announce':
           case 'holders-request': {

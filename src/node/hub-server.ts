@@ -15,6 +15,8 @@ import { isHearthError } from '../core/errors.ts';
 import { isSha256Hex } from '../core/hash.ts';
 import { BlobDir } from '../hub/blobs.ts';
 import { JournaledStore } from '../hub/journaled-store.ts';
+import { HUB_KINDS, hubKindOf } from '../hub/kinds/index.ts';
+import type { SubmitEnv } from '../hub/kinds/kind.ts';
 import { type OracleRunner, withHubHoneypots } from '../hub/oracle.ts';
 import { PieceHashCache } from '../hub/piece-hashes.ts';
 import { HubRounds, type HubRoundsOptions } from '../hub/rounds.ts';
@@ -23,8 +25,13 @@ import type { HubStore } from '../hub/store.ts';
 import { BlobSwarm } from '../hub/swarm.ts';
 import { authenticate, bearer, createToken, listTokens, type Principal, revokeToken } from '../hub/tokens.ts';
 import { BLOB_PIECES_VERSION } from '../protocol/blob-pieces.ts';
-import { countJobFlops } from '../protocol/flops.ts';
-import { type Manifest, type OnnxManifest, parseManifest } from '../protocol/manifest.ts';
+import {
+  manifestBlobs as kindManifestBlobs,
+  type Manifest,
+  manifestTensors,
+  parseManifest,
+} from '../protocol/kinds/index.ts';
+import { tensorBytes } from '../protocol/shard.ts';
 import { roundAuditOf, serveRoundTicketRoute } from './allreduce-routes.ts';
 import {
   attachControlPlane,
@@ -91,6 +98,12 @@ export interface HubOptions {
    * engine on this machine's GPU through Dawn (onnxruntime-web's wasm for ONNX), made on first use.
    */
   readonly oracle?: () => Promise<OracleRunner>;
+  /**
+   * Compile every WGSL job's kernel on the hub's own device at submit (Dawn, made on first use),
+   * so a syntax error is refused with its line and column (default true). Without a device the
+   * shader's declarations are still checked against the manifest.
+   */
+  readonly compileWgsl?: boolean;
   /**
    * The folder whose files the hub serves at every path outside `/v1/` and `/p2p` (the volunteer
    * page, console and widget). Default: `dist/` of this checkout (`npm run build` makes it);
@@ -191,6 +204,30 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
       });
       return engine;
     });
+  // The hub's own device for compiling researchers' kernels at submit, made on first use; a hub
+  // without one (no Vulkan driver) checks declarations only.
+  let compiler: Promise<import('../gpu/context.ts').GpuContext> | undefined;
+  const checkWgsl: SubmitEnv['checkWgsl'] =
+    opts.compileWgsl === false
+      ? undefined
+      : async (source, layouts) => {
+          compiler ??= (async () => {
+            const [{ GpuRuntime }, { dawnGpu }] = await Promise.all([
+              import('../gpu/context.ts'),
+              import('./dawn.ts'),
+            ]);
+            return new GpuRuntime({ gpu: dawnGpu() }).context();
+          })();
+          let gpu: import('../gpu/context.ts').GpuContext;
+          try {
+            gpu = await compiler;
+          } catch {
+            compiler = undefined;
+            return;
+          }
+          const { buildWgslPipelines } = await import('../worker/runners/wgsl.ts');
+          await buildWgslPipelines(gpu, 'job kernel', source, layouts);
+        };
   const stats: HubStats = { blobBytesServed: 0 };
   // Rounds average peers' tensors: only where peers exist (the control plane issues their ids).
   const rounds = opts.peer === false ? undefined : new HubRounds(opts.allreduce);
@@ -204,6 +241,7 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
     self,
     adminToken: opts.adminToken,
     oracle,
+    ...(checkWgsl ? { checkWgsl } : {}),
     stats,
   };
   const pages = staticPages(opts.pagesDir ?? DEFAULT_PAGES_DIR);
@@ -338,6 +376,8 @@ interface Ctx {
   readonly adminToken: string | undefined;
   /** The hub's own device for `autoHoneypots` (made on first use). */
   readonly oracle: () => Promise<OracleRunner>;
+  /** Builds a WGSL kernel's pipelines on the hub's device at submit (absent: declarations only). */
+  readonly checkWgsl?: SubmitEnv['checkWgsl'];
   readonly stats: HubStats;
 }
 
@@ -676,29 +716,12 @@ async function servePieces(ctx: Ctx, req: IncomingMessage, res: ServerResponse, 
   send(req, res, 200, { v: BLOB_PIECES_VERSION, ...list });
 }
 
-/** Every blob a manifest names that a volunteer will need to fetch. */
+/** Every blob a manifest names that a volunteer (or the scheduler, for honeypot answers) needs. */
 export function manifestBlobs(m: Manifest): string[] {
-  const out: string[] = [];
+  const out = kindManifestBlobs(m);
   // Honeypot answers are only compared as bytes for tolerance jobs; exact ones compare hashes.
-  const expected = (e: readonly { sha256: string }[]) => {
-    if (m.tolerance !== 'exact') for (const x of e) out.push(x.sha256);
-  };
-  if (m.kind === 'onnx') {
-    out.push(m.model);
-    for (const t of Object.values(m.inputs)) out.push(t.sha256);
-    for (const h of m.honeypots ?? []) {
-      for (const t of Object.values(h.inputs)) out.push(t.sha256);
-      expected(h.expected);
-    }
-  } else {
-    for (const s of [...m.shards, ...(m.honeypots ?? [])]) {
-      for (const b of s.bindings) {
-        if (b.role === 'input') out.push(b.tensor.sha256);
-        else if (b.role === 'uniform') out.push(b.sha256);
-      }
-    }
-    for (const h of m.honeypots ?? []) expected(h.expected);
-  }
+  if (m.tolerance !== 'exact')
+    for (const h of m.honeypots ?? []) for (const e of h.expected) out.push(e.sha256);
   return [...new Set(out)];
 }
 
@@ -720,19 +743,54 @@ async function submitJob(ctx: Ctx, req: IncomingMessage, res: ServerResponse, wh
       { missing: missing.slice(0, 32) },
     );
   }
+  checkTensorSizes(ctx, manifest);
+  // The kind's own checks with the hub's resources (its model reader, its device): a job that
+  // every volunteer would fail is refused here, with the reason, rather than accepted.
+  try {
+    manifest = await hubKindOf(HUB_KINDS, manifest.kind).prepare(manifest, {
+      blob: (sha) => {
+        const b = ctx.blobs.read(sha);
+        return b ? new Uint8Array(b) : undefined;
+      },
+      ...(ctx.checkWgsl ? { checkWgsl: ctx.checkWgsl } : {}),
+    });
+  } catch (e) {
+    if (isHearthError(e)) throw fromHearth(e);
+    throw e;
+  }
   if (manifest.autoHoneypots) manifest = await withOracleHoneypots(ctx, manifest);
-  const counted = manifest.kind === 'onnx' ? withCountedFlops(ctx, manifest) : manifest;
   // The owner is the token's name; the admin's jobs have none (only the admin sees them).
-  const job = ctx.scheduler.submit(counted, Date.now(), {
+  const job = ctx.scheduler.submit(manifest, Date.now(), {
     owner: who.kind === 'researcher' ? who.name : undefined,
   });
   send(req, res, 201, { job });
 }
 
 /**
+ * Every tensor a manifest names against its uploaded blob: the bytes its dtype and shape need, or
+ * 400 naming the field. Checked once here so that no shard fails on every volunteer for it.
+ */
+function checkTensorSizes(ctx: Ctx, m: Manifest): void {
+  for (const { path, tensor } of manifestTensors(m)) {
+    const want = tensorBytes(tensor.dtype, tensor.shape);
+    const got = ctx.blobs.size(tensor.sha256);
+    if (got !== undefined && got !== want) {
+      throw new HttpError(
+        400,
+        'input/invalid',
+        `${path}: ${tensor.dtype}[${tensor.shape.join(', ')}] needs ${want} bytes, but blob ${tensor.sha256} has ${got}; upload the tensor's raw little-endian bytes, or fix its dtype or shape.`,
+        { path, expected: want, got },
+      );
+    }
+  }
+}
+
+/**
  * The manifest with `autoHoneypots` of its shards run on the hub's own device (hub/oracle.ts).
  * The researcher waits for them: they are a few shards, and a job whose honeypots failed to
- * compute is refused rather than run without the check it asked for.
+ * compute is refused rather than run without the check it asked for. A failure of the job's own
+ * (its kernel, its model) is the researcher's: 400. A failure of the hub's device is the hub's:
+ * 503, and the job may be submitted again.
  */
 async function withOracleHoneypots(ctx: Ctx, m: Manifest): Promise<Manifest> {
   let runner: OracleRunner;
@@ -758,7 +816,7 @@ async function withOracleHoneypots(ctx: Ctx, m: Manifest): Promise<Manifest> {
       },
     });
   } catch (e) {
-    if (isHearthError(e)) {
+    if (isHearthError(e) && !HUB_SIDE_FAILURES.has(e.code)) {
       throw new HttpError(
         400,
         e.code,
@@ -766,27 +824,27 @@ async function withOracleHoneypots(ctx: Ctx, m: Manifest): Promise<Manifest> {
         e.details,
       );
     }
-    throw e;
+    const why = e instanceof Error ? e.message : String(e);
+    throw new HttpError(
+      503,
+      isHearthError(e) ? e.code : 'gpu/unavailable',
+      `manifest.autoHoneypots: the hub's device failed while computing honeypots (${why}); try again, or give honeypots with known answers in the manifest.`,
+    );
   }
 }
 
-/**
- * An ONNX manifest with its FLOPs counted from the model's graph (protocol/flops.ts), once per
- * job, so the scheduler's credit is a number it looks up. A malformed model is refused here (400,
- * 'onnx/model') rather than failing on every volunteer; a graph that cannot be counted is refused
- * ('onnx/unsupported') unless the researcher declared flopsPerShard, which is then used instead.
- */
-function withCountedFlops(ctx: Ctx, m: OnnxManifest): OnnxManifest {
-  const bytes = ctx.blobs.read(m.model);
-  if (!bytes) throw new HttpError(400, 'blob/missing', `blob ${m.model} (the model) is not uploaded.`);
-  try {
-    return { ...m, flopsByRows: countJobFlops(m, bytes) };
-  } catch (e) {
-    if (isHearthError(e, 'onnx/unsupported') && m.flopsPerShard !== undefined) return m;
-    if (isHearthError(e)) throw new HttpError(400, e.code, `manifest.model: ${e.message}`, e.details);
-    throw e;
-  }
-}
+/** Errors of the hub's own device or process, not of the researcher's job: 503, not 400. */
+const HUB_SIDE_FAILURES: ReadonlySet<string> = new Set([
+  'gpu/unavailable',
+  'gpu/device-lost',
+  'gpu/out-of-memory',
+  'gpu/validation',
+  'shard/timeout',
+  'shard/cancelled',
+  'shard/failed',
+  'store/failed',
+  'blob/missing',
+]);
 
 function resultsIndex(ctx: Ctx, id: string) {
   const job = ctx.store.getJob(id)!;
@@ -796,6 +854,7 @@ function resultsIndex(ctx: Ctx, id: string) {
     shards: ctx.scheduler.results(id).map((r) => ({
       shard: r.shard,
       index: r.index,
+      replicas: r.replicas,
       outputs: r.outputs.map((o) => ({
         name: o.name,
         dtype: o.dtype,

@@ -10,6 +10,7 @@
 import { HearthError } from '../core/errors.ts';
 import { isSha256Hex, sha256Hex } from '../core/hash.ts';
 import { MAX_GROUP, MAX_ROUND_ID_BYTES } from './allreduce.ts';
+import { type JobKind, oneKind } from './kinds/index.ts';
 import {
   DTYPES,
   type OutputTensor,
@@ -102,6 +103,19 @@ export interface ResultMessage {
   readonly type: 'result';
   readonly result: ShardResult;
 }
+/**
+ * "I could not run this shard": the error the runner gave. The hub records deterministic errors
+ * (a kernel that does not compile) like results and fails the shard once enough distinct
+ * volunteers report the same one; any other error only hands the shard to someone else.
+ */
+export interface ShardFailedMessage {
+  readonly v: 1;
+  readonly type: 'shard-failed';
+  readonly shard: string;
+  /** The HearthError code (`wgsl/compile`, `gpu/device-lost`, …). */
+  readonly code: string;
+  readonly message: string;
+}
 /** "This connection's peer holds these verified blobs": the hub lists it as a source for them. */
 export interface AnnounceMessage {
   readonly v: 1;
@@ -169,7 +183,8 @@ export type ClientMessage =
   | AnnounceMessage
   | HoldersRequestMessage
   | AllReduceReportMessage
-  | AllReduceFallbackMessage;
+  | AllReduceFallbackMessage
+  | ShardFailedMessage;
 
 // ---- hub → client ----
 export interface ChallengeMessage {
@@ -191,7 +206,7 @@ export interface WelcomeMessage {
 }
 /** The shape of a lease's work that this layer knows: its kind. */
 export interface LeaseWork {
-  readonly kind: 'onnx' | 'wgsl';
+  readonly kind: JobKind;
 }
 /** A WGSL job's kernel, which its shards' work does not repeat. */
 export interface LeaseKernel {
@@ -210,7 +225,7 @@ export interface LeaseMessage {
   readonly outputs?: readonly string[];
   /**
    * What to compute, with blobs by SHA-256 (fetched over the data plane): the hub's planned work
-   * (hub/planner.ts ShardWork) as JSON. Only its kind is checked here.
+   * (protocol/kinds/ ShardWork) as JSON. Only its kind is checked here.
    */
   readonly work: LeaseWork;
   /** ms since the epoch; heartbeat before it or the shard goes to someone else. */
@@ -219,6 +234,15 @@ export interface LeaseMessage {
 export interface NoWorkMessage {
   readonly v: 1;
   readonly type: 'no-work';
+  /** This volunteer's results still waiting for their shards to be judged (its "awaiting" count). */
+  readonly pending?: number;
+}
+/** What the hub did with a `shard-failed` report (hub/scheduler.ts FailureOutcome). */
+export interface FailureNotedMessage {
+  readonly v: 1;
+  readonly type: 'failure-noted';
+  readonly shard: string;
+  readonly outcome: 'released' | 'recorded' | 'failed';
 }
 export interface ExtendedMessage {
   readonly v: 1;
@@ -325,7 +349,8 @@ export type HubMessage =
   | AnnouncedMessage
   | HoldersMessage
   | AllReduceAckMessage
-  | AllReduceTicketMessage;
+  | AllReduceTicketMessage
+  | FailureNotedMessage;
 
 const CLIENT_TYPES = [
   'hello',
@@ -337,6 +362,7 @@ const CLIENT_TYPES = [
   'holders-request',
   'allreduce-report',
   'allreduce-fallback',
+  'shard-failed',
 ] as const;
 const HUB_TYPES = [
   'challenge',
@@ -350,6 +376,7 @@ const HUB_TYPES = [
   'holders',
   'allreduce-ack',
   'allreduce-ticket',
+  'failure-noted',
 ] as const;
 /** A PeerJS id as the hub issues them: 'h' and 32 hex digits. */
 export const PEER_ID = /^h[0-9a-f]{32}$/;
@@ -481,7 +508,7 @@ function parseResult(v: unknown, path: string): ShardResult {
   if (o.v !== 1) throw bad(`${path}.v`, `expected 1, got ${o.v === undefined ? 'nothing' : describe(o.v)}.`);
   const shard = str(o.shard, `${path}.shard`, { pattern: ID });
   const job = str(o.job, `${path}.job`, { pattern: ID });
-  const kind = oneOf(o.kind, `${path}.kind`, ['onnx', 'wgsl'] as const);
+  const kind = oneKind(o.kind, `${path}.kind`);
   const list = arr(o.outputs, `${path}.outputs`, SHARD_LIMITS.maxTensors);
   if (list.length === 0) throw bad(`${path}.outputs`, 'expected at least one output.');
   const outputs = list.map((x, i) => parseOutput(x, `${path}.outputs[${i}]`));
@@ -619,6 +646,15 @@ export function parseClientMessage(text: unknown): ClientMessage {
       onlyKeys(o, 'message', ['v', 'type', 'sha256']);
       if (!isSha256Hex(o.sha256)) throw bad('message.sha256', 'expected 64 lowercase hex digits.');
       return { v: 1, type, sha256: o.sha256 };
+    case 'shard-failed':
+      onlyKeys(o, 'message', ['v', 'type', 'shard', 'code', 'message']);
+      return {
+        v: 1,
+        type,
+        shard: str(o.shard, 'message.shard', { pattern: ID }),
+        code: str(o.code, 'message.code', { max: 64, pattern: /^[a-z0-9-]+\/[a-z0-9-]+$/ }),
+        message: str(o.message, 'message.message', { max: CONTROL_LIMITS.maxErrorChars }),
+      };
     case 'result':
       onlyKeys(o, 'message', ['v', 'type', 'result']);
       return { v: 1, type: 'result', result: parseResult(o.result, 'message.result') };
@@ -707,7 +743,7 @@ export function parseHubMessage(text: unknown): HubMessage {
     case 'lease': {
       onlyKeys(o, 'message', ['v', 'type', 'lease', 'shard', 'job', 'kernel', 'outputs', 'work', 'deadline']);
       const work = obj(o.work, 'message.work');
-      oneOf(work.kind, 'message.work.kind', ['onnx', 'wgsl'] as const);
+      oneKind(work.kind, 'message.work.kind');
       const leaseWork = work as unknown as LeaseWork;
       return {
         v: 1,
@@ -728,8 +764,17 @@ export function parseHubMessage(text: unknown): HubMessage {
       };
     }
     case 'no-work':
-      onlyKeys(o, 'message', ['v', 'type']);
-      return { v: 1, type };
+      onlyKeys(o, 'message', ['v', 'type', 'pending']);
+      if (o.pending === undefined) return { v: 1, type };
+      return { v: 1, type, pending: int(o.pending, 'message.pending', 0, Number.MAX_SAFE_INTEGER) };
+    case 'failure-noted':
+      onlyKeys(o, 'message', ['v', 'type', 'shard', 'outcome']);
+      return {
+        v: 1,
+        type,
+        shard: str(o.shard, 'message.shard', { pattern: ID }),
+        outcome: oneOf(o.outcome, 'message.outcome', ['released', 'recorded', 'failed'] as const),
+      };
     case 'allreduce-ack': {
       onlyKeys(o, 'message', ['v', 'type', 'round', 'flagged']);
       const flagged = arr(o.flagged, 'message.flagged', CONTROL_LIMITS.maxAllReduceGroup).map((f, i) => {

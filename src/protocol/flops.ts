@@ -22,7 +22,8 @@
 // | LayerNormalization | 8 per output element |
 // | anything else (reshapes, pools, reductions, casts, other domains, control flow) | 0 |
 import { HearthError } from '../core/errors.ts';
-import { MANIFEST_LIMITS, type Manifest, type OnnxManifest } from './manifest.ts';
+import type { OnnxManifest } from './kinds/onnx.ts';
+import { MANIFEST_LIMITS } from './manifest.ts';
 import {
   inferShapes,
   type OnnxGraph,
@@ -31,7 +32,6 @@ import {
   type ShapeMap,
   UNARY_ELEMENTWISE_OPS,
 } from './onnx-graph.ts';
-import type { ShardWork } from './work.ts';
 
 /** Names the formula a job's counted FLOPs were made with, so a later table never reprices them. */
 export const ONNX_FLOPS_FORMULA = 'onnx-graph/1';
@@ -156,36 +156,6 @@ export function countJobFlops(m: OnnxManifest, model: Uint8Array | ArrayBuffer):
   return { formula: ONNX_FLOPS_FORMULA, byRows };
 }
 
-/** Batch rows of an ONNX shard's work (its row range, or a honeypot's whole batch). */
-function rowsOf(m: OnnxManifest, work: ShardWork | undefined): number {
-  if (work?.kind === 'onnx') {
-    if (work.rows) return work.rows[1] - work.rows[0];
-    return work.inputs[work.batchInput]?.shape[0] ?? 0;
-  }
-  return Math.min(m.inputs[m.batchInput]!.shape[0]!, m.shardSize);
-}
-
-/**
- * FLOPs credited for one validated shard of this job: the counted value for the shard's rows
- * (ONNX), else the declared flopsPerShard, else 0. Without `work`, a full shard.
- */
-export function flopsPerShard(m: Manifest, work?: ShardWork): number {
-  if (m.kind === 'wgsl') return m.flopsPerShard;
-  const counted = m.flopsByRows?.byRows;
-  if (counted) {
-    const rows = rowsOf(m, work);
-    const v = counted[rows] ?? counted[rowsOf(m, undefined)];
-    if (v !== undefined) return v;
-  }
-  return m.flopsPerShard ?? 0;
-}
-
-/**
- * Credit for one validated shard: FLOPs × the job's credit rate.
- *
- * @example
- * shardCredit({ ...manifest, flopsPerShard: 2e9, creditRate: 1e-9 }); // 2
- */
-export function shardCredit(m: Manifest, work?: ShardWork): number {
-  return flopsPerShard(m, work) * m.creditRate;
-}
+// Credit for a validated shard dispatches on its kind (each kind module says what a shard is
+// worth): re-exported here, beside the formula.
+export { flopsPerShard, shardCredit } from './kinds/index.ts';

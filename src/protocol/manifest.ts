@@ -6,11 +6,25 @@
 import { HearthError } from '../core/errors.ts';
 import { isSha256Hex } from '../core/hash.ts';
 import type { DType } from '../core/tensor.ts';
-import type { CountedFlops } from './flops.ts';
 import { parseDType, parseShape, SHARD_LIMITS, tensorBytes } from './shard.ts';
 import { arr, describe, int, obj, oneOf, onlyKeys, str } from './validate.ts';
 
 export const MANIFEST_VERSION = 1;
+
+// Each kind's manifest lives with its kind (protocol/kinds/); parseManifest is in kinds/index.ts.
+export type { Manifest } from './kinds/index.ts';
+export type { OnnxHoneypot, OnnxManifest } from './kinds/onnx.ts';
+export type {
+  WgslBindingSpec,
+  WgslBufferSpec,
+  WgslDispatchSpec,
+  WgslHoneypot,
+  WgslManifest,
+  WgslPass,
+  WgslProgramSpec,
+  WgslShardSpec,
+  WgslStep,
+} from './kinds/wgsl.ts';
 
 /** Bounds on a manifest (DESIGN.md invariant 7). */
 export const MANIFEST_LIMITS = {
@@ -50,7 +64,8 @@ export interface ExpectedOutput {
   readonly shape: readonly number[];
 }
 
-interface ManifestBase {
+/** The fields every job kind shares; each kind module adds its own (protocol/kinds/). */
+export interface ManifestBase {
   readonly v: 1;
   readonly name?: string;
   /** Distinct volunteers whose results must agree before a shard is accepted (≥ 1). */
@@ -68,77 +83,18 @@ interface ManifestBase {
    * at random, on its own device and adds them as honeypots with the answers it got (hub/oracle.ts).
    */
   readonly autoHoneypots?: number;
-}
-
-/** An input batch split along dim 0; every other input is passed whole to every shard. */
-export interface OnnxManifest extends ManifestBase {
-  readonly kind: 'onnx';
-  /** SHA-256 of the .onnx file. */
-  readonly model: string;
-  readonly inputs: Readonly<Record<string, TensorBlob>>;
-  /** The input split into shards of `shardSize` rows (the last shard may be shorter). */
-  readonly batchInput: string;
-  readonly shardSize: number;
-  readonly outputs?: readonly string[];
-  readonly honeypots?: readonly OnnxHoneypot[];
   /**
-   * FLOPs of one shard as the researcher declares them: optional, since the hub counts them from
-   * the model's graph (flops.ts); used for credit only when the graph cannot be counted.
+   * Opt in to adaptive replication: a volunteer with a long record of validated work, honeypots
+   * among it, may be given single-replica shards of this job (spot-checked). Without it every
+   * shard gets `replication` agreeing results, no exceptions.
    */
-  readonly flopsPerShard?: number;
-  /**
-   * Set by the hub at submit, never by a researcher (parseManifest refuses the field): FLOPs
-   * counted from the model for each batch size of this job. Credit uses these (flops.ts).
-   */
-  readonly flopsByRows?: CountedFlops;
+  readonly adaptiveReplication?: boolean;
 }
 
-export interface OnnxHoneypot {
-  /** Inputs of this honeypot batch (same names as the job's inputs). */
-  readonly inputs: Readonly<Record<string, TensorBlob>>;
-  readonly expected: readonly ExpectedOutput[];
-}
-
-export type WgslBindingSpec =
-  | { readonly binding: number; readonly role: 'input'; readonly name: string; readonly tensor: TensorBlob }
-  | {
-      readonly binding: number;
-      readonly role: 'output';
-      readonly name: string;
-      readonly dtype: DType;
-      readonly shape: readonly number[];
-    }
-  | { readonly binding: number; readonly role: 'uniform'; readonly name: string; readonly sha256: string };
-
-/** One dispatch of the job's kernel: a shard, as the researcher lists it. */
-export interface WgslShardSpec {
-  readonly bindings: readonly WgslBindingSpec[];
-  readonly dispatch: readonly [number, number, number];
-}
-
-/**
- * A WGSL job lists its shards explicitly: each is one dispatch with its own bindings. (A template
- * split by a rule can be added later as sugar that expands to this list; the list is what the
- * hub plans from, so it stays the one format.)
- */
-export interface WgslManifest extends ManifestBase {
-  readonly kind: 'wgsl';
-  readonly source: string;
-  readonly entryPoint?: string;
-  readonly shards: readonly WgslShardSpec[];
-  readonly honeypots?: readonly WgslHoneypot[];
-  /** FLOPs of one shard, as the kernel's author declares them. Credit = flopsPerShard × creditRate. */
-  readonly flopsPerShard: number;
-}
-
-export interface WgslHoneypot extends WgslShardSpec {
-  readonly expected: readonly ExpectedOutput[];
-}
-
-export type Manifest = OnnxManifest | WgslManifest;
-
-const fail = (path: string, message: string): HearthError =>
+/** An 'input/invalid' error naming the manifest field at `path`. */
+export const manifestError = (path: string, message: string): HearthError =>
   new HearthError('input/invalid', `${path}: ${message}`, { details: { path } });
+const fail = manifestError;
 
 function sha(v: unknown, path: string): string {
   if (!isSha256Hex(v)) throw fail(path, 'expected a SHA-256 as 64 lowercase hex digits.');
@@ -152,12 +108,16 @@ function num(v: unknown, path: string, min: number, max: number): number {
   return v;
 }
 
-function tensorBlob(v: unknown, path: string): TensorBlob {
+/** A tensor named by SHA-256, with a dtype and a shape that has at least one element. */
+export function tensorBlob(v: unknown, path: string): TensorBlob {
   const o = obj(v, path);
   onlyKeys(o, path, ['sha256', 'dtype', 'shape']);
   const sha256 = sha(o.sha256, `${path}.sha256`);
   const dtype = parseDType(o.dtype, `${path}.dtype`);
   const shape = parseShape(o.shape, `${path}.shape`);
+  if (shape.some((d) => d === 0)) {
+    throw fail(`${path}.shape`, `[${shape.join(', ')}] has no elements; send a tensor with at least one.`);
+  }
   if (tensorBytes(dtype, shape) > SHARD_LIMITS.maxTensorBytes) {
     throw fail(path, `${dtype}[${shape.join(', ')}] is over the ${SHARD_LIMITS.maxTensorBytes}-byte limit.`);
   }
@@ -181,7 +141,8 @@ export function tensorMap(v: unknown, path: string): Record<string, TensorBlob> 
   return out;
 }
 
-function expected(v: unknown, path: string): ExpectedOutput[] {
+/** A honeypot's expected outputs. */
+export function expectedOutputs(v: unknown, path: string): ExpectedOutput[] {
   const a = arr(v, path, SHARD_LIMITS.maxTensors);
   if (a.length === 0) throw fail(path, 'a honeypot needs at least one expected output.');
   return a.map((x, i) => {
@@ -223,50 +184,8 @@ function requirements(v: unknown, path: string): Requirements {
   };
 }
 
-/** Checks one WGSL shard's bindings and dispatch (also used for the work a lease carries). */
-export function wgslShard(v: unknown, path: string, extraKeys: readonly string[] = []): WgslShardSpec {
-  const o = obj(v, path);
-  onlyKeys(o, path, ['bindings', 'dispatch', ...extraKeys]);
-  const bindings = arr(o.bindings, `${path}.bindings`, SHARD_LIMITS.maxTensors).map(
-    (b, i): WgslBindingSpec => {
-      const p = `${path}.bindings[${i}]`;
-      const bo = obj(b, p);
-      const role = oneOf(bo.role, `${p}.role`, ['input', 'output', 'uniform'] as const);
-      const binding = int(bo.binding, `${p}.binding`, 0, 1023);
-      const name = str(bo.name, `${p}.name`, { max: 128 });
-      if (role === 'input') {
-        onlyKeys(bo, p, ['binding', 'role', 'name', 'tensor']);
-        return { binding, role, name, tensor: tensorBlob(bo.tensor, `${p}.tensor`) };
-      }
-      if (role === 'output') {
-        onlyKeys(bo, p, ['binding', 'role', 'name', 'dtype', 'shape']);
-        return {
-          binding,
-          role,
-          name,
-          dtype: parseDType(bo.dtype, `${p}.dtype`),
-          shape: parseShape(bo.shape, `${p}.shape`),
-        };
-      }
-      onlyKeys(bo, p, ['binding', 'role', 'name', 'sha256']);
-      return { binding, role, name, sha256: sha(bo.sha256, `${p}.sha256`) };
-    },
-  );
-  const seen = new Set<number>();
-  for (const b of bindings) {
-    if (seen.has(b.binding)) throw fail(`${path}.bindings`, `binding ${b.binding} is listed twice.`);
-    seen.add(b.binding);
-  }
-  if (!bindings.some((b) => b.role === 'output')) {
-    throw fail(`${path}.bindings`, 'a WGSL shard needs at least one output binding.');
-  }
-  const d = arr(o.dispatch, `${path}.dispatch`, 3);
-  if (d.length !== 3) throw fail(`${path}.dispatch`, 'expected [x, y, z] workgroup counts.');
-  const dispatch = d.map((x, i) => int(x, `${path}.dispatch[${i}]`, 1, 65535)) as [number, number, number];
-  return { bindings, dispatch };
-}
-
-const COMMON_KEYS = [
+/** Manifest fields every kind reads (a kind lists its own in its module). */
+export const COMMON_KEYS = [
   'v',
   'kind',
   'name',
@@ -279,24 +198,22 @@ const COMMON_KEYS = [
   'requirements',
   'honeypots',
   'autoHoneypots',
+  'adaptiveReplication',
 ] as const;
 
 /**
- * Checks an untrusted value and returns it as a Manifest, or throws a HearthError
- * ('input/invalid') whose message starts with the path of the bad field.
- *
- * @example
- * const m = parseManifest(JSON.parse(text));
- * // { v: 1, kind: 'onnx', model: 'e3b0…', inputs: { x: { sha256, dtype: 'f32', shape: [1000, 16] } },
- * //   batchInput: 'x', shardSize: 100, replication: 2, maxReplicas: 5, tolerance: { rtol: 1e-4, atol: 1e-5 },
- * //   deadlineMs: 60000, creditRate: 1e-9, flopsPerShard: 3.2e6 }
+ * The fields every kind shares, checked, and the raw parts the kind's own parser takes: the
+ * honeypot list and the declared FLOPs (required where the kind says the hub cannot count them).
  */
-export function parseManifest(v: unknown): Manifest {
-  const o = obj(v, 'manifest');
+export function parseManifestBase(
+  o: Readonly<Record<string, unknown>>,
+  kinds: readonly string[],
+  flopsRequired: (kind: string) => boolean,
+): { kind: string; base: ManifestBase; honeypots: unknown[] | undefined; declaredFlops: number | undefined } {
   if (o.v !== MANIFEST_VERSION) {
     throw fail('manifest.v', `this hub reads manifest version ${MANIFEST_VERSION}, got ${describe(o.v)}.`);
   }
-  const kind = oneOf(o.kind, 'manifest.kind', ['onnx', 'wgsl'] as const);
+  const kind = oneOf(o.kind, 'manifest.kind', kinds);
   const name = o.name === undefined ? undefined : str(o.name, 'manifest.name', { max: 256 });
   const replication = int(o.replication, 'manifest.replication', 1, MANIFEST_LIMITS.maxReplication);
   // Default headroom: enough results to outvote one liar per replica.
@@ -304,7 +221,7 @@ export function parseManifest(v: unknown): Manifest {
     o.maxReplicas === undefined
       ? Math.min(MANIFEST_LIMITS.maxReplication, 2 * replication + 1)
       : int(o.maxReplicas, 'manifest.maxReplicas', replication, MANIFEST_LIMITS.maxReplication);
-  const base = {
+  const base: ManifestBase = {
     v: 1 as const,
     ...(name !== undefined ? { name } : {}),
     replication,
@@ -320,83 +237,24 @@ export function parseManifest(v: unknown): Manifest {
           autoHoneypots: int(o.autoHoneypots, 'manifest.autoHoneypots', 0, MANIFEST_LIMITS.maxAutoHoneypots),
         }
       : {}),
+    ...(o.adaptiveReplication !== undefined
+      ? { adaptiveReplication: bool(o.adaptiveReplication, 'manifest.adaptiveReplication') }
+      : {}),
   };
-  const hp =
+  const honeypots =
     o.honeypots === undefined
       ? undefined
       : arr(o.honeypots, 'manifest.honeypots', MANIFEST_LIMITS.maxHoneypots);
-
-  // Required for WGSL (nothing else says what a kernel costs); optional for ONNX, whose graph the
-  // hub counts. A declared value is still range-checked when present.
+  // Required where the hub cannot count a shard's work (WGSL); optional where it can (ONNX). A
+  // declared value is still range-checked when present.
   const declaredFlops =
-    o.flopsPerShard === undefined && kind === 'onnx'
+    o.flopsPerShard === undefined && !flopsRequired(kind)
       ? undefined
       : num(o.flopsPerShard, 'manifest.flopsPerShard', 1, MANIFEST_LIMITS.maxFlopsPerShard);
+  return { kind, base, honeypots, declaredFlops };
+}
 
-  if (kind === 'onnx') {
-    onlyKeys(o, 'manifest', [...COMMON_KEYS, 'model', 'inputs', 'batchInput', 'shardSize', 'outputs']);
-    const model = sha(o.model, 'manifest.model');
-    const inputs = tensorMap(o.inputs, 'manifest.inputs');
-    const batchInput = str(o.batchInput, 'manifest.batchInput', { max: 256 });
-    const batch = inputs[batchInput];
-    if (!batch) throw fail('manifest.batchInput', `"${batchInput}" is not one of manifest.inputs.`);
-    if (batch.shape.length === 0 || batch.shape[0] === 0) {
-      throw fail('manifest.batchInput', `"${batchInput}" needs a non-empty dim 0 to split along.`);
-    }
-    const shardSize = int(o.shardSize, 'manifest.shardSize', 1, 2 ** 31 - 1);
-    if (Math.ceil(batch.shape[0]! / shardSize) > MANIFEST_LIMITS.maxShards) {
-      throw fail('manifest.shardSize', `splits into more than ${MANIFEST_LIMITS.maxShards} shards.`);
-    }
-    const outputs =
-      o.outputs === undefined
-        ? undefined
-        : arr(o.outputs, 'manifest.outputs', SHARD_LIMITS.maxTensors).map((x, i) =>
-            str(x, `manifest.outputs[${i}]`, { max: 256 }),
-          );
-    const honeypots = hp?.map((h, i): OnnxHoneypot => {
-      const p = `manifest.honeypots[${i}]`;
-      const ho = obj(h, p);
-      onlyKeys(ho, p, ['inputs', 'expected']);
-      const hin = tensorMap(ho.inputs, `${p}.inputs`);
-      for (const n of Object.keys(inputs)) {
-        if (!hin[n]) throw fail(`${p}.inputs`, `missing input "${n}" that the job declares.`);
-      }
-      return { inputs: hin, expected: expected(ho.expected, `${p}.expected`) };
-    });
-    return {
-      ...base,
-      kind,
-      model,
-      inputs,
-      batchInput,
-      shardSize,
-      ...(outputs ? { outputs } : {}),
-      ...(honeypots ? { honeypots } : {}),
-      ...(declaredFlops !== undefined ? { flopsPerShard: declaredFlops } : {}),
-    };
-  }
-
-  onlyKeys(o, 'manifest', [...COMMON_KEYS, 'source', 'entryPoint', 'shards']);
-  const source = str(o.source, 'manifest.source', { max: SHARD_LIMITS.maxSourceChars });
-  const entryPoint =
-    o.entryPoint === undefined
-      ? undefined
-      : str(o.entryPoint, 'manifest.entryPoint', { max: 128, pattern: /^[A-Za-z_][A-Za-z0-9_]*$/ });
-  const list = arr(o.shards, 'manifest.shards', MANIFEST_LIMITS.maxShards);
-  if (list.length === 0) throw fail('manifest.shards', 'a WGSL job needs at least one shard.');
-  const shards = list.map((s, i) => wgslShard(s, `manifest.shards[${i}]`));
-  const honeypots = hp?.map((h, i): WgslHoneypot => {
-    const p = `manifest.honeypots[${i}]`;
-    const spec = wgslShard(h, p, ['expected']);
-    return { ...spec, expected: expected(obj(h, p).expected, `${p}.expected`) };
-  });
-  return {
-    ...base,
-    kind,
-    source,
-    ...(entryPoint ? { entryPoint } : {}),
-    shards,
-    ...(honeypots ? { honeypots } : {}),
-    flopsPerShard: declaredFlops!,
-  };
+function bool(v: unknown, path: string): boolean {
+  if (typeof v !== 'boolean') throw fail(path, `expected true or false, got ${describe(v)}.`);
+  return v;
 }

@@ -51,6 +51,8 @@ export interface OnnxTensorInfo {
   readonly dataType: number;
   readonly dims: readonly number[];
   readonly ints?: readonly number[];
+  /** True when the tensor's data lives in an external file (data_location EXTERNAL). */
+  readonly external?: boolean;
 }
 
 /** A dimension: a size, a symbol ('batch'), or unknown (null). */
@@ -61,6 +63,8 @@ export interface OnnxValueInfo {
   readonly name: string;
   /** Absent when the value is not a tensor or declares no shape. */
   readonly shape?: readonly OnnxDim[];
+  /** TensorProto.DataType of a tensor value (1 float, 6 int32, 7 int64, 10 float16, …), when declared. */
+  readonly elemType?: number;
 }
 
 /** The parts of a ModelProto's main graph that FLOP counting uses. */
@@ -242,10 +246,17 @@ function readTensor(r: Reader): OnnxTensorInfo {
   let raw: [number, number] | undefined;
   const int64Data: number[] = [];
   const int32Data: number[] = [];
+  let external = false;
   for (let t = r.tag(); t; t = r.tag()) {
     const [f, w] = t;
     if (f === 1) r.ints(w, dims, 'tensor.dims');
-    else if (f === 2) {
+    else if (f === 13) {
+      r.skip(w); // external_data entries: their presence is what matters
+      external = true;
+    } else if (f === 14) {
+      r.expect(w, 0, 'tensor.data_location');
+      if (r.varint() === 1) external = true;
+    } else if (f === 2) {
       r.expect(w, 0, 'tensor.data_type');
       dataType = r.varint();
     } else if (f === 8) {
@@ -287,7 +298,7 @@ function readTensor(r: Reader): OnnxTensorInfo {
       if (list.length === count) ints = list;
     }
   }
-  return { name, dataType, dims, ...(ints ? { ints } : {}) };
+  return { name, dataType, dims, ...(ints ? { ints } : {}), ...(external ? { external } : {}) };
 }
 
 function readAttribute(r: Reader): [string, OnnxAttribute] {
@@ -399,6 +410,7 @@ function readShape(r: Reader): OnnxDim[] {
 function readValueInfo(r: Reader): OnnxValueInfo {
   let name = '';
   let shape: OnnxDim[] | undefined;
+  let elemType: number | undefined;
   for (let t = r.tag(); t; t = r.tag()) {
     const [f, w] = t;
     if (f === 1) {
@@ -420,13 +432,16 @@ function readValueInfo(r: Reader): OnnxValueInfo {
           if (h === 2) {
             tt.expect(y, 2, 'tensor_type.shape');
             shape = readShape(tt.sub('tensor_type.shape'));
+          } else if (h === 1) {
+            tt.expect(y, 0, 'tensor_type.elem_type');
+            elemType = tt.varint();
           } else tt.skip(y);
         }
       }
     } else r.skip(w);
   }
   if (!name) r.fail('a graph input, output or value_info has no name.');
-  return { name, ...(shape ? { shape } : {}) };
+  return { name, ...(shape ? { shape } : {}), ...(elemType !== undefined ? { elemType } : {}) };
 }
 
 function readGraph(r: Reader): OnnxGraph {

@@ -1,4 +1,5 @@
 import { proxy, type Remote, releaseProxy, transfer, wrap } from 'comlink';
+import { shardTransferables } from '../protocol/kinds/index.ts';
 import type { Shard, ShardProgress, ShardResult } from '../protocol/shard.ts';
 import type { ComputeWorkerApi } from './api.ts';
 import { installHearthErrorTransfer } from './comlink-errors.ts';
@@ -16,10 +17,7 @@ export interface ComputeWorker {
 }
 
 function inputBuffers(shard: Shard): ArrayBuffer[] {
-  const out = new Set<ArrayBuffer>();
-  if (shard.kind === 'onnx') for (const t of Object.values(shard.inputs)) out.add(t.data);
-  else for (const b of shard.bindings) if (b.role === 'input') out.add(b.tensor.data);
-  return [...out].filter((b) => b.byteLength > 0);
+  return [...new Set(shardTransferables(shard))].filter((b) => b.byteLength > 0);
 }
 
 /**

@@ -1,30 +1,13 @@
 import { HearthError } from '../core/errors.ts';
 import { sha256Hex } from '../core/hash.ts';
 import type { GpuRuntime } from '../gpu/context.ts';
-import {
-  type HostTensor,
-  type OnnxBackend,
-  type OnnxShard,
-  type OutputTensor,
-  parseShard,
-  type ShardProgress,
-  type ShardResult,
-} from '../protocol/shard.ts';
+import { parseShard } from '../protocol/kinds/index.ts';
+import type { OutputTensor, ShardProgress, ShardResult } from '../protocol/shard.ts';
 import { type CapabilityReport, probeDevice } from './probe.ts';
-import { runWgslShard } from './wgsl-shard.ts';
+import { runnerOf } from './runners/index.ts';
+import type { BlobSource, OnnxRunner } from './runners/runner.ts';
 
-/** Where model bytes come from: the IndexedDB blob cache in a tab, anything keyed by SHA-256 elsewhere. */
-export interface BlobSource {
-  get(sha256: string): Promise<Uint8Array | null>;
-}
-
-/** Runs one ONNX shard (src/onnx); injected so the engine does not pick an onnxruntime build. */
-export type OnnxRunner = (
-  shard: OnnxShard,
-  /** Reads the model's bytes; called only when no session for it is cached. */
-  model: () => Promise<Uint8Array>,
-  opts: { signal: AbortSignal; onProgress?: (p: ShardProgress) => void },
-) => Promise<{ outputs: { name: string; tensor: HostTensor }[]; backend: OnnxBackend }>;
+export type { BlobSource, OnnxRunner } from './runners/runner.ts';
 
 export interface EngineOptions {
   readonly runtime: GpuRuntime;
@@ -90,44 +73,13 @@ export class ComputeEngine {
     this.running.set(shard.id, ac);
     const t0 = performance.now();
     try {
-      let outputs: { name: string; tensor: HostTensor }[];
-      let backend: OnnxBackend;
-      let device: string;
-      if (shard.kind === 'wgsl') {
-        const ctx = await this.opts.runtime.context();
-        outputs = await runWgslShard(ctx, shard, {
-          signal: ac.signal,
-          ...(onProgress ? { onProgress } : {}),
-        });
-        backend = 'webgpu';
-        device = ctx.adapter.summary;
-      } else {
-        if (!this.opts.onnx)
-          throw new HearthError('onnx/unsupported', 'This worker was built without ONNX support.');
-        const load = async () => {
-          onProgress?.({ shard: shard.id, phase: 'load', done: 0, total: 1 });
-          const model = await this.opts.blobs.get(shard.model);
-          if (!model) {
-            throw new HearthError(
-              'blob/missing',
-              `Shard ${shard.id}: model ${shard.model.slice(0, 12)}… is not in the blob cache.`,
-              {
-                details: { shard: shard.id, sha256: shard.model },
-              },
-            );
-          }
-          onProgress?.({ shard: shard.id, phase: 'load', done: 1, total: 1 });
-          return model;
-        };
-        const r = await this.opts.onnx(shard, load, {
-          signal: ac.signal,
-          ...(onProgress ? { onProgress } : {}),
-        });
-        outputs = r.outputs;
-        backend = r.backend;
-        device =
-          backend === 'webgpu' ? ((await this.opts.runtime.context()).adapter.summary ?? 'webgpu') : 'wasm';
-      }
+      const { outputs, backend, device } = await runnerOf(shard)(shard, {
+        runtime: this.opts.runtime,
+        blobs: this.opts.blobs,
+        ...(this.opts.onnx ? { onnx: this.opts.onnx } : {}),
+        signal: ac.signal,
+        ...(onProgress ? { onProgress } : {}),
+      });
       const hashed: OutputTensor[] = [];
       for (const [i, o] of outputs.entries()) {
         onProgress?.({ shard: shard.id, phase: 'hash', done: i, total: outputs.length });

@@ -1,6 +1,6 @@
 // Shared helpers for the hub tests: manifests, results with real hashes, a seeded RNG.
 import { sha256Hex } from '../../src/core/hash.ts';
-import { type Manifest, parseManifest } from '../../src/protocol/manifest.ts';
+import { type Manifest, parseManifest } from '../../src/protocol/kinds/index.ts';
 import type { ShardResult } from '../../src/protocol/shard.ts';
 
 /** mulberry32: small, seeded, good enough to pick volunteers and lies deterministically. */

@@ -9,7 +9,8 @@ import { Scheduler } from '../../src/hub/scheduler.ts';
 import { MemoryStore } from '../../src/hub/store.ts';
 import { dawnGpu } from '../../src/node/dawn.ts';
 import { runOnnx } from '../../src/onnx/run.ts';
-import { parseManifest } from '../../src/protocol/manifest.ts';
+import { parseManifest } from '../../src/protocol/kinds/index.ts';
+import type { WgslDispatchSpec } from '../../src/protocol/manifest.ts';
 import { ComputeEngine } from '../../src/worker/engine.ts';
 import { expectedIndexOutput, indexJob } from '../client/client-helpers.ts';
 import { mlp } from '../onnx/models.ts';
@@ -48,10 +49,10 @@ describe('hub-computed honeypots', () => {
     expect(out.honeypots).toHaveLength(2);
     expect(out.shards).toEqual(m.shards);
     for (const h of out.honeypots!) {
-      const uniformSha = h.bindings.find((b) => b.role === 'uniform');
+      const uniformSha = (h as WgslDispatchSpec).bindings.find((b) => b.role === 'uniform');
       const index = uniforms.findIndex(
         (_, i) =>
-          (m.shards[i]!.bindings[0] as { sha256: string }).sha256 ===
+          ((m.shards[i] as WgslDispatchSpec).bindings[0] as { sha256: string }).sha256 ===
           (uniformSha as { sha256: string }).sha256,
       );
       expect(index).toBeGreaterThanOrEqual(0);
@@ -61,7 +62,7 @@ describe('hub-computed honeypots', () => {
       ]);
     }
     // Two different shards were picked.
-    expect(new Set(out.honeypots!.map((h) => JSON.stringify(h.bindings))).size).toBe(2);
+    expect(new Set(out.honeypots!.map((h) => JSON.stringify((h as WgslDispatchSpec).bindings))).size).toBe(2);
     // A manifest that asks for none is returned as it is.
     expect(
       await withHubHoneypots(m.kind === 'wgsl' ? { ...m, autoHoneypots: 0 } : m, { runner: engine, blobs }),

@@ -6,7 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { writeExample } from '../../src/node/example.ts';
-import { parseManifest } from '../../src/protocol/manifest.ts';
+import { parseManifest } from '../../src/protocol/kinds/index.ts';
+import type { WgslDispatchSpec } from '../../src/protocol/manifest.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'hearth-example-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -24,7 +25,7 @@ describe('hearth example', () => {
       onnx.model,
       onnx.inputs.x!.sha256,
       ...wgsl.shards.flatMap((s) =>
-        s.bindings.flatMap((b) =>
+        (s as WgslDispatchSpec).bindings.flatMap((b) =>
           b.role === 'input' ? [b.tensor.sha256] : b.role === 'uniform' ? [b.sha256] : [],
         ),
       ),

@@ -20,7 +20,8 @@ import {
   parseHubMessage,
 } from '../../src/protocol/control.ts';
 import { countJobFlops } from '../../src/protocol/flops.ts';
-import { type OnnxManifest, parseManifest } from '../../src/protocol/manifest.ts';
+import { parseManifest } from '../../src/protocol/kinds/index.ts';
+import type { OnnxManifest } from '../../src/protocol/manifest.ts';
 import { indexOf, result, seededRng, truth } from '../hub/fixtures.ts';
 import { mlp } from '../onnx/models.ts';
 import { TestKey } from './control-helpers.ts';

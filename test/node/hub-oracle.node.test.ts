@@ -1,8 +1,10 @@
 // `autoHoneypots` through a real hub: at submit the hub runs that many of the job's shards on its
 // own Dawn device and stores them as honeypots with its answers; an honest volunteer then passes
 // them, and a hub that cannot compute them refuses the job with a typed 503.
+
 import { afterEach, describe, expect, it } from 'vitest';
 import { createToken } from '../../src/hub/tokens.ts';
+import type { WgslDispatchSpec } from '../../src/protocol/manifest.ts';
 import { expectedIndexOutput, indexJob } from '../client/client-helpers.ts';
 import { type TestHub, testHub, upload } from './hub-helpers.ts';
 
@@ -35,7 +37,9 @@ describe('hub-computed honeypots over HTTP', () => {
     for (const h of m.honeypots!) {
       // Tolerance job: the expected bytes are on the hub, and they are the kernel's true output.
       const bytes = t.hub.blobs.read(h.expected[0]!.sha256)!;
-      const index = new Uint32Array(t.hub.blobs.read((h.bindings[0] as { sha256: string }).sha256)!)[0]!;
+      const index = new Uint32Array(
+        t.hub.blobs.read(((h as WgslDispatchSpec).bindings[0] as { sha256: string }).sha256)!,
+      )[0]!;
       expect([...new Float32Array(bytes)]).toEqual(expectedIndexOutput(index));
     }
   });

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { HearthError } from '../../src/core/errors.ts';
 import { shardCredit } from '../../src/protocol/flops.ts';
-import { parseManifest } from '../../src/protocol/manifest.ts';
+import { parseManifest } from '../../src/protocol/kinds/index.ts';
 
 const H = (c: string) => c.repeat(64);
 const onnx = (over: Record<string, unknown> = {}) => ({

@@ -5,7 +5,8 @@
 import { describe, expect, it } from 'vitest';
 import { HearthError, isHearthError } from '../../src/core/errors.ts';
 import { countJobFlops, countOnnxFlops, flopsPerShard, shardCredit } from '../../src/protocol/flops.ts';
-import { type OnnxManifest, parseManifest } from '../../src/protocol/manifest.ts';
+import { parseManifest } from '../../src/protocol/kinds/index.ts';
+import type { OnnxManifest } from '../../src/protocol/manifest.ts';
 import { inferShapes, ONNX_GRAPH_LIMITS, readOnnxGraph } from '../../src/protocol/onnx-graph.ts';
 import { seededRng } from '../hub/fixtures.ts';
 import { initializer, onnxModel, value } from '../onnx/model-builder.ts';

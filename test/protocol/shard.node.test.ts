@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { HearthError } from '../../src/core/errors.ts';
 import { sha256Hex } from '../../src/core/hash.ts';
-import { parseShard, SHARD_LIMITS, type ShardResult, verifyResultHashes } from '../../src/protocol/shard.ts';
+import { parseShard } from '../../src/protocol/kinds/index.ts';
+import { SHARD_LIMITS, type ShardResult, verifyResultHashes } from '../../src/protocol/shard.ts';
 import { saxpyShard } from '../worker/wgsl-shards.ts';
 
 const HASH = 'ab'.repeat(32);

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { GpuContext } from '../../src/gpu/context.ts';
 import { acquireDawn } from '../../src/node/dawn.ts';
-import { runWgslShard } from '../../src/worker/wgsl-shard.ts';
+import { runWgslShard } from '../../src/worker/runners/wgsl.ts';
 import { badShards, saxpyShard } from './wgsl-shards.ts';
 
 let ctx: GpuContext;

@@ -1,6 +1,6 @@
 // WGSL shards used by the worker tests in Node and in Chromium: one correct, and one for each
 // way a researcher's shard can be wrong.
-import type { WgslShard } from '../../src/protocol/shard.ts';
+import type { WgslDispatchShard as WgslShard } from '../../src/protocol/shard.ts';
 
 export const SAXPY = `struct Params { a: f32, n: u32 }
 @group(0) @binding(0) var<uniform> p: Params;

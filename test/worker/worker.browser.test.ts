@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HearthError } from '../../src/core/errors.ts';
 import { sha256Hex } from '../../src/core/hash.ts';
-import type { OnnxShard, WgslShard } from '../../src/protocol/shard.ts';
+import type { OnnxShard, WgslDispatchShard as WgslShard } from '../../src/protocol/shard.ts';
 import { type ComputeWorker, startComputeWorker } from '../../src/worker/client.ts';
 import { mlp } from '../onnx/models.ts';
 import { assertClose, uniform } from '../onnx/reference.ts';
