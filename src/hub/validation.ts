@@ -106,9 +106,9 @@ export function decideReplicas(results: readonly Candidate[], rule: ReplicaRule)
     };
   }
   const errors = commonestError(results);
-  // Errors fail the shard only while they outnumber what was computed: a model that fails on
-  // some devices' backend and runs on others is not the researcher's error.
-  if (errors && errors.count >= rule.errorQuorum && errors.count > computed.length) {
+  // Errors fail the shard early only while nobody computed it: a model that fails on some
+  // devices' backend and runs on others is not the researcher's error.
+  if (errors && errors.count >= rule.errorQuorum && computed.length === 0) {
     return { kind: 'failed', error: errors.error };
   }
   const need = rule.quorum - best.length;

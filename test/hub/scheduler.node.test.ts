@@ -96,8 +96,25 @@ describe.each(kinds)('scheduler on %s', (_name, make) => {
     expect(s.disconnect('a')).toBe(1);
     const c = s.lease('c', CAPS, 1)!;
     expect(c.shard).toBe(`${job}/0`);
-    // a's late result is refused: it no longer holds the lease.
-    await rejected(s.submitResult('a', await result(c.shard, job, truth(0)), 2), /holds no lease/);
+    // a computed it while offline: its result still counts while the shard is open (issue 10),
+    // once, and with the replicas that came after it.
+    expect((await s.submitResult('a', await result(c.shard, job, truth(0)), 2)).status).toBe('pending');
+    await rejected(s.submitResult('a', await result(c.shard, job, truth(0)), 2), /already has a result/);
+    expect((await s.submitResult('c', await result(c.shard, job, truth(0)), 3)).status).toBe('valid');
+    expect(s.credits('a')).toEqual({ pending: 0, granted: 50 });
+  });
+
+  it('a late result is refused once its shard has its quorum', async () => {
+    const { s } = setup();
+    const job = s.submit(wgslManifest(1), 0);
+    s.lease('a', CAPS, 0);
+    s.lease('b', CAPS, 0);
+    s.disconnect('a');
+    s.lease('c', CAPS, 1);
+    await s.submitResult('b', await result(`${job}/0`, job, truth(0)), 2);
+    await s.submitResult('c', await result(`${job}/0`, job, truth(0)), 3);
+    await rejected(s.submitResult('a', await result(`${job}/0`, job, truth(0)), 4), /holds no lease/);
+    expect(s.credits('a')).toEqual({ pending: 0, granted: 0 });
   });
 
   it('accepts replicas that agree within tolerance and credits each once', async () => {
@@ -250,8 +267,8 @@ describe.each(kinds)('scheduler on %s', (_name, make) => {
     // rng values in order: the first trusted lease draws 0.9 (no spot-check), the second 0.1 (spot-check).
     const draws = [0.9, 0.1];
     const { s, store } = setup({ trustStreak: 1, spotCheckRate: 0.2, rng: () => draws.shift() ?? 0.5 });
-    const job = s.submit(wgslManifest(3), 0);
-    store.putVolunteer({ id: 'trusted', reputation: 10, streak: 10, valid: 10, invalid: 0 });
+    const job = s.submit(wgslManifest(3, { adaptiveReplication: true }), 0);
+    store.putVolunteer({ id: 'trusted', reputation: 10, streak: 10, valid: 10, invalid: 0, honeypots: 3 });
     const a = s.lease('trusted', CAPS, 0)!;
     expect(s.lease('other', CAPS, 0)!.shard).not.toBe(a.shard); // single replica: nobody else gets it
     expect(
@@ -262,6 +279,48 @@ describe.each(kinds)('scheduler on %s', (_name, make) => {
       (await s.submitResult('trusted', await result(b.shard, job, truth(indexOf(b.shard))), 3)).status,
     ).toBe('pending');
     expect(store.getShard(b.shard)!.quorum).toBe(2);
+  });
+
+  it('replication is kept without exceptions unless the job opts in to adaptive replication', async () => {
+    const { s, store } = setup({ trustStreak: 1, spotCheckRate: 0, rng: () => 0.9 });
+    const job = s.submit(wgslManifest(3), 0);
+    store.putVolunteer({
+      id: 'trusted',
+      reputation: 100,
+      streak: 100,
+      valid: 100,
+      invalid: 0,
+      honeypots: 50,
+    });
+    for (let i = 0; i < 3; i++) {
+      const g = s.lease('trusted', CAPS, i)!;
+      expect(store.getShard(g.shard)!.quorum).toBe(2);
+      expect((await s.submitResult('trusted', await result(g.shard, job, truth(i)), i)).status).toBe(
+        'pending',
+      );
+    }
+    expect(s.progress(job)).toMatchObject({ validated: 0, done: 3 });
+  });
+
+  it('a streak between fresh identities is not trust: honeypots passed are needed too', async () => {
+    const { s, store } = setup({ trustStreak: 2, trustHoneypots: 1, spotCheckRate: 0, rng: () => 0.9 });
+    const job = s.submit(wgslManifest(8, { adaptiveReplication: true }), 0);
+    // Two identities that cost nothing vouch for each other on replicas: their streaks grow.
+    for (let i = 0; i < 3; i++) {
+      const a = s.lease('sybil-a', CAPS, i)!;
+      s.lease('sybil-b', CAPS, i);
+      await s.submitResult('sybil-a', await result(a.shard, job, truth(indexOf(a.shard))), i);
+      await s.submitResult('sybil-b', await result(a.shard, job, truth(indexOf(a.shard))), i);
+    }
+    expect(s.volunteer('sybil-a').streak).toBe(3);
+    // Still two replicas: neither has answered a honeypot.
+    const next = s.lease('sybil-a', CAPS, 10)!;
+    expect(store.getShard(next.shard)!.quorum).toBe(2);
+    // One passed honeypot (the hub's own answer) and the streak earns single replicas.
+    store.putVolunteer({ ...s.volunteer('sybil-b'), honeypots: 1 });
+    s.disconnect('sybil-a');
+    const single = s.lease('sybil-b', CAPS, 11)!;
+    expect(store.getShard(single.shard)!.quorum).toBe(1);
   });
 });
 
@@ -275,6 +334,7 @@ describe.each(kinds)('a simulated population on %s', (name, make) => {
     const s = new Scheduler(store, {
       rng: seededRng(7),
       trustStreak: 8,
+      trustHoneypots: 1,
       spotCheckRate: 0.25,
       honeypotRate: 0.1,
       blob: (h) => honeypotAnswers[hashes.indexOf(h)]?.slice().buffer,
@@ -283,7 +343,7 @@ describe.each(kinds)('a simulated population on %s', (name, make) => {
     const job = s.submit(
       wgslManifest(
         SHARDS,
-        { maxReplicas: 6 },
+        { maxReplicas: 6, adaptiveReplication: true },
         hashes.map((expected) => ({ expected })),
       ),
       0,

@@ -75,7 +75,7 @@ describe('readOnnxGraph', () => {
     expect(g.nodes[13]!.attributes.get('axis')).toEqual({ i: -1 });
     expect(g.initializers.get('w1')?.dims).toEqual([16, 32]);
     expect(g.initializers.get('c0')?.dims).toEqual([]);
-    expect(g.inputs).toEqual([{ name: 'x', shape: ['batch', 16] }]);
+    expect(g.inputs).toEqual([{ name: 'x', shape: ['batch', 16], elemType: 1 }]);
     expect(g.outputs.map((o) => o.name)).toEqual(['probs', 'logits']);
     const c = readOnnxGraph(convGemm());
     expect(c.initializers.get('flat')?.ints).toEqual([0, -1]);

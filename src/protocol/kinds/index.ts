@@ -5,7 +5,7 @@
 import { HearthError } from '../../core/errors.ts';
 import { COMMON_KEYS, parseManifestBase } from '../manifest.ts';
 import { SHARD_LIMITS, SHARD_PROTOCOL_VERSION } from '../shard.ts';
-import { describe, int, obj, onlyKeys, str } from '../validate.ts';
+import { describe, int, obj, oneOf, onlyKeys, str } from '../validate.ts';
 import type { BlobGetter, ShardContext } from '../work.ts';
 import type { NamedTensor, ProtocolKind, ShardHead } from './kind.ts';
 import { type OnnxManifest, type OnnxShard, type OnnxWork, onnxKind } from './onnx.ts';
@@ -99,14 +99,7 @@ export function parseShard(v: unknown): Shard {
 
 /** `v` as a JobKind, or an 'input/invalid' error listing the kinds there are. */
 export function oneKind(v: unknown, path: string): JobKind {
-  if (typeof v === 'string' && Object.hasOwn(PROTOCOL_KINDS, v)) return v as JobKind;
-  throw new HearthError(
-    'input/invalid',
-    `${path}: expected one of ${JOB_KINDS.join(', ')}, got ${describe(v)}.`,
-    {
-      details: { path, expected: JOB_KINDS },
-    },
-  );
+  return oneOf(v, path, JOB_KINDS);
 }
 
 /**
