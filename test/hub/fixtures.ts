@@ -4,6 +4,11 @@ import { type Manifest, parseManifest } from '../../src/protocol/kinds/index.ts'
 import type { ShardResult } from '../../src/protocol/shard.ts';
 
 /** mulberry32: small, seeded, good enough to pick volunteers and lies deterministically. */
+/** A kernel that declares what the fixture's shards bind: a uniform index, an f32 output. */
+export const FIXTURE_KERNEL = `@group(0) @binding(0) var<uniform> index: vec4<u32>;
+@group(0) @binding(1) var<storage, read_write> y: array<f32>;
+@compute @workgroup_size(1) fn main() { y[0] = f32(index.x); }`;
+
 export function seededRng(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
@@ -38,7 +43,7 @@ export function wgslManifest(
   return parseManifest({
     v: 1,
     kind: 'wgsl',
-    source: '@compute @workgroup_size(1) fn main() {}',
+    source: FIXTURE_KERNEL,
     shards: Array.from({ length: shards }, (_, i) => spec(i)),
     replication: 2,
     maxReplicas: 5,

@@ -11,7 +11,7 @@ import {
   parseHubMessage,
   toBase64Url,
 } from '../../src/protocol/control.ts';
-import { CAPS, indexOf, result, seededRng, truth, wgslManifest } from '../hub/fixtures.ts';
+import { CAPS, FIXTURE_KERNEL, indexOf, result, seededRng, truth, wgslManifest } from '../hub/fixtures.ts';
 import {
   authenticated,
   Conn,
@@ -48,7 +48,7 @@ describe('control plane: the lease cycle', () => {
       if (lease.type !== 'lease') throw new Error(`expected a lease, got ${JSON.stringify(lease)}`);
       expect(lease.job).toBe(job);
       expect(lease.work.kind).toBe('wgsl');
-      expect(lease.kernel).toEqual({ source: '@compute @workgroup_size(1) fn main() {}' });
+      expect(lease.kernel).toEqual({ source: FIXTURE_KERNEL });
       expect(lease.deadline).toBeGreaterThan(Date.now());
       conn.send({ v: 1, type: 'heartbeat', lease: lease.lease });
       const ext = await conn.msg();

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { writeExample } from '../../src/node/example.ts';
-import { parseManifest } from '../../src/protocol/kinds/index.ts';
+import { manifestBlobs, parseManifest } from '../../src/protocol/kinds/index.ts';
 import type { WgslDispatchSpec } from '../../src/protocol/manifest.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'hearth-example-'));
@@ -21,6 +21,8 @@ describe('hearth example', () => {
     expect(wgsl.kind).toBe('wgsl');
     if (onnx.kind !== 'onnx' || wgsl.kind !== 'wgsl') return;
     expect(onnx.inputs.x?.shape).toEqual([20, 32]);
+    const heat = parseManifest(JSON.parse(readFileSync(files.heatManifest, 'utf8')));
+    expect(heat.kind).toBe('wgsl');
     const named = new Set([
       onnx.model,
       onnx.inputs.x!.sha256,
@@ -29,6 +31,7 @@ describe('hearth example', () => {
           b.role === 'input' ? [b.tensor.sha256] : b.role === 'uniform' ? [b.sha256] : [],
         ),
       ),
+      ...manifestBlobs(heat),
     ]);
     const onDisk = readdirSync(dir).filter((f) => /^[0-9a-f]{64}$/.test(f));
     expect(new Set(onDisk)).toEqual(named);
