@@ -57,6 +57,11 @@ export interface Initializer {
   readonly elemType: OnnxElemType;
   readonly dims: readonly number[];
   readonly data: ArrayBufferView;
+  /**
+   * Store the data in this external file instead (data_location EXTERNAL, as `onnx.save` does with
+   * save_as_external_data): the model then carries no bytes for it. For tests of such models.
+   */
+  readonly external?: string;
 }
 
 export interface OnnxModelSpec {
@@ -129,6 +134,10 @@ function tensorProto(t: Initializer): Writer {
   const w = new Writer();
   for (const d of t.dims) w.int(1, d);
   w.int(2, t.elemType).string(8, t.name);
+  if (t.external !== undefined) {
+    // external_data: [{ key: 'location', value: file }], data_location: EXTERNAL (1).
+    return w.raw(13, new Writer().string(1, 'location').string(2, t.external).finish()).int(14, 1);
+  }
   return w.raw(9, new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
 }
 

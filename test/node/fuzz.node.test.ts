@@ -334,6 +334,21 @@ describe('protocol fuzz against a running hub', () => {
       // The blob swarm's messages.
       announce: { v: 1, type: 'announce', blobs: ['a'.repeat(64), 'b'.repeat(64)] },
       holdersRequest: { v: 1, type: 'holders-request', sha256: 'c'.repeat(64) },
+      // Error reports (issue 10) for a shard leased to someone else, and for one never planned.
+      shardFailed: {
+        v: 1,
+        type: 'shard-failed',
+        shard: heldLease.shard,
+        code: 'wgsl/compile',
+        message: 'WGSL error at line 1, column 1',
+      },
+      shardFailedNone: {
+        v: 1,
+        type: 'shard-failed',
+        shard: `${heldLease.job}/99`,
+        code: 'gpu/device-lost',
+        message: 'x',
+      },
       // Accountable all-reduce (issue 5), for a group of other peers.
       allreduceReport: {
         v: 1,
