@@ -10,32 +10,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { SqliteStore } from '../../src/hub/sqlite-store.ts';
 import { authenticate, createToken } from '../../src/hub/tokens.ts';
 import { result, truth } from '../hub/fixtures.ts';
+import { CLI, hearth } from './cli-helpers.ts';
 import { ADMIN, manifestJson, sha, type TestHub, testHub } from './hub-helpers.ts';
-
-const CLI = ['scripts/run-ts.mjs', 'src/node/cli.ts'];
-
-interface Run {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-/** Runs `hearth …` to completion without blocking this process (an in-process hub must answer). */
-function hearth(args: string[], env: Record<string, string> = {}): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [...CLI, ...args], {
-      // No HEARTH_* from the caller's shell leaks into a test.
-      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c));
-    child.stderr.on('data', (c: Buffer) => (stderr += c));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 const dirs: string[] = [];
 const hubs: TestHub[] = [];

@@ -4,14 +4,16 @@
 // validated across two browser identities. Then churn: a tab closed mid-job loses its shards to
 // the others and the job still completes.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { build } from 'vite';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { sha256Hex } from '../../src/core/hash.ts';
 import { createToken } from '../../src/hub/tokens.ts';
+import { heatJob } from '../../src/node/example.ts';
 import { launchVolunteers, type Volunteers } from '../../src/node/volunteers.ts';
+import { parseManifest } from '../../src/protocol/kinds/index.ts';
 import {
   expectedIndexOutput,
   expectedSpinOutput,
@@ -21,6 +23,8 @@ import {
 } from '../client/client-helpers.ts';
 import { heavy, mlp } from '../onnx/models.ts';
 import { uniform } from '../onnx/reference.ts';
+import { HEAT_ATOL, heatReference, maxAbsDiff } from '../worker/heat-reference.ts';
+import { hearth } from './cli-helpers.ts';
 import { type TestHub, testHub, upload } from './hub-helpers.ts';
 
 /** LCG steps per invocation in the churn job: long enough on SwiftShader that a tab can be caught mid-shard. */
@@ -318,4 +322,61 @@ describe('Chromium volunteers from `hearth volunteer`, through the hub', () => {
       await more.close();
     }
   });
+
+  it('runs the heat-diffusion program through the CLI on two volunteers within tolerance of float64; a broken kernel fails with its error', async () => {
+    const h = await hub();
+    const env = { HEARTH_HUB: h.hub.url, HEARTH_TOKEN: h.token };
+    const dir = mkdtempSync(join(tmpdir(), 'hearth-heat-'));
+    try {
+      expect((await hearth(['example', '--out', dir])).code).toBe(0);
+      const sub = await hearth(['submit', join(dir, 'heat-job.json')], env);
+      expect(sub.code, sub.stderr).toBe(0);
+      const job = sub.stdout.trim().split('\n').at(-1)!.trim();
+      // The same job with a syntax error in its kernel is refused at submit, with line and column.
+      const heat = JSON.parse(readFileSync(join(dir, 'heat-job.json'), 'utf8')) as Record<string, unknown>;
+      const broken = { ...heat, source: String(heat.source).replace('let c = src[i];', 'let c = src[i;') };
+      writeFileSync(join(dir, 'broken-job.json'), JSON.stringify(broken));
+      const refused = await hearth(['submit', join(dir, 'broken-job.json')], env);
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toMatch(/400 wgsl\/compile: .*at line 19, column \d+/);
+      // A hub without a device cannot tell (it checks declarations only): the volunteers find it,
+      // and the researcher hears it from `hearth status`.
+      const late = h.hub.scheduler.submit(parseManifest(broken), Date.now(), { owner: 'alice' });
+      const vols = await spawnVolunteers(h.hub.url, 2);
+      const watched = await hearth(['status', job, '--watch'], env);
+      expect(watched.code, `${watched.stdout}${watched.stderr}${vols.out()}`).toBe(0);
+      expect(watched.stdout).toMatch(/4\/4 validated .* done/);
+      await waitFor(
+        async () => (await hearth(['status', late], env)).code === 1,
+        60_000,
+        'the broken job to fail',
+      );
+      const failed = await hearth(['status', late], env);
+      expect(failed.stdout).toMatch(
+        /job failed: wgsl\/compile: WGSL error in shader .* at line 19, column \d+/,
+      );
+      // Results: each band's rows, stacked, are the whole grid within HEAT_ATOL of float64.
+      const out = join(dir, 'results');
+      expect((await hearth(['results', job, '--out', out], env)).code).toBe(0);
+      const index = JSON.parse(readFileSync(join(out, 'index.json'), 'utf8')) as {
+        shards: { index: number; replicas: number; outputs: { file: string }[] }[];
+      };
+      expect(index.shards.map((s) => s.index)).toEqual([0, 1, 2, 3]);
+      // Replication 2, no exceptions: every band rests on two agreeing volunteers.
+      expect(index.shards.every((s) => s.replicas === 2)).toBe(true);
+      const grid: number[] = [];
+      for (const s of index.shards) {
+        const bytes = readFileSync(join(out, s.outputs[0]!.file));
+        const start = 10 + bytes.readUInt16LE(8);
+        grid.push(
+          ...new Float32Array(bytes.buffer.slice(bytes.byteOffset + start, bytes.byteOffset + bytes.length)),
+        );
+      }
+      const spec = heatJob().spec;
+      expect(grid).toHaveLength(spec.size * spec.size);
+      expect(maxAbsDiff(grid, heatReference(spec))).toBeLessThanOrEqual(HEAT_ATOL);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 300_000);
 });
