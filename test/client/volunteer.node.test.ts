@@ -105,6 +105,35 @@ describe('volunteer runtime against a real hub', () => {
     }
   });
 
+  it('a runner that throws something unnamed reports shard/failed, not a cancel, and the shard goes to someone else at once', async () => {
+    const { hub, token, auth } = await hubWithToken();
+    const { manifest, blobs } = await indexJob(1, { replication: 1, maxReplicas: 2, deadlineMs: 600_000 });
+    await upload(hub.url, token, blobs);
+    const job = await submit(hub.url, auth, manifest);
+    const broken = await nodeVolunteer(hub.url, {
+      wrap: (r): ShardRunner => ({
+        runShard: async () => {
+          throw new TypeError('a bug in the runner');
+        },
+        cancel: (id) => r.cancel(id),
+      }),
+    });
+    vols.push(broken);
+    broken.volunteer.start();
+    await waitFor(async () => broken.events.some((e) => e.type === 'shard-failed'), 30_000, 'the failure');
+    await broken.volunteer.stop();
+    const failed = broken.events.find((e) => e.type === 'shard-failed');
+    expect(failed?.type === 'shard-failed' && failed.error.code).toBe('shard/failed');
+    expect(failed?.type === 'shard-failed' && failed.error.message).toMatch(/a bug in the runner/);
+    // The hub took it as this volunteer's trouble: the lease ended now, not at its 10-minute deadline.
+    expect(failed?.type === 'shard-failed' && failed.reported).toBe('released');
+    expect(hub.store.leasesOfJob(job)).toEqual([]);
+    const good = await nodeVolunteer(hub.url);
+    vols.push(good);
+    good.volunteer.start();
+    await waitFor(async () => (await progress(hub.url, auth, job)).validated === 1, 30_000, 'the shard');
+  });
+
   it('runs an ONNX job (MLP, batch split in shards) and the canonical results match a float64 reference', async () => {
     const { hub, token, auth } = await hubWithToken();
     const model = mlp(3);

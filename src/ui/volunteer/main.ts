@@ -106,13 +106,21 @@ async function start(): Promise<void> {
         $<HTMLProgressElement>('progress').value = e.progress.total ? e.progress.done / e.progress.total : 0;
         break;
       case 'result':
-        $('current').textContent = `${e.shard}: ${e.outcome} (${Math.round(e.ms)} ms on ${e.backend})`;
+        $('current').textContent =
+          `${e.shard}: ${e.outcome} (${Math.round(e.ms)} ms on ${e.backend})` +
+          (e.reason ? ` — ${e.reason}` : '');
         break;
       case 'disconnected':
         $('current').textContent = `${e.error.message} Retrying in ${Math.round(e.retryInMs / 1000)} s.`;
         break;
       case 'shard-failed':
-        $('current').textContent = `${e.shard} failed here: ${e.error.message}`;
+        $('current').textContent =
+          `${e.shard} failed here: ${e.error.message}` +
+          (e.reported === 'released'
+            ? ' (passed on to another volunteer)'
+            : e.reported
+              ? ' (reported to the researcher)'
+              : '');
         break;
     }
     render(volunteer.stats);
