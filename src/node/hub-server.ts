@@ -262,6 +262,11 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
     } else void pages(req, res);
   });
   // A request Node cannot even parse still gets the API's JSON error (431 for oversized headers).
+  // Idle keep-alive sockets outlive the clients' own idle timeout (undici: 4 s), so a client never
+  // reuses a socket the hub is closing at that moment (ECONNRESET on a busy machine, seen in a
+  // full test run); headers must still arrive within the usual minute.
+  server.keepAliveTimeout = 30_000;
+  server.headersTimeout = 60_000;
   server.on('clientError', (err: Error & { code?: string }, socket: Socket) => {
     if (!socket.writable) return socket.destroy();
     const big = err.code === 'HPE_HEADER_OVERFLOW';

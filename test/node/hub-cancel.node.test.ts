@@ -1,10 +1,11 @@
 // Job owners and cancel over the hub's HTTP API, with volunteers on the real WebSocket control
 // plane: a real hub on loopback, a real SQLite file, real P-256 volunteer keys.
-import { spawn } from 'node:child_process';
+
 import { afterEach, describe, expect, it } from 'vitest';
 import { createToken } from '../../src/hub/tokens.ts';
 import { encodeResult, type HubMessage } from '../../src/protocol/control.ts';
 import { indexOf, result, truth } from '../hub/fixtures.ts';
+import { hearth } from './cli-helpers.ts';
 import { authenticated, type Conn, ORIGIN, TestKey } from './control-helpers.ts';
 import { ADMIN, manifestJson, type TestHub, testHub, upload } from './hub-helpers.ts';
 
@@ -169,22 +170,6 @@ describe('DELETE /v1/jobs/:id', () => {
     expect(e.message).toMatch(/already done/);
   });
 });
-
-/** `hearth …` in a child process (the in-process hub must keep answering meanwhile). */
-function hearth(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['scripts/run-ts.mjs', 'src/node/cli.ts', ...args], {
-      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c));
-    child.stderr.on('data', (c: Buffer) => (stderr += c));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 describe('hearth cancel', () => {
   it('cancels the owner\u2019s job, prints the hub\u2019s refusal for another token, and has --help', async () => {

@@ -201,6 +201,24 @@ export async function buildWgslPipelines(
   }
 }
 
+/**
+ * Pops the out-of-memory and validation scopes pushed (in that order) around some work, and throws
+ * what they caught: a shard WebGPU refuses is the shard's ('wgsl/manifest'), memory is the device's.
+ */
+async function popScopes(device: GPUDevice, shardId: string): Promise<void> {
+  const [oom, val] = await Promise.all([device.popErrorScope(), device.popErrorScope()]);
+  if (oom)
+    throw new HearthError(
+      'gpu/out-of-memory',
+      `WGSL shard ${shardId}: the GPU ran out of memory: ${oom.message}`,
+    );
+  if (val)
+    throw new HearthError(
+      'wgsl/manifest',
+      `WGSL shard ${shardId}: WebGPU rejected the shard: ${val.message}`,
+    );
+}
+
 /** The passes of a program in the order they run, repeats expanded lazily. */
 function* order(plan: PlannedProgram): Generator<number> {
   for (const step of plan.steps) for (let r = 0; r < step.repeat; r++) yield* step.passes;
@@ -270,17 +288,7 @@ export async function runWgslShard(
         entries: pass.bind.map((s) => ({ binding: s.binding, resource: { buffer: gpu.get(s.buffer)!.buf } })),
       }),
     );
-    const [oomErr, valErr] = await Promise.all([device.popErrorScope(), device.popErrorScope()]);
-    if (oomErr)
-      throw new HearthError(
-        'gpu/out-of-memory',
-        `WGSL shard ${shard.id}: the GPU ran out of memory: ${oomErr.message}`,
-      );
-    if (valErr)
-      throw new HearthError(
-        'wgsl/manifest',
-        `WGSL shard ${shard.id}: WebGPU rejected the shard: ${valErr.message}`,
-      );
+    await popScopes(device, shard.id);
 
     // The passes, a chunk per command buffer; the chunk grows or shrinks toward CHUNK_TARGET_MS.
     const total = plan.dispatches;
@@ -306,17 +314,7 @@ export async function runWgslShard(
       }
       pass.end();
       device.queue.submit([enc.finish()]);
-      const [oom, val] = await Promise.all([device.popErrorScope(), device.popErrorScope()]);
-      if (oom)
-        throw new HearthError(
-          'gpu/out-of-memory',
-          `WGSL shard ${shard.id}: the GPU ran out of memory: ${oom.message}`,
-        );
-      if (val)
-        throw new HearthError(
-          'wgsl/manifest',
-          `WGSL shard ${shard.id}: WebGPU rejected the shard: ${val.message}`,
-        );
+      await popScopes(device, shard.id);
       await raceAbort(
         Promise.race([device.queue.onSubmittedWorkDone(), ctx.lost.then((e) => Promise.reject(e))]),
         signal,
