@@ -4,7 +4,7 @@
 // this folder, registered in ./index.ts. ARCHITECTURE.md sketches how `train` (rounds, groups,
 // an outer step, validation by recomputation) plugs into the same interface.
 import type { HearthErrorCode } from '../../core/errors.ts';
-import type { WgslPassLayout } from '../../protocol/kinds/wgsl.ts';
+import type { WgslPassLayout } from '../../protocol/kinds/wgsl-plan.ts';
 import type { ExpectedOutput } from '../../protocol/manifest.ts';
 import type { OutputTensor, ShardResult } from '../../protocol/shard.ts';
 import type { ShardRecord } from '../store.ts';

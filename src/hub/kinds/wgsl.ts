@@ -5,17 +5,19 @@
 // volunteer.
 import { HearthError } from '../../core/errors.ts';
 import {
+  specOutputs,
+  type WgslHoneypot,
+  type WgslManifest,
+  type WgslShardSpec,
+  type WgslWork,
+} from '../../protocol/kinds/wgsl.ts';
+import {
   checkProgramAgainstSource,
   layoutKey,
   passLayouts,
   planProgram,
-  specOutputs,
-  type WgslHoneypot,
-  type WgslManifest,
   type WgslPassLayout,
-  type WgslShardSpec,
-  type WgslWork,
-} from '../../protocol/kinds/wgsl.ts';
+} from '../../protocol/kinds/wgsl-plan.ts';
 import { SHARD_LIMITS } from '../../protocol/shard.ts';
 import type { HubKind, PlannedShard, SubmitEnv } from './kind.ts';
 import { replicaValidation } from './replicas.ts';

@@ -10,18 +10,20 @@ import type { GpuContext } from '../../gpu/context.ts';
 import { getLayoutPipeline } from '../../gpu/pipeline-cache.ts';
 import { MAP_READ_MODE, Usage } from '../../gpu/usage.ts';
 import {
-  checkProgramAgainstSource,
   isProgram,
-  type PlannedBuffer,
-  type PlannedProgram,
-  passLayouts,
-  planProgram,
   type WgslBinding,
   type WgslBuffer,
   type WgslDispatchShard,
   type WgslProgramShard,
   type WgslShard,
 } from '../../protocol/kinds/wgsl.ts';
+import {
+  checkProgramAgainstSource,
+  type PlannedBuffer,
+  type PlannedProgram,
+  passLayouts,
+  planProgram,
+} from '../../protocol/kinds/wgsl-plan.ts';
 import type { HostTensor, ShardProgress } from '../../protocol/shard.ts';
 import { reflectEntryPoints } from '../../protocol/wgsl-reflect.ts';
 import { checkAborted, raceAbort } from '../abort.ts';
