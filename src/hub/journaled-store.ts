@@ -175,7 +175,15 @@ export class JournaledStore implements HubStore {
   #schedule(): void {
     if (this.#flush) return;
     // Nobody may be waiting (a group of leases only): deferred() keeps a failure from being unhandled.
-    const timer = setTimeout(() => this.#commit(), this.#windowMs);
+    // From a timer nobody can catch a throw: a failed commit is recorded (#failed) and rejects the
+    // group's waiters; letting it escape would kill the hub instead of stopping its store.
+    const timer = setTimeout(() => {
+      try {
+        this.#commit();
+      } catch {
+        // Recorded in #failed; every later call and settled() report it.
+      }
+    }, this.#windowMs);
     this.#flush = { commit: deferred<void>(), timer };
   }
 

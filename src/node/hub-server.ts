@@ -581,7 +581,8 @@ async function fail(res: ServerResponse, e: unknown): Promise<void> {
     e instanceof HttpError
       ? e
       : isHearthError(e)
-        ? fromHearth(e)
+        ? // The store stopped (a failed commit): the hub's trouble, and a restart's to fix.
+          fromHearth(e, e.code === 'store/failed' ? 503 : 400)
         : new HttpError(500, 'http/internal', 'the hub failed on this request; it keeps serving others.');
   if (res.headersSent) {
     res.destroy();
