@@ -14,7 +14,16 @@ import { manifestBlobs } from './hub-server.ts';
 export const DEFAULT_HUB = 'http://127.0.0.1:8787';
 
 const CONNECTION = `  --hub URL      the hub (default: $HEARTH_HUB, else ${DEFAULT_HUB})
-  --token T      a researcher token (default: $HEARTH_TOKEN); see "hearth token create"`;
+  --token T      a researcher token (default: $HEARTH_TOKEN); see "hearth token create"
+
+Every request gives up after $HEARTH_TIMEOUT_MS (default 30000) ms without an answer, plus one
+second per MiB it uploads, so a hub that stopped answering ends the command with exit 1.`;
+
+/** How long one request may go unanswered (ms): $HEARTH_TIMEOUT_MS, else 30 s. */
+function requestTimeoutMs(): number {
+  const v = Number(process.env.HEARTH_TIMEOUT_MS);
+  return Number.isFinite(v) && v > 0 ? v : 30_000;
+}
 const connectionOptions = { hub: { type: 'string' }, token: { type: 'string' } } as const;
 
 interface Client {
@@ -40,6 +49,15 @@ async function call(
   body?: Uint8Array<ArrayBuffer> | string,
 ): Promise<Response> {
   let r: Response;
+  // A half-open hub (a proxy that accepted, a hub frozen mid-request) would otherwise hold the
+  // command forever: every request, body included, has a deadline.
+  const ms =
+    requestTimeoutMs() + (typeof body === 'object' ? Math.ceil(body.byteLength / 2 ** 20) * 1000 : 0);
+  const signal = AbortSignal.timeout(ms);
+  const timedOut = () =>
+    new CliError(
+      `the hub at ${c.hub} did not answer ${method} ${path} within ${ms} ms; is it overloaded or stuck?`,
+    );
   try {
     r = await fetch(`${c.hub}${path}`, {
       method,
@@ -48,13 +66,17 @@ async function call(
         ...(typeof body === 'string' ? { 'content-type': 'application/json' } : {}),
       },
       ...(body !== undefined ? { body } : {}),
+      signal,
     });
   } catch (e) {
+    if (signal.aborted) throw timedOut();
     const why = e instanceof Error && e.cause instanceof Error ? e.cause.message : String(e);
     throw new CliError(`cannot reach the hub at ${c.hub} (${why}); is "hearth hub" running there?`);
   }
   if (r.ok) return r;
-  const text = await r.text();
+  const text = await r.text().catch(() => {
+    throw timedOut();
+  });
   let detail = text.slice(0, 500);
   try {
     const e = (JSON.parse(text) as { error?: { code?: unknown; message?: unknown } }).error;
@@ -65,7 +87,14 @@ async function call(
   throw new CliError(`${method} ${path} failed with ${r.status} ${detail}`);
 }
 
-const json = async <T>(r: Response): Promise<T> => (await r.json()) as T;
+/** The answer's JSON; a body cut off (or past the request's deadline) is a CliError, not a crash. */
+const json = async <T>(r: Response): Promise<T> => {
+  try {
+    return (await r.json()) as T;
+  } catch (e) {
+    throw new CliError(`the hub's answer could not be read: ${e instanceof Error ? e.message : String(e)}`);
+  }
+};
 
 const submit: Command = {
   name: 'submit',
@@ -255,7 +284,13 @@ ${CONNECTION}`,
       const outputs = [];
       for (const o of s.outputs) {
         const r = await call(c, 'GET', `${base}/${s.index}/${encodeURIComponent(o.name)}`);
-        const data = new Uint8Array(await r.arrayBuffer());
+        const data = new Uint8Array(
+          await r.arrayBuffer().catch((e: unknown) => {
+            throw new CliError(
+              `shard ${s.index} output "${o.name}": the download broke off (${e instanceof Error ? e.message : e}).`,
+            );
+          }),
+        );
         const got = createHash('sha256').update(data).digest('hex');
         if (got !== o.sha256 || data.byteLength !== o.bytes) {
           throw new CliError(`shard ${s.index} output "${o.name}": the bytes do not match the index's hash.`);

@@ -4,6 +4,7 @@
 // hub-server.node.test.ts), because a child hub's scheduler cannot be reached from here.
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -136,6 +137,23 @@ describe('hearth hub', () => {
 });
 
 describe('hearth submit, status, results', () => {
+  it('gives up on a hub that accepts connections and never answers (exit 1, within its timeout)', async () => {
+    // A half-open hub: the TCP connection is taken, nothing ever comes back. Without a deadline
+    // the command never returned (the test's own timeout failed it).
+    const silent = createServer(() => {});
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    try {
+      const port = (silent.address() as { port: number }).port;
+      const r = await hearth(['status', 'job-x', '--hub', `http://127.0.0.1:${port}`, '--token', 't'], {
+        HEARTH_TIMEOUT_MS: '500',
+      });
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/did not answer GET \/v1\/jobs\/job-x within 500 ms/);
+    } finally {
+      silent.close();
+    }
+  });
+
   it('uploads blobs, submits, reports progress and writes validated results as .npy', async () => {
     const t = await testHub();
     hubs.push(t);
