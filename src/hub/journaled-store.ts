@@ -402,6 +402,10 @@ export class JournaledStore implements HubStore {
     this.#usable();
     this.#disk.putToken(t);
   }
+  addToken(t: TokenRecord): boolean {
+    this.#usable();
+    return this.#disk.addToken(t);
+  }
   getToken(name: string): TokenRecord | undefined {
     return this.#disk.getToken(name);
   }

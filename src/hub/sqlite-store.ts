@@ -237,6 +237,9 @@ export class SqliteStore implements HubStore {
         'SELECT volunteer, shard, job, credits, status FROM ledger WHERE volunteer = ? ORDER BY shard',
       ),
       putToken: p('INSERT OR REPLACE INTO tokens (name, hash, created_at, revoked_at) VALUES (?, ?, ?, ?)'),
+      addToken: p(
+        'INSERT INTO tokens (name, hash, created_at, revoked_at) VALUES (?, ?, ?, ?) ON CONFLICT (name) DO NOTHING',
+      ),
       getToken: p('SELECT name, hash, created_at, revoked_at FROM tokens WHERE name = ?'),
       tokenByHash: p('SELECT name, hash, created_at, revoked_at FROM tokens WHERE hash = ?'),
       listTokens: p('SELECT name, hash, created_at, revoked_at FROM tokens ORDER BY created_at, name'),
@@ -466,6 +469,9 @@ export class SqliteStore implements HubStore {
   }
   putToken(t: TokenRecord): void {
     this.#q.putToken!.run(t.name, t.hash, t.createdAt, t.revokedAt ?? null);
+  }
+  addToken(t: TokenRecord): boolean {
+    return this.#q.addToken!.run(t.name, t.hash, t.createdAt, t.revokedAt ?? null).changes === 1;
   }
   getToken(name: string): TokenRecord | undefined {
     const r = this.#q.getToken!.get(name) as TokenRow | undefined;

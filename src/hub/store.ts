@@ -219,8 +219,13 @@ export interface HubStore {
   /** Every pending entry of a job becomes void; granted ones stay. Returns how many changed. */
   voidPendingCredit(job: string): number;
   ledger(volunteer?: string): LedgerEntry[];
-  /** Adds or replaces a token by name (revoking is a put with `revokedAt`). */
+  /** Replaces a token by name (revoking is a put with `revokedAt`). */
   putToken(t: TokenRecord): void;
+  /**
+   * Adds a token whose name is new, atomically (one statement on a file two processes share);
+   * false, changing nothing, when the name is taken.
+   */
+  addToken(t: TokenRecord): boolean;
   getToken(name: string): TokenRecord | undefined;
   tokenByHash(hash: string): TokenRecord | undefined;
   /** All tokens, oldest first. */
@@ -505,6 +510,11 @@ export class MemoryStore implements HubStore {
     const prev = this.#tokens.get(t.name);
     this.#tokens.set(t.name, t);
     this.#logUndo(() => (prev ? this.#tokens.set(t.name, prev) : this.#tokens.delete(t.name)));
+  }
+  addToken(t: TokenRecord): boolean {
+    if (this.#tokens.has(t.name)) return false;
+    this.putToken(t);
+    return true;
   }
   getToken(name: string): TokenRecord | undefined {
     return this.#tokens.get(name);

@@ -50,14 +50,13 @@ export function createToken(
   // A fixed prefix: base64url may start with '-', which a command line reads as a flag
   // (`--token -x…` failed as a usage error one run in 32); it also makes a leaked token greppable.
   const token = `hth_${randomBytes(32).toString('base64url')}`;
-  store.transaction(() => {
-    if (store.getToken(name)) {
-      throw new HearthError('input/invalid', `token name: "${name}" is taken; choose another name.`, {
-        details: { path: 'name', name },
-      });
-    }
-    store.putToken({ name, hash: hashToken(token), createdAt: now });
-  });
+  // One insert that fails on a taken name: a check then a write would let two `hearth token
+  // create --name x` (the hub and the CLI on one file) replace each other's token silently.
+  if (!store.addToken({ name, hash: hashToken(token), createdAt: now })) {
+    throw new HearthError('input/invalid', `token name: "${name}" is taken; choose another name.`, {
+      details: { path: 'name', name },
+    });
+  }
   return { name, token, createdAt: now };
 }
 

@@ -10,6 +10,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { JournaledStore } from '../../src/hub/journaled-store.ts';
 import { Scheduler } from '../../src/hub/scheduler.ts';
 import { SqliteStore } from '../../src/hub/sqlite-store.ts';
+import { MemoryStore } from '../../src/hub/store.ts';
 import { authenticate, createToken } from '../../src/hub/tokens.ts';
 import { CAPS, indexOf, result, seededRng, truth, wgslManifest } from './fixtures.ts';
 
@@ -89,6 +90,25 @@ describe('JournaledStore', () => {
     const cli = new SqliteStore(path);
     const { token } = createToken(cli, 'alice');
     expect(authenticate(hub, token)).toMatchObject({ kind: 'researcher', name: 'alice' });
+    cli.close();
+    hub.close();
+  });
+
+  it('a token name is taken once, whichever process asks: the second create never replaces the first', () => {
+    const path = join(dir, 'd.db');
+    const hub = new JournaledStore(path);
+    const cli = new SqliteStore(path);
+    const first = createToken(hub, 'bob');
+    expect(() => createToken(cli, 'bob')).toThrow(/"bob" is taken/);
+    // The insert itself refuses a taken name (a check-then-write could interleave between two
+    // processes and let the later token silently replace the earlier one).
+    expect(cli.addToken({ name: 'bob', hash: 'e'.repeat(64), createdAt: 1 })).toBe(false);
+    expect(hub.addToken({ name: 'bob', hash: 'e'.repeat(64), createdAt: 1 })).toBe(false);
+    expect(authenticate(hub, first.token)).toMatchObject({ kind: 'researcher', name: 'bob' });
+    const m = new MemoryStore();
+    expect(m.addToken({ name: 'x', hash: 'a'.repeat(64), createdAt: 1 })).toBe(true);
+    expect(m.addToken({ name: 'x', hash: 'b'.repeat(64), createdAt: 2 })).toBe(false);
+    expect(m.getToken('x')?.hash).toBe('a'.repeat(64));
     cli.close();
     hub.close();
   });
