@@ -104,6 +104,8 @@ export interface HubOptions {
    * shader's declarations are still checked against the manifest.
    */
   readonly compileWgsl?: boolean;
+  /** Where the hub's error lines go (default: one JSON line each on stderr). */
+  readonly log?: (entry: HubLogEntry) => void;
   /**
    * The folder whose files the hub serves at every path outside `/v1/` and `/p2p` (the volunteer
    * page, console and widget). Default: `dist/` of this checkout (`npm run build` makes it);
@@ -228,7 +230,17 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
           const { buildWgslPipelines } = await import('../worker/runners/wgsl.ts');
           await buildWgslPipelines(gpu, 'job kernel', source, layouts);
         };
-  const stats: HubStats = { blobBytesServed: 0 };
+  const stats: HubStats = { blobBytesServed: 0, internalErrors: 0, sweepFailures: 0 };
+  const log = opts.log ?? ((entry: HubLogEntry) => process.stderr.write(`${JSON.stringify(entry)}\n`));
+  const describeError = (e: unknown) => ({
+    error: e instanceof Error ? `${e.name}: ${e.message}` : String(e),
+    ...(e instanceof Error && e.stack ? { stack: e.stack.split('\n').slice(1, 6).map((l) => l.trim()) } : {}),
+  });
+  // A 500 is a bug or a broken dependency of the hub's: counted, and one line each for its operator.
+  const internal = (req: IncomingMessage, e: unknown) => {
+    stats.internalErrors++;
+    log({ level: 'error', at: 'http', method: req.method ?? '', path: pathOf(req.url), ...describeError(e) });
+  };
   // Rounds average peers' tensors: only where peers exist (the control plane issues their ids).
   const rounds = opts.peer === false ? undefined : new HubRounds(opts.allreduce);
   const ctx: Ctx = {
@@ -251,13 +263,13 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
     // Three areas on one port: the API under /v1/, PeerJS under /p2p, pages everywhere else.
     const path = (req.url ?? '/').split('?')[0]!;
     if (path === '/v1' || path.startsWith('/v1/')) {
-      handle(ctx, req, res).catch((e: unknown) => void fail(res, e));
+      handle(ctx, req, res).catch((e: unknown) => void fail(res, e, internal));
     } else if (path === PEER_PATH || path.startsWith(`${PEER_PATH}/`)) {
       if (!p2p) return void fail(res, notFound(`route ${req.method} ${pathOf(req.url)}`));
       try {
         p2p.handle(req, res, () => void fail(res, notFound(`route ${req.method} ${pathOf(req.url)}`)));
       } catch (e) {
-        void fail(res, e);
+        void fail(res, e, internal);
       }
     } else void pages(req, res);
   });
@@ -322,6 +334,7 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
   const reportTtl = opts.allreduceReportTtlMs ?? 30 * 24 * 3600_000;
   const pruneEvery = Math.min(reportTtl / 10, 3600_000);
   let prunedAt = 0;
+  let lastSweepError = '';
   const expiry = setInterval(() => {
     const now = Date.now();
     try {
@@ -330,8 +343,16 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
         prunedAt = now;
         store.pruneAllReduceReports(now - reportTtl);
       }
-    } catch {
-      // A failed sweep is retried on the next tick; the store's transaction left nothing half-done.
+      lastSweepError = '';
+    } catch (e) {
+      // Retried on the next tick (the store's transaction left nothing half-done); counted always,
+      // logged once per distinct failure so a stopped store does not write a line a second.
+      stats.sweepFailures++;
+      const d = describeError(e);
+      if (d.error !== lastSweepError) {
+        lastSweepError = d.error;
+        log({ level: 'error', at: 'expiry', ...d });
+      }
     }
   }, opts.expireEveryMs ?? 1000);
   expiry.unref();
@@ -390,6 +411,19 @@ interface Ctx {
 export interface HubStats {
   /** Bytes sent by `GET /v1/blobs/:sha256` (volunteers' fallback route for models and inputs). */
   blobBytesServed: number;
+  /** Requests answered 500: a fault of the hub's own (each also logged). */
+  internalErrors: number;
+  /** Expiry sweeps that failed (each distinct failure also logged). */
+  sweepFailures: number;
+}
+
+/** One structured log line (what `HubOptions.log` receives): never tokens, bodies or headers. */
+export interface HubLogEntry {
+  readonly level: 'error';
+  /** Where: 'http' or 'expiry'. */
+  readonly at: string;
+  readonly error: string;
+  readonly [k: string]: unknown;
 }
 
 async function handle(ctx: Ctx, req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -575,8 +609,16 @@ function cors(ctx: Ctx, req: IncomingMessage, res: ServerResponse): void {
   }
 }
 
-/** The one place errors become responses: HttpError as itself, anything else a bare 500. */
-async function fail(res: ServerResponse, e: unknown): Promise<void> {
+/**
+ * The one place errors become responses: HttpError as itself, anything else a bare 500 (reported
+ * to `onInternal`: the client learns only that the hub failed, the operator's log says how).
+ */
+async function fail(
+  res: ServerResponse,
+  e: unknown,
+  onInternal?: (req: IncomingMessage, e: unknown) => void,
+): Promise<void> {
+  if (!(e instanceof HttpError) && !isHearthError(e)) onInternal?.(res.req, e);
   const err =
     e instanceof HttpError
       ? e
