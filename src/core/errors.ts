@@ -43,6 +43,37 @@ export type HearthErrorCode =
 
 export type ErrorDetails = Readonly<Record<string, unknown>>;
 
+/** A cause that is not a HearthError, as it travels: its name and message. */
+export interface CauseJson {
+  readonly name: string;
+  readonly message: string;
+}
+
+/** A HearthError as it travels (structured clone, JSON). */
+export interface HearthErrorJson {
+  readonly name: 'HearthError';
+  readonly code: HearthErrorCode;
+  readonly message: string;
+  readonly details: ErrorDetails;
+  readonly cause?: HearthErrorJson | CauseJson;
+}
+
+function causeJson(c: unknown, depth: number): HearthErrorJson | CauseJson | undefined {
+  if (c === undefined || c === null || depth <= 0) return undefined;
+  if (c instanceof HearthError) {
+    const inner = causeJson(c.cause, depth - 1);
+    return {
+      name: 'HearthError',
+      code: c.code,
+      message: c.message,
+      details: c.details,
+      ...(inner === undefined ? {} : { cause: inner }),
+    };
+  }
+  if (c instanceof Error) return { name: c.name, message: c.message };
+  return { name: typeof c, message: String(c) };
+}
+
 export class HearthError extends Error {
   override readonly name = 'HearthError' as const;
   readonly code: HearthErrorCode;
@@ -58,13 +89,38 @@ export class HearthError extends Error {
     this.details = options.details ?? {};
   }
 
-  /** A plain object that survives structured clone; `fromJSON` rebuilds the error. */
-  toJSON(): { name: 'HearthError'; code: HearthErrorCode; message: string; details: ErrorDetails } {
-    return { name: this.name, code: this.code, message: this.message, details: this.details };
+  /**
+   * A plain object that survives structured clone and JSON; `fromJSON` rebuilds the error. The
+   * cause travels too (a HearthError as itself, any other error as its name and message), a few
+   * levels deep: what went wrong underneath is what a user reporting a failure most needs.
+   */
+  toJSON(): HearthErrorJson {
+    const cause = causeJson(this.cause, 4);
+    return {
+      name: this.name,
+      code: this.code,
+      message: this.message,
+      details: this.details,
+      ...(cause === undefined ? {} : { cause }),
+    };
   }
 
-  static fromJSON(v: { code: HearthErrorCode; message: string; details?: ErrorDetails }): HearthError {
-    return new HearthError(v.code, v.message, v.details ? { details: v.details } : {});
+  static fromJSON(v: {
+    code: HearthErrorCode;
+    message: string;
+    details?: ErrorDetails;
+    cause?: HearthErrorJson | CauseJson;
+  }): HearthError {
+    const cause =
+      v.cause === undefined
+        ? undefined
+        : 'code' in v.cause
+          ? HearthError.fromJSON(v.cause)
+          : Object.assign(new Error(v.cause.message), { name: v.cause.name });
+    return new HearthError(v.code, v.message, {
+      ...(v.details ? { details: v.details } : {}),
+      ...(cause === undefined ? {} : { cause }),
+    });
   }
 }
 
