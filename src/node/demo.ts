@@ -1,11 +1,12 @@
 // `npm run demo`: acquire the local GPU adapter through Dawn, print what it offers, run every
 // kernel against its float64 reference, and time a matmul. Later issues grow this into the
 // full hub + volunteers demo.
-import { suite } from '../../test/kernels/suite.ts';
+
 import { formatBytes } from '../gpu/buffer-pool.ts';
 import { Recorder } from '../gpu/recorder.ts';
 import { readTensor, uploadTensor } from '../gpu/tensor.ts';
 import { matmul } from '../kernels/matmul.ts';
+import { suite } from '../kernels/selftest/suite.ts';
 import { acquireDawn } from './dawn.ts';
 
 function table(rows: string[][]): string {

@@ -234,7 +234,14 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
   const log = opts.log ?? ((entry: HubLogEntry) => process.stderr.write(`${JSON.stringify(entry)}\n`));
   const describeError = (e: unknown) => ({
     error: e instanceof Error ? `${e.name}: ${e.message}` : String(e),
-    ...(e instanceof Error && e.stack ? { stack: e.stack.split('\n').slice(1, 6).map((l) => l.trim()) } : {}),
+    ...(e instanceof Error && e.stack
+      ? {
+          stack: e.stack
+            .split('\n')
+            .slice(1, 6)
+            .map((l) => l.trim()),
+        }
+      : {}),
   });
   // A 500 is a bug or a broken dependency of the hub's: counted, and one line each for its operator.
   const internal = (req: IncomingMessage, e: unknown) => {

@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { suite } from './suite.ts';
+import { suite } from '../../src/kernels/selftest/suite.ts';
 import type { WorkerReply, WorkerRequest } from './suite.worker.ts';
 
 const worker = new Worker(new URL('./suite.worker.ts', import.meta.url), { type: 'module' });

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, it } from 'vitest';
 import type { GpuContext } from '../../src/gpu/context.ts';
+import { suite } from '../../src/kernels/selftest/suite.ts';
 import { acquireDawn } from '../../src/node/dawn.ts';
-import { suite } from './suite.ts';
 
 let ctx: GpuContext;
 const uncaptured: string[] = [];

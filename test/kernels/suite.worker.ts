@@ -1,7 +1,7 @@
 // The kernel suite inside a dedicated module worker: Chromium's WebGPU (SwiftShader here), the
 // same cases as the Node run. The page asks for one case at a time by name.
 import { acquireGpu, type GpuContext } from '../../src/gpu/context.ts';
-import { suite } from './suite.ts';
+import { suite } from '../../src/kernels/selftest/suite.ts';
 
 export type WorkerRequest = { id: number; name: string } | { id: number; info: true };
 export type WorkerReply =

@@ -2,7 +2,7 @@
 // generator and the comparison the ONNX tests use.
 
 // The seeded generator and the comparison are the kernel suite's own.
-export { assertClose, randn as uniform, rng, type Tolerance } from '../kernels/harness.ts';
+export { assertClose, randn as uniform, rng, type Tolerance } from '../../src/kernels/selftest/harness.ts';
 
 /** C[M×N] = A[M×K]·B[K×N] (+ bias[N]). */
 export function matmul(

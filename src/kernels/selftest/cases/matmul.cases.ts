@@ -1,5 +1,5 @@
-import { fromF16Array, toF16Array } from '../../../src/core/f16.ts';
-import { matmul } from '../../../src/kernels/matmul.ts';
+import { fromF16Array, toF16Array } from '../../../core/f16.ts';
+import { matmul } from '../../../kernels/matmul.ts';
 import {
   assertClose,
   assertDeterministic,

@@ -1,5 +1,5 @@
-import type { GpuTensor } from '../../../src/gpu/tensor.ts';
-import { adamw } from '../../../src/kernels/adamw.ts';
+import type { GpuTensor } from '../../../gpu/tensor.ts';
+import { adamw } from '../../../kernels/adamw.ts';
 import { assertClose, assertRejects, type KernelCase, randn, runKernel, type Tolerance } from '../harness.ts';
 import { type AdamWRefOptions, adamwRef } from '../reference-backward.ts';
 

@@ -1,5 +1,5 @@
-import { fromF16Array, toF16Array } from '../../../src/core/f16.ts';
-import { layernorm, layernormWithStats } from '../../../src/kernels/layernorm.ts';
+import { fromF16Array, toF16Array } from '../../../core/f16.ts';
+import { layernorm, layernormWithStats } from '../../../kernels/layernorm.ts';
 import {
   assertClose,
   assertDeterministic,

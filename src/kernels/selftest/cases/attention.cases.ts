@@ -1,5 +1,5 @@
-import { fromF16Array, toF16Array } from '../../../src/core/f16.ts';
-import { causalAttention } from '../../../src/kernels/attention.ts';
+import { fromF16Array, toF16Array } from '../../../core/f16.ts';
+import { causalAttention } from '../../../kernels/attention.ts';
 import {
   assertClose,
   assertDeterministic,

@@ -1,5 +1,5 @@
-import { fromF16Array, toF16Array } from '../../../src/core/f16.ts';
-import { activationBackward } from '../../../src/kernels/activation-grad.ts';
+import { fromF16Array, toF16Array } from '../../../core/f16.ts';
+import { activationBackward } from '../../../kernels/activation-grad.ts';
 import {
   assertClose,
   assertRejects,

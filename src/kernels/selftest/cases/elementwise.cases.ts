@@ -1,7 +1,7 @@
-import { fromF16Array, toF16Array } from '../../../src/core/f16.ts';
-import type { Recorder } from '../../../src/gpu/recorder.ts';
-import type { GpuTensor } from '../../../src/gpu/tensor.ts';
-import { add, gelu, mul, relu, scale, silu } from '../../../src/kernels/elementwise.ts';
+import { fromF16Array, toF16Array } from '../../../core/f16.ts';
+import type { Recorder } from '../../../gpu/recorder.ts';
+import type { GpuTensor } from '../../../gpu/tensor.ts';
+import { add, gelu, mul, relu, scale, silu } from '../../../kernels/elementwise.ts';
 import {
   assertClose,
   assertDeterministic,

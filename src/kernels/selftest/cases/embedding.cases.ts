@@ -1,5 +1,5 @@
-import { fromF16Array, toF16Array } from '../../../src/core/f16.ts';
-import { embedding, embeddingBackward } from '../../../src/kernels/embedding.ts';
+import { fromF16Array, toF16Array } from '../../../core/f16.ts';
+import { embedding, embeddingBackward } from '../../../kernels/embedding.ts';
 import {
   assertClose,
   assertDeterministic,

@@ -1,5 +1,5 @@
-import { fromF16Array, toF16Array } from '../../../src/core/f16.ts';
-import { transpose } from '../../../src/kernels/transpose.ts';
+import { fromF16Array, toF16Array } from '../../../core/f16.ts';
+import { transpose } from '../../../kernels/transpose.ts';
 import {
   assertClose,
   assertDeterministic,

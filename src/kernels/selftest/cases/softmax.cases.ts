@@ -1,5 +1,5 @@
-import { fromF16Array, toF16Array } from '../../../src/core/f16.ts';
-import { softmax } from '../../../src/kernels/softmax.ts';
+import { fromF16Array, toF16Array } from '../../../core/f16.ts';
+import { softmax } from '../../../kernels/softmax.ts';
 import {
   assertClose,
   assertDeterministic,

@@ -1,5 +1,5 @@
-import { fromF16Array, toF16Array } from '../../../src/core/f16.ts';
-import { type ReduceOp, reduce } from '../../../src/kernels/reduce.ts';
+import { fromF16Array, toF16Array } from '../../../core/f16.ts';
+import { type ReduceOp, reduce } from '../../../kernels/reduce.ts';
 import {
   assertClose,
   assertDeterministic,

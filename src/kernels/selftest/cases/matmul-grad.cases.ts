@@ -1,5 +1,5 @@
-import { fromF16Array, toF16Array } from '../../../src/core/f16.ts';
-import { matmulBackward } from '../../../src/kernels/matmul-grad.ts';
+import { fromF16Array, toF16Array } from '../../../core/f16.ts';
+import { matmulBackward } from '../../../kernels/matmul-grad.ts';
 import {
   assertClose,
   assertDeterministic,

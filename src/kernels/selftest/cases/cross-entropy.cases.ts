@@ -1,5 +1,5 @@
-import { fromF16Array, toF16Array } from '../../../src/core/f16.ts';
-import { softmaxCrossEntropy } from '../../../src/kernels/cross-entropy.ts';
+import { fromF16Array, toF16Array } from '../../../core/f16.ts';
+import { softmaxCrossEntropy } from '../../../kernels/cross-entropy.ts';
 import {
   assertClose,
   assertDeterministic,

@@ -1,6 +1,6 @@
-import { fromF16Array, toF16Array } from '../../../src/core/f16.ts';
-import type { HostArray } from '../../../src/gpu/tensor.ts';
-import { layernormBackward } from '../../../src/kernels/layernorm-grad.ts';
+import { fromF16Array, toF16Array } from '../../../core/f16.ts';
+import type { HostArray } from '../../../gpu/tensor.ts';
+import { layernormBackward } from '../../../kernels/layernorm-grad.ts';
 import {
   assertClose,
   assertDeterministic,

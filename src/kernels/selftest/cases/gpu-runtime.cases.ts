@@ -1,13 +1,13 @@
 // The GPU runtime's own contract, run like the kernels in Node and in the Chromium worker:
 // readable WGSL errors, limits refused before Dawn sees them, pipelines and buffers reused.
-import { isHearthError } from '../../../src/core/errors.ts';
-import { sizeClass } from '../../../src/gpu/buffer-pool.ts';
-import { compileWgsl } from '../../../src/gpu/compile.ts';
-import { getPipeline, pipelineBuilds } from '../../../src/gpu/pipeline-cache.ts';
-import { grid1d, Recorder } from '../../../src/gpu/recorder.ts';
-import { emptyTensor, readTensor, uploadTensor } from '../../../src/gpu/tensor.ts';
-import { Usage } from '../../../src/gpu/usage.ts';
-import { matmul } from '../../../src/kernels/matmul.ts';
+import { isHearthError } from '../../../core/errors.ts';
+import { sizeClass } from '../../../gpu/buffer-pool.ts';
+import { compileWgsl } from '../../../gpu/compile.ts';
+import { getPipeline, pipelineBuilds } from '../../../gpu/pipeline-cache.ts';
+import { grid1d, Recorder } from '../../../gpu/recorder.ts';
+import { emptyTensor, readTensor, uploadTensor } from '../../../gpu/tensor.ts';
+import { Usage } from '../../../gpu/usage.ts';
+import { matmul } from '../../../kernels/matmul.ts';
 import { assertRejects, type KernelCase } from '../harness.ts';
 
 const COPY = `@group(0) @binding(1) var<storage, read> src: array<f32>;

@@ -1,8 +1,10 @@
-// Shared by the Node (Dawn) and browser-worker (Chromium) runs of the kernel suite: cases are
-// plain async functions that throw on failure, so the same code runs under both.
-import type { GpuContext } from '../../src/gpu/context.ts';
-import { Recorder } from '../../src/gpu/recorder.ts';
-import { type GpuTensor, type HostArray, readTensor, uploadTensor } from '../../src/gpu/tensor.ts';
+// The kernel self-test (src/kernels/selftest/): every kernel on seeded inputs against a float64
+// reference. Shared by the Node (Dawn) and browser-worker (Chromium) test runs and by `npm run
+// demo` — which is why it lives in src/ (src never imports test/): cases are plain async
+// functions that throw on failure, so the same code runs under all three.
+import type { GpuContext } from '../../gpu/context.ts';
+import { Recorder } from '../../gpu/recorder.ts';
+import { type GpuTensor, type HostArray, readTensor, uploadTensor } from '../../gpu/tensor.ts';
 
 export interface KernelCase {
   readonly name: string;
