@@ -142,7 +142,9 @@ export class HubSession {
       const why =
         lastError?.type === 'error' ? ` (the hub said ${lastError.code}: ${lastError.message})` : '';
       finish(
-        new HearthError('net/unreachable', `The connection to ${url} closed${why}.`, { details: { url } }),
+        new HearthError('net/unreachable', `The connection to ${url} closed${why}.`, {
+          details: { url, ...(lastError?.type === 'error' ? { hubCode: lastError.code } : {}) },
+        }),
       );
     });
     ws.addEventListener('error', () => {

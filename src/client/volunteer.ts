@@ -81,6 +81,11 @@ export type VolunteerEvent =
     }
   /** The hub's count of this volunteer's results still awaiting agreement (on `no-work`). */
   | { readonly type: 'pending'; readonly pending: number }
+  /**
+   * This identity connected again elsewhere (another tab, another window) and the hub closed this
+   * connection: the volunteer stops rather than reconnect and take the connection back.
+   */
+  | { readonly type: 'replaced'; readonly message: string }
   /** This connection's peer joined the blob swarm, or could not (blobs then come from the hub). */
   | { readonly type: 'swarm'; readonly peerId: string; readonly error?: HearthError };
 
@@ -262,6 +267,13 @@ export class Volunteer {
         await this.#work(session);
         if (this.#stopping) break;
         error = await session.closed;
+        if (error.details.hubCode === 'replaced') {
+          // Reconnecting would replace the other connection in turn: two tabs would take the
+          // identity back and forth forever. The other one works; this one stops.
+          this.#emit({ type: 'replaced', message: error.message });
+          this.#stopping = true;
+          break;
+        }
       } catch (e) {
         error = isHearthError(e)
           ? e

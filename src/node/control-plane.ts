@@ -115,6 +115,8 @@ type Phase =
 type Caps = Extract<ClientMessage, { type: 'hello' }>['capabilities'];
 
 const CLOSE_POLICY = 1008;
+/** Close code of a connection that another connection of the same volunteer replaced. */
+export const CLOSE_REPLACED = 4001;
 
 const STATUS_TEXT: Readonly<Record<number, string>> = {
   403: 'Forbidden',
@@ -182,6 +184,8 @@ export function attachControlPlane(
   const wss = new WebSocketServer({ noServer: true, maxPayload: maxBytes });
   const byAddress = new Map<string, number>();
   const byVolunteer = new Map<string, number>();
+  /** The one live connection of each volunteer: how to close it when a newer one authenticates. */
+  const current = new Map<string, () => void>();
   const sockets = new Set<WebSocket>();
   const peerIds = new Set<string>();
   const swarm = opts.swarm;
@@ -263,6 +267,13 @@ export function attachControlPlane(
     const shut = (code: number, reason: string) => {
       if (phase.name !== 'closed' && ws.readyState === ws.OPEN) ws.close(code, reason);
     };
+    const replaceMe = () => {
+      fail(
+        'replaced',
+        'This volunteer identity connected again (a reconnect, or another tab): this connection is closed and its leases went back to the hub.',
+      );
+      shut(CLOSE_REPLACED, 'replaced');
+    };
     const authTimer = setTimeout(() => {
       if (phase.name !== 'ready') fail('auth-timeout', `No verified auth within ${authTimeoutMs} ms.`, true);
     }, authTimeoutMs);
@@ -301,6 +312,20 @@ export function attachControlPlane(
           }
           phase = { name: 'ready', id: key.id, caps, ...(peerId ? { peerId } : {}) };
           byVolunteer.set(key.id, (byVolunteer.get(key.id) ?? 0) + 1);
+          // One live connection per volunteer: the newer replaces the older (a reconnect the hub
+          // had not noticed, or the same identity in a second tab), and the older's leases go
+          // back at once, before this one can take any — leases belong to the identity, so two
+          // connections would share them.
+          const older = current.get(key.id);
+          if (older) {
+            older();
+            try {
+              scheduler.disconnect(key.id);
+            } catch (e) {
+              onInternal(e);
+            }
+          }
+          current.set(key.id, replaceMe);
           return send({ v: 1, type: 'welcome', volunteerId: key.id, ...(peerId ? { peerId } : {}) });
         }
         default:
@@ -480,6 +505,7 @@ export function attachControlPlane(
       const was = phase;
       phase = { name: 'closed' };
       if (was.name !== 'ready') return;
+      if (current.get(was.id) === replaceMe) current.delete(was.id);
       if (was.peerId) {
         peerIds.delete(was.peerId);
         issued.release(was.peerId);

@@ -275,7 +275,9 @@ export type ControlErrorCode =
   /** The scheduler refused it (no such lease, wrong outputs, hashes that do not match). */
   | 'refused'
   /** The hub failed; the message may be retried. */
-  | 'internal';
+  | 'internal'
+  /** A newer connection of the same volunteer replaced this one, which closes: do not reconnect. */
+  | 'replaced';
 export interface ErrorMessage {
   readonly v: 1;
   readonly type: 'error';
@@ -392,6 +394,7 @@ export const CONTROL_ERROR_CODES: readonly ControlErrorCode[] = [
   'unsupported',
   'refused',
   'internal',
+  'replaced',
 ];
 const B64URL = /^[A-Za-z0-9_-]*$/;
 const ID = /^[A-Za-z0-9._:/@#-]{1,256}$/;

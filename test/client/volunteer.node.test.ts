@@ -127,7 +127,8 @@ describe('volunteer runtime against a real hub', () => {
     expect(failed?.type === 'shard-failed' && failed.error.message).toMatch(/a bug in the runner/);
     // The hub took it as this volunteer's trouble: the lease ended now, not at its 10-minute deadline.
     expect(failed?.type === 'shard-failed' && failed.reported).toBe('released');
-    expect(hub.store.leasesOfJob(job)).toEqual([]);
+    // (It may have taken the shard again before it stopped: a device error is not the job's.)
+    await waitFor(async () => hub.store.leasesOfJob(job).length === 0, 10_000, 'the leases to go back');
     const good = await nodeVolunteer(hub.url);
     vols.push(good);
     good.volunteer.start();

@@ -637,3 +637,37 @@ describe('control plane: all-reduce messages (issue 5)', () => {
     expect(() => parseHubMessage(JSON.stringify({ ...ticket, deadline: -1 }))).toThrow(/message\.deadline/);
   });
 });
+
+describe('one connection per volunteer', () => {
+  it('a newer connection of the same key replaces the older, whose leases go back at once', async () => {
+    const hub = await startTestHub();
+    try {
+      const job = hub.scheduler.submit(wgslManifest(2), Date.now());
+      const key = await TestKey.create();
+      const first = await authenticated(hub.url, key);
+      first.conn.send({ v: 1, type: 'lease-request' });
+      const lease = await first.conn.msg();
+      expect(lease.type).toBe('lease');
+      expect(hub.store.leasesOfVolunteer(key.id)).toHaveLength(1);
+      // The same identity again (a reconnect the hub had not noticed, or a second tab).
+      const second = await authenticated(hub.url, key);
+      // By the time the newer one is welcomed, the older's lease is back.
+      expect(hub.store.leasesOfVolunteer(key.id)).toHaveLength(0);
+      const said = await first.conn.msg();
+      expect(said).toMatchObject({ type: 'error', code: 'replaced' });
+      const closed = await first.conn.next();
+      expect(closed).toMatchObject({ kind: 'close', code: 4001, reason: 'replaced' });
+      expect(hub.cp.volunteers()).toBe(1);
+      // The newer connection works, and gets the shard back.
+      second.conn.send({ v: 1, type: 'lease-request' });
+      const again = await second.conn.msg();
+      expect(again).toMatchObject({ type: 'lease', job });
+      expect(hub.store.leasesOfVolunteer(key.id)).toHaveLength(1);
+      await second.conn.close();
+      await until(() => hub.store.leasesOfVolunteer(key.id).length === 0);
+      expect(hub.cp.volunteers()).toBe(0);
+    } finally {
+      await hub.close();
+    }
+  });
+});

@@ -453,8 +453,11 @@ describe('protocol fuzz against a running hub', () => {
     for (let i = 0; i < 40; i++) {
       closers.unshift({ frame: Buffer.from([0x7b, 0xff, 0xfe, 0xc0, 0x80, 0x7d]), binary: false });
     }
+    // Authenticated closers use a key of their own: a second connection of fuzzKey would replace
+    // `authed` (one connection per volunteer), which must stay open to the end.
+    const closerKey = await TestKey.create();
     for (const [i, c] of closers.slice(0, 120).entries()) {
-      const w = i % 2 === 0 ? await authenticate(wsUrl, fuzzKey) : await Wire.open(wsUrl);
+      const w = i % 2 === 0 ? await authenticate(wsUrl, closerKey) : await Wire.open(wsUrl);
       w.ws.send(c.frame, { binary: c.binary });
       const closed = await w.waitClose();
       const big = (typeof c.frame === 'string' ? Buffer.byteLength(c.frame) : c.frame.length) > MAX_MESSAGE;

@@ -122,6 +122,11 @@ async function start(): Promise<void> {
               ? ' (reported to the researcher)'
               : '');
         break;
+      case 'replaced':
+        // The same identity works in another tab or window; this one stopped (Stop still forgets
+        // the yes here).
+        $('current').textContent = 'Working in another tab or window of this browser: this one has stopped.';
+        break;
     }
     render(volunteer.stats);
   };
