@@ -57,11 +57,14 @@ type Pending =
 /** One write of a transaction, applied to the pending group when the transaction commits. */
 type Op = (pending: Map<string, Pending>, onDisk: OnDisk) => void;
 
-/** Ids of leases, results and credits already on the file (so a delete or status change knows). */
+/**
+ * Ids of leases already on the file, so that deleting one never written costs no write (a lease
+ * made and ended within one group). Results and credits need no such set: they are only ever
+ * added, then changed in place. (Kept for them before, written and never read, it grew by an entry
+ * per result and per credit for the hub's life.)
+ */
 interface OnDisk {
   readonly leases: Set<string>;
-  readonly results: Set<string>;
-  readonly credits: Set<string>;
 }
 
 /** Replaces a key's entry and moves it to the end, so the group keeps the order of last writes. */
@@ -92,7 +95,7 @@ export class JournaledStore implements HubStore {
   #ops: Op[] | undefined;
   /** Final states of records changed by finished transactions and not yet on disk. */
   #pending = new Map<string, Pending>();
-  readonly #onDisk: OnDisk = { leases: new Set(), results: new Set(), credits: new Set() };
+  readonly #onDisk: OnDisk = { leases: new Set() };
   /** Unkeyed bulk writes (voidPendingCredit) get unique keys in order. */
   #seq = 0;
   /** Shards judged in the pending group: their results leave memory once it is committed. */
@@ -124,7 +127,6 @@ export class JournaledStore implements HubStore {
         }
         for (const r of d.resultsOfShard(s.id)) {
           m.putResult(r);
-          this.#onDisk.results.add(r.id);
         }
       }
     }
@@ -135,7 +137,6 @@ export class JournaledStore implements HubStore {
     for (const v of d.listVolunteers()) m.putVolunteer(v);
     for (const e of d.ledger()) {
       m.addCredit(e);
-      this.#onDisk.credits.add(creditKey(e.volunteer, e.shard));
     }
   }
 
@@ -238,14 +239,12 @@ export class JournaledStore implements HubStore {
         return;
       case 'result':
         d.putResult(p.result);
-        on.results.add(p.result.id);
         return;
       case 'result-status':
         d.setResultStatus(p.id, p.status);
         return;
       case 'credit':
         d.addCredit(p.entry);
-        on.credits.add(creditKey(p.entry.volunteer, p.entry.shard));
         return;
       case 'credit-status':
         d.setCreditStatus(p.volunteer, p.shard, p.status);
