@@ -5,6 +5,7 @@
 
 import { loadOrCreateIdentity } from '../../client/identity.ts';
 import { Volunteer, type VolunteerEvent, type VolunteerStats } from '../../client/volunteer.ts';
+import { parseIceServers } from '../../net/ice.ts';
 import { BlobCache } from '../../store/blob-cache.ts';
 import { openHearthDB, requestPersistentStorage } from '../../store/db.ts';
 import { ResultOutbox } from '../../store/outbox.ts';
@@ -39,9 +40,9 @@ function peerSettings(hub: string) {
   const ice = new URLSearchParams(location.search).get('ice');
   if (ice) {
     try {
-      iceServers = JSON.parse(ice) as RTCIceServer[];
-    } catch {
-      showError('?ice= is not a JSON list of ICE servers; using none.');
+      iceServers = parseIceServers(ice);
+    } catch (e) {
+      showError(`?ice= was not used (${e instanceof Error ? e.message : e}); using no ICE servers.`);
     }
   }
   return {
