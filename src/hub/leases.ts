@@ -9,16 +9,13 @@
 // - a lease that ends without a result (deadline, disconnect) frees its shard at once, and its
 //   volunteer's result is still taken while the shard is open (`released`).
 import { HearthError } from '../core/errors.ts';
+import type { ControlCapabilities } from '../protocol/control.ts';
 import type { Manifest, ShardWork } from '../protocol/kinds/index.ts';
 import { blocked, freshVolunteer, type TrustPolicy, trusted } from './reputation.ts';
 import type { HubStore, JobRecord, LeaseRecord, ShardRecord, VolunteerRecord } from './store.ts';
 
-/** What a volunteer's device reports on hello. */
-export interface Capabilities {
-  /** The adapter's maxBufferSize. */
-  readonly maxBufferBytes: number;
-  readonly features: readonly string[];
-}
+/** What a volunteer's device reports on hello (the control plane's ControlCapabilities). */
+export type Capabilities = ControlCapabilities;
 
 /** A shard handed to a volunteer. */
 export interface LeaseGrant {

@@ -130,7 +130,8 @@ const STATUS_TEXT: Readonly<Record<number, string>> = {
  * closes the socket: a browser sees a failed handshake, a Node client the status and body.
  */
 export function refuseUpgrade(socket: Duplex, status: number, code: string, message: string): void {
-  const body = JSON.stringify({ code, message });
+  // The API's error shape, so every refusal a client reads is one family.
+  const body = JSON.stringify({ error: { code, message } });
   socket.end(
     `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Error'}\r\n` +
       'Content-Type: application/json\r\nConnection: close\r\n' +
@@ -204,13 +205,13 @@ export function attachControlPlane(
     }
     if (url.pathname !== path) return;
     socket.on('error', () => socket.destroy());
-    if (closing) return refuseUpgrade(socket, 503, 'closing', 'The hub is shutting down.');
+    if (closing) return refuseUpgrade(socket, 503, 'http/closing', 'The hub is shutting down.');
     const origin = req.headers.origin;
     if (origin === undefined ? !opts.allowMissingOrigin : !origins.has(origin)) {
       return refuseUpgrade(
         socket,
         403,
-        'origin',
+        'http/origin',
         origin === undefined
           ? 'A volunteer connection needs an Origin header.'
           : `Origin ${origin.slice(0, 200)} is not allowed to connect to this hub.`,
@@ -222,7 +223,7 @@ export function attachControlPlane(
       return refuseUpgrade(
         socket,
         429,
-        'too-many-connections',
+        'http/too-many-connections',
         `${open} connections from this address already: the limit is ${perAddress}.`,
       );
     }

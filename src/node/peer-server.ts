@@ -122,13 +122,13 @@ export function attachPeerServer(
   const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     if ((req.url ?? '/').split('?')[0] !== PEER_WS_PATH) return;
     socket.on('error', () => socket.destroy());
-    if (closing) return refuseUpgrade(socket, 503, 'closing', 'The hub is shutting down.');
+    if (closing) return refuseUpgrade(socket, 503, 'http/closing', 'The hub is shutting down.');
     const origin = req.headers.origin;
     if (origin !== undefined && !originAllowed(origin)) {
       return refuseUpgrade(
         socket,
         403,
-        'origin',
+        'http/origin',
         `Origin ${origin.slice(0, 200)} is not allowed to use this hub's peer signalling.`,
       );
     }
@@ -138,7 +138,7 @@ export function attachPeerServer(
         return refuseUpgrade(
           socket,
           403,
-          'peer-id',
+          'p2p/peer-id',
           'This peer id was not issued to an open volunteer connection: use welcome.peerId.',
         );
       }
@@ -149,7 +149,7 @@ export function attachPeerServer(
       return refuseUpgrade(
         socket,
         429,
-        'too-many-connections',
+        'http/too-many-connections',
         `${open} signalling connections from this address already: the limit is ${perAddress}.`,
       );
     }

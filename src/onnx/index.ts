@@ -9,6 +9,6 @@ export {
   MAX_MODEL_BYTES,
   type ModelSource,
   type OnnxSession,
-  type OnnxValueInfo,
+  type OnnxSessionValue,
   releaseSessions,
 } from './session.ts';

@@ -6,7 +6,7 @@ import { BYTES_PER_ELEMENT, numel } from '../core/tensor.ts';
 import type { HostTensor, OnnxBackend, OnnxShard, ShardProgress } from '../protocol/shard.ts';
 import { backendsFor, noteWebgpuFailed } from './backend.ts';
 import { sessionRunError } from './errors.ts';
-import { getSession, type ModelSource, type OnnxSession, type OnnxValueInfo } from './session.ts';
+import { getSession, type ModelSource, type OnnxSession, type OnnxSessionValue } from './session.ts';
 import { dtypeForOrtType, fromOrtTensor, isSupportedOrtType, toOrtTensor } from './tensor.ts';
 
 export interface RunOnnxOptions {
@@ -162,7 +162,7 @@ function checkShard(shard: OnnxShard, s: OnnxSession): string[] {
 
 function checkInput(
   model: string,
-  info: OnnxValueInfo,
+  info: OnnxSessionValue,
   t: HostTensor,
   symbols: Map<string, { size: number; input: string }>,
 ): void {

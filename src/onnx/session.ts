@@ -22,7 +22,7 @@ export const MAX_MODEL_BYTES = 512 * 1024 * 1024;
 export const MAX_CACHED_SESSIONS = 4;
 
 /** A model input or output as the session reports it. */
-export interface OnnxValueInfo {
+export interface OnnxSessionValue {
   readonly name: string;
   /** ORT's element type ('float32', 'int64', …), or 'non-tensor' for sequences and maps. */
   readonly type: string;
@@ -34,8 +34,8 @@ export interface OnnxValueInfo {
 export interface OnnxSession {
   readonly modelHash: string;
   readonly backend: OnnxBackend;
-  readonly inputs: readonly OnnxValueInfo[];
-  readonly outputs: readonly OnnxValueInfo[];
+  readonly inputs: readonly OnnxSessionValue[];
+  readonly outputs: readonly OnnxSessionValue[];
   /** The onnxruntime-web module the session came from: tensors fed to it must be made with it. */
   readonly ort: OrtModule;
   /**
@@ -49,8 +49,8 @@ export interface OnnxSession {
 class CachedSession implements OnnxSession {
   readonly modelHash: string;
   readonly backend: OnnxBackend;
-  readonly inputs: readonly OnnxValueInfo[];
-  readonly outputs: readonly OnnxValueInfo[];
+  readonly inputs: readonly OnnxSessionValue[];
+  readonly outputs: readonly OnnxSessionValue[];
   readonly ort: OrtModule;
   private readonly session: InferenceSession;
   private released = false;
@@ -105,7 +105,7 @@ function serial<T>(ort: OrtModule, fn: () => Promise<T>): Promise<T> {
 function describe(
   names: readonly string[],
   meta: readonly { name: string; isTensor: boolean; type?: string; shape?: readonly (number | string)[] }[],
-): OnnxValueInfo[] {
+): OnnxSessionValue[] {
   return names.map((name, i) => {
     const m = meta?.find((x) => x.name === name) ?? meta?.[i];
     if (!m) return { name, type: 'unknown', shape: [] };

@@ -3,11 +3,11 @@
 // does what every kind shares — parse, budget, cancel, hash, result.
 import type { GpuRuntime } from '../../gpu/context.ts';
 import type { HostTensor, OnnxBackend, OnnxShard, ShardProgress } from '../../protocol/shard.ts';
+import type { BlobSource } from '../../store/blob-cache.ts';
 
-/** Where model bytes come from: the IndexedDB blob cache in a tab, anything keyed by SHA-256 elsewhere. */
-export interface BlobSource {
-  get(sha256: string): Promise<Uint8Array | null>;
-}
+// Where model bytes come from: the IndexedDB blob cache in a tab, anything keyed by SHA-256
+// elsewhere — the store's BlobSource, one definition for the worker and the data plane.
+export type { BlobSource } from '../../store/blob-cache.ts';
 
 /** Runs one ONNX shard (src/onnx); injected so the engine does not pick an onnxruntime build. */
 export type OnnxRunner = (
