@@ -121,12 +121,14 @@ export const CLOSE_REPLACED = 4001;
 const STATUS_TEXT: Readonly<Record<number, string>> = {
   403: 'Forbidden',
   404: 'Not Found',
+  405: 'Method Not Allowed',
   429: 'Too Many Requests',
   503: 'Service Unavailable',
 };
 
 /**
- * Answers a WebSocket upgrade with a plain HTTP error and a JSON body `{ code, message }`, then
+ * Answers a WebSocket upgrade (or a CONNECT) with a plain HTTP error and a JSON body
+ * `{ error: { code, message } }`, then
  * closes the socket: a browser sees a failed handshake, a Node client the status and body.
  */
 export function refuseUpgrade(socket: Duplex, status: number, code: string, message: string): void {

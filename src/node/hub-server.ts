@@ -302,6 +302,12 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
         `Content-Type: ${JSON_TYPE}\r\nConnection: close\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
     );
   });
+  // CONNECT (a proxy tunnel) is not a request Node routes to the handler: without this the socket
+  // was dropped with no answer at all.
+  server.on('connect', (_req: IncomingMessage, socket: Socket) => {
+    socket.on('error', () => socket.destroy());
+    refuseUpgrade(socket, 405, 'http/method', 'this hub is not a proxy: CONNECT is not allowed.');
+  });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(opts.port ?? 0, host, () => {

@@ -415,6 +415,22 @@ describe('jobs', () => {
 });
 
 describe('robustness', () => {
+  it('answers CONNECT with 405 and a JSON error (it used to drop the socket without a word)', async () => {
+    const h = await hubWithToken();
+    const u = new URL(h.url);
+    const reply = await new Promise<string>((resolve) => {
+      const sock = connect(Number(u.port), u.hostname, () => {
+        sock.write('CONNECT example.org:443 HTTP/1.1\r\nHost: example.org:443\r\n\r\n');
+      });
+      let text = '';
+      sock.on('data', (d) => (text += d));
+      sock.on('close', () => resolve(text));
+      sock.on('error', () => resolve(text));
+    });
+    expect(reply).toMatch(/^HTTP\/1\.1 405 Method Not Allowed\r\n/);
+    expect(reply).toMatch(/\{"error":\{"code":"http\/method","message":"this hub is not a proxy/);
+  });
+
   it('survives a few hundred malformed requests, changes nothing, and keeps serving', async () => {
     const h = await hubWithToken({ maxJsonBytes: 16 * 1024, maxBlobBytes: 2048 });
     const { manifest, blobs } = manifestJson(2);
