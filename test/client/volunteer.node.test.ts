@@ -24,8 +24,10 @@ const vols: NodeVolunteer[] = [];
 const servers: Server[] = [];
 afterEach(async () => {
   for (const v of vols.splice(0)) await v.dispose();
-  for (const s of servers.splice(0)) await new Promise<void>((r) => s.close(() => r()));
+  // The hub first: closing it ends every connection through the relays, which a relay's close
+  // would otherwise wait out (idle keep-alive sockets live 30 s on the hub).
   await t?.dispose();
+  for (const s of servers.splice(0)) await new Promise<void>((r) => s.close(() => r()));
   t = undefined;
 });
 
