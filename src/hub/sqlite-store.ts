@@ -127,13 +127,17 @@ const docs = <T>(rows: unknown[]): T[] => (rows as Doc[]).map((r) => JSON.parse(
  * // …
  * store.close();
  */
+/** Parsed jobs a SqliteStore keeps in memory: the running ones of any real hub, and then some. */
+export const JOB_CACHE_SIZE = 256;
+
 export class SqliteStore implements HubStore {
   readonly #db: SqliteDatabase;
   readonly #q: Record<string, SqliteStatement>;
   /**
    * Parsed jobs by id. A job's manifest can be large (a WGSL job lists every shard) and is read on
    * every lease and result; only its status ever changes, through putJob, which refreshes this.
-   * A rolled-back transaction clears it, since it may hold a put that never committed.
+   * A rolled-back transaction clears it, since it may hold a put that never committed. Bounded
+   * (least recently used out first): it used to keep every job of the hub's history.
    */
   readonly #jobs = new Map<string, JobRecord>();
   /** The open group commit, if any: BEGIN was run and COMMIT is scheduled. */
@@ -330,16 +334,30 @@ export class SqliteStore implements HubStore {
   }
   putJob(j: JobRecord): void {
     this.#q.putJob!.run(j.id, j.createdAt, j.status, JSON.stringify(j));
-    this.#jobs.set(j.id, j);
+    this.#remember(j);
   }
   getJob(id: string): JobRecord | undefined {
     const hit = this.#jobs.get(id);
-    if (hit) return hit;
+    if (hit) {
+      // Most recently used last: what falls out first is what nobody asked for longest.
+      this.#jobs.delete(id);
+      this.#jobs.set(id, hit);
+      return hit;
+    }
     const r = this.#q.getJob!.get(id) as Doc | undefined;
     if (!r) return undefined;
     const j = JSON.parse(r.doc) as JobRecord;
-    this.#jobs.set(id, j);
+    this.#remember(j);
     return j;
+  }
+  #remember(j: JobRecord): void {
+    this.#jobs.delete(j.id);
+    this.#jobs.set(j.id, j);
+    if (this.#jobs.size > JOB_CACHE_SIZE) this.#jobs.delete(this.#jobs.keys().next().value!);
+  }
+  /** Parsed jobs held in memory (at most JOB_CACHE_SIZE): for tests and the hub's stats. */
+  get cachedJobs(): number {
+    return this.#jobs.size;
   }
   listJobs(): JobRecord[] {
     return docs(this.#q.listJobs!.all());

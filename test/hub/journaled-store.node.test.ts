@@ -9,7 +9,7 @@ import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { JournaledStore } from '../../src/hub/journaled-store.ts';
 import { Scheduler } from '../../src/hub/scheduler.ts';
-import { SqliteStore } from '../../src/hub/sqlite-store.ts';
+import { JOB_CACHE_SIZE, SqliteStore } from '../../src/hub/sqlite-store.ts';
 import { MemoryStore } from '../../src/hub/store.ts';
 import { authenticate, createToken } from '../../src/hub/tokens.ts';
 import { CAPS, indexOf, result, seededRng, truth, wgslManifest } from './fixtures.ts';
@@ -82,6 +82,20 @@ describe('JournaledStore', () => {
     expect(c.shard).not.toBe(held.shard);
     first.close();
     again.close();
+  });
+
+  it('SqliteStore keeps a bounded number of parsed jobs, and reads an evicted one back from the file', () => {
+    const store = new SqliteStore(join(dir, 'jobs.db'));
+    const m = wgslManifest(1);
+    for (let i = 0; i < JOB_CACHE_SIZE + 40; i++) {
+      store.putJob({ id: `job-${i}`, manifest: m, createdAt: i, status: 'running' });
+    }
+    expect(store.cachedJobs).toBe(JOB_CACHE_SIZE);
+    // The oldest fell out of memory; it is still on the file, whole.
+    expect(store.getJob('job-0')).toMatchObject({ id: 'job-0', createdAt: 0, status: 'running' });
+    expect(store.getJob('job-0')?.manifest).toEqual(m);
+    expect(store.cachedJobs).toBe(JOB_CACHE_SIZE);
+    store.close();
   });
 
   it('sees tokens another process writes to the same file', () => {
