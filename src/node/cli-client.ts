@@ -8,7 +8,7 @@ import type { DType } from '../core/tensor.ts';
 import { parseManifest } from '../protocol/kinds/index.ts';
 import { CliError, type Command, type Flags, str, UsageError } from './cli-args.ts';
 import { npy } from './cli-npy.ts';
-import { manifestBlobs } from './hub-server.ts';
+import { manifestBlobs } from './hub-jobs.ts';
 
 /** Where `hearth hub` listens by default, and where the client commands look for it. */
 export const DEFAULT_HUB = 'http://127.0.0.1:8787';

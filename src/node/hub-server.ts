@@ -6,32 +6,17 @@
 // every failure is a JSON error `{ error: { code, message } }`, and no request can take the
 // process down (DESIGN.md invariants 3, 6 and 7).
 
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import { Readable } from 'node:stream';
 import { isHearthError } from '../core/errors.ts';
-import { isSha256Hex } from '../core/hash.ts';
 import { BlobDir } from '../hub/blobs.ts';
 import { JournaledStore } from '../hub/journaled-store.ts';
-import { HUB_KINDS, hubKindOf } from '../hub/kinds/index.ts';
-import type { SubmitEnv } from '../hub/kinds/kind.ts';
-import { type OracleRunner, withHubHoneypots } from '../hub/oracle.ts';
-import { PieceHashCache } from '../hub/piece-hashes.ts';
+import type { OracleRunner } from '../hub/oracle.ts';
 import { HubRounds, type HubRoundsOptions } from '../hub/rounds.ts';
 import { Scheduler } from '../hub/scheduler.ts';
 import type { HubStore } from '../hub/store.ts';
 import { BlobSwarm } from '../hub/swarm.ts';
 import { authenticate, bearer, createToken, listTokens, type Principal, revokeToken } from '../hub/tokens.ts';
-import { BLOB_PIECES_VERSION } from '../protocol/blob-pieces.ts';
-import {
-  manifestBlobs as kindManifestBlobs,
-  type Manifest,
-  manifestTensors,
-  parseManifest,
-} from '../protocol/kinds/index.ts';
-import { tensorBytes } from '../protocol/shard.ts';
 import { roundAuditOf, serveRoundTicketRoute } from './allreduce-routes.ts';
 import {
   attachControlPlane,
@@ -40,16 +25,10 @@ import {
   type ControlPlaneOptions,
   refuseUpgrade,
 } from './control-plane.ts';
-import {
-  declaredLength,
-  drainSmallBody,
-  fromHearth,
-  HttpError,
-  JSON_TYPE,
-  notFound,
-  readBody,
-  send,
-} from './http.ts';
+import { drainSmallBody, fromHearth, HttpError, JSON_TYPE, notFound, send } from './http.ts';
+import { serveBlob, servePieces, uploadBlob } from './hub-blobs.ts';
+import { type Ctx, type HubLogEntry, type HubStats, readJson } from './hub-context.ts';
+import { resultsIndex, sendOutput, submitJob, wgslChecker } from './hub-jobs.ts';
 import {
   attachPeerServer,
   type HubPeerServer,
@@ -206,30 +185,7 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
       });
       return engine;
     });
-  // The hub's own device for compiling researchers' kernels at submit, made on first use; a hub
-  // without one (no Vulkan driver) checks declarations only.
-  let compiler: Promise<import('../gpu/context.ts').GpuContext> | undefined;
-  const checkWgsl: SubmitEnv['checkWgsl'] =
-    opts.compileWgsl === false
-      ? undefined
-      : async (source, layouts) => {
-          compiler ??= (async () => {
-            const [{ GpuRuntime }, { dawnGpu }] = await Promise.all([
-              import('../gpu/context.ts'),
-              import('./dawn.ts'),
-            ]);
-            return new GpuRuntime({ gpu: dawnGpu() }).context();
-          })();
-          let gpu: import('../gpu/context.ts').GpuContext;
-          try {
-            gpu = await compiler;
-          } catch {
-            compiler = undefined;
-            return;
-          }
-          const { buildWgslPipelines } = await import('../worker/runners/wgsl.ts');
-          await buildWgslPipelines(gpu, 'job kernel', source, layouts);
-        };
+  const checkWgsl = opts.compileWgsl === false ? undefined : wgslChecker();
   const stats: HubStats = { blobBytesServed: 0, internalErrors: 0, sweepFailures: 0 };
   const log = opts.log ?? ((entry: HubLogEntry) => process.stderr.write(`${JSON.stringify(entry)}\n`));
   const describeError = (e: unknown) => ({
@@ -400,43 +356,6 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
       return closing;
     },
   };
-}
-
-interface Ctx {
-  /** Rounds averaged through the hub (undefined without peers). */
-  readonly rounds: HubRounds | undefined;
-  readonly store: HubStore;
-  readonly scheduler: Scheduler;
-  readonly blobs: BlobDir;
-  readonly maxJson: number;
-  readonly allowed: ReadonlySet<string>;
-  /** The hub's own page origins (see Hub.selfOrigins). */
-  readonly self: ReadonlySet<string>;
-  readonly adminToken: string | undefined;
-  /** The hub's own device for `autoHoneypots` (made on first use). */
-  readonly oracle: () => Promise<OracleRunner>;
-  /** Builds a WGSL kernel's pipelines on the hub's device at submit (absent: declarations only). */
-  readonly checkWgsl?: SubmitEnv['checkWgsl'];
-  readonly stats: HubStats;
-}
-
-/** Counters of one hub process since it started. */
-export interface HubStats {
-  /** Bytes sent by `GET /v1/blobs/:sha256` (volunteers' fallback route for models and inputs). */
-  blobBytesServed: number;
-  /** Requests answered 500: a fault of the hub's own (each also logged). */
-  internalErrors: number;
-  /** Expiry sweeps that failed (each distinct failure also logged). */
-  sweepFailures: number;
-}
-
-/** One structured log line (what `HubOptions.log` receives): never tokens, bodies or headers. */
-export interface HubLogEntry {
-  readonly level: 'error';
-  /** Where: 'http' or 'expiry'. */
-  readonly at: string;
-  readonly error: string;
-  readonly [k: string]: unknown;
 }
 
 async function handle(ctx: Ctx, req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -664,300 +583,14 @@ async function fail(
   res.end(body);
 }
 
-/** Reads a JSON body of at most ctx.maxJson bytes, stopping as soon as it is over. */
-async function readJson(ctx: Ctx, req: IncomingMessage): Promise<unknown> {
-  const buf = await readBody(req, ctx.maxJson);
-  try {
-    return JSON.parse(buf.toString('utf8'));
-  } catch {
-    throw new HttpError(400, 'input/invalid', 'body: malformed JSON.', { path: 'body' });
-  }
-}
-
-function blobHash(sha: string): string {
-  if (!isSha256Hex(sha)) {
-    throw new HttpError(400, 'input/invalid', 'sha256: expected 64 lowercase hex digits in the path.', {
-      path: 'sha256',
-    });
-  }
-  return sha;
-}
-
-async function uploadBlob(ctx: Ctx, req: IncomingMessage, res: ServerResponse, sha: string): Promise<void> {
-  blobHash(sha);
-  declaredLength(req, ctx.blobs.maxBytes, `blob ${sha}`);
-  let bytes: number;
-  try {
-    bytes = await ctx.blobs.receive(req, sha);
-  } catch (e) {
-    if (isHearthError(e) && e.code !== 'store/failed') throw fromHearth(e);
-    throw e;
-  }
-  send(req, res, 201, { sha256: sha, bytes });
-}
-
-/** Bytes of a blob; a single `Range: bytes=a-b` (or `a-`, `-n`) gets a 206. */
-async function serveBlob(ctx: Ctx, req: IncomingMessage, res: ServerResponse, sha: string): Promise<void> {
-  blobHash(sha);
-  const size = ctx.blobs.size(sha);
-  if (size === undefined) throw new HttpError(404, 'blob/missing', `blob ${sha} is not on this hub.`);
-  let start = 0;
-  let end = size - 1;
-  let status = 200;
-  const range = req.headers.range;
-  // Anything but one byte range (several ranges, other units) is ignored, as RFC 9110 allows.
-  const m = range === undefined ? null : /^bytes=(\d{0,16})-(\d{0,16})$/.exec(range.trim());
-  if (m && (m[1] !== '' || m[2] !== '')) {
-    if (m[1] === '') {
-      start = Math.max(0, size - Number(m[2]));
-    } else {
-      start = Number(m[1]);
-      if (m[2] !== '') end = Math.min(end, Number(m[2]));
-    }
-    if (start >= size || start > end || (m[1] === '' && Number(m[2]) === 0)) {
-      throw new HttpError(
-        416,
-        'http/range',
-        `range ${range}: outside the blob's ${size} bytes.`,
-        {},
-        { 'content-range': `bytes */${size}` },
-      );
-    }
-    status = 206;
-  }
-  const headers: Record<string, string | number> = {
-    'content-type': 'application/octet-stream',
-    'content-length': size === 0 ? 0 : end - start + 1,
-    'accept-ranges': 'bytes',
-    etag: `"${sha}"`,
-    // Content-addressed: the bytes behind a hash never change.
-    'cache-control': 'public, max-age=31536000, immutable',
-    'x-content-type-options': 'nosniff',
-  };
-  if (status === 206) headers['content-range'] = `bytes ${start}-${end}/${size}`;
-  res.writeHead(status, headers);
-  if (req.method === 'HEAD' || size === 0) {
-    res.end();
-    return;
-  }
-  await new Promise<void>((resolve) => {
-    const file = createReadStream(ctx.blobs.path(sha), { start, end });
-    // Egress of the blob route: what the data plane exists to keep small (issue 5's bench).
-    file.on('data', (chunk) => {
-      ctx.stats.blobBytesServed += chunk.length;
-    });
-    file.on('error', () => {
-      res.destroy();
-      resolve();
-    });
-    res.on('close', () => {
-      file.destroy();
-      resolve();
-    });
-    file.pipe(res);
-  });
-}
-
-/** Piece lists per blob folder: kept beside the hub's context rather than in it, made on first use. */
-const pieceLists = new WeakMap<BlobDir, PieceHashCache>();
-
-/**
- * `GET /v1/blobs/:sha256/pieces`: each piece's SHA-256 (protocol/blob-pieces.ts), public like the
- * blob itself — it says nothing the bytes do not. A swarm fetch checks peers' pieces against it.
- */
-async function servePieces(ctx: Ctx, req: IncomingMessage, res: ServerResponse, sha: string): Promise<void> {
-  blobHash(sha);
-  let lists = pieceLists.get(ctx.blobs);
-  if (!lists) {
-    lists = new PieceHashCache(ctx.blobs);
-    pieceLists.set(ctx.blobs, lists);
-  }
-  const list = await lists.get(sha);
-  if (!list) throw new HttpError(404, 'blob/missing', `blob ${sha} is not on this hub.`);
-  send(req, res, 200, { v: BLOB_PIECES_VERSION, ...list });
-}
-
-/** Every blob a manifest names that a volunteer (or the scheduler, for honeypot answers) needs. */
-export function manifestBlobs(m: Manifest): string[] {
-  const out = kindManifestBlobs(m);
-  // Honeypot answers are only compared as bytes for tolerance jobs; exact ones compare hashes.
-  if (m.tolerance !== 'exact')
-    for (const h of m.honeypots ?? []) for (const e of h.expected) out.push(e.sha256);
-  return [...new Set(out)];
-}
-
-async function submitJob(ctx: Ctx, req: IncomingMessage, res: ServerResponse, who: Principal): Promise<void> {
-  const body = await readJson(ctx, req);
-  let manifest: Manifest;
-  try {
-    manifest = parseManifest(body);
-  } catch (e) {
-    if (isHearthError(e)) throw fromHearth(e);
-    throw e;
-  }
-  const missing = manifestBlobs(manifest).filter((h) => !ctx.blobs.has(h));
-  if (missing.length > 0) {
-    throw new HttpError(
-      400,
-      'blob/missing',
-      `blob ${missing[0]} is not uploaded${missing.length > 1 ? ` (nor ${missing.length - 1} more)` : ''}; PUT /v1/blobs/<sha256> first.`,
-      { missing: missing.slice(0, 32) },
-    );
-  }
-  checkTensorSizes(ctx, manifest);
-  // The kind's own checks with the hub's resources (its model reader, its device): a job that
-  // every volunteer would fail is refused here, with the reason, rather than accepted.
-  try {
-    manifest = await hubKindOf(HUB_KINDS, manifest.kind).prepare(manifest, {
-      blob: (sha) => {
-        const b = ctx.blobs.read(sha);
-        return b ? new Uint8Array(b) : undefined;
-      },
-      ...(ctx.checkWgsl ? { checkWgsl: ctx.checkWgsl } : {}),
-    });
-  } catch (e) {
-    if (isHearthError(e)) throw fromHearth(e);
-    throw e;
-  }
-  if (manifest.autoHoneypots) manifest = await withOracleHoneypots(ctx, manifest);
-  // The owner is the token's name; the admin's jobs have none (only the admin sees them).
-  const job = ctx.scheduler.submit(manifest, Date.now(), {
-    owner: who.kind === 'researcher' ? who.name : undefined,
-  });
-  send(req, res, 201, { job });
-}
-
-/**
- * Every tensor a manifest names against its uploaded blob: the bytes its dtype and shape need, or
- * 400 naming the field. Checked once here so that no shard fails on every volunteer for it.
- */
-function checkTensorSizes(ctx: Ctx, m: Manifest): void {
-  for (const { path, tensor } of manifestTensors(m)) {
-    const want = tensorBytes(tensor.dtype, tensor.shape);
-    const got = ctx.blobs.size(tensor.sha256);
-    if (got !== undefined && got !== want) {
-      throw new HttpError(
-        400,
-        'input/invalid',
-        `${path}: ${tensor.dtype}[${tensor.shape.join(', ')}] needs ${want} bytes, but blob ${tensor.sha256} has ${got}; upload the tensor's raw little-endian bytes, or fix its dtype or shape.`,
-        { path, expected: want, got },
-      );
-    }
-  }
-}
-
-/**
- * The manifest with `autoHoneypots` of its shards run on the hub's own device (hub/oracle.ts).
- * The researcher waits for them: they are a few shards, and a job whose honeypots failed to
- * compute is refused rather than run without the check it asked for. A failure of the job's own
- * (its kernel, its model) is the researcher's: 400. A failure of the hub's device is the hub's:
- * 503, and the job may be submitted again.
- */
-async function withOracleHoneypots(ctx: Ctx, m: Manifest): Promise<Manifest> {
-  let runner: OracleRunner;
-  try {
-    runner = await ctx.oracle();
-  } catch (e) {
-    throw new HttpError(
-      503,
-      'gpu/unavailable',
-      `manifest.autoHoneypots: this hub has no device to compute honeypots on (${(e as Error).message}); give honeypots with known answers in the manifest instead.`,
-    );
-  }
-  try {
-    return await withHubHoneypots(m, {
-      runner,
-      blobs: {
-        read: (sha) => ctx.blobs.read(sha),
-        write: async (bytes) => {
-          const sha = createHash('sha256').update(bytes).digest('hex');
-          if (!ctx.blobs.has(sha)) await ctx.blobs.receive(Readable.from([Buffer.from(bytes)]), sha);
-          return sha;
-        },
-      },
-    });
-  } catch (e) {
-    if (isHearthError(e) && !HUB_SIDE_FAILURES.has(e.code)) {
-      throw new HttpError(
-        400,
-        e.code,
-        `manifest.autoHoneypots: running a shard on the hub failed: ${e.message}`,
-        e.details,
-      );
-    }
-    const why = e instanceof Error ? e.message : String(e);
-    throw new HttpError(
-      503,
-      isHearthError(e) ? e.code : 'gpu/unavailable',
-      `manifest.autoHoneypots: the hub's device failed while computing honeypots (${why}); try again, or give honeypots with known answers in the manifest.`,
-    );
-  }
-}
-
-/** Errors of the hub's own device or process, not of the researcher's job: 503, not 400. */
-const HUB_SIDE_FAILURES: ReadonlySet<string> = new Set([
-  'gpu/unavailable',
-  'gpu/device-lost',
-  'gpu/out-of-memory',
-  'gpu/validation',
-  'shard/timeout',
-  'shard/cancelled',
-  'shard/failed',
-  'store/failed',
-  'blob/missing',
-]);
-
-function resultsIndex(ctx: Ctx, id: string) {
-  const job = ctx.store.getJob(id)!;
-  return {
-    job: id,
-    status: job.status,
-    shards: ctx.scheduler.results(id).map((r) => ({
-      shard: r.shard,
-      index: r.index,
-      replicas: r.replicas,
-      outputs: r.outputs.map((o) => ({
-        name: o.name,
-        dtype: o.dtype,
-        shape: o.shape,
-        sha256: o.sha256,
-        bytes: o.data.byteLength,
-      })),
-    })),
-  };
-}
-
-function sendOutput(
-  ctx: Ctx,
-  req: IncomingMessage,
-  res: ServerResponse,
-  id: string,
-  shard: string,
-  output: string,
-): void {
-  const byIndex = /^\d{1,9}$/.test(shard);
-  const r = ctx.scheduler.result(id, byIndex ? { index: Number(shard) } : { id: shard });
-  if (!r) throw notFound(`a validated result for shard ${shard} of job ${id}`);
-  const o = r.outputs.find((x) => x.name === output);
-  if (!o) throw notFound(`output "${output}" of shard ${r.shard}`);
-  res.writeHead(200, {
-    'content-type': 'application/octet-stream',
-    'content-length': o.data.byteLength,
-    'cache-control': 'no-store',
-    'x-content-type-options': 'nosniff',
-    etag: `"${o.sha256}"`,
-    'x-hearth-dtype': o.dtype,
-    'x-hearth-shape': o.shape.join(','),
-    'x-hearth-sha256': o.sha256,
-  });
-  res.end(req.method === 'HEAD' ? undefined : Buffer.from(o.data));
-}
-
 /**
  * The origins a browser shows for pages served by a hub listening on `host:port`. A loopback hub
  * is reachable by several names; a wildcard bind (0.0.0.0, ::) has no knowable public name, so it
  * contributes none (list the public origin in `allowedOrigins`).
  */
+export type { HubLogEntry, HubStats } from './hub-context.ts';
+export { manifestBlobs } from './hub-jobs.ts';
+
 export function selfOriginsOf(host: string, port: number): string[] {
   const names =
     host === '127.0.0.1' || host === 'localhost' || host === '::1'

@@ -302,6 +302,18 @@ function nonEmptyShape(v: unknown, path: string): number[] {
   return shape;
 }
 
+/** A dispatch-form binding list: each slot once, at least one output (manifest, lease and shard alike). */
+function checkBindingList(bindings: readonly { binding: number; role: string }[], path: string): void {
+  const seen = new Set<number>();
+  for (const b of bindings) {
+    if (seen.has(b.binding)) throw manifestError(path, `binding ${b.binding} is listed twice.`);
+    seen.add(b.binding);
+  }
+  if (!bindings.some((b) => b.role === 'output')) {
+    throw manifestError(path, 'a WGSL shard needs at least one output binding.');
+  }
+}
+
 /** Checks one WGSL shard spec, either form (also used for the work a lease carries). */
 export function parseWgslShardSpec(
   v: unknown,
@@ -338,14 +350,7 @@ export function parseWgslShardSpec(
       return { binding, role, name, sha256: bo.sha256 };
     },
   );
-  const seen = new Set<number>();
-  for (const b of bindings) {
-    if (seen.has(b.binding)) throw manifestError(`${path}.bindings`, `binding ${b.binding} is listed twice.`);
-    seen.add(b.binding);
-  }
-  if (!bindings.some((b) => b.role === 'output')) {
-    throw manifestError(`${path}.bindings`, 'a WGSL shard needs at least one output binding.');
-  }
+  checkBindingList(bindings, `${path}.bindings`);
   return { bindings, dispatch: dispatchOf(o.dispatch, `${path}.dispatch`, 65535) };
 }
 
@@ -496,14 +501,7 @@ function parseShard(o: Readonly<Record<string, unknown>>, head: ShardHead): Wgsl
   const bindings = arr(o.bindings, 'shard.bindings', SHARD_LIMITS.maxTensors).map((b, i) =>
     parseBinding(b, `shard.bindings[${i}]`),
   );
-  const seen = new Set<number>();
-  for (const b of bindings) {
-    if (seen.has(b.binding)) throw manifestError('shard.bindings', `binding ${b.binding} is listed twice.`);
-    seen.add(b.binding);
-  }
-  if (!bindings.some((b) => b.role === 'output')) {
-    throw manifestError('shard.bindings', 'a WGSL shard needs at least one output binding.');
-  }
+  checkBindingList(bindings, 'shard.bindings');
   return {
     ...head,
     kind: 'wgsl',

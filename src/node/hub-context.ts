@@ -1,0 +1,55 @@
+import type { IncomingMessage } from 'node:http';
+import type { BlobDir } from '../hub/blobs.ts';
+import type { SubmitEnv } from '../hub/kinds/kind.ts';
+import type { OracleRunner } from '../hub/oracle.ts';
+import type { HubRounds } from '../hub/rounds.ts';
+import type { Scheduler } from '../hub/scheduler.ts';
+import type { HubStore } from '../hub/store.ts';
+import { HttpError, readBody } from './http.ts';
+
+export interface Ctx {
+  /** Rounds averaged through the hub (undefined without peers). */
+  readonly rounds: HubRounds | undefined;
+  readonly store: HubStore;
+  readonly scheduler: Scheduler;
+  readonly blobs: BlobDir;
+  readonly maxJson: number;
+  readonly allowed: ReadonlySet<string>;
+  /** The hub's own page origins (see Hub.selfOrigins). */
+  readonly self: ReadonlySet<string>;
+  readonly adminToken: string | undefined;
+  /** The hub's own device for `autoHoneypots` (made on first use). */
+  readonly oracle: () => Promise<OracleRunner>;
+  /** Builds a WGSL kernel's pipelines on the hub's device at submit (absent: declarations only). */
+  readonly checkWgsl?: SubmitEnv['checkWgsl'];
+  readonly stats: HubStats;
+}
+
+/** Counters of one hub process since it started. */
+export interface HubStats {
+  /** Bytes sent by `GET /v1/blobs/:sha256` (volunteers' fallback route for models and inputs). */
+  blobBytesServed: number;
+  /** Requests answered 500: a fault of the hub's own (each also logged). */
+  internalErrors: number;
+  /** Expiry sweeps that failed (each distinct failure also logged). */
+  sweepFailures: number;
+}
+
+/** One structured log line (what `HubOptions.log` receives): never tokens, bodies or headers. */
+export interface HubLogEntry {
+  readonly level: 'error';
+  /** Where: 'http' or 'expiry'. */
+  readonly at: string;
+  readonly error: string;
+  readonly [k: string]: unknown;
+}
+
+/** Reads a JSON body of at most ctx.maxJson bytes, stopping as soon as it is over. */
+export async function readJson(ctx: Ctx, req: IncomingMessage): Promise<unknown> {
+  const buf = await readBody(req, ctx.maxJson);
+  try {
+    return JSON.parse(buf.toString('utf8'));
+  } catch {
+    throw new HttpError(400, 'input/invalid', 'body: malformed JSON.', { path: 'body' });
+  }
+}

@@ -1,0 +1,227 @@
+// The job routes' work: a manifest checked and submitted (blob sizes, the kind's checks with the
+// hub's resources, honeypots on its device), and validated results read back.
+import { createHash } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Readable } from 'node:stream';
+import { isHearthError } from '../core/errors.ts';
+import { HUB_KINDS, hubKindOf } from '../hub/kinds/index.ts';
+import type { SubmitEnv } from '../hub/kinds/kind.ts';
+import { type OracleRunner, withHubHoneypots } from '../hub/oracle.ts';
+import type { Principal } from '../hub/tokens.ts';
+import {
+  manifestBlobs as kindManifestBlobs,
+  type Manifest,
+  manifestTensors,
+  parseManifest,
+} from '../protocol/kinds/index.ts';
+import { tensorBytes } from '../protocol/shard.ts';
+import { fromHearth, HttpError, notFound, send } from './http.ts';
+import { type Ctx, readJson } from './hub-context.ts';
+
+/**
+ * Compiles a WGSL job's kernel and builds its pipelines on the hub's own device at submit (Dawn,
+ * made on first use), so a syntax error is refused with its line and column; a hub without a
+ * device (no Vulkan driver) checks declarations only.
+ */
+export function wgslChecker(): NonNullable<SubmitEnv['checkWgsl']> {
+  let compiler: Promise<import('../gpu/context.ts').GpuContext> | undefined;
+  return async (source, layouts) => {
+    compiler ??= (async () => {
+      const [{ GpuRuntime }, { dawnGpu }] = await Promise.all([
+        import('../gpu/context.ts'),
+        import('./dawn.ts'),
+      ]);
+      return new GpuRuntime({ gpu: dawnGpu() }).context();
+    })();
+    let gpu: import('../gpu/context.ts').GpuContext;
+    try {
+      gpu = await compiler;
+    } catch {
+      compiler = undefined;
+      return;
+    }
+    const { buildWgslPipelines } = await import('../worker/runners/wgsl.ts');
+    await buildWgslPipelines(gpu, 'job kernel', source, layouts);
+  };
+}
+
+/** Every blob a manifest names that a volunteer (or the scheduler, for honeypot answers) needs. */
+export function manifestBlobs(m: Manifest): string[] {
+  const out = kindManifestBlobs(m);
+  // Honeypot answers are only compared as bytes for tolerance jobs; exact ones compare hashes.
+  if (m.tolerance !== 'exact')
+    for (const h of m.honeypots ?? []) for (const e of h.expected) out.push(e.sha256);
+  return [...new Set(out)];
+}
+
+export async function submitJob(
+  ctx: Ctx,
+  req: IncomingMessage,
+  res: ServerResponse,
+  who: Principal,
+): Promise<void> {
+  const body = await readJson(ctx, req);
+  let manifest: Manifest;
+  try {
+    manifest = parseManifest(body);
+  } catch (e) {
+    if (isHearthError(e)) throw fromHearth(e);
+    throw e;
+  }
+  const missing = manifestBlobs(manifest).filter((h) => !ctx.blobs.has(h));
+  if (missing.length > 0) {
+    throw new HttpError(
+      400,
+      'blob/missing',
+      `blob ${missing[0]} is not uploaded${missing.length > 1 ? ` (nor ${missing.length - 1} more)` : ''}; PUT /v1/blobs/<sha256> first.`,
+      { missing: missing.slice(0, 32) },
+    );
+  }
+  checkTensorSizes(ctx, manifest);
+  // The kind's own checks with the hub's resources (its model reader, its device): a job that
+  // every volunteer would fail is refused here, with the reason, rather than accepted.
+  try {
+    manifest = await hubKindOf(HUB_KINDS, manifest.kind).prepare(manifest, {
+      blob: (sha) => {
+        const b = ctx.blobs.read(sha);
+        return b ? new Uint8Array(b) : undefined;
+      },
+      ...(ctx.checkWgsl ? { checkWgsl: ctx.checkWgsl } : {}),
+    });
+  } catch (e) {
+    if (isHearthError(e)) throw fromHearth(e);
+    throw e;
+  }
+  if (manifest.autoHoneypots) manifest = await withOracleHoneypots(ctx, manifest);
+  // The owner is the token's name; the admin's jobs have none (only the admin sees them).
+  const job = ctx.scheduler.submit(manifest, Date.now(), {
+    owner: who.kind === 'researcher' ? who.name : undefined,
+  });
+  send(req, res, 201, { job });
+}
+
+/**
+ * Every tensor a manifest names against its uploaded blob: the bytes its dtype and shape need, or
+ * 400 naming the field. Checked once here so that no shard fails on every volunteer for it.
+ */
+function checkTensorSizes(ctx: Ctx, m: Manifest): void {
+  for (const { path, tensor } of manifestTensors(m)) {
+    const want = tensorBytes(tensor.dtype, tensor.shape);
+    const got = ctx.blobs.size(tensor.sha256);
+    if (got !== undefined && got !== want) {
+      throw new HttpError(
+        400,
+        'input/invalid',
+        `${path}: ${tensor.dtype}[${tensor.shape.join(', ')}] needs ${want} bytes, but blob ${tensor.sha256} has ${got}; upload the tensor's raw little-endian bytes, or fix its dtype or shape.`,
+        { path, expected: want, got },
+      );
+    }
+  }
+}
+
+/**
+ * The manifest with `autoHoneypots` of its shards run on the hub's own device (hub/oracle.ts).
+ * The researcher waits for them: they are a few shards, and a job whose honeypots failed to
+ * compute is refused rather than run without the check it asked for. A failure of the job's own
+ * (its kernel, its model) is the researcher's: 400. A failure of the hub's device is the hub's:
+ * 503, and the job may be submitted again.
+ */
+async function withOracleHoneypots(ctx: Ctx, m: Manifest): Promise<Manifest> {
+  let runner: OracleRunner;
+  try {
+    runner = await ctx.oracle();
+  } catch (e) {
+    throw new HttpError(
+      503,
+      'gpu/unavailable',
+      `manifest.autoHoneypots: this hub has no device to compute honeypots on (${(e as Error).message}); give honeypots with known answers in the manifest instead.`,
+    );
+  }
+  try {
+    return await withHubHoneypots(m, {
+      runner,
+      blobs: {
+        read: (sha) => ctx.blobs.read(sha),
+        write: async (bytes) => {
+          const sha = createHash('sha256').update(bytes).digest('hex');
+          if (!ctx.blobs.has(sha)) await ctx.blobs.receive(Readable.from([Buffer.from(bytes)]), sha);
+          return sha;
+        },
+      },
+    });
+  } catch (e) {
+    if (isHearthError(e) && !HUB_SIDE_FAILURES.has(e.code)) {
+      throw new HttpError(
+        400,
+        e.code,
+        `manifest.autoHoneypots: running a shard on the hub failed: ${e.message}`,
+        e.details,
+      );
+    }
+    const why = e instanceof Error ? e.message : String(e);
+    throw new HttpError(
+      503,
+      isHearthError(e) ? e.code : 'gpu/unavailable',
+      `manifest.autoHoneypots: the hub's device failed while computing honeypots (${why}); try again, or give honeypots with known answers in the manifest.`,
+    );
+  }
+}
+
+/** Errors of the hub's own device or process, not of the researcher's job: 503, not 400. */
+const HUB_SIDE_FAILURES: ReadonlySet<string> = new Set([
+  'gpu/unavailable',
+  'gpu/device-lost',
+  'gpu/out-of-memory',
+  'gpu/validation',
+  'shard/timeout',
+  'shard/cancelled',
+  'shard/failed',
+  'store/failed',
+  'blob/missing',
+]);
+
+export function resultsIndex(ctx: Ctx, id: string) {
+  const job = ctx.store.getJob(id)!;
+  return {
+    job: id,
+    status: job.status,
+    shards: ctx.scheduler.results(id).map((r) => ({
+      shard: r.shard,
+      index: r.index,
+      replicas: r.replicas,
+      outputs: r.outputs.map((o) => ({
+        name: o.name,
+        dtype: o.dtype,
+        shape: o.shape,
+        sha256: o.sha256,
+        bytes: o.data.byteLength,
+      })),
+    })),
+  };
+}
+
+export function sendOutput(
+  ctx: Ctx,
+  req: IncomingMessage,
+  res: ServerResponse,
+  id: string,
+  shard: string,
+  output: string,
+): void {
+  const byIndex = /^\d{1,9}$/.test(shard);
+  const r = ctx.scheduler.result(id, byIndex ? { index: Number(shard) } : { id: shard });
+  if (!r) throw notFound(`a validated result for shard ${shard} of job ${id}`);
+  const o = r.outputs.find((x) => x.name === output);
+  if (!o) throw notFound(`output "${output}" of shard ${r.shard}`);
+  res.writeHead(200, {
+    'content-type': 'application/octet-stream',
+    'content-length': o.data.byteLength,
+    'cache-control': 'no-store',
+    'x-content-type-options': 'nosniff',
+    etag: `"${o.sha256}"`,
+    'x-hearth-dtype': o.dtype,
+    'x-hearth-shape': o.shape.join(','),
+    'x-hearth-sha256': o.sha256,
+  });
+  res.end(req.method === 'HEAD' ? undefined : Buffer.from(o.data));
+}
