@@ -264,6 +264,11 @@ export class MemoryStore implements HubStore {
   readonly #resultsByShard = new Map<string, Map<string, ResultRecord>>();
   readonly #volunteers = new Map<string, VolunteerRecord>();
   readonly #ledger = new Map<string, LedgerEntry>();
+  /**
+   * volunteer → its ledger keys: a volunteer's credit is read on every `no-work` (its pending
+   * count), which must not walk every volunteer's entries.
+   */
+  readonly #ledgerOf = new Map<string, Set<string>>();
   readonly #tokens = new Map<string, TokenRecord>();
   /** round → reporter peer → report. */
   readonly #reports = new Map<string, Map<string, AllReduceReportRecord>>();
@@ -484,7 +489,14 @@ export class MemoryStore implements HubStore {
     const k = `${e.volunteer}\u0000${e.shard}`;
     if (this.#ledger.has(k)) return false;
     this.#ledger.set(k, e);
-    this.#logUndo(() => this.#ledger.delete(k));
+    let keys = this.#ledgerOf.get(e.volunteer);
+    if (!keys) this.#ledgerOf.set(e.volunteer, (keys = new Set()));
+    keys.add(k);
+    const added = keys;
+    this.#logUndo(() => {
+      this.#ledger.delete(k);
+      added.delete(k);
+    });
     return true;
   }
   setCreditStatus(volunteer: string, shard: string, status: CreditStatus): void {
@@ -504,7 +516,8 @@ export class MemoryStore implements HubStore {
     return n;
   }
   ledger(volunteer?: string): LedgerEntry[] {
-    return [...this.#ledger.values()].filter((e) => volunteer === undefined || e.volunteer === volunteer);
+    if (volunteer === undefined) return [...this.#ledger.values()];
+    return [...(this.#ledgerOf.get(volunteer) ?? [])].map((k) => this.#ledger.get(k)!);
   }
   putToken(t: TokenRecord): void {
     const prev = this.#tokens.get(t.name);
