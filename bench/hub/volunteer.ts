@@ -15,7 +15,7 @@ export interface HubReply {
 const CAPS = { maxBufferBytes: 2 ** 30, features: [] as string[] };
 
 /** The honest answer of shard `shard` ("job-…/7" → shard 7) as a wire-ready result message. */
-export function answer(shard: string, job: string): unknown {
+export function answer(shard: string, job: string): object {
   const i = Number(shard.slice(shard.lastIndexOf('/') + 1));
   const y = Float32Array.from([i, i + 0.5, -i, 1 / (i + 1)]);
   const data = y.buffer;
@@ -37,7 +37,7 @@ export function answer(shard: string, job: string): unknown {
     device: 'bench',
     ms: 0,
   };
-  return { v: 1, type: 'result', result: encodeResult(r) };
+  return { v: 2, type: 'result', result: encodeResult(r) };
 }
 
 export class BenchVolunteer {
@@ -45,14 +45,18 @@ export class BenchVolunteer {
   #waiter: ((m: HubReply) => void) | undefined;
   #fail: ((e: Error) => void) | undefined;
   closed = false;
+  #id = 0;
 
   private constructor(ws: WebSocket) {
     this.ws = ws;
     ws.on('message', (data) => {
+      const m = JSON.parse(data.toString()) as HubReply & { re?: number };
+      // A push (no `re`, e.g. work-available) answers nothing: the loop asks again anyway.
+      if (m.re === undefined && m.type !== 'error') return;
       const w = this.#waiter;
       this.#waiter = undefined;
       this.#fail = undefined;
-      w?.(JSON.parse(data.toString()) as HubReply);
+      w?.(m);
     });
     ws.on('close', () => {
       this.closed = true;
@@ -76,25 +80,25 @@ export class BenchVolunteer {
       ws.once('unexpected-response', (_req, res) => reject(new Error(`upgrade refused: ${res.statusCode}`)));
     });
     const v = new BenchVolunteer(ws);
-    const ch = await v.request({ v: 1, type: 'hello', publicKey: toBase64Url(spki), capabilities: CAPS });
+    const ch = await v.request({ v: 2, type: 'hello', publicKey: toBase64Url(spki), capabilities: CAPS });
     if (ch.type !== 'challenge') throw new Error(`expected a challenge, got ${JSON.stringify(ch)}`);
     const sig = await crypto.subtle.sign(
       { name: 'ECDSA', hash: 'SHA-256' },
       pair.privateKey,
       challengeBytes(ch.nonce as string, id),
     );
-    const w = await v.request({ v: 1, type: 'auth', signature: toBase64Url(sig) });
+    const w = await v.request({ v: 2, type: 'auth', signature: toBase64Url(sig) });
     if (w.type !== 'welcome') throw new Error(`expected welcome, got ${JSON.stringify(w)}`);
     return v;
   }
 
-  /** Sends one message and resolves with the hub's next one. */
-  request(m: unknown): Promise<HubReply> {
+  /** Sends one request (one at a time) and resolves with the hub's reply. */
+  request(m: object): Promise<HubReply> {
     return new Promise<HubReply>((resolve, reject) => {
       if (this.closed) return reject(new Error('the connection is closed'));
       this.#waiter = resolve;
       this.#fail = reject;
-      this.ws.send(JSON.stringify(m));
+      this.ws.send(JSON.stringify({ ...m, id: ++this.#id }));
     });
   }
 
@@ -107,7 +111,7 @@ export class BenchVolunteer {
     let errors = 0;
     let idle = 0;
     while (Date.now() < until && !this.closed) {
-      const m = await this.request({ v: 1, type: 'lease-request' });
+      const m = await this.request({ v: 2, type: 'lease-request' });
       if (m.type !== 'lease') {
         if (m.type === 'no-work') idle++;
         else errors++;

@@ -15,12 +15,13 @@ import { isContributionMessage } from '../protocol/allreduce.ts';
 import {
   type AllReduceAckMessage,
   fromBase64Url,
-  type HubMessage,
   PEER_ID,
+  type ReplyOf,
+  type RequestBody,
   toBase64Url,
 } from '../protocol/control.ts';
 import { arr, int, obj, str } from '../protocol/validate.ts';
-import type { HubSession } from './hub-session.ts';
+import { type HubSession, isHubRefusal } from './hub-session.ts';
 
 /**
  * An all-reduce identity that signs with the volunteer's key (the browser's VolunteerIdentity
@@ -53,11 +54,33 @@ export function contributionSigner(volunteer: string, privateKey: CryptoKey): Al
 
 const bytesOf = (f: Float32Array) => new Uint8Array(f.buffer, f.byteOffset, f.byteLength);
 
-function refusedBy(what: string, m: HubMessage): HearthError {
-  const said = m.type === 'error' ? `${m.code}: ${m.message}` : `a ${m.type} message`;
-  return new HearthError('net/refused', `${what}: the hub answered ${said}.`, {
-    details: m.type === 'error' ? { code: m.code } : { type: m.type },
-  });
+/**
+ * A request whose refusal, whatever the hub's code, is 'net/refused' to the caller (the hub's
+ * code in `details.code`, its error as the cause): the all-reduce caller only needs to know the
+ * hub said no.
+ */
+async function ask<K extends 'allreduce-report' | 'allreduce-fallback'>(
+  session: HubSession,
+  m: RequestBody<K>,
+  round: string,
+): Promise<ReplyOf<K>> {
+  let reply: ReplyOf<K>;
+  try {
+    reply = await session.request(m);
+  } catch (e) {
+    if (!isHubRefusal(e)) throw e;
+    throw new HearthError('net/refused', e.message, { details: { code: e.details.hubCode }, cause: e });
+  }
+  if (reply.round !== round) {
+    throw new HearthError(
+      'net/refused',
+      `${m.type}: the hub answered for round ${reply.round}, not ${round}.`,
+      {
+        details: { type: reply.type },
+      },
+    );
+  }
+  return reply;
 }
 
 /**
@@ -91,18 +114,19 @@ export async function reportRound(
     }
     return { peer: c.peer, volunteer: c.volunteer, sha256: c.sha256, signature: c.signature };
   });
-  const reply = await session.request({
-    v: 1,
-    type: 'allreduce-report',
+  return ask<'allreduce-report'>(
+    session,
+    {
+      type: 'allreduce-report',
+      round,
+      group,
+      contributors: result.contributors,
+      contributions,
+      mean: await sha256Hex(bytesOf(result.mean)),
+      dropped: result.dropped.map((d) => d.peer),
+    },
     round,
-    group,
-    contributors: result.contributors,
-    contributions,
-    mean: await sha256Hex(bytesOf(result.mean)),
-    dropped: result.dropped.map((d) => d.peer),
-  });
-  if (reply.type !== 'allreduce-ack' || reply.round !== round) throw refusedBy('allreduce-report', reply);
-  return reply;
+  );
 }
 
 export interface HubAllReduceOptions {
@@ -152,16 +176,11 @@ export async function hubAllReduce(
 ): Promise<AllReduceFallbackResult> {
   const doFetch = o.fetch ?? fetch;
   const sha256 = o.sha256 ?? (await sha256Hex(bytesOf(o.tensor)));
-  const reply = await session.request({
-    v: 1,
-    type: 'allreduce-fallback',
-    round: o.round,
-    group: o.group,
-    elements: o.tensor.length,
-    sha256,
-  });
-  if (reply.type !== 'allreduce-ticket' || reply.round !== o.round)
-    throw refusedBy('allreduce-fallback', reply);
+  const reply = await ask<'allreduce-fallback'>(
+    session,
+    { type: 'allreduce-fallback', round: o.round, group: o.group, elements: o.tensor.length, sha256 },
+    o.round,
+  );
   const base = `${new URL(o.hubUrl).origin}/v1/allreduce/${encodeURIComponent(o.round)}`;
   const auth = { authorization: `Bearer ${reply.ticket}` };
   let res: Response;

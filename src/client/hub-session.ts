@@ -1,13 +1,20 @@
-// One authenticated WebSocket to a hub's control plane. The hub answers every message with
-// exactly one reply, in order (control-plane.ts chains a connection's messages), so replies are
-// matched to requests first-in first-out, and a request with no reply in time means the
+// One authenticated WebSocket to a hub's control plane. Every request carries an id and the
+// hub's reply names it (`re`), so replies are matched by id, never by order; a hub message with
+// no `re` is a push, handed to `onPush` listeners. A request with no reply in time means the
 // connection is dead (a silent hub, a half-open socket): it is closed and every waiter fails.
-import { HearthError } from '../core/errors.ts';
+// An `error` reply rejects its request with a HearthError carrying the hub's code.
+import { HearthError, isHearthErrorCode } from '../core/errors.ts';
 import {
-  type ClientWireMessage,
+  type AnyRequestBody,
+  answers,
+  CONTROL_PROTOCOL_VERSION,
   type ControlCapabilities,
+  type ErrorMessage,
   type HubMessage,
   parseHubMessage,
+  type ReplyOf,
+  type RequestBody,
+  type RequestType,
 } from '../protocol/control.ts';
 
 /** The part of the WebSocket API a session uses (the browser's, or `ws` in Node). */
@@ -43,8 +50,19 @@ export interface HubSessionOptions {
 const OPEN = 1;
 
 interface Waiter {
+  readonly type: RequestType;
   resolve(m: HubMessage): void;
   reject(e: HearthError): void;
+}
+
+/** What a session shares with its requests: the socket, the waiters by id, how it ends. */
+interface Wire {
+  readonly ws: SocketLike;
+  readonly waiters: Map<number, Waiter>;
+  readonly timeoutMs: number;
+  nextId: number;
+  ended(): HearthError | undefined;
+  kill(e: HearthError): void;
 }
 
 /** The control-plane URL of a hub given by its HTTP base URL (or already a ws URL). */
@@ -62,11 +80,28 @@ export function volunteerSocketUrl(hubUrl: string): string {
 }
 
 /**
+ * The hub's `error` message as a HearthError with the hub's code (a code this client does not
+ * know becomes 'net/refused'); `details.hubCode` is always the code as the hub sent it.
+ */
+export function hubError(m: ErrorMessage, what: string): HearthError {
+  const code = isHearthErrorCode(m.code) ? m.code : 'net/refused';
+  return new HearthError(code, `${what}: the hub answered ${m.code}: ${m.message}`, {
+    details: { ...(m.details ?? {}), hubCode: m.code },
+  });
+}
+
+/** Whether `e` is the hub's answer (an `error` reply) rather than a failure to reach it. */
+export function isHubRefusal(e: unknown): e is HearthError {
+  return e instanceof HearthError && typeof e.details.hubCode === 'string';
+}
+
+/**
  * An authenticated control-plane connection.
  *
  * @example
  * const s = await HubSession.open({ hubUrl, identity, capabilities });
- * const m = await s.request({ v: 1, type: 'lease-request' }); // lease | no-work | error
+ * const m = await s.request({ type: 'lease-request' }); // lease | no-work; an error throws
+ * s.onPush((m) => { if (m.type === 'work-available') wake(); });
  */
 export class HubSession {
   readonly volunteerId: string;
@@ -74,27 +109,21 @@ export class HubSession {
   readonly peerId: string | undefined;
   /** Resolves with why the connection ended (never rejects). */
   readonly closed: Promise<HearthError>;
-  readonly #ws: SocketLike;
-  readonly #waiters: Waiter[];
-  readonly #timeoutMs: number;
-  readonly #ended: () => HearthError | undefined;
+  readonly #wire: Wire;
+  readonly #push: Set<(m: HubMessage) => void>;
 
   private constructor(
-    ws: SocketLike,
+    wire: Wire,
+    push: Set<(m: HubMessage) => void>,
     volunteerId: string,
-    waiters: Waiter[],
     closed: Promise<HearthError>,
-    timeoutMs: number,
-    ended: () => HearthError | undefined,
     peerId: string | undefined,
   ) {
-    this.#ws = ws;
+    this.#wire = wire;
+    this.#push = push;
     this.volunteerId = volunteerId;
     this.peerId = peerId;
-    this.#waiters = waiters;
     this.closed = closed;
-    this.#timeoutMs = timeoutMs;
-    this.#ended = ended;
   }
 
   /** Connects, says hello, signs the challenge and waits for welcome. */
@@ -110,40 +139,62 @@ export class HubSession {
         cause: e,
       });
     }
-    const waiters: Waiter[] = [];
+    const waiters = new Map<number, Waiter>();
+    const push = new Set<(m: HubMessage) => void>();
     let end: HearthError | undefined;
     let finish!: (e: HearthError) => void;
     const closed = new Promise<HearthError>((resolve) => {
       finish = (e) => {
         if (end) return;
         end = e;
-        for (const w of waiters.splice(0)) w.reject(e);
+        for (const w of waiters.values()) w.reject(e);
+        waiters.clear();
         resolve(e);
       };
     });
-    let lastError: HubMessage | undefined;
+    const wire: Wire = {
+      ws,
+      waiters,
+      timeoutMs,
+      nextId: 1,
+      ended: () => end,
+      kill: (e) => {
+        finish(e);
+        ws.close(4000, 'no reply');
+      },
+    };
+    // The last error the hub sent of its own (rate limit, auth timeout, replaced): why it closes.
+    let lastError: ErrorMessage | undefined;
+    const protocolError = (message: string, cause?: unknown) => {
+      // A hub that speaks garbage is as good as gone: drop the connection, fail the waiters.
+      finish(new HearthError('net/protocol', `The hub sent a bad message: ${message}`, { cause }));
+      ws.close(1002, 'bad message');
+    };
     ws.addEventListener('message', (ev) => {
       let m: HubMessage;
       try {
         m = parseHubMessage(typeof ev.data === 'string' ? ev.data : String(ev.data));
       } catch (e) {
-        // A hub that speaks garbage is as good as gone: drop the connection, fail the waiters.
-        finish(
-          new HearthError('net/refused', `The hub sent a bad message: ${(e as Error).message}`, { cause: e }),
-        );
-        ws.close(1002, 'bad message');
+        return protocolError((e as Error).message, e);
+      }
+      if (m.re === undefined) {
+        if (m.type === 'error') lastError = m;
+        for (const listener of push) listener(m);
         return;
       }
+      const w = waiters.get(m.re);
+      if (!w)
+        return protocolError(`a ${m.type} answering ${m.re}, which no request in flight has as its id.`);
+      waiters.delete(m.re);
+      if (!answers(w.type, m)) return protocolError(`a ${m.type} does not answer a ${w.type}.`);
       if (m.type === 'error') lastError = m;
-      const w = waiters.shift();
-      if (w) w.resolve(m);
+      w.resolve(m);
     });
     ws.addEventListener('close', () => {
-      const why =
-        lastError?.type === 'error' ? ` (the hub said ${lastError.code}: ${lastError.message})` : '';
+      const why = lastError ? ` (the hub said ${lastError.code}: ${lastError.message})` : '';
       finish(
         new HearthError('net/unreachable', `The connection to ${url} closed${why}.`, {
-          details: { url, ...(lastError?.type === 'error' ? { hubCode: lastError.code } : {}) },
+          details: { url, ...(lastError ? { hubCode: lastError.code } : {}) },
         }),
       );
     });
@@ -164,75 +215,70 @@ export class HubSession {
         reject(e);
       });
     });
-    const ask = (m: ClientWireMessage) => request(ws, waiters, m, timeoutMs, () => end, finish);
     try {
-      const ch = await ask({
-        v: 1,
+      const ch = await request(wire, {
         type: 'hello',
         publicKey: opts.identity.publicKey,
         capabilities: opts.capabilities,
       });
-      if (ch.type !== 'challenge') throw refused('hello', ch);
-      const w = await ask({ v: 1, type: 'auth', signature: await opts.identity.sign(ch.nonce) });
-      if (w.type !== 'welcome') throw refused('auth', w);
+      const w = await request(wire, { type: 'auth', signature: await opts.identity.sign(ch.nonce) });
       if (w.volunteerId !== opts.identity.id) {
         throw new HearthError(
           'net/refused',
           `The hub welcomed ${w.volunteerId}, but this key's id is ${opts.identity.id}.`,
         );
       }
-      return new HubSession(ws, w.volunteerId, waiters, closed, timeoutMs, () => end, w.peerId);
+      return new HubSession(wire, push, w.volunteerId, closed, w.peerId);
     } catch (e) {
       ws.close();
       throw e;
     }
   }
 
-  /** Sends one message and resolves with the hub's reply to it. */
-  request(m: ClientWireMessage): Promise<HubMessage> {
-    return request(this.#ws, this.#waiters, m, this.#timeoutMs, this.#ended, () => this.#kill());
+  /**
+   * Sends one request and resolves with the hub's reply to it. An `error` reply rejects with a
+   * HearthError of the hub's code (see `isHubRefusal`); a lost connection or no reply in time
+   * rejects with 'net/unreachable' or 'net/timeout'.
+   */
+  request<K extends RequestType>(m: RequestBody<K>): Promise<ReplyOf<K>> {
+    return request(this.#wire, m);
+  }
+
+  /** Calls `listener` with every message the hub pushes (no `re`); returns how to stop. */
+  onPush(listener: (m: HubMessage) => void): () => void {
+    this.#push.add(listener);
+    return () => this.#push.delete(listener);
   }
 
   get isOpen(): boolean {
-    return this.#ended() === undefined && this.#ws.readyState === OPEN;
+    return this.#wire.ended() === undefined && this.#wire.ws.readyState === OPEN;
   }
 
   close(): void {
-    if (this.#ws.readyState <= OPEN) this.#ws.close(1000, 'bye');
-  }
-
-  #kill(): void {
-    this.#ws.close(4000, 'no reply');
+    if (this.#wire.ws.readyState <= OPEN) this.#wire.ws.close(1000, 'bye');
   }
 }
 
-function refused(step: string, m: HubMessage): HearthError {
-  const what = m.type === 'error' ? `${m.code}: ${m.message}` : `a ${m.type} message`;
-  return new HearthError('net/refused', `${step}: the hub answered ${what}.`, {
-    details: m.type === 'error' ? { code: m.code } : { type: m.type },
-  });
-}
-
-function request(
-  ws: SocketLike,
-  waiters: Waiter[],
-  m: ClientWireMessage,
-  timeoutMs: number,
-  ended: () => HearthError | undefined,
-  onTimeout: (e: HearthError) => void,
-): Promise<HubMessage> {
-  const end = ended();
+function request<K extends RequestType>(wire: Wire, m: RequestBody<K>): Promise<ReplyOf<K>> {
+  const end = wire.ended();
   if (end) return Promise.reject(end);
-  return new Promise<HubMessage>((resolve, reject) => {
+  const id = wire.nextId++;
+  return new Promise<ReplyOf<K>>((resolve, reject) => {
     const t = setTimeout(() => {
-      const e = new HearthError('net/timeout', `The hub did not answer ${m.type} within ${timeoutMs} ms.`);
-      onTimeout(e);
+      wire.waiters.delete(id);
+      const e = new HearthError(
+        'net/timeout',
+        `The hub did not answer ${m.type} within ${wire.timeoutMs} ms.`,
+      );
+      wire.kill(e);
       reject(e);
-    }, timeoutMs);
-    waiters.push({
+    }, wire.timeoutMs);
+    wire.waiters.set(id, {
+      type: m.type,
       resolve: (r) => {
         clearTimeout(t);
-        resolve(r);
+        if (r.type === 'error') reject(hubError(r, m.type));
+        else resolve(r as ReplyOf<K>);
       },
       reject: (e) => {
         clearTimeout(t);
@@ -240,10 +286,10 @@ function request(
       },
     });
     try {
-      ws.send(JSON.stringify(m));
+      wire.ws.send(JSON.stringify({ v: CONTROL_PROTOCOL_VERSION, id, ...(m as AnyRequestBody) }));
     } catch (e) {
       clearTimeout(t);
-      waiters.pop();
+      wire.waiters.delete(id);
       reject(
         new HearthError('net/unreachable', `Sending ${m.type} failed: ${(e as Error).message}.`, {
           cause: e,

@@ -36,9 +36,9 @@ export interface VolunteerIdentity {
  *
  * @example
  * const me = await loadOrCreateIdentity();
- * ws.send(JSON.stringify({ v: 1, type: 'hello', publicKey: me.publicKey, capabilities }));
+ * ws.send(JSON.stringify({ v: 2, type: 'hello', publicKey: me.publicKey, capabilities }));
  * // on { type: 'challenge', nonce }:
- * ws.send(JSON.stringify({ v: 1, type: 'auth', signature: await me.sign(nonce) }));
+ * ws.send(JSON.stringify({ v: 2, type: 'auth', signature: await me.sign(nonce) }));
  */
 export async function loadOrCreateIdentity(opts: { dbName?: string } = {}): Promise<VolunteerIdentity> {
   const name = opts.dbName ?? IDENTITY_DB_NAME;

@@ -7,20 +7,33 @@
 //
 // Consent (DESIGN.md invariant 1) is the caller's job: construct and start this only after the
 // volunteer said yes. Nothing here touches the GPU before `start()`.
-import { HearthError, isHearthError } from '../core/errors.ts';
+import { HearthError, type HearthErrorCode, isHearthError } from '../core/errors.ts';
 import type { PeerNode, PeerNodeOptions } from '../net/peer-node.ts';
 import {
   CONTROL_LIMITS,
   type ControlCapabilities,
   encodeResult,
-  type HubMessage,
   type LeaseMessage,
+  type ReplyOf,
 } from '../protocol/control.ts';
 import { type JobKind, parseShardWork } from '../protocol/kinds/index.ts';
 import type { Shard, ShardProgress, ShardResult } from '../protocol/shard.ts';
 import { BlobFetcher, type BlobStore, type PeerBlobSource } from './blobs.ts';
-import { HubSession, type Signer, type SocketFactory } from './hub-session.ts';
+import { HubSession, isHubRefusal, type Signer, type SocketFactory } from './hub-session.ts';
 import { shardFromLease } from './lease-shard.ts';
+
+/**
+ * The hub's refusals of a result that no later try can change (its shard is gone, judged or
+ * cancelled, the result is malformed or a duplicate): the result leaves the outbox.
+ */
+const FINAL_REFUSALS: ReadonlySet<string> = new Set<HearthErrorCode>([
+  'input/invalid',
+  'shard/unknown',
+  'lease/unknown',
+  'job/unknown',
+  'job/closed',
+  'result/duplicate',
+]);
 
 /** Runs shards: the page's ComputeWorker, or a ComputeEngine in Node. */
 export interface ShardRunner {
@@ -67,6 +80,8 @@ export type VolunteerEvent =
       readonly backend: string;
       /** Why the hub refused it (outcome 'refused'). */
       readonly reason?: string;
+      /** The hub's error code (outcome 'refused'): `lease/unknown`, `job/closed`, … */
+      readonly code?: string;
     }
   /**
    * A shard failed here. `reported` says what the hub did with the error: 'recorded' (it would
@@ -173,6 +188,8 @@ export class Volunteer {
   #loop: Promise<void> | undefined;
   #stopping = false;
   #wake: (() => void) | undefined;
+  /** Idle rounds in a row (no work): the back-off's exponent. */
+  #idle = 0;
   #current: string | undefined;
   #peer: PeerNode | undefined;
 
@@ -267,7 +284,7 @@ export class Volunteer {
         await this.#work(session);
         if (this.#stopping) break;
         error = await session.closed;
-        if (error.details.hubCode === 'replaced') {
+        if (error.details.hubCode === 'control/replaced') {
           // Reconnecting would replace the other connection in turn: two tabs would take the
           // identity back and forth forever. The other one works; this one stops.
           this.#emit({ type: 'replaced', message: error.message });
@@ -321,10 +338,14 @@ export class Volunteer {
     const announced = new Set<string>();
     const source: PeerBlobSource = {
       holders: async (sha256) => {
-        const m = await session.request({ v: 1, type: 'holders-request', sha256 });
-        return m.type === 'holders'
-          ? { peers: [...m.peers], fetching: m.fetching ?? 0, partial: [...(m.partial ?? [])] }
-          : { peers: [], fetching: 0 };
+        try {
+          const m = await session.request({ type: 'holders-request', sha256 });
+          return { peers: [...m.peers], fetching: m.fetching ?? 0, partial: [...(m.partial ?? [])] };
+        } catch (e) {
+          // The hub keeps no swarm after all, or refused: the hub's route serves the blob.
+          if (isHubRefusal(e)) return { peers: [], fetching: 0 };
+          throw e;
+        }
       },
       fetch: async (holders, sha256, options) => {
         const { bytes, attempts } = await peer.fetchBlob(holders, sha256, options ?? {});
@@ -335,7 +356,7 @@ export class Volunteer {
       announce: (sha256) => {
         if (announced.has(sha256)) return;
         announced.add(sha256);
-        session.request({ v: 1, type: 'announce', blobs: [sha256] }).catch(() => {});
+        session.request({ type: 'announce', blobs: [sha256] }).catch(() => {});
       },
     };
     this.#fetcher.peers = source;
@@ -357,14 +378,18 @@ export class Volunteer {
 
   /** Sends one result and settles it in the outbox by the hub's answer. */
   async #send(session: HubSession, r: ShardResult): Promise<void> {
-    const reply = await session.request({ v: 1, type: 'result', result: encodeResult(r) });
-    if (reply.type === 'ack') {
-      await this.#opts.outbox.ack(r.shard);
-      this.stats[reply.outcome]++;
-      this.#emit({ type: 'result', shard: r.shard, outcome: reply.outcome, ms: r.ms, backend: r.backend });
-      return;
-    }
-    if (reply.type === 'error' && (reply.code === 'refused' || reply.code === 'bad-message')) {
+    let reply: ReplyOf<'result'>;
+    try {
+      reply = await session.request({ type: 'result', result: encodeResult(r) });
+    } catch (e) {
+      if (!isHubRefusal(e) || !FINAL_REFUSALS.has(e.code)) {
+        // 'control/internal', a lost connection and the rest: keep it, the next connection tries again.
+        throw isHubRefusal(e)
+          ? new HearthError('net/refused', `The hub did not take result ${r.shard}: ${e.message}`, {
+              cause: e,
+            })
+          : e;
+      }
       // The hub will never take this one (its shard was judged or cancelled, or it is malformed):
       // keeping it would resend it forever.
       await this.#opts.outbox.ack(r.shard);
@@ -375,35 +400,55 @@ export class Volunteer {
         outcome: 'refused',
         ms: r.ms,
         backend: r.backend,
-        reason: reply.message,
+        reason: e.message,
+        code: e.code,
       });
       return;
     }
-    // 'internal' and the rest: keep it, the next connection tries again.
-    throw new HearthError('net/refused', `The hub did not take result ${r.shard}: ${describeReply(reply)}.`);
+    await this.#opts.outbox.ack(r.shard);
+    this.stats[reply.outcome]++;
+    this.#emit({ type: 'result', shard: r.shard, outcome: reply.outcome, ms: r.ms, backend: r.backend });
   }
 
   async #work(session: HubSession): Promise<void> {
     const idleMs = this.#opts.idleMs ?? 500;
-    let idle = 0;
+    this.#idle = 0;
+    // The hub pushes `work-available` when work arrives after it said `no-work`: ask at once
+    // rather than at the end of the idle back-off.
+    const off = session.onPush((m) => {
+      if (m.type !== 'work-available') return;
+      this.#idle = 0;
+      this.#wake?.();
+    });
+    try {
+      await this.#workLoop(session, idleMs);
+    } finally {
+      off();
+    }
+  }
+
+  async #workLoop(session: HubSession, idleMs: number): Promise<void> {
     while (!this.#stopping && session.isOpen) {
-      const m = await session.request({ v: 1, type: 'lease-request' });
-      if (m.type === 'lease') {
-        idle = 0;
+      let m: ReplyOf<'lease-request'> | undefined;
+      try {
+        m = await session.request({ type: 'lease-request' });
+      } catch (e) {
+        // The hub failed on it, or refused it for now: idle, and ask again.
+        if (!isHubRefusal(e) || !(e.code === 'control/internal' || FINAL_REFUSALS.has(e.code))) throw e;
+      }
+      if (m?.type === 'lease') {
+        this.#idle = 0;
         await this.#runLease(session, m);
         continue;
       }
-      if (m.type !== 'no-work' && !(m.type === 'error' && (m.code === 'refused' || m.code === 'internal'))) {
-        throw new HearthError('net/refused', `lease-request: the hub answered ${describeReply(m)}.`);
-      }
       // Shards this volunteer answered earlier may have been judged since (by later replicas):
       // the hub's count replaces the one the acks left.
-      if (m.type === 'no-work' && m.pending !== undefined && m.pending !== this.stats.pending) {
+      if (m?.type === 'no-work' && m.pending !== undefined && m.pending !== this.stats.pending) {
         this.stats.pending = m.pending;
         this.#emit({ type: 'pending', pending: m.pending });
       }
       this.#set('connected');
-      await this.#sleep(idleMs * 2 ** Math.min(idle++, 3));
+      await this.#sleep(idleMs * 2 ** Math.min(this.#idle++, 3));
     }
   }
 
@@ -420,17 +465,19 @@ export class Volunteer {
       const wait = Math.max(200, (deadline - Date.now()) / 3);
       beat = setTimeout(async () => {
         try {
-          const r = await session.request({ v: 1, type: 'heartbeat', lease: lease.lease });
-          if (r.type === 'extended') {
-            deadline = r.deadline;
-            schedule();
-            return;
-          }
+          const r = await session.request({ type: 'heartbeat', lease: lease.lease });
+          deadline = r.deadline;
+          schedule();
+        } catch (e) {
+          // A lost connection: the outer loop notices and reconnects.
+          if (!isHubRefusal(e)) return;
           // The hub no longer holds this lease for us: stop computing it.
           lost = true;
-          await this.#opts.runner.cancel(lease.shard);
-        } catch {
-          // The connection is gone; the outer loop notices and reconnects.
+          try {
+            await this.#opts.runner.cancel(lease.shard);
+          } catch {
+            // Cancelling is best effort: the result, if any, is refused by the hub anyway.
+          }
         }
       }, wait);
     };
@@ -470,13 +517,12 @@ export class Volunteer {
       let reported: 'released' | 'recorded' | 'failed' | undefined;
       try {
         const reply = await session.request({
-          v: 1,
           type: 'shard-failed',
           shard: lease.shard,
           code: error.code,
           message: error.message.slice(0, CONTROL_LIMITS.maxErrorChars),
         });
-        if (reply.type === 'failure-noted') reported = reply.outcome;
+        reported = reply.outcome;
       } catch {
         // The connection is gone; the outer loop notices and reconnects.
       }
@@ -492,8 +538,4 @@ export class Volunteer {
     if (this.#stopping) return;
     await this.#send(session, result);
   }
-}
-
-function describeReply(m: HubMessage): string {
-  return m.type === 'error' ? `${m.code}: ${m.message}` : `a ${m.type} message`;
 }

@@ -8,38 +8,79 @@
  *   details: { bytes: 2 ** 31, limit: 2 ** 30 },
  * });
  */
-export type HearthErrorCode =
-  | 'gpu/unavailable'
-  | 'gpu/device-lost'
-  | 'gpu/limit'
-  | 'gpu/validation'
-  | 'gpu/out-of-memory'
-  | 'gpu/feature-missing'
-  | 'wgsl/compile'
-  | 'wgsl/pipeline'
-  | 'tensor/shape'
-  | 'tensor/dtype'
-  | 'input/invalid'
-  | 'wgsl/manifest'
-  | 'shard/timeout'
-  | 'shard/cancelled'
+export const HEARTH_ERROR_CODES = [
+  'gpu/unavailable',
+  'gpu/device-lost',
+  'gpu/limit',
+  'gpu/validation',
+  'gpu/out-of-memory',
+  'gpu/feature-missing',
+  'wgsl/compile',
+  'wgsl/pipeline',
+  'tensor/shape',
+  'tensor/dtype',
+  /** Bad input: the message names the field and what was expected. */
+  'input/invalid',
+  'wgsl/manifest',
+  'shard/timeout',
+  'shard/cancelled',
   /** The shard runner failed in a way it did not name (a bug, a crash): not the job's fault. */
-  | 'shard/failed'
-  | 'onnx/model'
-  | 'onnx/unsupported'
-  | 'onnx/run'
-  | 'blob/missing'
-  | 'blob/corrupt'
-  | 'store/quota'
-  | 'store/failed'
+  'shard/failed',
+  /** No such shard (never planned, or forgotten). */
+  'shard/unknown',
+  /** The volunteer holds no such lease (never granted, expired and given to another, released). */
+  'lease/unknown',
+  /** No such job. */
+  'job/unknown',
+  /** The job is not running (cancelled, failed, done): it takes no more results or changes. */
+  'job/closed',
+  /** This volunteer already sent a result for this shard. */
+  'result/duplicate',
+  'onnx/model',
+  'onnx/unsupported',
+  'onnx/run',
+  'blob/missing',
+  'blob/corrupt',
+  'store/quota',
+  'store/failed',
   /** A hub or peer could not be reached, or the connection dropped. Retrying later may work. */
-  | 'net/unreachable'
+  'net/unreachable',
   /** A hub or peer did not answer in time. */
-  | 'net/timeout'
+  'net/timeout',
   /** A hub or peer answered, and said no (the message says why). */
-  | 'net/refused'
+  'net/refused',
   /** A peer sent bytes that break the data-plane protocol (garbage, out-of-range, oversized). */
-  | 'net/protocol';
+  'net/protocol',
+  /** The other side speaks another version of a protocol: reload the page or upgrade. */
+  'protocol/version',
+  /** A control message that needs an authenticated connection came before `welcome`. */
+  'control/unauthenticated',
+  /** A control message out of order (a second hello, auth before hello). */
+  'control/bad-state',
+  /** The challenge signature did not verify, or the key is not a P-256 key. */
+  'control/auth-failed',
+  /** No auth within the hub's deadline. */
+  'control/auth-timeout',
+  /** Over a per-connection limit (messages per second, messages queued, reports per minute). */
+  'control/rate-limited',
+  /** This hub does not offer what the message asks for (no swarm, no all-reduce, binary frames). */
+  'control/unsupported',
+  /** A newer connection of the same volunteer replaced this one: do not reconnect. */
+  'control/replaced',
+  /** The hub failed on a message; it may be retried. */
+  'control/internal',
+] as const;
+
+/**
+ * Every failure's code: `area/what`, one meaning per name. The list is also a runtime value
+ * (`HEARTH_ERROR_CODES`), so a code that arrives over a wire can be checked.
+ */
+export type HearthErrorCode = (typeof HEARTH_ERROR_CODES)[number];
+
+/** Whether `v` is one of Hearth's error codes. */
+export function isHearthErrorCode(v: unknown): v is HearthErrorCode {
+  return typeof v === 'string' && (HEARTH_ERROR_CODES as readonly string[]).includes(v);
+}
 
 export type ErrorDetails = Readonly<Record<string, unknown>>;
 

@@ -36,8 +36,8 @@ export interface LeasePolicy {
 /** Volunteers remembered per shard whose lease ended without a result. */
 const MAX_RELEASED = 16;
 
-const reject = (message: string, details: Record<string, unknown>): HearthError =>
-  new HearthError('input/invalid', message, { details });
+const noLease = (message: string, details: Record<string, unknown>): HearthError =>
+  new HearthError('lease/unknown', message, { details });
 
 export class Leases {
   readonly #store: HubStore;
@@ -96,7 +96,7 @@ export class Leases {
   heartbeat(volunteerId: string, leaseId: string, now: number): LeaseRecord {
     const s = this.#store;
     const l = s.leasesOfVolunteer(volunteerId).find((x) => x.id === leaseId);
-    if (!l) throw reject(`heartbeat: volunteer ${volunteerId} holds no lease ${leaseId}.`, { leaseId });
+    if (!l) throw noLease(`heartbeat: volunteer ${volunteerId} holds no lease ${leaseId}.`, { leaseId });
     const next = { ...l, deadline: now + s.getJob(l.job)!.manifest.deadlineMs };
     s.putLease(next);
     return next;

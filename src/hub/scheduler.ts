@@ -9,7 +9,7 @@
 // still its own savepoint): the sync is what a cycle costs most. A result is acknowledged only
 // after its group committed.
 import { createHash } from 'node:crypto';
-import { HearthError } from '../core/errors.ts';
+import { HearthError, type HearthErrorCode } from '../core/errors.ts';
 import { sha256Hex } from '../core/hash.ts';
 import { type Manifest, type ShardWork, shardCredit } from '../protocol/kinds/index.ts';
 import { type OutputTensor, type ShardResult, verifyResultHashes } from '../protocol/shard.ts';
@@ -144,8 +144,9 @@ const hashOutput = (b: ArrayBuffer): Promise<string> =>
     ? Promise.resolve(createHash('sha256').update(new Uint8Array(b)).digest('hex'))
     : sha256Hex(b);
 
-const reject = (message: string, details: Record<string, unknown>): HearthError =>
-  new HearthError('input/invalid', message, { details });
+/** A refusal: the volunteer or researcher asked for something the hub will not do. */
+const reject = (code: HearthErrorCode, message: string, details: Record<string, unknown>): HearthError =>
+  new HearthError(code, message, { details });
 
 /**
  * Leases shards to volunteers, validates their results by their kind's rule and by honeypots,
@@ -277,10 +278,10 @@ export class Scheduler {
   ): { shard: ShardRecord; job: JobRecord; lease?: LeaseRecord } {
     const s = this.#store;
     const shard = s.getShard(shardId);
-    if (!shard) throw reject(`${what}: unknown shard ${shardId}.`, { shard: shardId });
+    if (!shard) throw reject('shard/unknown', `${what}: unknown shard ${shardId}.`, { shard: shardId });
     const owner = s.getJob(shard.job)!;
     if (owner.status === 'cancelled') {
-      throw reject(`${what}: job ${shard.job} was cancelled; it takes no more results.`, {
+      throw reject('job/closed', `${what}: job ${shard.job} was cancelled; it takes no more results.`, {
         job: shard.job,
         shard: shard.id,
         reason: 'cancelled',
@@ -293,13 +294,17 @@ export class Scheduler {
       owner.status === 'running' &&
       shard.released?.includes(volunteerId);
     if (!lease && !late) {
-      throw reject(`${what}: volunteer ${volunteerId} holds no lease on shard ${shard.id}.`, {
-        shard: shard.id,
-        volunteer: volunteerId,
-      });
+      throw reject(
+        'lease/unknown',
+        `${what}: volunteer ${volunteerId} holds no lease on shard ${shard.id}.`,
+        {
+          shard: shard.id,
+          volunteer: volunteerId,
+        },
+      );
     }
     if (job !== undefined && job !== shard.job) {
-      throw reject(`${what}.job: shard ${shard.id} belongs to ${shard.job}, not ${job}.`, {
+      throw reject('input/invalid', `${what}.job: shard ${shard.id} belongs to ${shard.job}, not ${job}.`, {
         path: `${what}.job`,
       });
     }
@@ -322,9 +327,13 @@ export class Scheduler {
       outputs: result.outputs.map((o) => ({ ...o, shape: [...o.shape], data: o.data.slice(0) })),
     };
     if (!this.#ledger.pending(volunteerId, shard.id, shard.job, shardCredit(job.manifest, shard.work))) {
-      throw reject(`result: volunteer ${volunteerId} already has a result for shard ${shard.id}.`, {
-        shard: shard.id,
-      });
+      throw reject(
+        'result/duplicate',
+        `result: volunteer ${volunteerId} already has a result for shard ${shard.id}.`,
+        {
+          shard: shard.id,
+        },
+      );
     }
     s.putResult(rec);
     if (shard.honeypot) {
@@ -399,14 +408,18 @@ export class Scheduler {
     const s = this.#store;
     return s.transaction(() => {
       const job = s.getJob(jobId);
-      if (!job) throw reject(`job ${jobId} does not exist.`, { job: jobId });
+      if (!job) throw reject('job/unknown', `job ${jobId} does not exist.`, { job: jobId });
       const none = { job: jobId, status: 'cancelled' as const, leasesDropped: 0, creditVoided: 0 };
       if (job.status === 'cancelled') return { ...none, already: true };
       if (job.status !== 'running') {
-        throw reject(`job ${jobId} is already ${job.status}: only a running job can be cancelled.`, {
-          job: jobId,
-          status: job.status,
-        });
+        throw reject(
+          'job/closed',
+          `job ${jobId} is already ${job.status}: only a running job can be cancelled.`,
+          {
+            job: jobId,
+            status: job.status,
+          },
+        );
       }
       s.putJob({ ...job, status: 'cancelled', cancelledAt: now });
       const leases = s.leasesOfJob(jobId);
@@ -420,7 +433,7 @@ export class Scheduler {
   progress(jobId: string): JobProgress {
     const s = this.#store;
     const job = s.getJob(jobId);
-    if (!job) throw reject(`job ${jobId} does not exist.`, { job: jobId });
+    if (!job) throw reject('job/unknown', `job ${jobId} does not exist.`, { job: jobId });
     const { shards, validated, failed, inFlight, done } = s.shardStats(jobId);
     let failures: ShardFailure[] | undefined;
     if (failed > 0) {

@@ -8,21 +8,27 @@ import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { type WebSocket, WebSocketServer } from 'ws';
 import { HearthError, type HearthErrorCode, isHearthError } from '../core/errors.ts';
-import { IssuedPeers, verifyContribution } from '../hub/allreduce-audit.ts';
+import { IssuedPeers } from '../hub/allreduce-audit.ts';
 import { importVolunteerKey, newNonce, type VolunteerKey, verifyChallenge } from '../hub/identity.ts';
 import type { HubRounds } from '../hub/rounds.ts';
 import type { Scheduler } from '../hub/scheduler.ts';
 import type { AllReduceReportRecord } from '../hub/store.ts';
 import type { BlobSwarm } from '../hub/swarm.ts';
 import {
+  type AnyHubBody,
   type ClientMessage,
   CONTROL_LIMITS,
-  type ControlErrorCode,
-  type HubMessage,
+  CONTROL_PROTOCOL_VERSION,
+  type ControlCapabilities,
   parseClientMessage,
+  type RequestOf,
+  requestIdOf,
 } from '../protocol/control.ts';
-import { shardContextOf } from '../protocol/kinds/index.ts';
 import type { Manifest } from '../protocol/manifest.ts';
+import { ALLREDUCE_HANDLERS } from './control/allreduce.ts';
+import type { Connection, Handler, HandlerContext, Handlers, ReadyType } from './control/handler.ts';
+import { LEASE_HANDLERS } from './control/leases.ts';
+import { SWARM_HANDLERS } from './control/swarm.ts';
 
 export const CONTROL_PATH = '/v1/volunteer';
 
@@ -103,16 +109,48 @@ export interface ControlPlane {
   readonly volunteers: () => number;
   /** Whether `peerId` was issued to a connection that is still open (for the PeerServer). */
   readonly isPeerId: (peerId: string) => boolean;
+  /**
+   * Pushes `work-available` to every connection whose last lease-request was answered `no-work`
+   * (call it when a job arrives or leases go back); returns how many were told.
+   */
+  readonly workAvailable: () => number;
   /** Stops accepting, closes every connection (their leases are released) and detaches. */
   close(): Promise<void>;
 }
 
 type Phase =
   | { readonly name: 'new' }
-  | { readonly name: 'challenged'; readonly key: VolunteerKey; readonly caps: Caps }
-  | { readonly name: 'ready'; readonly id: string; readonly caps: Caps; readonly peerId?: string }
+  | { readonly name: 'challenged'; readonly key: VolunteerKey; readonly caps: ControlCapabilities }
+  | { readonly name: 'ready'; readonly conn: Connection }
   | { readonly name: 'closed' };
-type Caps = Extract<ClientMessage, { type: 'hello' }>['capabilities'];
+
+/** Every request an authenticated connection may send, and who answers it. */
+const HANDLERS: Handlers<ReadyType> = { ...LEASE_HANDLERS, ...SWARM_HANDLERS, ...ALLREDUCE_HANDLERS };
+
+/**
+ * Codes a handler throws to refuse a request: the volunteer's mistake or the hub's "no", sent
+ * back as they are. Any other failure is the hub's own: logged, and answered 'control/internal'.
+ */
+const REFUSALS: ReadonlySet<HearthErrorCode> = new Set<HearthErrorCode>([
+  'input/invalid',
+  'shard/unknown',
+  'lease/unknown',
+  'job/unknown',
+  'job/closed',
+  'result/duplicate',
+  'net/refused',
+  'control/unsupported',
+  'control/rate-limited',
+]);
+
+/** A volunteer's one live connection, as the other connections of the hub reach it. */
+interface Live {
+  readonly conn: Connection;
+  /** Tells it a newer connection replaced it, and closes it. */
+  readonly replace: () => void;
+  /** Sends it a message of the hub's own (no `re`). */
+  readonly push: (m: AnyHubBody) => void;
+}
 
 const CLOSE_POLICY = 1008;
 /** Close code of a connection that another connection of the same volunteer replaced. */
@@ -187,13 +225,21 @@ export function attachControlPlane(
   const wss = new WebSocketServer({ noServer: true, maxPayload: maxBytes });
   const byAddress = new Map<string, number>();
   const byVolunteer = new Map<string, number>();
-  /** The one live connection of each volunteer: how to close it when a newer one authenticates. */
-  const current = new Map<string, () => void>();
+  /** The one live connection of each volunteer: how to replace it, how to push to it. */
+  const live = new Map<string, Live>();
   const sockets = new Set<WebSocket>();
   const peerIds = new Set<string>();
   const swarm = opts.swarm;
   const allreduce = opts.allreduce;
   const issued = allreduce?.issued ?? new IssuedPeers();
+  const context: HandlerContext = {
+    scheduler,
+    now,
+    issued,
+    ...(opts.manifestOf ? { manifestOf: opts.manifestOf } : {}),
+    ...(swarm ? { swarm } : {}),
+    ...(allreduce ? { allreduce } : {}),
+  };
   // Sockets heard from (a pong or a message) since the last ping sweep.
   const heard = new WeakSet<WebSocket>();
   let closing = false;
@@ -254,202 +300,135 @@ export function attachControlPlane(
     let tokens = burst;
     let lastRefill = Date.now();
     let queued = 0;
-    // Report times of the last minute, for allreduce.reportsPerMinute.
-    const reported: number[] = [];
     let chain: Promise<void> = Promise.resolve();
     // The socket may already be dead when released; ws keeps the address count honest via 'close'.
     let released = false;
 
-    const send = (m: HubMessage) => {
-      if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(m));
+    const send = (m: AnyHubBody, re?: number) => {
+      if (ws.readyState === ws.OPEN) {
+        ws.send(JSON.stringify({ v: CONTROL_PROTOCOL_VERSION, ...(re === undefined ? {} : { re }), ...m }));
+      }
     };
-    const fail = (code: ControlErrorCode, message: string, close = false) => {
-      send({ v: 1, type: 'error', code, message: message.slice(0, CONTROL_LIMITS.maxErrorChars) });
-      if (close) shut(CLOSE_POLICY, code);
+    /** An error reply to request `re` (a push when undefined); `close` ends the connection. */
+    const fail = (
+      code: HearthErrorCode,
+      message: string,
+      opts: { re?: number | undefined; details?: Readonly<Record<string, unknown>>; close?: boolean } = {},
+    ) => {
+      const details =
+        opts.details && JSON.stringify(opts.details).length <= CONTROL_LIMITS.maxDetailsChars
+          ? opts.details
+          : undefined;
+      send(
+        {
+          type: 'error',
+          code,
+          message: message.slice(0, CONTROL_LIMITS.maxErrorChars),
+          ...(details && Object.keys(details).length > 0 ? { details } : {}),
+        },
+        opts.re,
+      );
+      if (opts.close) shut(CLOSE_POLICY, code);
     };
     const shut = (code: number, reason: string) => {
       if (phase.name !== 'closed' && ws.readyState === ws.OPEN) ws.close(code, reason);
     };
-    const replaceMe = () => {
-      fail(
-        'replaced',
-        'This volunteer identity connected again (a reconnect, or another tab): this connection is closed and its leases went back to the hub.',
-      );
-      shut(CLOSE_REPLACED, 'replaced');
+    const connection: Pick<Live, 'replace' | 'push'> = {
+      replace: () => {
+        fail(
+          'control/replaced',
+          'This volunteer identity connected again (a reconnect, or another tab): this connection is closed and its leases went back to the hub.',
+        );
+        shut(CLOSE_REPLACED, 'control/replaced');
+      },
+      push: (m) => send(m),
     };
     const authTimer = setTimeout(() => {
-      if (phase.name !== 'ready') fail('auth-timeout', `No verified auth within ${authTimeoutMs} ms.`, true);
+      if (phase.name !== 'ready') {
+        fail('control/auth-timeout', `No verified auth within ${authTimeoutMs} ms.`, { close: true });
+      }
     }, authTimeoutMs);
+
+    /** hello → challenge → auth → welcome: the two requests before a connection is a volunteer. */
+    const greet = async (m: RequestOf<'hello'> | RequestOf<'auth'>): Promise<void> => {
+      if (m.type === 'hello') {
+        if (phase.name !== 'new') {
+          return fail('control/bad-state', 'hello: this connection already said hello.', { re: m.id });
+        }
+        const key = await importVolunteerKey(m.publicKey);
+        nonce = newNonce();
+        if (phase.name !== 'new') return;
+        phase = { name: 'challenged', key, caps: m.capabilities };
+        return send({ type: 'challenge', nonce }, m.id);
+      }
+      if (phase.name === 'ready') {
+        return fail('control/bad-state', 'auth: this connection is already authenticated.', { re: m.id });
+      }
+      if (phase.name !== 'challenged')
+        return fail('control/bad-state', 'auth: say hello first.', { re: m.id });
+      const { key, caps } = phase;
+      if (!(await verifyChallenge(key, nonce, m.signature))) {
+        return fail(
+          'control/auth-failed',
+          "auth: the signature does not verify for this connection's challenge.",
+          {
+            re: m.id,
+            close: true,
+          },
+        );
+      }
+      if (phase.name !== 'challenged') return;
+      clearTimeout(authTimer);
+      // A fresh random PeerJS id per connection: unguessable, so holders the hub names are
+      // connections it authenticated, and nobody can squat on another volunteer's id.
+      const peerId = swarm ? `h${randomBytes(16).toString('hex')}` : undefined;
+      if (peerId) {
+        peerIds.add(peerId);
+        issued.issue(peerId, key);
+      }
+      const conn: Connection = {
+        volunteer: key.id,
+        caps,
+        reported: [],
+        idle: false,
+        ...(peerId ? { peerId } : {}),
+      };
+      phase = { name: 'ready', conn };
+      byVolunteer.set(key.id, (byVolunteer.get(key.id) ?? 0) + 1);
+      // One live connection per volunteer: the newer replaces the older (a reconnect the hub had
+      // not noticed, or the same identity in a second tab), and the older's leases go back at
+      // once, before this one can take any — leases belong to the identity, so two connections
+      // would share them.
+      const older = live.get(key.id);
+      if (older) {
+        older.replace();
+        try {
+          scheduler.disconnect(key.id);
+        } catch (e) {
+          onInternal(e);
+        }
+      }
+      live.set(key.id, { ...connection, conn });
+      return send({ type: 'welcome', volunteerId: key.id, ...(peerId ? { peerId } : {}) }, m.id);
+    };
 
     const handle = async (m: ClientMessage): Promise<void> => {
       if (phase.name === 'closed') return;
-      switch (m.type) {
-        case 'hello': {
-          if (phase.name !== 'new') return fail('bad-state', 'hello: this connection already said hello.');
-          const key = await importVolunteerKey(m.publicKey);
-          nonce = newNonce();
-          if (phase.name !== 'new') return;
-          phase = { name: 'challenged', key, caps: m.capabilities };
-          return send({ v: 1, type: 'challenge', nonce });
-        }
-        case 'auth': {
-          if (phase.name === 'ready')
-            return fail('bad-state', 'auth: this connection is already authenticated.');
-          if (phase.name !== 'challenged') return fail('bad-state', 'auth: say hello first.');
-          const { key, caps } = phase;
-          if (!(await verifyChallenge(key, nonce, m.signature))) {
-            return fail(
-              'auth-failed',
-              "auth: the signature does not verify for this connection's challenge.",
-              true,
-            );
-          }
-          if (phase.name !== 'challenged') return;
-          clearTimeout(authTimer);
-          // A fresh random PeerJS id per connection: unguessable, so holders the hub names are
-          // connections it authenticated, and nobody can squat on another volunteer's id.
-          const peerId = swarm ? `h${randomBytes(16).toString('hex')}` : undefined;
-          if (peerId) {
-            peerIds.add(peerId);
-            issued.issue(peerId, key);
-          }
-          phase = { name: 'ready', id: key.id, caps, ...(peerId ? { peerId } : {}) };
-          byVolunteer.set(key.id, (byVolunteer.get(key.id) ?? 0) + 1);
-          // One live connection per volunteer: the newer replaces the older (a reconnect the hub
-          // had not noticed, or the same identity in a second tab), and the older's leases go
-          // back at once, before this one can take any — leases belong to the identity, so two
-          // connections would share them.
-          const older = current.get(key.id);
-          if (older) {
-            older();
-            try {
-              scheduler.disconnect(key.id);
-            } catch (e) {
-              onInternal(e);
-            }
-          }
-          current.set(key.id, replaceMe);
-          return send({ v: 1, type: 'welcome', volunteerId: key.id, ...(peerId ? { peerId } : {}) });
-        }
-        default:
-          break;
+      if (m.type === 'hello' || m.type === 'auth') return greet(m);
+      if (phase.name !== 'ready') {
+        return fail('control/unauthenticated', `${m.type}: authenticate first (hello, auth).`, { re: m.id });
       }
-      if (phase.name !== 'ready')
-        return fail('unauthenticated', `${m.type}: authenticate first (hello, auth).`);
-      const { id, caps } = phase;
       try {
-        switch (m.type) {
-          case 'lease-request': {
-            const g = scheduler.lease(id, caps, now());
-            // Idle is when the volunteer's "awaiting agreement" count can catch up with shards
-            // that other volunteers' results have judged since.
-            if (!g) return send({ v: 1, type: 'no-work', pending: scheduler.pendingResults(id) });
-            const m = opts.manifestOf?.(g.job);
-            return send({
-              v: 1,
-              type: 'lease',
-              lease: g.lease.id,
-              shard: g.shard,
-              job: g.job,
-              ...(m ? shardContextOf(m) : {}),
-              work: g.work,
-              deadline: g.lease.deadline,
-            });
-          }
-          case 'heartbeat': {
-            const l = scheduler.heartbeat(id, m.lease, now());
-            return send({ v: 1, type: 'extended', lease: l.id, deadline: l.deadline });
-          }
-          case 'result': {
-            const outcome = await scheduler.submitResult(id, m.result, now());
-            return send({ v: 1, type: 'ack', shard: m.result.shard, outcome: outcome.status });
-          }
-          case 'shard-failed': {
-            const r = await scheduler.reportFailure(
-              id,
-              m.shard,
-              { code: m.code as HearthErrorCode, message: m.message },
-              now(),
-            );
-            return send({ v: 1, type: 'failure-noted', shard: m.shard, outcome: r.status });
-          }
-          case 'announce':
-          case 'holders-request': {
-            const me = phase.peerId;
-            if (!swarm || !me) return fail('unsupported', `${m.type}: this hub keeps no blob swarm.`);
-            if (m.type === 'announce') {
-              return send({ v: 1, type: 'announced', count: swarm.announce(me, m.blobs) });
-            }
-            const peers = swarm.holders(m.sha256, CONTROL_LIMITS.maxHolders, me);
-            const fetching = peers.length === 0 ? swarm.fetching(m.sha256, me) : 0;
-            // Told of holders, the asker fetches from peers and serves what it has meanwhile;
-            // others fetching it too are named beside the full holders.
-            const partial =
-              peers.length > 0 ? swarm.partialHolders(m.sha256, CONTROL_LIMITS.maxPartialHolders, me) : [];
-            if (peers.length > 0) swarm.fetchingFromPeers(m.sha256, me);
-            return send({
-              v: 1,
-              type: 'holders',
-              sha256: m.sha256,
-              peers,
-              ...(fetching > 0 ? { fetching } : {}),
-              ...(partial.length > 0 ? { partial } : {}),
-            });
-          }
-          case 'allreduce-report': {
-            const me = phase.peerId;
-            if (!allreduce || !me)
-              return fail('unsupported', `${m.type}: this hub keeps no all-reduce reports.`);
-            if (!m.group.includes(me)) {
-              return fail('refused', `${m.type}: this connection's peer id ${me} is not in message.group.`);
-            }
-            const limit = allreduce.reportsPerMinute ?? 60;
-            const t = Date.now();
-            while (reported.length > 0 && reported[0]! <= t - 60_000) reported.shift();
-            if (reported.length >= limit) {
-              return fail('refused', `${m.type}: over ${limit} reports a minute on this connection.`);
-            }
-            reported.push(t);
-            const verdicts = await Promise.all(
-              m.contributions.map((c) => verifyContribution(m.round, c, issued)),
-            );
-            allreduce.record({
-              round: m.round,
-              reporter: id,
-              reporterPeer: me,
-              receivedAt: now(),
-              group: m.group,
-              contributors: m.contributors,
-              contributions: m.contributions.map((c, i) => ({ ...c, verdict: verdicts[i]! })),
-              mean: m.mean,
-              dropped: m.dropped,
-            });
-            const flagged = m.contributions
-              .map((c, i) => ({ peer: c.peer, verdict: verdicts[i]! }))
-              .filter((f) => f.verdict !== 'valid');
-            return send({ v: 1, type: 'allreduce-ack', round: m.round, flagged });
-          }
-          case 'allreduce-fallback': {
-            const me = phase.peerId;
-            const rounds = allreduce?.rounds;
-            if (!rounds || !me) return fail('unsupported', `${m.type}: this hub does not average rounds.`);
-            try {
-              const t = rounds.join({ ...m, peer: me, volunteer: id });
-              return send({
-                v: 1,
-                type: 'allreduce-ticket',
-                round: m.round,
-                ticket: t.ticket,
-                deadline: t.deadline,
-              });
-            } catch (e) {
-              if (isHearthError(e)) return fail('refused', `${m.type}: ${e.message}`);
-              throw e;
-            }
-          }
-        }
+        const reply = await (HANDLERS[m.type] as Handler<ReadyType>)(
+          m as RequestOf<ReadyType>,
+          phase.conn,
+          context,
+        );
+        send(reply as AnyHubBody, m.id);
       } catch (e) {
-        if (isHearthError(e, 'input/invalid')) return fail('refused', e.message);
+        if (isHearthError(e) && REFUSALS.has(e.code)) {
+          return fail(e.code, e.message, { re: m.id, details: e.details });
+        }
         throw e;
       }
     };
@@ -461,40 +440,75 @@ export function attachControlPlane(
       tokens = Math.min(burst, tokens + ((t - lastRefill) / 1000) * rate);
       lastRefill = t;
       if (tokens < 1) {
-        return fail('rate-limited', `Over ${rate} messages per second: closing this connection.`, true);
+        return fail('control/rate-limited', `Over ${rate} messages per second: closing this connection.`, {
+          close: true,
+        });
       }
       tokens -= 1;
-      if (isBinary)
-        return fail('unsupported', 'Binary frames are not part of the control protocol: send JSON text.');
+      if (isBinary) {
+        return fail(
+          'control/unsupported',
+          'Binary frames are not part of the control protocol: send JSON text.',
+        );
+      }
       if (++queued > maxQueued) {
         return fail(
-          'rate-limited',
+          'control/rate-limited',
           `More than ${maxQueued} messages waiting: closing this connection.`,
-          true,
+          {
+            close: true,
+          },
         );
       }
       const text = Array.isArray(data)
         ? Buffer.concat(data).toString('utf8')
         : Buffer.from(data as ArrayBuffer).toString('utf8');
       chain = chain.then(async () => {
+        let re: number | undefined;
         try {
           let m: ClientMessage;
           try {
             m = parseClientMessage(text);
           } catch (e) {
-            if (isHearthError(e)) return fail('bad-message', e.message);
+            if (isHearthError(e, 'protocol/version')) return refuseVersion(e);
+            if (isHearthError(e))
+              return fail(e.code, e.message, { re: requestIdOf(text), details: e.details });
             throw e;
           }
+          re = m.id;
           await handle(m);
         } catch (e) {
-          if (isHearthError(e, 'input/invalid')) return fail('bad-message', e.message);
+          if (isHearthError(e, 'input/invalid')) return fail(e.code, e.message, { re, details: e.details });
           onInternal(e);
-          fail('internal', 'The hub failed on this message; it may be retried.');
+          fail('control/internal', 'The hub failed on this message; it may be retried.', { re });
         } finally {
           queued--;
         }
       });
     });
+    /**
+     * A page of another release. A version-1 page reads only version-1 errors, so the refusal is
+     * written in its words (an error it knows, the reason in the sentence) before the close: the
+     * volunteer sees "reload the page", not a parse failure.
+     */
+    const refuseVersion = (e: HearthError) => {
+      if (ws.readyState === ws.OPEN) {
+        ws.send(
+          JSON.stringify(
+            e.details.got === 1
+              ? { v: 1, type: 'error', code: 'bad-message', message: `protocol/version: ${e.message}` }
+              : {
+                  v: CONTROL_PROTOCOL_VERSION,
+                  type: 'error',
+                  code: e.code,
+                  message: e.message,
+                  details: e.details,
+                },
+          ),
+        );
+      }
+      shut(CLOSE_POLICY, 'protocol/version');
+    };
     ws.on('error', () => {
       // ws reports protocol violations (oversize, bad frames) here, then closes: nothing to add.
     });
@@ -508,22 +522,23 @@ export function attachControlPlane(
       const was = phase;
       phase = { name: 'closed' };
       if (was.name !== 'ready') return;
-      if (current.get(was.id) === replaceMe) current.delete(was.id);
-      if (was.peerId) {
-        peerIds.delete(was.peerId);
-        issued.release(was.peerId);
-        swarm?.drop(was.peerId);
+      const { volunteer, peerId } = was.conn;
+      if (live.get(volunteer)?.conn === was.conn) live.delete(volunteer);
+      if (peerId) {
+        peerIds.delete(peerId);
+        issued.release(peerId);
+        swarm?.drop(peerId);
       }
-      const left = (byVolunteer.get(was.id) ?? 1) - 1;
+      const left = (byVolunteer.get(volunteer) ?? 1) - 1;
       if (left > 0) {
-        byVolunteer.set(was.id, left);
+        byVolunteer.set(volunteer, left);
         return;
       }
-      byVolunteer.delete(was.id);
+      byVolunteer.delete(volunteer);
       // Wait for this connection's last message (a result in flight) before releasing leases.
       chain = chain.then(() => {
         try {
-          scheduler.disconnect(was.id);
+          scheduler.disconnect(volunteer);
         } catch (e) {
           onInternal(e);
         }
@@ -552,6 +567,16 @@ export function attachControlPlane(
     connections: () => sockets.size,
     volunteers: () => byVolunteer.size,
     isPeerId: (peerId) => peerIds.has(peerId),
+    workAvailable: () => {
+      let told = 0;
+      for (const l of live.values()) {
+        if (!l.conn.idle) continue;
+        l.conn.idle = false;
+        l.push({ type: 'work-available' });
+        told++;
+      }
+      return told;
+    },
     close: async () => {
       closing = true;
       clearInterval(pinger);

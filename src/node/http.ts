@@ -2,7 +2,7 @@
 // error type routes throw, JSON answers, and bounded request bodies. One place, so every route
 // answers errors the same way and no route reads an unbounded body.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { HearthError } from '../core/errors.ts';
+import type { HearthError, HearthErrorCode } from '../core/errors.ts';
 import { isTooLarge } from '../hub/blobs.ts';
 
 export const JSON_TYPE = 'application/json; charset=utf-8';
@@ -30,10 +30,21 @@ export class HttpError extends Error {
 
 export const notFound = (what: string) => new HttpError(404, 'http/not-found', `${what} does not exist.`);
 
+/** The HTTP status of the error codes whose meaning fixes it (the rest take the caller's). */
+export const STATUS_OF_CODE: Readonly<Partial<Record<HearthErrorCode, number>>> = {
+  'job/unknown': 404,
+  'shard/unknown': 404,
+  'lease/unknown': 409,
+  'job/closed': 409,
+  'result/duplicate': 409,
+  'store/failed': 503,
+  'protocol/version': 400,
+};
+
 /**
  * A HearthError as an HttpError: 413 when it is about size; the status a lower layer put in
- * `details.status` (an HTTP status it chose, e.g. hub/rounds.ts's 409 for a second upload);
- * otherwise `status` (default 400, bad input).
+ * `details.status` (an HTTP status it chose, e.g. hub/rounds.ts's 409 for a second upload); the
+ * code's own status (STATUS_OF_CODE); otherwise `status` (default 400, bad input).
  */
 export function fromHearth(e: HearthError, status = 400): HttpError {
   if (isTooLarge(e)) return new HttpError(413, 'http/too-large', e.message, e.details);
@@ -41,7 +52,7 @@ export function fromHearth(e: HearthError, status = 400): HttpError {
   if (typeof chosen === 'number' && Number.isInteger(chosen) && chosen >= 400 && chosen <= 599) {
     return new HttpError(chosen, e.code, e.message, details);
   }
-  return new HttpError(status, e.code, e.message, e.details);
+  return new HttpError(STATUS_OF_CODE[e.code] ?? status, e.code, e.message, e.details);
 }
 
 /** A JSON answer (no body for HEAD). */

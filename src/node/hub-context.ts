@@ -23,6 +23,8 @@ export interface Ctx {
   /** Builds a WGSL kernel's pipelines on the hub's device at submit (absent: declarations only). */
   readonly checkWgsl?: SubmitEnv['checkWgsl'];
   readonly stats: HubStats;
+  /** Tells volunteers idle on `no-work` that there is work (after a submit). */
+  readonly workAvailable: () => void;
 }
 
 /** Counters of one hub process since it started. */

@@ -97,6 +97,7 @@ export async function submitJob(
   const job = ctx.scheduler.submit(manifest, Date.now(), {
     owner: who.kind === 'researcher' ? who.name : undefined,
   });
+  ctx.workAvailable();
   send(req, res, 201, { job });
 }
 

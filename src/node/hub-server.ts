@@ -218,7 +218,10 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
     oracle,
     ...(checkWgsl ? { checkWgsl } : {}),
     stats,
+    // The control plane is attached below, once the server exists.
+    workAvailable: () => controlPlane?.workAvailable(),
   };
+  let controlPlane: ControlPlane | undefined;
   const pages = staticPages(opts.pagesDir ?? DEFAULT_PAGES_DIR);
   let p2p: HubPeerServer | undefined;
 
@@ -275,7 +278,7 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
   for (const o of selfOriginsOf(host, port)) self.add(o);
   // The swarm (who holds which blob) only makes sense where peers can reach each other.
   const swarm = opts.peer === false ? undefined : new BlobSwarm();
-  const controlPlane = attachControlPlane(server, scheduler, {
+  controlPlane = attachControlPlane(server, scheduler, {
     ...opts.volunteers,
     allowedOrigins: opts.allowedOrigins,
     selfOrigins: [...self],
@@ -285,11 +288,12 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
       ? { allreduce: { record: (r) => store.putAllReduceReport(r), ...(rounds ? { rounds } : {}) } }
       : {}),
   });
+  const cp = controlPlane;
   if (opts.peer !== false) {
     const peerOpts = opts.peer ?? {};
     p2p = attachPeerServer(server, (o) => allowed.has(o) || self.has(o), {
       ...peerOpts,
-      ...(peerOpts.requireIssuedIds ? { idAllowed: (id: string) => controlPlane.isPeerId(id) } : {}),
+      ...(peerOpts.requireIssuedIds ? { idAllowed: (id: string) => cp.isPeerId(id) } : {}),
     });
   }
   // An upgrade nobody takes would otherwise hang until the socket times out.
@@ -307,7 +311,8 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
   const expiry = setInterval(() => {
     const now = Date.now();
     try {
-      scheduler.expire(now);
+      // Leases that went back are work for volunteers told "no work".
+      if (scheduler.expire(now) > 0) cp.workAvailable();
       if (now - prunedAt >= pruneEvery) {
         prunedAt = now;
         store.pruneAllReduceReports(now - reportTtl);
@@ -331,7 +336,7 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
     url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
     port,
     server,
-    controlPlane,
+    controlPlane: cp,
     peer: p2p,
     swarm,
     stats,
@@ -343,7 +348,7 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
       closing ??= (async () => {
         clearInterval(expiry);
         // Volunteers first: their disconnects still reach the scheduler while the store is open.
-        await controlPlane.close();
+        await cp.close();
         rounds?.close();
         await p2p?.close();
         await new Promise<void>((resolve) => {

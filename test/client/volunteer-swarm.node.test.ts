@@ -101,7 +101,7 @@ describe('blob swarm with the volunteer runtime', () => {
       await TestKey.create(),
       EMBED_ORIGIN,
     );
-    ghost.conn.send({ v: 1, type: 'announce', blobs: [modelSha] });
+    ghost.conn.send({ v: 2, type: 'announce', blobs: [modelSha] });
     expect(await ghost.conn.msg()).toMatchObject({ type: 'announced', count: 1 });
     const v = await nodeVolunteer(hub.url, { p2p });
     vols.push(v);

@@ -206,7 +206,7 @@ describe('volunteer runtime against a real hub', () => {
       staller,
       EMBED_ORIGIN,
     );
-    conn.send({ v: 1, type: 'lease-request' });
+    conn.send({ v: 2, type: 'lease-request' });
     const stolen = await conn.msg();
     expect(stolen.type).toBe('lease');
 

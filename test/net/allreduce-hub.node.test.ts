@@ -18,16 +18,16 @@ import {
   reportRound,
 } from '../../src/client/allreduce-hub.ts';
 import { HubSession, type SocketLike } from '../../src/client/hub-session.ts';
-import { isHearthError } from '../../src/core/errors.ts';
+import { type HearthError, isHearthError } from '../../src/core/errors.ts';
 import { auditRound, type RoundAudit, wrongContributions } from '../../src/hub/allreduce-audit.ts';
 import { SqliteStore } from '../../src/hub/sqlite-store.ts';
 import { type AllReduceResult, allReduceMean, attachAllReduce } from '../../src/net/allreduce.ts';
 import type { PeerNode } from '../../src/net/peer-node.ts';
 import { contributionMessage } from '../../src/protocol/allreduce.ts';
 import {
-  type ClientWireMessage,
   challengeBytes,
   parseClientMessage,
+  type RequestBody,
   toBase64Url,
 } from '../../src/protocol/control.ts';
 import { CAPS } from '../hub/fixtures.ts';
@@ -151,7 +151,7 @@ describe('accountable all-reduce through a real hub', () => {
     const acks = await Promise.all(
       members.map((m, i) => reportRound(m.session, round, results[i]!.contributors, results[i]!)),
     );
-    for (const a of acks) expect(a).toEqual({ v: 1, type: 'allreduce-ack', round, flagged: [] });
+    for (const a of acks) expect(a).toEqual({ v: 2, type: 'allreduce-ack', round, flagged: [] });
 
     const res = await audit(round);
     expect(res.status).toBe(200);
@@ -186,7 +186,7 @@ describe('accountable all-reduce through a real hub', () => {
     const unknown = `h${'0'.repeat(32)}`;
     const msg = (contributions: { peer: string; volunteer: string; sha256: string; signature: string }[]) =>
       ({
-        v: 1,
+        v: 2,
         type: 'allreduce-report',
         round,
         group: [a.peer, b.peer, c.peer, unknown],
@@ -194,7 +194,7 @@ describe('accountable all-reduce through a real hub', () => {
         contributions,
         mean: 'cd'.repeat(32),
         dropped: [],
-      }) as ClientWireMessage;
+      }) as RequestBody<'allreduce-report'>;
     const reply = await a.session.request(
       msg([
         // a's own, properly signed.
@@ -212,7 +212,7 @@ describe('accountable all-reduce through a real hub', () => {
       ]),
     );
     expect(reply).toEqual({
-      v: 1,
+      v: 2,
       type: 'allreduce-ack',
       round,
       flagged: [
@@ -242,10 +242,12 @@ describe('accountable all-reduce through a real hub', () => {
     ).rejects.toThrow(/contribution messages only/);
     // A report from a connection outside the group is refused.
     const d = members[3]!;
-    const refused = await d.session.request(
-      msg([{ peer: a.peer, volunteer: a.key.id, sha256: tensorSha, signature: good }]),
-    );
-    expect(refused).toMatchObject({ type: 'error', code: 'refused' });
+    await expect(
+      d.session.request(msg([{ peer: a.peer, volunteer: a.key.id, sha256: tensorSha, signature: good }])),
+    ).rejects.toMatchObject({
+      code: 'input/invalid',
+      details: { hubCode: 'input/invalid', path: 'message.group' },
+    });
 
     const body = JSON.parse((await audit(round)).body.toString()) as RoundAudit;
     expect(body.reports).toHaveLength(1); // a's second report replaced its first
@@ -345,32 +347,53 @@ describe('accountable all-reduce through a real hub', () => {
     const b = members[1]!;
     const round = 'acct/bad';
     const tensor = seededFloats(64, 1);
+    type Answer = { type: string; ticket?: string; code?: unknown; message?: string; details?: unknown };
+    // The hub's answer: its reply, or its error reply (which the session throws) as the message.
     const ask = (m: Member, over: Record<string, unknown>) =>
-      m.session.request({
-        v: 1,
-        type: 'allreduce-fallback',
-        round,
-        group: [a.peer, b.peer],
-        elements: 64,
-        sha256: sha(bytesOf(tensor)),
-        ...over,
-      } as ClientWireMessage);
-    // Not a member of the group it names.
+      m.session
+        .request({
+          type: 'allreduce-fallback',
+          round,
+          group: [a.peer, b.peer],
+          elements: 64,
+          sha256: sha(bytesOf(tensor)),
+          ...over,
+        } as RequestBody<'allreduce-fallback'>)
+        .then(
+          (r): Answer => r,
+          (e: HearthError): Answer => ({
+            type: 'error',
+            code: e.details.hubCode,
+            message: e.message,
+            details: e.details,
+          }),
+        );
+    // Not a member of the group it names (403 on the hub's routes).
     expect(await ask(b, { group: [a.peer, members[2]!.peer] })).toMatchObject({
       type: 'error',
-      code: 'refused',
+      code: 'input/invalid',
+      details: { status: 403 },
     });
     // Over the hub's tensor limit.
     expect(await ask(a, { round: 'acct/big', elements: L + 1 })).toMatchObject({
       type: 'error',
-      code: 'refused',
+      code: 'input/invalid',
+      details: { status: 413 },
     });
     const t = await ask(a, {});
     expect(t).toMatchObject({ type: 'allreduce-ticket', round });
     if (t.type !== 'allreduce-ticket') return;
     // Another group, or another size, for the same round.
-    expect(await ask(b, { group: [b.peer, a.peer] })).toMatchObject({ type: 'error', code: 'refused' });
-    expect(await ask(b, { elements: 65 })).toMatchObject({ type: 'error', code: 'refused' });
+    expect(await ask(b, { group: [b.peer, a.peer] })).toMatchObject({
+      type: 'error',
+      code: 'input/invalid',
+      details: { status: 409 },
+    });
+    expect(await ask(b, { elements: 65 })).toMatchObject({
+      type: 'error',
+      code: 'input/invalid',
+      details: { status: 409 },
+    });
     // Malformed messages: the field is named.
     for (const [over, field] of [
       [{ group: [a.peer, a.peer] }, 'message.group'],
@@ -381,8 +404,12 @@ describe('accountable all-reduce through a real hub', () => {
       [{ group: ['peer-1', 'peer-2'] }, 'message.group[0]'],
     ] as const) {
       const r = await ask(a, over);
-      expect(r).toMatchObject({ type: 'error', code: 'bad-message' });
-      expect(r.type === 'error' && r.message).toContain(field);
+      expect(r).toMatchObject({
+        type: 'error',
+        code: 'input/invalid',
+        details: { path: expect.stringContaining(field.split('[')[0]!) },
+      });
+      expect('message' in r && r.message).toContain(field);
     }
 
     const path = `/v1/allreduce/${encodeURIComponent(round)}`;
@@ -456,7 +483,6 @@ describe('accountable all-reduce through a real hub', () => {
       // After the TTL the round is gone, with its tensors.
       await new Promise((r) => setTimeout(r, 1500));
       const t = await c.session.request({
-        v: 1,
         type: 'allreduce-fallback',
         round,
         group,
@@ -474,7 +500,7 @@ describe('accountable all-reduce through a real hub', () => {
 describe('allreduce-report validation', () => {
   const peer = (i: number) => `h${i.toString(16).padStart(32, '0')}`;
   const report = {
-    v: 1,
+    v: 2,
     type: 'allreduce-report',
     round: 'r',
     group: [peer(1), peer(2)],

@@ -57,6 +57,23 @@ export async function startTestHub(opts: Partial<ControlPlaneOptions> = {}): Pro
   };
 }
 
+/**
+ * A hub message; the version-1 error that refuses a version-1 message (a page of the previous
+ * release) reads as the 'protocol/version' error it stands for.
+ */
+export function readHubMessage(text: string): HubMessage {
+  const o = JSON.parse(text) as { v?: unknown; type?: unknown; code?: unknown; message?: unknown };
+  if (
+    o.v === 1 &&
+    o.type === 'error' &&
+    o.code === 'bad-message' &&
+    String(o.message).startsWith('protocol/version: ')
+  ) {
+    return { v: 2, type: 'error', code: 'protocol/version', message: String(o.message) };
+  }
+  return parseHubMessage(text);
+}
+
 export type ClientEvent =
   | { readonly kind: 'message'; readonly msg: HubMessage }
   | { readonly kind: 'close'; readonly code: number; readonly reason: string };
@@ -84,7 +101,7 @@ export class Conn {
       this.ws.once('error', () => resolve(false));
     });
     this.ws.on('error', () => {});
-    this.ws.on('message', (data) => this.#push({ kind: 'message', msg: parseHubMessage(data.toString()) }));
+    this.ws.on('message', (data) => this.#push({ kind: 'message', msg: readHubMessage(data.toString()) }));
     this.ws.on('close', (code, reason) => this.#push({ kind: 'close', code, reason: reason.toString() }));
   }
 
@@ -110,16 +127,35 @@ export class Conn {
     });
   }
 
-  /** The next message, which must be a message (not a close). */
+  /**
+   * The next message, which must be a message (not a close). A reply must name a request this
+   * connection sent; its `re` is then left out, so tests compare the rest (`next()` keeps it).
+   */
   async msg(): Promise<HubMessage> {
     const e = await this.next();
     if (e.kind !== 'message') throw new Error(`expected a message, the hub closed (${e.code} ${e.reason})`);
-    return e.msg;
+    const { re, ...rest } = e.msg;
+    if (re !== undefined && !this.#sentIds.has(re)) throw new Error(`a reply to ${re}, which was never sent`);
+    return rest as HubMessage;
   }
+  readonly #sentIds = new Set<number>();
 
+  /**
+   * Sends `m` as JSON (a string as is). A request without an `id` gets the next one, as a
+   * HubSession would give it; `lastId` says which.
+   */
   send(m: unknown): void {
-    this.ws.send(typeof m === 'string' ? m : JSON.stringify(m));
+    if (typeof m === 'string') {
+      this.ws.send(m);
+      return;
+    }
+    const o = m as Record<string, unknown>;
+    const withId =
+      o && typeof o === 'object' && !('id' in o) && 'type' in o ? { ...o, id: ++this.lastId } : o;
+    if (typeof withId?.id === 'number') this.#sentIds.add(withId.id);
+    this.ws.send(JSON.stringify(withId));
   }
+  lastId = 0;
 
   get isOpen(): boolean {
     return this.ws.readyState === WebSocket.OPEN;
@@ -163,8 +199,9 @@ export class TestKey {
 }
 
 export const hello = (key: TestKey) => ({
-  v: 1,
+  v: 2,
   type: 'hello',
+  id: 0,
   publicKey: key.publicKey,
   capabilities: CAPS,
 });
@@ -181,7 +218,7 @@ export async function authenticated(
   const ch = await conn.msg();
   if (ch.type !== 'challenge') throw new Error(`expected a challenge, got ${JSON.stringify(ch)}`);
   const signature = await key.sign(ch.nonce);
-  conn.send({ v: 1, type: 'auth', signature });
+  conn.send({ v: 2, type: 'auth', signature });
   const w = await conn.msg();
   if (w.type !== 'welcome') throw new Error(`expected welcome, got ${JSON.stringify(w)}`);
   return { conn, nonce: ch.nonce, signature, peerId: w.peerId };

@@ -28,17 +28,17 @@ describe('control plane liveness pings', () => {
     const a = await authenticated(hub.url, await TestKey.create());
     const b = await authenticated(hub.url, await TestKey.create());
     conns.push(a.conn, b.conn);
-    a.conn.send({ v: 1, type: 'lease-request' });
+    a.conn.send({ v: 2, type: 'lease-request' });
     const leased = await a.conn.msg();
     expect(leased.type).toBe('lease');
-    b.conn.send({ v: 1, type: 'lease-request' });
+    b.conn.send({ v: 2, type: 'lease-request' });
     expect((await b.conn.msg()).type).toBe('no-work');
 
     silence(a.conn);
     await until(() => hub!.cp.volunteers() === 1);
     expect(hub.cp.connections()).toBe(1);
 
-    b.conn.send({ v: 1, type: 'lease-request' });
+    b.conn.send({ v: 2, type: 'lease-request' });
     const again = await b.conn.msg();
     expect(again.type).toBe('lease');
     if (again.type !== 'lease' || leased.type !== 'lease') throw new Error('unreachable');

@@ -43,19 +43,19 @@ describe('control plane: the lease cycle', () => {
       [a, ca],
       [b, cb],
     ] as const) {
-      conn.send({ v: 1, type: 'lease-request' });
+      conn.send({ v: 2, type: 'lease-request' });
       const lease = await conn.msg();
       if (lease.type !== 'lease') throw new Error(`expected a lease, got ${JSON.stringify(lease)}`);
       expect(lease.job).toBe(job);
       expect(lease.work.kind).toBe('wgsl');
       expect(lease.kernel).toEqual({ source: FIXTURE_KERNEL });
       expect(lease.deadline).toBeGreaterThan(Date.now());
-      conn.send({ v: 1, type: 'heartbeat', lease: lease.lease });
+      conn.send({ v: 2, type: 'heartbeat', lease: lease.lease });
       const ext = await conn.msg();
       expect(ext).toMatchObject({ type: 'extended', lease: lease.lease });
       // The fixture's kernel writes truth(i) for shard i: the answer the test computes itself.
       const r = await result(lease.shard, job, truth(indexOf(lease.shard)));
-      conn.send({ v: 1, type: 'result', result: encodeResult(r) });
+      conn.send({ v: 2, type: 'result', result: encodeResult(r) });
       const ack = await conn.msg();
       if (ack.type !== 'ack') throw new Error(`expected an ack, got ${JSON.stringify(ack)}`);
       expect(ack.shard).toBe(lease.shard);
@@ -84,28 +84,32 @@ describe('control plane: the lease cycle', () => {
     const conn = new Conn(hub.url);
     await conn.opened;
     conn.send({
-      v: 1,
+      v: 2,
       type: 'hello',
       publicKey: { kty: 'EC', crv: 'P-256', x: jwk.x, y: jwk.y },
       capabilities: CAPS,
     });
     const ch = await conn.msg();
     if (ch.type !== 'challenge') throw new Error('expected a challenge');
-    conn.send({ v: 1, type: 'auth', signature: await k.sign(ch.nonce) });
-    expect(await conn.msg()).toEqual({ v: 1, type: 'welcome', volunteerId: k.id });
+    conn.send({ v: 2, type: 'auth', signature: await k.sign(ch.nonce) });
+    expect(await conn.msg()).toEqual({ v: 2, type: 'welcome', volunteerId: k.id });
     await conn.close();
   });
 
   it('a result with bytes that do not match its hash is refused and credits nothing', async () => {
     const k = await TestKey.create();
     const { conn } = await authenticated(hub.url, k);
-    conn.send({ v: 1, type: 'lease-request' });
+    conn.send({ v: 2, type: 'lease-request' });
     const lease = await conn.msg();
     if (lease.type !== 'lease') throw new Error('expected a lease');
     const r = await result(lease.shard, job, truth(indexOf(lease.shard)));
     const lie = { ...r, outputs: [{ ...r.outputs[0]!, data: new Float32Array([9, 9, 9, 9]).buffer }] };
-    conn.send({ v: 1, type: 'result', result: encodeResult(lie) });
-    expect(await conn.msg()).toMatchObject({ type: 'error', code: 'refused' });
+    conn.send({ v: 2, type: 'result', result: encodeResult(lie) });
+    // The error names the request it answers and carries the scheduler's code and details.
+    expect(await conn.next()).toMatchObject({
+      kind: 'message',
+      msg: { type: 'error', code: 'input/invalid', re: conn.lastId, details: { output: 'y' } },
+    });
     expect(hub.store.ledger(k.id)).toHaveLength(0);
     expect(hub.store.leasesOfVolunteer(k.id)).toHaveLength(1);
     await conn.close();
@@ -128,12 +132,12 @@ describe('control plane: identity cannot be taken', () => {
     thief.send(hello(victim));
     const ch = await thief.msg();
     if (ch.type !== 'challenge') throw new Error('expected a challenge');
-    thief.send({ v: 1, type: 'auth', signature });
-    expect(await thief.msg()).toMatchObject({ type: 'error', code: 'auth-failed' });
+    thief.send({ v: 2, type: 'auth', signature });
+    expect(await thief.msg()).toMatchObject({ type: 'error', code: 'control/auth-failed' });
     expect(await thief.next()).toMatchObject({ kind: 'close', code: 1008 });
     expect(hub.cp.volunteers()).toBe(1);
     // The victim's own connection is untouched.
-    conn.send({ v: 1, type: 'lease-request' });
+    conn.send({ v: 2, type: 'lease-request' });
     expect((await conn.msg()).type).toBe('lease');
     await conn.close();
   });
@@ -152,11 +156,11 @@ describe('control plane: identity cannot be taken', () => {
       c.send(hello(victim));
       const ch = await c.msg();
       if (ch.type !== 'challenge') throw new Error('expected a challenge');
-      c.send({ v: 1, type: 'auth', signature: await forge(ch.nonce) });
+      c.send({ v: 2, type: 'auth', signature: await forge(ch.nonce) });
       const reply = await c.msg();
       expect(reply.type).toBe('error');
-      expect(['auth-failed', 'bad-message']).toContain(reply.type === 'error' ? reply.code : '');
-      c.send({ v: 1, type: 'lease-request' });
+      expect(['control/auth-failed', 'input/invalid']).toContain(reply.type === 'error' ? reply.code : '');
+      c.send({ v: 2, type: 'lease-request' });
       const after = await c.next();
       // Either closed already (auth-failed) or still unauthenticated.
       if (after.kind === 'message') expect(after.msg).toMatchObject({ type: 'error' });
@@ -169,17 +173,17 @@ describe('control plane: identity cannot be taken', () => {
     const k = await TestKey.create();
     const c = new Conn(hub.url);
     await c.opened;
-    c.send({ v: 1, type: 'lease-request' });
-    expect(await c.msg()).toMatchObject({ type: 'error', code: 'unauthenticated' });
-    c.send({ v: 1, type: 'heartbeat', lease: 'x' });
-    expect(await c.msg()).toMatchObject({ type: 'error', code: 'unauthenticated' });
+    c.send({ v: 2, type: 'lease-request' });
+    expect(await c.msg()).toMatchObject({ type: 'error', code: 'control/unauthenticated' });
+    c.send({ v: 2, type: 'heartbeat', lease: 'x' });
+    expect(await c.msg()).toMatchObject({ type: 'error', code: 'control/unauthenticated' });
     c.send(hello(k));
     expect((await c.msg()).type).toBe('challenge');
     // Said hello, not yet proven: still no lease.
-    c.send({ v: 1, type: 'lease-request' });
-    expect(await c.msg()).toMatchObject({ type: 'error', code: 'unauthenticated' });
-    c.send({ v: 1, type: 'auth', signature: 'AAAA' });
-    expect(await c.msg()).toMatchObject({ type: 'error', code: 'auth-failed' });
+    c.send({ v: 2, type: 'lease-request' });
+    expect(await c.msg()).toMatchObject({ type: 'error', code: 'control/unauthenticated' });
+    c.send({ v: 2, type: 'auth', signature: 'AAAA' });
+    expect(await c.msg()).toMatchObject({ type: 'error', code: 'control/auth-failed' });
     expect(hub.store.getVolunteer(k.id)).toBeUndefined();
     await c.close();
   });
@@ -192,7 +196,7 @@ describe('control plane: limits', () => {
       hub.scheduler.submit(wgslManifest(4), Date.now());
       const good = await authenticated(hub.url, await TestKey.create());
       const flood = await authenticated(hub.url, await TestKey.create());
-      for (let i = 0; i < 300; i++) flood.conn.send({ v: 1, type: 'heartbeat', lease: `nope-${i}` });
+      for (let i = 0; i < 300; i++) flood.conn.send({ v: 2, type: 'heartbeat', lease: `nope-${i}` });
       let sawRateLimited = false;
       for (;;) {
         const e = await flood.conn.next();
@@ -200,10 +204,10 @@ describe('control plane: limits', () => {
           expect(e.code).toBe(1008);
           break;
         }
-        if (e.msg.type === 'error' && e.msg.code === 'rate-limited') sawRateLimited = true;
+        if (e.msg.type === 'error' && e.msg.code === 'control/rate-limited') sawRateLimited = true;
       }
       expect(sawRateLimited).toBe(true);
-      good.conn.send({ v: 1, type: 'lease-request' });
+      good.conn.send({ v: 2, type: 'lease-request' });
       expect((await good.conn.msg()).type).toBe('lease');
       await good.conn.close();
     } finally {
@@ -262,7 +266,7 @@ describe('control plane: limits', () => {
       await c.opened;
       c.send(hello(await TestKey.create()));
       expect((await c.msg()).type).toBe('challenge');
-      expect(await c.msg()).toMatchObject({ type: 'error', code: 'auth-timeout' });
+      expect(await c.msg()).toMatchObject({ type: 'error', code: 'control/auth-timeout' });
       expect(await c.next()).toMatchObject({ kind: 'close', code: 1008 });
     } finally {
       await hub.close();
@@ -277,24 +281,32 @@ describe('control protocol', () => {
       type: 'hello',
       publicKey: k.publicKey,
     });
-    expect(parseClientMessage('{"v":1,"type":"lease-request"}')).toEqual({ v: 1, type: 'lease-request' });
+    expect(parseClientMessage('{"v":2,"type":"lease-request","id":4}')).toEqual({
+      v: 2,
+      type: 'lease-request',
+      id: 4,
+    });
     const r = await result('job-1/0', 'job-1', truth(0));
-    const back = parseClientMessage(JSON.stringify({ v: 1, type: 'result', result: encodeResult(r) }));
+    const back = parseClientMessage(JSON.stringify({ v: 2, id: 1, type: 'result', result: encodeResult(r) }));
     if (back.type !== 'result') throw new Error('expected a result');
     expect(new Float32Array(back.result.outputs[0]!.data)).toEqual(truth(0));
     const cases: [unknown, RegExp][] = [
       ['{', /message: not valid JSON/],
-      ['{"v":2,"type":"lease-request"}', /message\.v: this hub speaks control protocol 1/],
-      ['{"v":1,"type":"dance"}', /message\.type: expected one of/],
-      ['{"v":1,"type":"heartbeat","lease":7}', /message\.lease: expected a non-empty string/],
-      ['{"v":1,"type":"lease-request","x":1}', /message: unknown field "x"/],
+      ['{"v":1,"type":"lease-request","id":1}', /message\.v: this side speaks control protocol 2/],
+      ['{"type":"lease-request","id":1}', /message\.v: .* says nothing/],
+      ['{"v":2,"type":"dance","id":1}', /message\.type: expected one of/],
+      ['{"v":2,"type":"lease-request"}', /message\.id: expected a request id/],
+      ['{"v":2,"type":"lease-request","id":-1}', /message\.id: expected a request id/],
+      ['{"v":2,"type":"heartbeat","id":1,"lease":7}', /message\.lease: expected a non-empty string/],
+      ['{"v":2,"type":"lease-request","id":1,"x":1}', /message: unknown field "x"/],
       [
         JSON.stringify({ ...hello(k), capabilities: { maxBufferBytes: -1, features: [] } }),
         /message\.capabilities\.maxBufferBytes/,
       ],
       [
         JSON.stringify({
-          v: 1,
+          v: 2,
+          id: 1,
           type: 'result',
           result: { ...encodeResult(r), outputs: [{ ...encodeResult(r).outputs[0]!, data: 'AAAA' }] },
         }),
@@ -307,10 +319,10 @@ describe('control protocol', () => {
 
   it('hub messages round-trip and are checked too', () => {
     const msgs = [
-      { v: 1, type: 'challenge', nonce: toBase64Url(new Uint8Array(32)) },
-      { v: 1, type: 'welcome', volunteerId: 'a'.repeat(64) },
+      { v: 2, type: 'challenge', nonce: toBase64Url(new Uint8Array(32)) },
+      { v: 2, type: 'welcome', volunteerId: 'a'.repeat(64) },
       {
-        v: 1,
+        v: 2,
         type: 'lease',
         lease: 'j/0@x@1',
         shard: 'j/0',
@@ -319,7 +331,7 @@ describe('control protocol', () => {
         deadline: 5,
       },
       {
-        v: 1,
+        v: 2,
         type: 'lease',
         lease: 'j/0@x@1',
         shard: 'j/0',
@@ -328,17 +340,27 @@ describe('control protocol', () => {
         work: { kind: 'wgsl' },
         deadline: 5,
       },
-      { v: 1, type: 'no-work' },
-      { v: 1, type: 'extended', lease: 'j/0@x@1', deadline: 9 },
-      { v: 1, type: 'ack', shard: 'j/0', outcome: 'valid' },
-      { v: 1, type: 'error', code: 'refused', message: 'no' },
+      { v: 2, type: 'no-work' },
+      { v: 2, type: 'extended', lease: 'j/0@x@1', deadline: 9 },
+      { v: 2, type: 'ack', shard: 'j/0', outcome: 'valid' },
+      { v: 2, type: 'error', code: 'lease/unknown', message: 'no' },
+      { v: 2, type: 'error', re: 3, code: 'lease/unknown', message: 'no', details: { lease: 'x' } },
+      { v: 2, type: 'work-available' },
+      { v: 2, type: 'extended', re: 7, lease: 'j/0@x@1', deadline: 9 },
     ];
     for (const m of msgs) expect(parseHubMessage(JSON.stringify(m))).toEqual(m);
-    expect(() => parseHubMessage('{"v":1,"type":"welcome","volunteerId":"me"}')).toThrow(
+    expect(() => parseHubMessage('{"v":2,"type":"welcome","volunteerId":"me"}')).toThrow(
       /message\.volunteerId/,
     );
-    expect(() => parseHubMessage('{"v":1,"type":"ack","shard":"j/0","outcome":"great"}')).toThrow(
+    expect(() => parseHubMessage('{"v":2,"type":"ack","shard":"j/0","outcome":"great"}')).toThrow(
       /message\.outcome/,
+    );
+    expect(() => parseHubMessage('{"v":2,"type":"ack","re":-1,"shard":"j/0","outcome":"valid"}')).toThrow(
+      /message\.re/,
+    );
+    // A message of another version is 'protocol/version', not a field error.
+    expect(() => parseHubMessage('{"v":1,"type":"no-work"}')).toThrow(
+      expect.objectContaining({ code: 'protocol/version' }),
     );
   });
 
@@ -362,13 +384,13 @@ describe('control plane: malformed input', () => {
       const k = await TestKey.create();
       const { conn } = await authenticated(hub.url, k);
       conn.ws.send(Buffer.from([1, 2, 3]));
-      expect(await conn.msg()).toMatchObject({ type: 'error', code: 'unsupported' });
+      expect(await conn.msg()).toMatchObject({ type: 'error', code: 'control/unsupported' });
       conn.send(hello(k));
-      expect(await conn.msg()).toMatchObject({ type: 'error', code: 'bad-state' });
-      conn.send({ v: 1, type: 'heartbeat', lease: 'x'.repeat(2000) });
+      expect(await conn.msg()).toMatchObject({ type: 'error', code: 'control/bad-state' });
+      conn.send({ v: 2, type: 'heartbeat', lease: 'x'.repeat(2000) });
       expect(await conn.next()).toMatchObject({ kind: 'close', code: 1009 });
       const again = await authenticated(hub.url, k);
-      again.conn.send({ v: 1, type: 'lease-request' });
+      again.conn.send({ v: 2, type: 'lease-request' });
       expect((await again.conn.msg()).type).toBe('no-work');
       await again.conn.close();
     } finally {
@@ -386,7 +408,7 @@ describe('control plane: malformed input', () => {
     try {
       const job = hub.scheduler.submit(wgslManifest(3), Date.now());
       const holder = await authenticated(hub.url, await TestKey.create());
-      holder.conn.send({ v: 1, type: 'lease-request' });
+      holder.conn.send({ v: 2, type: 'lease-request' });
       const held = await holder.conn.msg();
       if (held.type !== 'lease') throw new Error('expected a lease');
       const valid = encodeResult(await result(held.shard, job, truth(indexOf(held.shard))));
@@ -410,17 +432,17 @@ describe('control plane: malformed input', () => {
       ];
       const templates: Record<string, unknown>[] = [
         hello(await TestKey.create()),
-        { v: 1, type: 'auth', signature: 'AAAA' },
-        { v: 1, type: 'lease-request' },
-        { v: 1, type: 'heartbeat', lease: held.lease },
-        { v: 1, type: 'result', result: valid },
+        { v: 2, id: 1, type: 'auth', signature: 'AAAA' },
+        { v: 2, id: 2, type: 'lease-request' },
+        { v: 2, id: 3, type: 'heartbeat', lease: held.lease },
+        { v: 2, id: 4, type: 'result', result: valid },
       ];
       const mutate = (t: Record<string, unknown>): unknown => {
         const m = structuredClone(t);
         const key = pick([...Object.keys(m), 'extra']);
         if (key === 'type')
           m.type = pick(['', 'HELLO', 'lease', 'no-work', 'ack', 'error', 'x'.repeat(100), 7]);
-        else if (key === 'v') m.v = pick([0, 2, '1', null, 1.0000001]);
+        else if (key === 'v') m.v = pick([0, 1, '1', null, 1.0000001]);
         else if (key === 'extra') m.extra = 1;
         else if (key === 'result') {
           const r = m.result as Record<string, unknown>;
@@ -536,9 +558,9 @@ describe('control plane: malformed input', () => {
       expect(snapshot()).toBe(before);
 
       const good = await authenticated(hub.url, await TestKey.create());
-      good.conn.send({ v: 1, type: 'lease-request' });
+      good.conn.send({ v: 2, type: 'lease-request' });
       expect((await good.conn.msg()).type).toBe('lease');
-      holder.conn.send({ v: 1, type: 'result', result: valid });
+      holder.conn.send({ v: 2, type: 'result', result: valid });
       expect(await holder.conn.msg()).toMatchObject({ type: 'ack', shard: held.shard, outcome: 'pending' });
       await Promise.all([good.conn, holder.conn, authed, anon].map((c) => c.close()));
     } finally {
@@ -556,14 +578,14 @@ describe('control plane: churn', () => {
       const d = await TestKey.create();
       const cc = await authenticated(hub.url, c);
       const cd = await authenticated(hub.url, d);
-      cc.conn.send({ v: 1, type: 'lease-request' });
+      cc.conn.send({ v: 2, type: 'lease-request' });
       const lease = await cc.conn.msg();
       if (lease.type !== 'lease') throw new Error('expected a lease');
-      cd.conn.send({ v: 1, type: 'lease-request' });
+      cd.conn.send({ v: 2, type: 'lease-request' });
       expect((await cd.conn.msg()).type).toBe('no-work');
       await cc.conn.close();
       await until(() => hub.store.leasesOfVolunteer(c.id).length === 0);
-      cd.conn.send({ v: 1, type: 'lease-request' });
+      cd.conn.send({ v: 2, type: 'lease-request' });
       const again = await cd.conn.msg();
       expect(again).toMatchObject({ type: 'lease', shard: lease.shard });
       await cd.conn.close();
@@ -587,16 +609,16 @@ describe('control plane: all-reduce messages (issue 5)', () => {
       const p = `h${'1'.repeat(32)}`;
       const q = `h${'2'.repeat(32)}`;
       conn.send({
-        v: 1,
+        v: 2,
         type: 'allreduce-fallback',
         round: 'r',
         group: [p, q],
         elements: 4,
         sha256: 'a'.repeat(64),
       });
-      expect(await conn.msg()).toMatchObject({ type: 'error', code: 'unsupported' });
+      expect(await conn.msg()).toMatchObject({ type: 'error', code: 'control/unsupported' });
       conn.send({
-        v: 1,
+        v: 2,
         type: 'allreduce-report',
         round: 'r',
         group: [p, q],
@@ -607,7 +629,7 @@ describe('control plane: all-reduce messages (issue 5)', () => {
         mean: 'd'.repeat(64),
         dropped: [],
       });
-      expect(await conn.msg()).toMatchObject({ type: 'error', code: 'unsupported' });
+      expect(await conn.msg()).toMatchObject({ type: 'error', code: 'control/unsupported' });
       await conn.close();
     } finally {
       await hub.close();
@@ -619,19 +641,19 @@ describe('control plane: all-reduce messages (issue 5)', () => {
     expect(
       parseHubMessage(
         JSON.stringify({
-          v: 1,
+          v: 2,
           type: 'allreduce-ack',
           round: 'r',
           flagged: [{ peer: p, verdict: 'bad-signature' }],
         }),
       ),
-    ).toEqual({ v: 1, type: 'allreduce-ack', round: 'r', flagged: [{ peer: p, verdict: 'bad-signature' }] });
+    ).toEqual({ v: 2, type: 'allreduce-ack', round: 'r', flagged: [{ peer: p, verdict: 'bad-signature' }] });
     expect(() =>
       parseHubMessage(
-        JSON.stringify({ v: 1, type: 'allreduce-ack', round: 'r', flagged: [{ peer: p, verdict: 'fine' }] }),
+        JSON.stringify({ v: 2, type: 'allreduce-ack', round: 'r', flagged: [{ peer: p, verdict: 'fine' }] }),
       ),
     ).toThrow(/message\.flagged\[0\]\.verdict/);
-    const ticket = { v: 1, type: 'allreduce-ticket', round: 'r', ticket: 'a'.repeat(64), deadline: 5 };
+    const ticket = { v: 2, type: 'allreduce-ticket', round: 'r', ticket: 'a'.repeat(64), deadline: 5 };
     expect(parseHubMessage(JSON.stringify(ticket))).toEqual(ticket);
     expect(() => parseHubMessage(JSON.stringify({ ...ticket, ticket: 'x' }))).toThrow(/message\.ticket/);
     expect(() => parseHubMessage(JSON.stringify({ ...ticket, deadline: -1 }))).toThrow(/message\.deadline/);
@@ -645,7 +667,7 @@ describe('one connection per volunteer', () => {
       const job = hub.scheduler.submit(wgslManifest(2), Date.now());
       const key = await TestKey.create();
       const first = await authenticated(hub.url, key);
-      first.conn.send({ v: 1, type: 'lease-request' });
+      first.conn.send({ v: 2, type: 'lease-request' });
       const lease = await first.conn.msg();
       expect(lease.type).toBe('lease');
       expect(hub.store.leasesOfVolunteer(key.id)).toHaveLength(1);
@@ -654,12 +676,12 @@ describe('one connection per volunteer', () => {
       // By the time the newer one is welcomed, the older's lease is back.
       expect(hub.store.leasesOfVolunteer(key.id)).toHaveLength(0);
       const said = await first.conn.msg();
-      expect(said).toMatchObject({ type: 'error', code: 'replaced' });
+      expect(said).toMatchObject({ type: 'error', code: 'control/replaced' });
       const closed = await first.conn.next();
-      expect(closed).toMatchObject({ kind: 'close', code: 4001, reason: 'replaced' });
+      expect(closed).toMatchObject({ kind: 'close', code: 4001, reason: 'control/replaced' });
       expect(hub.cp.volunteers()).toBe(1);
       // The newer connection works, and gets the shard back.
-      second.conn.send({ v: 1, type: 'lease-request' });
+      second.conn.send({ v: 2, type: 'lease-request' });
       const again = await second.conn.msg();
       expect(again).toMatchObject({ type: 'lease', job });
       expect(hub.store.leasesOfVolunteer(key.id)).toHaveLength(1);

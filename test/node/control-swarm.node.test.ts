@@ -29,40 +29,40 @@ describe('blob swarm on the control plane', () => {
     expect(two.peerId).toMatch(/^h[0-9a-f]{32}$/);
     expect(one.peerId).not.toBe(two.peerId);
 
-    one.conn.send({ v: 1, type: 'announce', blobs: [A, B, A] });
-    expect(await one.conn.msg()).toEqual({ v: 1, type: 'announced', count: 2 });
-    two.conn.send({ v: 1, type: 'holders-request', sha256: A });
-    expect(await two.conn.msg()).toEqual({ v: 1, type: 'holders', sha256: A, peers: [one.peerId] });
-    one.conn.send({ v: 1, type: 'holders-request', sha256: A });
-    expect(await one.conn.msg()).toEqual({ v: 1, type: 'holders', sha256: A, peers: [] });
+    one.conn.send({ v: 2, type: 'announce', blobs: [A, B, A] });
+    expect(await one.conn.msg()).toEqual({ v: 2, type: 'announced', count: 2 });
+    two.conn.send({ v: 2, type: 'holders-request', sha256: A });
+    expect(await two.conn.msg()).toEqual({ v: 2, type: 'holders', sha256: A, peers: [one.peerId] });
+    one.conn.send({ v: 2, type: 'holders-request', sha256: A });
+    expect(await one.conn.msg()).toEqual({ v: 2, type: 'holders', sha256: A, peers: [] });
 
     // Cold start: the first to ask for a blob nobody holds becomes its fetcher; the next asker is
     // told someone is fetching it (so it waits for that copy), until the fetcher announces it.
     const C = sha('model c');
-    one.conn.send({ v: 1, type: 'holders-request', sha256: C });
-    expect(await one.conn.msg()).toEqual({ v: 1, type: 'holders', sha256: C, peers: [] });
-    two.conn.send({ v: 1, type: 'holders-request', sha256: C });
-    expect(await two.conn.msg()).toEqual({ v: 1, type: 'holders', sha256: C, peers: [], fetching: 1 });
-    one.conn.send({ v: 1, type: 'announce', blobs: [C] });
-    expect(await one.conn.msg()).toEqual({ v: 1, type: 'announced', count: 3 });
-    two.conn.send({ v: 1, type: 'holders-request', sha256: C });
-    expect(await two.conn.msg()).toEqual({ v: 1, type: 'holders', sha256: C, peers: [one.peerId] });
+    one.conn.send({ v: 2, type: 'holders-request', sha256: C });
+    expect(await one.conn.msg()).toEqual({ v: 2, type: 'holders', sha256: C, peers: [] });
+    two.conn.send({ v: 2, type: 'holders-request', sha256: C });
+    expect(await two.conn.msg()).toEqual({ v: 2, type: 'holders', sha256: C, peers: [], fetching: 1 });
+    one.conn.send({ v: 2, type: 'announce', blobs: [C] });
+    expect(await one.conn.msg()).toEqual({ v: 2, type: 'announced', count: 3 });
+    two.conn.send({ v: 2, type: 'holders-request', sha256: C });
+    expect(await two.conn.msg()).toEqual({ v: 2, type: 'holders', sha256: C, peers: [one.peerId] });
 
     // Bad announcements are refused by the parser and list nothing.
-    two.conn.send({ v: 1, type: 'announce', blobs: ['not-a-hash'] });
+    two.conn.send({ v: 2, type: 'announce', blobs: ['not-a-hash'] });
     expect(await two.conn.msg()).toMatchObject({
       type: 'error',
-      code: 'bad-message',
+      code: 'input/invalid',
       message: /message\.blobs\[0\]/,
     });
-    two.conn.send({ v: 1, type: 'announce', blobs: Array.from({ length: 257 }, (_, i) => sha(String(i))) });
-    expect(await two.conn.msg()).toMatchObject({ type: 'error', code: 'bad-message' });
+    two.conn.send({ v: 2, type: 'announce', blobs: Array.from({ length: 257 }, (_, i) => sha(String(i))) });
+    expect(await two.conn.msg()).toMatchObject({ type: 'error', code: 'input/invalid' });
     expect(t.hub.swarm?.size()).toEqual({ holders: 1, listings: 3 });
 
     await one.conn.close();
     await until(() => t!.hub.swarm!.size().holders === 0);
-    two.conn.send({ v: 1, type: 'holders-request', sha256: B });
-    expect(await two.conn.msg()).toEqual({ v: 1, type: 'holders', sha256: B, peers: [] });
+    two.conn.send({ v: 2, type: 'holders-request', sha256: B });
+    expect(await two.conn.msg()).toEqual({ v: 2, type: 'holders', sha256: B, peers: [] });
     await two.conn.close();
   });
 
@@ -73,15 +73,15 @@ describe('blob swarm on the control plane', () => {
     const two = await authenticated(ws, await TestKey.create());
     const three = await authenticated(ws, await TestKey.create());
     const ask = async (v: typeof one, sha256: string) => {
-      v.conn.send({ v: 1, type: 'holders-request', sha256 });
+      v.conn.send({ v: 2, type: 'holders-request', sha256 });
       return parseHubMessage(JSON.stringify(await v.conn.msg()));
     };
-    one.conn.send({ v: 1, type: 'announce', blobs: [A] });
+    one.conn.send({ v: 2, type: 'announce', blobs: [A] });
     await one.conn.msg();
     // two is told of one: from now on two is fetching A from peers, and named to others.
-    expect(await ask(two, A)).toEqual({ v: 1, type: 'holders', sha256: A, peers: [one.peerId] });
+    expect(await ask(two, A)).toEqual({ v: 2, type: 'holders', sha256: A, peers: [one.peerId] });
     expect(await ask(three, A)).toEqual({
-      v: 1,
+      v: 2,
       type: 'holders',
       sha256: A,
       peers: [one.peerId],
@@ -89,16 +89,16 @@ describe('blob swarm on the control plane', () => {
     });
     // Never the asker; a holder is never partial; an asker told of no holder is not fetching from peers.
     expect(await ask(two, A)).toEqual({
-      v: 1,
+      v: 2,
       type: 'holders',
       sha256: A,
       peers: [one.peerId],
       partial: [three.peerId],
     });
-    expect(await ask(one, A)).toEqual({ v: 1, type: 'holders', sha256: A, peers: [] });
-    expect(await ask(two, B)).toEqual({ v: 1, type: 'holders', sha256: B, peers: [] });
+    expect(await ask(one, A)).toEqual({ v: 2, type: 'holders', sha256: A, peers: [] });
+    expect(await ask(two, B)).toEqual({ v: 2, type: 'holders', sha256: B, peers: [] });
     // two announces: a full holder now, no longer partial.
-    two.conn.send({ v: 1, type: 'announce', blobs: [A] });
+    two.conn.send({ v: 2, type: 'announce', blobs: [A] });
     await two.conn.msg();
     const m = await ask(three, A);
     expect(m.type === 'holders' && [...m.peers].sort()).toEqual([one.peerId, two.peerId].sort());
@@ -107,12 +107,12 @@ describe('blob swarm on the control plane', () => {
     expect(await ask(two, A)).toMatchObject({ partial: [three.peerId] });
     await three.conn.close();
     await until(() => t!.hub.swarm!.partialHolders(A, 16).length === 0);
-    expect(await ask(two, A)).toEqual({ v: 1, type: 'holders', sha256: A, peers: [one.peerId] });
+    expect(await ask(two, A)).toEqual({ v: 2, type: 'holders', sha256: A, peers: [one.peerId] });
     for (const v of [one, two]) await v.conn.close();
   });
 
   it('checks the partial holders of a holders answer field by field', () => {
-    const base = { v: 1, type: 'holders', sha256: A, peers: [`h${'1'.repeat(32)}`] };
+    const base = { v: 2, type: 'holders', sha256: A, peers: [`h${'1'.repeat(32)}`] };
     const ok = { ...base, partial: [`h${'2'.repeat(32)}`] };
     expect(parseHubMessage(JSON.stringify(ok))).toEqual(ok);
     expect(() => parseHubMessage(JSON.stringify({ ...base, partial: 'h1' }))).toThrow(/message\.partial/);
@@ -128,8 +128,8 @@ describe('blob swarm on the control plane', () => {
     const ws = `${t.hub.url.replace('http', 'ws')}/v1/volunteer`;
     const v = await authenticated(ws, await TestKey.create());
     expect(v.peerId).toBeUndefined();
-    v.conn.send({ v: 1, type: 'announce', blobs: [A] });
-    expect(await v.conn.msg()).toMatchObject({ type: 'error', code: 'unsupported' });
+    v.conn.send({ v: 2, type: 'announce', blobs: [A] });
+    expect(await v.conn.msg()).toMatchObject({ type: 'error', code: 'control/unsupported' });
     await v.conn.close();
   });
 

@@ -98,7 +98,7 @@ export async function runVolunteer(
     try {
       conn = (await authenticated(`${url.replace('http', 'ws')}/v1/volunteer`, key)).conn;
       while (!stop()) {
-        conn.send({ v: 1, type: 'lease-request' });
+        conn.send({ v: 2, type: 'lease-request' });
         const m = await conn.msg();
         if (m.type === 'no-work' || m.type === 'error') {
           // Replicas still out, or stale leases of a killed hub waiting for their deadline.
@@ -109,7 +109,7 @@ export async function runVolunteer(
         const r: ShardResult = await result(m.shard, job, truth(indexOf(m.shard)));
         await sleep(pace());
         const life = ptr.life;
-        conn.send({ v: 1, type: 'result', result: encodeResult(r) });
+        conn.send({ v: 2, type: 'result', result: encodeResult(r) });
         const ack = await conn.msg();
         if (ack.type === 'ack') {
           acks.push({ volunteer: key.id, shard: ack.shard, outcome: ack.outcome, life });

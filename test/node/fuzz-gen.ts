@@ -244,7 +244,7 @@ export function mutateJson(
     }
     case 'version':
       return {
-        text: text(setAt(template, ['v'], pick(rng, [0, 2, '1', null, 1.5, -1, true, [1], {}] as Json[]))),
+        text: text(setAt(template, ['v'], pick(rng, [0, 1, 3, '2', null, 1.5, -1, true, [2], {}] as Json[]))),
         kind,
       };
     case 'type':

@@ -8,17 +8,11 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { isHearthError } from '../../src/core/errors.ts';
+import { type HearthErrorCode, isHearthError, isHearthErrorCode } from '../../src/core/errors.ts';
 import { importVolunteerKey } from '../../src/hub/identity.ts';
 import { createToken } from '../../src/hub/tokens.ts';
 import { manifestBlobs } from '../../src/node/hub-server.ts';
-import {
-  CONTROL_ERROR_CODES,
-  type ControlErrorCode,
-  encodeResult,
-  parseClientMessage,
-  parseHubMessage,
-} from '../../src/protocol/control.ts';
+import { encodeResult, parseClientMessage, parseHubMessage } from '../../src/protocol/control.ts';
 import { countJobFlops } from '../../src/protocol/flops.ts';
 import { parseManifest } from '../../src/protocol/kinds/index.ts';
 import type { OnnxManifest } from '../../src/protocol/manifest.ts';
@@ -102,10 +96,10 @@ class Wire {
 
 async function authenticate(url: string, key: TestKey): Promise<Wire> {
   const w = await Wire.open(url);
-  w.ws.send(JSON.stringify({ v: 1, type: 'hello', publicKey: key.publicKey, capabilities: CAPS }));
+  w.ws.send(JSON.stringify({ v: 2, type: 'hello', publicKey: key.publicKey, capabilities: CAPS }));
   const ch = parseHubMessage((await w.take(1))[0]);
   if (ch.type !== 'challenge') throw new Error(`expected a challenge, got ${JSON.stringify(ch)}`);
-  w.ws.send(JSON.stringify({ v: 1, type: 'auth', signature: await key.sign(ch.nonce) }));
+  w.ws.send(JSON.stringify({ v: 2, type: 'auth', signature: await key.sign(ch.nonce) }));
   const welcome = parseHubMessage((await w.take(1))[0]);
   if (welcome.type !== 'welcome') throw new Error(`expected welcome, got ${JSON.stringify(welcome)}`);
   return w;
@@ -160,47 +154,78 @@ function refusal(model: Uint8Array, m?: OnnxManifest): string | undefined {
   }
 }
 
+/** Each request template with a request id, as a HubSession sends it (mutations may break it). */
+const withIds = (templates: Record<string, Json>): Record<string, Json> =>
+  Object.fromEntries(
+    Object.entries(templates).map(([k, t], i) => [k, { ...(t as object), id: i + 1 } as Json]),
+  );
+
 /** Where a connection is: fresh, said hello (challenged, no auth yet), or authenticated. */
 type Side = 'fresh' | 'challenged' | 'authed';
 
+/**
+ * What the hub answers, as the test compares it: the error code, with the scheduler's two ways of
+ * saying "not yours" (the fuzz volunteer holds no lease) as one, 'refused'.
+ */
+type Want = HearthErrorCode | 'refused';
+const categoryOf = (code: string): string =>
+  code === 'lease/unknown' || code === 'shard/unknown' ? 'refused' : code;
+
+/**
+ * A reply as the test reads it: version 2, or the version-1 error a page of the previous release
+ * is refused with (a code it knows, the reason first in the sentence).
+ */
+function readReply(text: string): { code: string; message: string } {
+  const o = JSON.parse(text) as { v?: unknown; code?: unknown; message?: unknown };
+  if (o.v === 1) {
+    expect(o).toMatchObject({ type: 'error', code: 'bad-message' });
+    expect(String(o.message)).toMatch(/^protocol\/version: /);
+    return { code: 'protocol/version', message: String(o.message) };
+  }
+  const m = parseHubMessage(text);
+  if (m.type !== 'error') throw new Error(`expected an error, got ${text.slice(0, 300)}`);
+  return m;
+}
+
 /** What the hub must answer to a text frame it can read, from the protocol's own parser. */
-async function expectedCode(frame: string, side: Side): Promise<ControlErrorCode | 'skip'> {
+async function expectedCode(frame: string, side: Side): Promise<Want | 'skip'> {
   let m: ReturnType<typeof parseClientMessage>;
   try {
     m = parseClientMessage(frame);
-  } catch {
-    return 'bad-message';
+  } catch (e) {
+    if (!isHearthError(e)) throw e;
+    return e.code;
   }
   switch (m.type) {
     case 'hello':
-      if (side !== 'fresh') return 'bad-state';
+      if (side !== 'fresh') return 'control/bad-state';
       // A hello with a real P-256 key on a fresh connection is answered with a challenge: not a
-      // fuzz case. One whose key is not a key is refused as a bad message.
+      // fuzz case. One whose key is not a key is refused as bad input.
       try {
         await importVolunteerKey(m.publicKey);
         return 'skip';
       } catch {
-        return 'bad-message';
+        return 'input/invalid';
       }
     case 'auth':
       // After a hello, any well-formed auth is verified, fails and closes: the closing path has
       // its own tests (control-plane.node.test.ts); elsewhere it is out of order.
-      return side === 'challenged' ? 'skip' : 'bad-state';
+      return side === 'challenged' ? 'skip' : 'control/bad-state';
     case 'lease-request':
       // A valid request on an authenticated connection takes a lease: not a fuzz case.
-      return side === 'authed' ? 'skip' : 'unauthenticated';
+      return side === 'authed' ? 'skip' : 'control/unauthenticated';
     case 'announce':
     case 'holders-request':
       // Well-formed swarm messages are answered (the swarm lives in memory, not the store).
-      return side === 'authed' ? 'skip' : 'unauthenticated';
+      return side === 'authed' ? 'skip' : 'control/unauthenticated';
     case 'allreduce-report':
     case 'allreduce-fallback':
       // The templates' groups never hold the fuzz volunteer's peer id (the hub picks it): the hub
       // refuses both without storing or averaging anything.
-      return side === 'authed' ? 'refused' : 'unauthenticated';
+      return side === 'authed' ? 'input/invalid' : 'control/unauthenticated';
     default:
       // The fuzz volunteer holds no lease: heartbeats and results are the scheduler's to refuse.
-      return side === 'authed' ? 'refused' : 'unauthenticated';
+      return side === 'authed' ? 'refused' : 'control/unauthenticated';
   }
 }
 
@@ -314,36 +339,36 @@ describe('protocol fuzz against a running hub', () => {
     const rng = seededRng(6000);
     const other = await TestKey.create();
     const valid = encodeResult(await result(heldLease.shard, heldLease.job, truth(indexOf(heldLease.shard))));
-    const templates: Record<string, Json> = {
-      hello: { v: 1, type: 'hello', publicKey: other.publicKey, capabilities: CAPS },
+    const templates: Record<string, Json> = withIds({
+      hello: { v: 2, type: 'hello', publicKey: other.publicKey, capabilities: CAPS },
       helloJwk: {
-        v: 1,
+        v: 2,
         type: 'hello',
         publicKey: { kty: 'EC', crv: 'P-256', x: 'A'.repeat(43), y: 'B'.repeat(43) },
         capabilities: CAPS,
       },
-      auth: { v: 1, type: 'auth', signature: 'A'.repeat(86) },
-      leaseRequest: { v: 1, type: 'lease-request' },
+      auth: { v: 2, type: 'auth', signature: 'A'.repeat(86) },
+      leaseRequest: { v: 2, type: 'lease-request' },
       // Heartbeats for another volunteer's lease and for leases that never were.
-      heartbeat: { v: 1, type: 'heartbeat', lease: heldLease.lease },
-      heartbeatNone: { v: 1, type: 'heartbeat', lease: `${heldLease.shard}@nobody@1` },
+      heartbeat: { v: 2, type: 'heartbeat', lease: heldLease.lease },
+      heartbeatNone: { v: 2, type: 'heartbeat', lease: `${heldLease.shard}@nobody@1` },
       // Results for a shard leased to someone else, and for shards never planned.
-      result: { v: 1, type: 'result', result: valid },
-      resultNone: { v: 1, type: 'result', result: { ...valid, shard: `${heldLease.job}/99` } },
-      resultOtherJob: { v: 1, type: 'result', result: { ...valid, job: 'job-none', shard: 'job-none/0' } },
+      result: { v: 2, type: 'result', result: valid },
+      resultNone: { v: 2, type: 'result', result: { ...valid, shard: `${heldLease.job}/99` } },
+      resultOtherJob: { v: 2, type: 'result', result: { ...valid, job: 'job-none', shard: 'job-none/0' } },
       // The blob swarm's messages.
-      announce: { v: 1, type: 'announce', blobs: ['a'.repeat(64), 'b'.repeat(64)] },
-      holdersRequest: { v: 1, type: 'holders-request', sha256: 'c'.repeat(64) },
+      announce: { v: 2, type: 'announce', blobs: ['a'.repeat(64), 'b'.repeat(64)] },
+      holdersRequest: { v: 2, type: 'holders-request', sha256: 'c'.repeat(64) },
       // Error reports (issue 10) for a shard leased to someone else, and for one never planned.
       shardFailed: {
-        v: 1,
+        v: 2,
         type: 'shard-failed',
         shard: heldLease.shard,
         code: 'wgsl/compile',
         message: 'WGSL error at line 1, column 1',
       },
       shardFailedNone: {
-        v: 1,
+        v: 2,
         type: 'shard-failed',
         shard: `${heldLease.job}/99`,
         code: 'gpu/device-lost',
@@ -351,7 +376,7 @@ describe('protocol fuzz against a running hub', () => {
       },
       // Accountable all-reduce (issue 5), for a group of other peers.
       allreduceReport: {
-        v: 1,
+        v: 2,
         type: 'allreduce-report',
         round: 'job-1/round-1',
         group: [`h${'1'.repeat(32)}`, `h${'2'.repeat(32)}`],
@@ -368,14 +393,14 @@ describe('protocol fuzz against a running hub', () => {
         dropped: [`h${'2'.repeat(32)}`],
       },
       allreduceFallback: {
-        v: 1,
+        v: 2,
         type: 'allreduce-fallback',
         round: 'job-1/round-1',
         group: [`h${'1'.repeat(32)}`, `h${'2'.repeat(32)}`],
         elements: 1024,
         sha256: 'e'.repeat(64),
       },
-    } as unknown as Record<string, Json>;
+    } as unknown as Record<string, Json>);
     const names = Object.keys(templates);
 
     /** One frame: text (sometimes as raw bytes), binary, or tensor mutations of a result. */
@@ -400,7 +425,7 @@ describe('protocol fuzz against a running hub', () => {
     // Said hello with a real key, never answered the challenge.
     const challenged = await Wire.open(wsUrl);
     challenged.ws.send(
-      JSON.stringify({ v: 1, type: 'hello', publicKey: other.publicKey, capabilities: CAPS }),
+      JSON.stringify({ v: 2, type: 'hello', publicKey: other.publicKey, capabilities: CAPS }),
     );
     expect(parseHubMessage((await challenged.take(1))[0]).type).toBe('challenge');
     const wires: Record<Side, Wire> = { authed, fresh: anon, challenged };
@@ -412,7 +437,7 @@ describe('protocol fuzz against a running hub', () => {
     while (counts.control < target) {
       for (const side of ['authed', 'fresh', 'challenged'] as const) {
         const wire = wires[side];
-        const sent: { frame: string | Buffer; binary: boolean; want: ControlErrorCode }[] = [];
+        const sent: { frame: string | Buffer; binary: boolean; want: Want }[] = [];
         while (sent.length < BATCH) {
           const c = generate(rng);
           const bytes = typeof c.frame === 'string' ? Buffer.byteLength(c.frame) : c.frame.length;
@@ -422,7 +447,7 @@ describe('protocol fuzz against a running hub', () => {
           }
           // What the hub will read: ws sends strings as UTF-8, lone surrogates become U+FFFD.
           const want = c.binary
-            ? 'unsupported'
+            ? 'control/unsupported'
             : await expectedCode(Buffer.from(c.frame as string, 'utf8').toString('utf8'), side);
           if (want === 'skip') continue;
           sent.push({ ...c, want });
@@ -433,13 +458,12 @@ describe('protocol fuzz against a running hub', () => {
         expect(replies).toHaveLength(sent.length);
         const got: string[] = [];
         for (const text of replies) {
-          const m = parseHubMessage(text);
-          if (m.type !== 'error') throw new Error(`expected an error, got ${text.slice(0, 300)}`);
-          expect(CONTROL_ERROR_CODES).toContain(m.code);
+          const m = readReply(text);
+          expect(isHearthErrorCode(m.code), m.code).toBe(true);
           expect(m.message.length).toBeGreaterThan(0);
           // A malformed message is answered with the path of what was wrong in it.
-          if (m.code === 'bad-message') expect(m.message).toMatch(/^message(\.|\[|:)/);
-          got.push(m.code);
+          if (m.code === 'input/invalid') expect(m.message).toMatch(/^message(\.|\[|:)/);
+          got.push(categoryOf(m.code));
           codes.set(m.code, (codes.get(m.code) ?? 0) + 1);
         }
         // Binary frames are answered at once, text frames in order behind each other: compare
@@ -468,15 +492,27 @@ describe('protocol fuzz against a running hub', () => {
     }
     expect(counts.controlCloses).toBeGreaterThan(40);
     // The fuzz reached past the parser: the scheduler refused, the state machine refused.
-    for (const code of ['bad-message', 'unauthenticated', 'bad-state', 'refused', 'unsupported']) {
+    for (const code of [
+      'input/invalid',
+      'protocol/version',
+      'control/unauthenticated',
+      'control/bad-state',
+      'lease/unknown',
+      'shard/unknown',
+      'control/unsupported',
+    ]) {
       expect(codes.get(code) ?? 0, code).toBeGreaterThan(20);
     }
-    expect(codes.get('internal') ?? 0).toBe(0);
+    expect(codes.get('control/internal') ?? 0).toBe(0);
     expect(internal).toEqual([]);
     expect(counts.control).toBeGreaterThanOrEqual(6000);
     // Still serving on the same connections.
-    authed.ws.send('{"v":1,"type":"heartbeat","lease":"x"}');
-    expect(parseHubMessage((await authed.take(1))[0])).toMatchObject({ type: 'error', code: 'refused' });
+    authed.ws.send('{"v":2,"type":"heartbeat","id":9,"lease":"x"}');
+    expect(parseHubMessage((await authed.take(1))[0])).toMatchObject({
+      type: 'error',
+      code: 'lease/unknown',
+      re: 9,
+    });
     await Promise.all([authed.close(), anon.close(), challenged.close()]);
   }, 120_000);
 
@@ -819,7 +855,7 @@ describe('protocol fuzz against a running hub', () => {
 
     // A valid lease/result cycle: the holder's result is accepted; a new volunteer gets a lease.
     const valid = encodeResult(await result(heldLease.shard, heldLease.job, truth(indexOf(heldLease.shard))));
-    holder.ws.send(JSON.stringify({ v: 1, type: 'result', result: valid }));
+    holder.ws.send(JSON.stringify({ v: 2, type: 'result', result: valid }));
     expect(parseHubMessage((await holder.take(1))[0])).toMatchObject({
       type: 'ack',
       shard: heldLease.shard,

@@ -46,7 +46,7 @@ async function volunteer(url: string): Promise<{ conn: Conn; id: string }> {
 }
 
 async function leaseOn(conn: Conn): Promise<Extract<HubMessage, { type: 'lease' }>> {
-  conn.send({ v: 1, type: 'lease-request' });
+  conn.send({ v: 2, type: 'lease-request' });
   const m = await conn.msg();
   if (m.type !== 'lease') throw new Error(`expected a lease, got ${JSON.stringify(m)}`);
   return m;
@@ -54,7 +54,7 @@ async function leaseOn(conn: Conn): Promise<Extract<HubMessage, { type: 'lease' 
 
 async function answer(conn: Conn, job: string, shard: string): Promise<HubMessage> {
   const r = await result(shard, job, truth(indexOf(shard)));
-  conn.send({ v: 1, type: 'result', result: encodeResult(r) });
+  conn.send({ v: 2, type: 'result', result: encodeResult(r) });
   return conn.msg();
 }
 
@@ -122,12 +122,12 @@ describe('DELETE /v1/jobs/:id', () => {
 
     // b's late result: a typed refusal naming the cancel; the connection stays usable.
     const late = await answer(b.conn, job, lb1.shard);
-    expect(late).toMatchObject({ type: 'error', code: 'refused' });
+    expect(late).toMatchObject({ type: 'error', code: 'job/closed' });
     expect((late as { message: string }).message).toMatch(/cancelled/);
-    b.conn.send({ v: 1, type: 'lease-request' });
+    b.conn.send({ v: 2, type: 'lease-request' });
     expect(await b.conn.msg()).toMatchObject({ type: 'no-work' });
     const c = await volunteer(url);
-    c.conn.send({ v: 1, type: 'lease-request' });
+    c.conn.send({ v: 2, type: 'lease-request' });
     expect(await c.conn.msg()).toMatchObject({ type: 'no-work' });
 
     expect(t.hub.scheduler.credits(a.id)).toEqual({ pending: 0, granted: 50 });

@@ -36,13 +36,13 @@ describe('hub end to end (HTTP + WebSocket on one port, SQLite)', () => {
     // Each volunteer takes every shard it may (replication 2: both run all three).
     for (const conn of conns) {
       for (;;) {
-        conn.send({ v: 1, type: 'lease-request' });
+        conn.send({ v: 2, type: 'lease-request' });
         const m = await conn.msg();
         if (m.type === 'no-work') break;
         if (m.type !== 'lease') throw new Error(`expected a lease, got ${JSON.stringify(m)}`);
         expect(m.kernel?.source).toContain('@compute');
         const r = await result(m.shard, job, truth(indexOf(m.shard)));
-        conn.send({ v: 1, type: 'result', result: encodeResult(r) });
+        conn.send({ v: 2, type: 'result', result: encodeResult(r) });
         const ack = await conn.msg();
         expect(ack).toMatchObject({ type: 'ack', shard: m.shard });
       }
