@@ -136,7 +136,7 @@ export class HubRounds {
       throw err(
         'input/invalid',
         403,
-        `round ${req.round}: this connection's peer id ${req.peer} is not in the group.`,
+        `message.group: this connection's peer id ${req.peer} is not in round ${req.round}'s group.`,
         {
           path: 'message.group',
         },

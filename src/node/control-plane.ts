@@ -143,6 +143,18 @@ const REFUSALS: ReadonlySet<HearthErrorCode> = new Set<HearthErrorCode>([
   'control/rate-limited',
 ]);
 
+/** An error's details if they are small JSON (they are a HearthError's, never raw input). */
+function boundedDetails(
+  d: Readonly<Record<string, unknown>> | undefined,
+): Readonly<Record<string, unknown>> | undefined {
+  if (!d) return undefined;
+  try {
+    return JSON.stringify(d).length <= CONTROL_LIMITS.maxDetailsChars ? d : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** A volunteer's one live connection, as the other connections of the hub reach it. */
 interface Live {
   readonly conn: Connection;
@@ -315,10 +327,7 @@ export function attachControlPlane(
       message: string,
       opts: { re?: number | undefined; details?: Readonly<Record<string, unknown>>; close?: boolean } = {},
     ) => {
-      const details =
-        opts.details && JSON.stringify(opts.details).length <= CONTROL_LIMITS.maxDetailsChars
-          ? opts.details
-          : undefined;
+      const details = boundedDetails(opts.details);
       send(
         {
           type: 'error',
@@ -488,8 +497,8 @@ export function attachControlPlane(
     });
     /**
      * A page of another release. A version-1 page reads only version-1 errors, so the refusal is
-     * written in its words (an error it knows, the reason in the sentence) before the close: the
-     * volunteer sees "reload the page", not a parse failure.
+     * written in its words (an error it knows, the reason in the sentence): the volunteer sees
+     * "reload the page", not a parse failure.
      */
     const refuseVersion = (e: HearthError) => {
       if (ws.readyState === ws.OPEN) {
@@ -507,7 +516,7 @@ export function attachControlPlane(
           ),
         );
       }
-      shut(CLOSE_POLICY, 'protocol/version');
+      // The connection stays open: the page shows the sentence and the volunteer reloads.
     };
     ws.on('error', () => {
       // ws reports protocol violations (oversize, bad frames) here, then closes: nothing to add.

@@ -168,7 +168,14 @@ function envelope(text: unknown, who: string): Record<string, unknown> {
     throw new HearthError(
       typeof o.v === 'number' ? 'protocol/version' : 'input/invalid',
       `${who}.v: this side speaks control protocol ${CONTROL_PROTOCOL_VERSION}, the message says ${said}. Reload the page (or upgrade the client) to get the hub's version.`,
-      { details: { path: `${who}.v`, expected: CONTROL_PROTOCOL_VERSION, got: o.v ?? null } },
+      // `got` as a word, never the value: it may be any JSON the sender chose (deeply nested).
+      {
+        details: {
+          path: `${who}.v`,
+          expected: CONTROL_PROTOCOL_VERSION,
+          got: typeof o.v === 'number' ? o.v : said,
+        },
+      },
     );
   }
   return o;

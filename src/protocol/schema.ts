@@ -9,7 +9,7 @@
 // translating another library's issue objects.
 import { HearthError } from '../core/errors.ts';
 import { isSha256Hex } from '../core/hash.ts';
-import { arr, int, obj, oneOf, onlyKeys, str } from './validate.ts';
+import { arr, describe, int, obj, oneOf, onlyKeys, str } from './validate.ts';
 
 /** Checks `v` (found at `path`) and returns it typed, or throws naming the path. */
 export type Schema<T> = (v: unknown, path: string) => T;
@@ -55,10 +55,7 @@ export const exactly =
   <const T extends number | string>(want: T): Schema<T> =>
   (v, path) => {
     if (v !== want)
-      throw fail(
-        path,
-        `expected ${JSON.stringify(want)}, got ${v === undefined ? 'nothing' : JSON.stringify(v)}.`,
-      );
+      throw fail(path, `expected ${JSON.stringify(want)}, got ${v === undefined ? 'nothing' : describe(v)}.`);
     return want;
   };
 

@@ -151,7 +151,8 @@ describe('accountable all-reduce through a real hub', () => {
     const acks = await Promise.all(
       members.map((m, i) => reportRound(m.session, round, results[i]!.contributors, results[i]!)),
     );
-    for (const a of acks) expect(a).toEqual({ v: 2, type: 'allreduce-ack', round, flagged: [] });
+    for (const a of acks)
+      expect(a).toEqual({ v: 2, re: expect.any(Number), type: 'allreduce-ack', round, flagged: [] });
 
     const res = await audit(round);
     expect(res.status).toBe(200);
@@ -213,6 +214,7 @@ describe('accountable all-reduce through a real hub', () => {
     );
     expect(reply).toEqual({
       v: 2,
+      re: expect.any(Number),
       type: 'allreduce-ack',
       round,
       flagged: [
@@ -501,6 +503,7 @@ describe('allreduce-report validation', () => {
   const peer = (i: number) => `h${i.toString(16).padStart(32, '0')}`;
   const report = {
     v: 2,
+    id: 1,
     type: 'allreduce-report',
     round: 'r',
     group: [peer(1), peer(2)],

@@ -14,7 +14,7 @@ export const ALLREDUCE_HANDLERS: Handlers<'allreduce-report' | 'allreduce-fallba
     if (!m.group.includes(me)) {
       throw new HearthError(
         'input/invalid',
-        `${m.type}: this connection's peer id ${me} is not in message.group.`,
+        `message.group: this connection's peer id ${me} is not in the group of ${m.type} ${m.round}.`,
         {
           details: { path: 'message.group' },
         },
