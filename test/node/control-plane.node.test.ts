@@ -693,3 +693,84 @@ describe('one connection per volunteer', () => {
     }
   });
 });
+
+describe('control plane v2: correlation, pushes, versions', () => {
+  it('replies name their request even when answered out of the order asked', async () => {
+    const hub = await startTestHub();
+    try {
+      hub.scheduler.submit(wgslManifest(1), Date.now());
+      const { conn } = await authenticated(hub.url, await TestKey.create());
+      // Ids are the client's: any safe integer, in any order.
+      conn.send({ v: 2, id: 900, type: 'lease-request' });
+      conn.send({ v: 2, id: 5, type: 'heartbeat', lease: 'nope' });
+      const first = await conn.next();
+      const second = await conn.next();
+      expect(first).toMatchObject({ kind: 'message', msg: { type: 'lease', re: 900 } });
+      expect(second).toMatchObject({
+        kind: 'message',
+        msg: { type: 'error', code: 'lease/unknown', re: 5, details: { leaseId: 'nope' } },
+      });
+      // A message that does not parse still names its id when it has one.
+      conn.send({ v: 2, id: 77, type: 'heartbeat' });
+      expect(await conn.next()).toMatchObject({
+        kind: 'message',
+        msg: { type: 'error', code: 'input/invalid', re: 77, details: { path: 'message.lease' } },
+      });
+      await conn.close();
+    } finally {
+      await hub.close();
+    }
+  });
+
+  it('a volunteer told no-work is pushed work-available when work arrives; a busy one is not', async () => {
+    const hub = await startTestHub();
+    try {
+      const idle = await authenticated(hub.url, await TestKey.create());
+      idle.conn.send({ v: 2, type: 'lease-request' });
+      expect(await idle.conn.msg()).toMatchObject({ type: 'no-work' });
+      // Not idle: never asked.
+      const other = await authenticated(hub.url, await TestKey.create());
+      hub.scheduler.submit(wgslManifest(1), Date.now());
+      expect(hub.cp.workAvailable()).toBe(1);
+      const pushed = await idle.conn.next();
+      expect(pushed).toEqual({ kind: 'message', msg: { v: 2, type: 'work-available' } });
+      // Told once: a second call finds no idle connection until it asks again.
+      expect(hub.cp.workAvailable()).toBe(0);
+      idle.conn.send({ v: 2, type: 'lease-request' });
+      expect(await idle.conn.msg()).toMatchObject({ type: 'lease' });
+      await expect(other.conn.next(300)).rejects.toThrow(/no message/);
+      await Promise.all([idle.conn.close(), other.conn.close()]);
+    } finally {
+      await hub.close();
+    }
+  });
+
+  it('a page of the previous version is told, in its own words, to reload; the connection stays', async () => {
+    const hub = await startTestHub();
+    try {
+      const conn = new Conn(hub.url);
+      expect(await conn.opened).toBe(true);
+      const k = await TestKey.create();
+      conn.send({ v: 1, type: 'hello', publicKey: k.publicKey, capabilities: CAPS });
+      const raw = await new Promise<string>((resolve) =>
+        conn.ws.once('message', (d) => resolve(d.toString())),
+      );
+      // What a version-1 page parses: v 1, a code it knows, and why in the sentence.
+      expect(JSON.parse(raw)).toEqual({
+        v: 1,
+        type: 'error',
+        code: 'bad-message',
+        message: expect.stringMatching(/^protocol\/version: .*speaks control protocol 2.*Reload the page/),
+      });
+      expect(await conn.msg()).toMatchObject({ type: 'error', code: 'protocol/version' });
+      expect(conn.isOpen).toBe(true);
+      // Another version number is a version-2 error with its code.
+      conn.send({ v: 3, id: 1, type: 'lease-request' });
+      expect(await conn.msg()).toMatchObject({ type: 'error', code: 'protocol/version' });
+      expect(conn.isOpen).toBe(true);
+      await conn.close();
+    } finally {
+      await hub.close();
+    }
+  });
+});
