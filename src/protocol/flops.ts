@@ -24,14 +24,8 @@
 import { HearthError } from '../core/errors.ts';
 import type { OnnxManifest } from './kinds/onnx.ts';
 import { MANIFEST_LIMITS } from './manifest.ts';
-import {
-  inferShapes,
-  type OnnxGraph,
-  type OnnxGraphNode,
-  readOnnxGraph,
-  type ShapeMap,
-  UNARY_ELEMENTWISE_OPS,
-} from './onnx-graph.ts';
+import { type OnnxGraph, type OnnxGraphNode, readOnnxGraph } from './onnx-graph.ts';
+import { inferShapes, type ShapeMap, UNARY_ELEMENTWISE_OPS } from './onnx-shapes.ts';
 
 /** Names the formula a job's counted FLOPs were made with, so a later table never reprices them. */
 export const ONNX_FLOPS_FORMULA = 'onnx-graph/1';
