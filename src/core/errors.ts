@@ -69,6 +69,31 @@ export const HEARTH_ERROR_CODES = [
   'control/replaced',
   /** The hub failed on a message; it may be retried. */
   'control/internal',
+  // The hub's HTTP refusals (node/http.ts STATUS_OF_CODE gives each its status).
+  'http/moved',
+  'http/bad-request',
+  /** No token, or one the hub does not know (or revoked). */
+  'http/unauthorized',
+  /** A token that may not do this (another researcher's job, an admin route). */
+  'http/forbidden',
+  /** The page's Origin is not allowed to use this hub. */
+  'http/origin',
+  'http/not-found',
+  'http/method',
+  'http/conflict',
+  'http/too-large',
+  'http/range',
+  'http/too-many-connections',
+  /** The hub failed on this request; it keeps serving others. */
+  'http/internal',
+  /** The hub is shutting down. */
+  'http/closing',
+  /** The hub has no built pages to serve. */
+  'pages/missing',
+  /** A PeerJS id the hub did not issue to an open volunteer connection. */
+  'p2p/peer-id',
+  /** A `hearth` command line that cannot be run as written: printed with the usage, exit 2. */
+  'cli/usage',
 ] as const;
 
 /**

@@ -14,11 +14,11 @@ import type { HubRounds } from '../hub/rounds.ts';
 import type { HubStore } from '../hub/store.ts';
 import { bearer } from '../hub/tokens.ts';
 import { parseRoundId, toBase64Url } from '../protocol/control.ts';
-import { HttpError, readBody, send } from './http.ts';
+import { httpError, readBody, send } from './http.ts';
 
 /**
  * Serves `/v1/allreduce/:round/contributions` and `/v1/allreduce/:round/mean` (ticket routes:
- * call before the token check). Failures are thrown, as HttpError or as hub/rounds.ts's
+ * call before the token check). Failures are thrown, as HearthErrors (http.ts httpError, or hub/rounds.ts's
  * HearthErrors carrying their HTTP status, for the hub's one error answer.
  */
 export async function serveRoundTicketRoute(
@@ -28,30 +28,25 @@ export async function serveRoundTicketRoute(
   roundParam: string,
   action: string,
 ): Promise<void> {
-  if (!rounds)
-    throw new HttpError(404, 'http/not-found', 'this hub does not average rounds (it runs without peers).');
+  if (!rounds) throw httpError('http/not-found', 'this hub does not average rounds (it runs without peers).');
   const method = req.method ?? 'GET';
   const want = action === 'contributions' ? 'PUT' : action === 'mean' ? 'GET' : undefined;
-  if (!want)
-    throw new HttpError(404, 'http/not-found', `no route /v1/allreduce/:round/${action.slice(0, 40)}.`);
+  if (!want) throw httpError('http/not-found', `no route /v1/allreduce/:round/${action.slice(0, 40)}.`);
   if (method !== want && !(want === 'GET' && method === 'HEAD')) {
-    throw new HttpError(
-      405,
-      'http/method',
-      `${method} is not allowed here; use ${want}.`,
-      {},
-      { allow: want },
-    );
+    throw httpError('http/method', `${method} is not allowed here; use ${want}.`, {
+      headers: { allow: want },
+    });
   }
   const round = parseRoundId(roundParam, 'round');
   const ticket = bearer(req.headers.authorization);
   if (ticket === undefined || !/^[0-9a-f]{64}$/.test(ticket)) {
-    throw new HttpError(
-      401,
+    throw httpError(
       'http/unauthorized',
       'this route needs "Authorization: Bearer <ticket>" from an allreduce-ticket message.',
-      { path: 'authorization' },
-      { 'www-authenticate': 'Bearer realm="hearth-allreduce"' },
+      {
+        details: { path: 'authorization' },
+        headers: { 'www-authenticate': 'Bearer realm="hearth-allreduce"' },
+      },
     );
   }
   if (want === 'PUT') {

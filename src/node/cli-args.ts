@@ -1,16 +1,15 @@
 // What every `hearth` subcommand shares: its description, strict flag parsing with node:util's
-// parseArgs, and the two ways a command fails (bad usage → exit 2, anything else → exit 1).
+// parseArgs, and the two ways a command fails (bad usage → exit 2, any other HearthError → exit 1).
+
 import { type ParseArgsConfig, parseArgs } from 'node:util';
+import { HearthError } from '../core/errors.ts';
 
-/** A failure the user can fix by changing the command line: printed with the usage, exit 2. */
-export class UsageError extends Error {
-  override readonly name = 'UsageError' as const;
-}
-
-/** A failure while doing the work (hub unreachable, HTTP error, bad file): exit 1. */
-export class CliError extends Error {
-  override readonly name = 'CliError' as const;
-}
+/**
+ * A failure the user can fix by changing the command line: a HearthError ('cli/usage'), printed
+ * with the usage, exit 2. Any other HearthError (hub unreachable, HTTP error, bad file) is printed
+ * alone, exit 1.
+ */
+export const usage = (message: string): HearthError => new HearthError('cli/usage', message);
 
 export type Options = NonNullable<ParseArgsConfig['options']>;
 
@@ -29,7 +28,7 @@ export interface Command {
 
 export type Flags = Record<string, string | boolean | string[] | undefined>;
 
-/** Parses a command's flags strictly; unknown flags and wrong arity are UsageErrors. */
+/** Parses a command's flags strictly; unknown flags and wrong arity are 'cli/usage' errors. */
 export function parse(cmd: Command, argv: string[]): { flags: Flags; positionals: string[]; help: boolean } {
   let parsed: { values: Flags; positionals: string[] };
   try {
@@ -40,11 +39,11 @@ export function parse(cmd: Command, argv: string[]): { flags: Flags; positionals
       strict: true,
     }) as { values: Flags; positionals: string[] };
   } catch (e) {
-    throw new UsageError(e instanceof Error ? e.message : String(e));
+    throw usage(e instanceof Error ? e.message : String(e));
   }
   const help = parsed.values.help === true;
   if (!help && parsed.positionals.length !== cmd.positionals) {
-    throw new UsageError(
+    throw usage(
       cmd.positionals === 0
         ? `hearth ${cmd.name} takes no arguments, got "${parsed.positionals.join(' ')}".`
         : `hearth ${cmd.name} takes ${cmd.positionals} argument(s), got ${parsed.positionals.length}.`,
@@ -61,13 +60,13 @@ export function str(flags: Flags, name: string, fallback?: string): string | und
   return typeof v === 'string' ? v : fallback;
 }
 
-/** An integer flag in [min, max], or `fallback`; anything else is a UsageError naming the flag. */
+/** An integer flag in [min, max], or `fallback`; anything else is a 'cli/usage' error naming the flag. */
 export function int(flags: Flags, name: string, fallback: number, min: number, max: number): number {
   const v = flags[name];
   if (typeof v !== 'string') return fallback;
   const n = Number(v);
   if (!/^\d+$/.test(v) || !Number.isSafeInteger(n) || n < min || n > max) {
-    throw new UsageError(`--${name}: expected an integer from ${min} to ${max}, got "${v}".`);
+    throw usage(`--${name}: expected an integer from ${min} to ${max}, got "${v}".`);
   }
   return n;
 }

@@ -1,12 +1,14 @@
 // The researcher's side of `hearth`: submit, status and results talk to a running hub over its
 // HTTP API (see hub-server.ts), with a bearer token. HTTP failures are printed as the hub sent
 // them: `<status> <code>: <message>`.
+
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
+import { HearthError } from '../core/errors.ts';
 import type { DType } from '../core/tensor.ts';
 import { parseManifest } from '../protocol/kinds/index.ts';
-import { CliError, type Command, type Flags, str, UsageError } from './cli-args.ts';
+import { type Command, type Flags, str, usage } from './cli-args.ts';
 import { npy } from './cli-npy.ts';
 import { manifestBlobs } from './hub-jobs.ts';
 
@@ -34,14 +36,14 @@ interface Client {
 function client(flags: Flags): Client {
   const hub = (str(flags, 'hub') ?? process.env.HEARTH_HUB ?? DEFAULT_HUB).replace(/\/+$/, '');
   if (!/^https?:\/\/[^/]+$/.test(hub)) {
-    throw new UsageError(`--hub: expected a URL like ${DEFAULT_HUB}, got "${hub}".`);
+    throw usage(`--hub: expected a URL like ${DEFAULT_HUB}, got "${hub}".`);
   }
   const token = str(flags, 'token') ?? process.env.HEARTH_TOKEN;
-  if (!token) throw new UsageError('no token: pass --token or set HEARTH_TOKEN (see "hearth token create").');
+  if (!token) throw usage('no token: pass --token or set HEARTH_TOKEN (see "hearth token create").');
   return { hub, token };
 }
 
-/** One request; a non-2xx answer becomes a CliError carrying the hub's `{ error: { code, message } }`. */
+/** One request; a non-2xx answer becomes a HearthError ('net/refused') carrying the hub's `{ error: { code, message } }`. */
 async function call(
   c: Client,
   method: string,
@@ -55,7 +57,8 @@ async function call(
     requestTimeoutMs() + (typeof body === 'object' ? Math.ceil(body.byteLength / 2 ** 20) * 1000 : 0);
   const signal = AbortSignal.timeout(ms);
   const timedOut = () =>
-    new CliError(
+    new HearthError(
+      'net/timeout',
       `the hub at ${c.hub} did not answer ${method} ${path} within ${ms} ms; is it overloaded or stuck?`,
     );
   try {
@@ -71,7 +74,10 @@ async function call(
   } catch (e) {
     if (signal.aborted) throw timedOut();
     const why = e instanceof Error && e.cause instanceof Error ? e.cause.message : String(e);
-    throw new CliError(`cannot reach the hub at ${c.hub} (${why}); is "hearth hub" running there?`);
+    throw new HearthError(
+      'net/unreachable',
+      `cannot reach the hub at ${c.hub} (${why}); is "hearth hub" running there?`,
+    );
   }
   if (r.ok) return r;
   const text = await r.text().catch(() => {
@@ -84,15 +90,20 @@ async function call(
   } catch {
     // Not the hub's JSON (a proxy's page?): the raw text says more than nothing.
   }
-  throw new CliError(`${method} ${path} failed with ${r.status} ${detail}`);
+  throw new HearthError('net/refused', `${method} ${path} failed with ${r.status} ${detail}`, {
+    details: { status: r.status },
+  });
 }
 
-/** The answer's JSON; a body cut off (or past the request's deadline) is a CliError, not a crash. */
+/** The answer's JSON; a body cut off (or past the request's deadline) is a HearthError, not a crash. */
 const json = async <T>(r: Response): Promise<T> => {
   try {
     return (await r.json()) as T;
   } catch (e) {
-    throw new CliError(`the hub's answer could not be read: ${e instanceof Error ? e.message : String(e)}`);
+    throw new HearthError(
+      'net/protocol',
+      `the hub's answer could not be read: ${e instanceof Error ? e.message : String(e)}`,
+    );
   }
 };
 
@@ -118,7 +129,7 @@ ${CONNECTION}`,
       manifest = parseManifest(JSON.parse(text));
     } catch (e) {
       // parseManifest's message starts with the bad field's path; JSON and file errors say what failed.
-      throw new CliError(`${file}: ${e instanceof Error ? e.message : String(e)}`);
+      throw new HearthError('input/invalid', `${file}: ${e instanceof Error ? e.message : String(e)}`);
     }
     const dir = resolve(str(flags, 'blobs-from', dirname(path)));
     let uploaded = 0;
@@ -138,13 +149,15 @@ ${CONNECTION}`,
       }
       const data = new Uint8Array(readFileSync(blobFile));
       const actual = createHash('sha256').update(data).digest('hex');
-      if (actual !== sha) throw new CliError(`${blobFile}: its SHA-256 is ${actual}, not the name it has.`);
+      if (actual !== sha)
+        throw new HearthError('blob/corrupt', `${blobFile}: its SHA-256 is ${actual}, not the name it has.`);
       await call(c, 'PUT', `/v1/blobs/${sha}`, data);
       uploaded++;
       bytes += data.byteLength;
     }
     if (missing.length > 0) {
-      throw new CliError(
+      throw new HearthError(
+        'blob/missing',
         `${missing.length} blob(s) the manifest names are neither in ${dir} nor on the hub: ${missing.slice(0, 4).join(', ')}${missing.length > 4 ? ', …' : ''}`,
       );
     }
@@ -273,7 +286,7 @@ ${CONNECTION}`,
   positionals: 1,
   async run(flags, [job]) {
     const out = str(flags, 'out');
-    if (!out) throw new UsageError('--out DIR is required.');
+    if (!out) throw usage('--out DIR is required.');
     const c = client(flags);
     const base = `/v1/jobs/${encodeURIComponent(job!)}/results`;
     const index = await json<ResultsIndex>(await call(c, 'GET', base));
@@ -286,14 +299,18 @@ ${CONNECTION}`,
         const r = await call(c, 'GET', `${base}/${s.index}/${encodeURIComponent(o.name)}`);
         const data = new Uint8Array(
           await r.arrayBuffer().catch((e: unknown) => {
-            throw new CliError(
+            throw new HearthError(
+              'net/unreachable',
               `shard ${s.index} output "${o.name}": the download broke off (${e instanceof Error ? e.message : e}).`,
             );
           }),
         );
         const got = createHash('sha256').update(data).digest('hex');
         if (got !== o.sha256 || data.byteLength !== o.bytes) {
-          throw new CliError(`shard ${s.index} output "${o.name}": the bytes do not match the index's hash.`);
+          throw new HearthError(
+            'blob/corrupt',
+            `shard ${s.index} output "${o.name}": the bytes do not match the index's hash.`,
+          );
         }
         // Output names are the researcher's; a file name gets only safe characters, made unique.
         const stem = `${s.index}-${o.name.replace(/[^A-Za-z0-9._-]/g, '_')}`;

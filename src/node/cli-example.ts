@@ -1,6 +1,6 @@
 // `hearth example --out DIR`: writes two example jobs (ONNX and WGSL) to try a hub with.
 import { resolve } from 'node:path';
-import { type Command, int, str, UsageError } from './cli-args.ts';
+import { type Command, int, str, usage } from './cli-args.ts';
 import { writeExample } from './example.ts';
 
 export const exampleCommand: Command = {
@@ -29,7 +29,7 @@ SHA-256 — ready for \`hearth submit DIR/heat-job.json\`.
   positionals: 0,
   async run(flags) {
     const out = str(flags, 'out');
-    if (!out) throw new UsageError('--out DIR is required.');
+    if (!out) throw usage('--out DIR is required.');
     const rows = int(flags, 'rows', 64, 1, 65_536);
     const heat = {
       steps: int(flags, 'steps', 500, 1, 100_000),

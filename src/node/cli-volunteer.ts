@@ -1,5 +1,6 @@
 // `hearth volunteer`: headless Chromium volunteers against a running hub, with a status line.
-import { CliError, type Command, int, str, UsageError } from './cli-args.ts';
+import { HearthError, isHearthError } from '../core/errors.ts';
+import { type Command, int, str, usage } from './cli-args.ts';
 import { DEFAULT_HUB } from './cli-client.ts';
 import { type AdapterChoice, launchVolunteers, type VolunteerReport } from './volunteers.ts';
 
@@ -67,11 +68,11 @@ Chromium comes from $CHROMIUM_PATH, else /usr/bin/chromium.`,
     const count = int(flags, 'count', 1, 1, 64);
     const hubUrl = (str(flags, 'hub') ?? process.env.HEARTH_HUB ?? DEFAULT_HUB).replace(/\/+$/, '');
     if (!URL.canParse(hubUrl) || !/^https?:$/.test(new URL(hubUrl).protocol)) {
-      throw new UsageError(`--hub: expected a URL like ${DEFAULT_HUB}, got "${hubUrl}".`);
+      throw usage(`--hub: expected a URL like ${DEFAULT_HUB}, got "${hubUrl}".`);
     }
     const adapter = str(flags, 'adapter', 'auto') as AdapterChoice;
     if (!ADAPTERS.includes(adapter)) {
-      throw new UsageError(`--adapter: expected one of ${ADAPTERS.join(', ')}, got "${adapter}".`);
+      throw usage(`--adapter: expected one of ${ADAPTERS.join(', ')}, got "${adapter}".`);
     }
     const idleExit = int(flags, 'idle-exit', 0, 0, 86_400);
     const page = str(flags, 'page');
@@ -86,7 +87,8 @@ Chromium comes from $CHROMIUM_PATH, else /usr/bin/chromium.`,
         ...(verbose ? { onLog: (i, line) => process.stderr.write(`[volunteer ${i}] ${line}\n`) } : {}),
       });
     } catch (e) {
-      throw new CliError(e instanceof Error ? e.message : String(e));
+      if (isHearthError(e)) throw e;
+      throw new HearthError('net/unreachable', e instanceof Error ? e.message : String(e), { cause: e });
     }
     process.stdout.write(`started ${count} volunteer(s) against ${hubUrl}\n`);
     let stop = false;
@@ -117,7 +119,7 @@ Chromium comes from $CHROMIUM_PATH, else /usr/bin/chromium.`,
           printedAt = Date.now();
         }
         for (const r of reports) {
-          if (r.error) throw new CliError(`volunteer ${r.index} failed: ${r.error}`);
+          if (r.error) throw new HearthError('shard/failed', `volunteer ${r.index} failed: ${r.error}`);
         }
         if (idleExit > 0 && idleDone(reports, lastChange, Date.now(), idleExit)) {
           process.stdout.write(`idle for ${idleExit} s: done\n`);

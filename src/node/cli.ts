@@ -10,10 +10,10 @@
 // Exit codes: 0 done, 1 the work failed (hub unreachable, HTTP error, bad file), 2 bad usage.
 // Run from a checkout with `npm run hearth -- <command> …`.
 import { dirname, join, resolve } from 'node:path';
-import { isHearthError } from '../core/errors.ts';
+import { HearthError, isHearthError } from '../core/errors.ts';
 import { SqliteStore } from '../hub/sqlite-store.ts';
 import { createToken, listTokens, revokeToken } from '../hub/tokens.ts';
-import { CliError, type Command, type Flags, int, parse, str, UsageError } from './cli-args.ts';
+import { type Command, type Flags, int, parse, str, usage } from './cli-args.ts';
 import { clientCommands, DEFAULT_HUB } from './cli-client.ts';
 import { exampleCommand } from './cli-example.ts';
 import { volunteerCommand } from './cli-volunteer.ts';
@@ -59,7 +59,7 @@ The same port also serves PeerJS signalling at /p2p (key "hearth").`,
     const origins = (flags.origin as string[] | undefined) ?? [];
     for (const o of origins) {
       if (o === '*' || !URL.canParse(o) || new URL(o).origin !== o) {
-        throw new UsageError(`--origin: expected an exact origin like https://example.org, got "${o}".`);
+        throw usage(`--origin: expected an exact origin like https://example.org, got "${o}".`);
       }
     }
     const h = await startHub({
@@ -115,7 +115,7 @@ function withStore<T>(flags: Flags, f: (s: SqliteStore) => T): T {
 
 function needName(flags: Flags): string {
   const name = str(flags, 'name');
-  if (name === undefined) throw new UsageError('--name NAME is required.');
+  if (name === undefined) throw usage('--name NAME is required.');
   return name;
 }
 
@@ -131,7 +131,6 @@ const tokenCreate: Command = {
       try {
         return createToken(s, name);
       } catch (e) {
-        if (isHearthError(e)) throw new CliError(e.message);
         throw e;
       }
     });
@@ -167,7 +166,8 @@ const tokenRevoke: Command = {
   positionals: 0,
   async run(flags) {
     const name = needName(flags);
-    if (!withStore(flags, (s) => revokeToken(s, name))) throw new CliError(`no token named "${name}".`);
+    if (!withStore(flags, (s) => revokeToken(s, name)))
+      throw new HearthError('input/invalid', `no token named "${name}".`, { details: { path: 'name' } });
     process.stdout.write(`revoked ${name}\n`);
     return 0;
   },
@@ -183,7 +183,7 @@ const commands: readonly Command[] = [
   exampleCommand,
 ];
 
-function usage(): string {
+function topUsage(): string {
   const w = Math.max(...commands.map((c) => c.name.length));
   return `usage: hearth <command> [options]    (hearth <command> --help for more)
 
@@ -196,11 +196,11 @@ Environment: HEARTH_HUB (default ${DEFAULT_HUB}), HEARTH_TOKEN, HEARTH_ADMIN_TOK
 async function main(argv: string[]): Promise<number> {
   const [first, second] = argv;
   if (first === undefined) {
-    process.stderr.write(`${usage()}\n`);
+    process.stderr.write(`${topUsage()}\n`);
     return 2;
   }
   if (first === '--help' || first === '-h' || first === 'help') {
-    process.stdout.write(`${usage()}\n`);
+    process.stdout.write(`${topUsage()}\n`);
     return 0;
   }
   let cmd: Command | undefined;
@@ -218,7 +218,7 @@ async function main(argv: string[]): Promise<number> {
   }
   if (!cmd) {
     const what = first === 'token' ? `token ${second}` : first;
-    process.stderr.write(`hearth: unknown command "${what}"\n\n${usage()}\n`);
+    process.stderr.write(`hearth: unknown command "${what}"\n\n${topUsage()}\n`);
     return 2;
   }
   try {
@@ -229,11 +229,11 @@ async function main(argv: string[]): Promise<number> {
     }
     return await cmd.run(flags, positionals);
   } catch (e) {
-    if (e instanceof UsageError) {
+    if (isHearthError(e, 'cli/usage')) {
       process.stderr.write(`hearth ${cmd.name}: ${e.message}\n\n${cmd.help}\n`);
       return 2;
     }
-    if (e instanceof CliError) {
+    if (isHearthError(e)) {
       process.stderr.write(`hearth ${cmd.name}: ${e.message}\n`);
       return 1;
     }

@@ -2,57 +2,90 @@
 // error type routes throw, JSON answers, and bounded request bodies. One place, so every route
 // answers errors the same way and no route reads an unbounded body.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { HearthError, HearthErrorCode } from '../core/errors.ts';
+import { type ErrorDetails, HearthError, type HearthErrorCode } from '../core/errors.ts';
 import { isTooLarge } from '../hub/blobs.ts';
 
 export const JSON_TYPE = 'application/json; charset=utf-8';
 
-/** An HTTP failure with its status; `code` goes to the client as `error.code`. */
-export class HttpError extends Error {
-  readonly status: number;
-  readonly code: string;
-  readonly details: Readonly<Record<string, unknown>>;
-  readonly headers: Readonly<Record<string, string>>;
-  constructor(
-    status: number,
-    code: string,
-    message: string,
-    details: Readonly<Record<string, unknown>> = {},
-    headers: Readonly<Record<string, string>> = {},
-  ) {
-    super(message);
-    this.status = status;
-    this.code = code;
-    this.details = details;
-    this.headers = headers;
-  }
-}
-
-export const notFound = (what: string) => new HttpError(404, 'http/not-found', `${what} does not exist.`);
-
-/** The HTTP status of the error codes whose meaning fixes it (the rest take the caller's). */
+/**
+ * The HTTP status each error code stands for: the one table from code to status. A code not
+ * listed is the client's to fix (400); a route that means another status for the same code says
+ * so in the error (`httpError(code, message, { status })`, or `details.status` from a lower layer
+ * such as hub/rounds.ts).
+ */
 export const STATUS_OF_CODE: Readonly<Partial<Record<HearthErrorCode, number>>> = {
+  'http/moved': 301,
+  'http/bad-request': 400,
+  'http/unauthorized': 401,
+  'http/forbidden': 403,
+  'http/origin': 403,
+  'p2p/peer-id': 403,
+  'http/not-found': 404,
+  'pages/missing': 404,
+  'blob/missing': 404,
   'job/unknown': 404,
   'shard/unknown': 404,
+  'http/method': 405,
+  'http/conflict': 409,
   'lease/unknown': 409,
   'job/closed': 409,
   'result/duplicate': 409,
+  'http/too-large': 413,
+  'http/range': 416,
+  'http/too-many-connections': 429,
+  'http/internal': 500,
   'store/failed': 503,
-  'protocol/version': 400,
+  'http/closing': 503,
+  'gpu/unavailable': 503,
 };
 
 /**
- * A HearthError as an HttpError: 413 when it is about size; the status a lower layer put in
- * `details.status` (an HTTP status it chose, e.g. hub/rounds.ts's 409 for a second upload); the
- * code's own status (STATUS_OF_CODE); otherwise `status` (default 400, bad input).
+ * Refuses an HTTP request: a HearthError like any other, whose status is its code's
+ * (STATUS_OF_CODE) unless `status` says otherwise; `headers` go on the response (Allow,
+ * WWW-Authenticate, Content-Range), never into the body.
+ *
+ * @example
+ * throw httpError('http/method', 'PUT is not allowed here; use GET.', { headers: { allow: 'GET' } });
  */
-export function fromHearth(e: HearthError, status = 400): HttpError {
-  if (isTooLarge(e)) return new HttpError(413, 'http/too-large', e.message, e.details);
-  const { status: chosen, ...details } = e.details;
-  if (typeof chosen === 'number' && Number.isInteger(chosen) && chosen >= 400 && chosen <= 599) {
-    return new HttpError(chosen, e.code, e.message, details);
-  }
-  return new HttpError(STATUS_OF_CODE[e.code] ?? status, e.code, e.message, e.details);
+export function httpError(
+  code: HearthErrorCode,
+  message: string,
+  opts: { status?: number; details?: ErrorDetails; headers?: Readonly<Record<string, string>> } = {},
+): HearthError {
+  return new HearthError(code, message, {
+    details: {
+      ...opts.details,
+      ...(opts.status === undefined ? {} : { status: opts.status }),
+      ...(opts.headers === undefined ? {} : { headers: opts.headers }),
+    },
+  });
+}
+
+export const notFound = (what: string) => httpError('http/not-found', `${what} does not exist.`);
+
+/** How a HearthError is answered: its status, response headers, and the `{ error }` body's fields. */
+export interface ErrorResponse {
+  readonly status: number;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly code: string;
+  readonly message: string;
+  readonly details: ErrorDetails;
+}
+
+/**
+ * A HearthError as an HTTP answer: 413 `http/too-large` when it is about size; else the status in
+ * `details.status` (chosen by the route or a lower layer), the code's (STATUS_OF_CODE), or 400.
+ */
+export function responseOf(e: HearthError): ErrorResponse {
+  const { status: chosen, headers, ...details } = e.details;
+  const own = typeof headers === 'object' && headers !== null ? (headers as Record<string, string>) : {};
+  if (isTooLarge(e))
+    return { status: 413, headers: own, code: 'http/too-large', message: e.message, details };
+  const status =
+    typeof chosen === 'number' && Number.isInteger(chosen) && chosen >= 300 && chosen <= 599
+      ? chosen
+      : (STATUS_OF_CODE[e.code] ?? 400);
+  return { status, headers: own, code: e.code, message: e.message, details };
 }
 
 /** A JSON answer (no body for HEAD). */
@@ -71,8 +104,10 @@ export function send(req: IncomingMessage, res: ServerResponse, status: number, 
 export function declaredLength(req: IncomingMessage, limit: number, what: string): void {
   const cl = req.headers['content-length'];
   if (cl !== undefined && Number(cl) > limit) {
-    throw new HttpError(413, 'http/too-large', `${what} is ${cl} bytes, over the limit of ${limit}.`, {
-      limit,
+    throw httpError('http/too-large', `${what} is ${cl} bytes, over the limit of ${limit}.`, {
+      details: {
+        limit,
+      },
     });
   }
 }
@@ -95,13 +130,15 @@ export async function readBody(req: IncomingMessage, limit: number, what = 'the 
     const onData = (c: Buffer) => {
       size += c.length;
       if (size > limit) {
-        done(new HttpError(413, 'http/too-large', `${what} is over the limit of ${limit} bytes.`, { limit }));
+        done(
+          httpError('http/too-large', `${what} is over the limit of ${limit} bytes.`, { details: { limit } }),
+        );
         return;
       }
       chunks.push(c);
     };
     const onEnd = () => done();
-    const onError = () => done(new HttpError(400, 'input/invalid', `${what} was cut off.`));
+    const onError = () => done(httpError('input/invalid', `${what} was cut off.`));
     req.on('data', onData);
     req.on('end', onEnd);
     req.on('error', onError);

@@ -5,13 +5,15 @@ import { isSha256Hex } from '../core/hash.ts';
 import type { BlobDir } from '../hub/blobs.ts';
 import { PieceHashCache } from '../hub/piece-hashes.ts';
 import { BLOB_PIECES_VERSION } from '../protocol/blob-pieces.ts';
-import { declaredLength, fromHearth, HttpError, send } from './http.ts';
+import { declaredLength, httpError, send } from './http.ts';
 import type { Ctx } from './hub-context.ts';
 
 export function blobHash(sha: string): string {
   if (!isSha256Hex(sha)) {
-    throw new HttpError(400, 'input/invalid', 'sha256: expected 64 lowercase hex digits in the path.', {
-      path: 'sha256',
+    throw httpError('input/invalid', 'sha256: expected 64 lowercase hex digits in the path.', {
+      details: {
+        path: 'sha256',
+      },
     });
   }
   return sha;
@@ -25,13 +27,8 @@ export async function uploadBlob(
 ): Promise<void> {
   blobHash(sha);
   declaredLength(req, ctx.blobs.maxBytes, `blob ${sha}`);
-  let bytes: number;
-  try {
-    bytes = await ctx.blobs.receive(req, sha);
-  } catch (e) {
-    if (isHearthError(e) && e.code !== 'store/failed') throw fromHearth(e);
-    throw e;
-  }
+  // A refusal of the blob store is answered by its code (http.ts responseOf).
+  const bytes = await ctx.blobs.receive(req, sha);
   send(req, res, 201, { sha256: sha, bytes });
 }
 
@@ -44,7 +41,7 @@ export async function serveBlob(
 ): Promise<void> {
   blobHash(sha);
   const size = ctx.blobs.size(sha);
-  if (size === undefined) throw new HttpError(404, 'blob/missing', `blob ${sha} is not on this hub.`);
+  if (size === undefined) throw httpError('blob/missing', `blob ${sha} is not on this hub.`);
   let start = 0;
   let end = size - 1;
   let status = 200;
@@ -59,13 +56,9 @@ export async function serveBlob(
       if (m[2] !== '') end = Math.min(end, Number(m[2]));
     }
     if (start >= size || start > end || (m[1] === '' && Number(m[2]) === 0)) {
-      throw new HttpError(
-        416,
-        'http/range',
-        `range ${range}: outside the blob's ${size} bytes.`,
-        {},
-        { 'content-range': `bytes */${size}` },
-      );
+      throw httpError('http/range', `range ${range}: outside the blob's ${size} bytes.`, {
+        headers: { 'content-range': `bytes */${size}` },
+      });
     }
     status = 206;
   }
@@ -122,6 +115,6 @@ export async function servePieces(
     pieceLists.set(ctx.blobs, lists);
   }
   const list = await lists.get(sha);
-  if (!list) throw new HttpError(404, 'blob/missing', `blob ${sha} is not on this hub.`);
+  if (!list) throw httpError('blob/missing', `blob ${sha} is not on this hub.`);
   send(req, res, 200, { v: BLOB_PIECES_VERSION, ...list });
 }

@@ -5,7 +5,7 @@ import type { OracleRunner } from '../hub/oracle.ts';
 import type { HubRounds } from '../hub/rounds.ts';
 import type { Scheduler } from '../hub/scheduler.ts';
 import type { HubStore } from '../hub/store.ts';
-import { HttpError, readBody } from './http.ts';
+import { httpError, readBody } from './http.ts';
 
 export interface Ctx {
   /** Rounds averaged through the hub (undefined without peers). */
@@ -52,6 +52,6 @@ export async function readJson(ctx: Ctx, req: IncomingMessage): Promise<unknown>
   try {
     return JSON.parse(buf.toString('utf8'));
   } catch {
-    throw new HttpError(400, 'input/invalid', 'body: malformed JSON.', { path: 'body' });
+    throw httpError('input/invalid', 'body: malformed JSON.', { details: { path: 'body' } });
   }
 }

@@ -15,7 +15,7 @@ import {
   parseManifest,
 } from '../protocol/kinds/index.ts';
 import { tensorBytes } from '../protocol/shard.ts';
-import { fromHearth, HttpError, notFound, send } from './http.ts';
+import { httpError, notFound, send } from './http.ts';
 import { type Ctx, readJson } from './hub-context.ts';
 
 /**
@@ -61,37 +61,26 @@ export async function submitJob(
   who: Principal,
 ): Promise<void> {
   const body = await readJson(ctx, req);
-  let manifest: Manifest;
-  try {
-    manifest = parseManifest(body);
-  } catch (e) {
-    if (isHearthError(e)) throw fromHearth(e);
-    throw e;
-  }
+  let manifest: Manifest = parseManifest(body);
   const missing = manifestBlobs(manifest).filter((h) => !ctx.blobs.has(h));
   if (missing.length > 0) {
-    throw new HttpError(
-      400,
+    throw httpError(
       'blob/missing',
       `blob ${missing[0]} is not uploaded${missing.length > 1 ? ` (nor ${missing.length - 1} more)` : ''}; PUT /v1/blobs/<sha256> first.`,
-      { missing: missing.slice(0, 32) },
+      { status: 400, details: { missing: missing.slice(0, 32) } },
     );
   }
   checkTensorSizes(ctx, manifest);
   // The kind's own checks with the hub's resources (its model reader, its device): a job that
-  // every volunteer would fail is refused here, with the reason, rather than accepted.
-  try {
-    manifest = await hubKindOf(HUB_KINDS, manifest.kind).prepare(manifest, {
-      blob: (sha) => {
-        const b = ctx.blobs.read(sha);
-        return b ? new Uint8Array(b) : undefined;
-      },
-      ...(ctx.checkWgsl ? { checkWgsl: ctx.checkWgsl } : {}),
-    });
-  } catch (e) {
-    if (isHearthError(e)) throw fromHearth(e);
-    throw e;
-  }
+  // every volunteer would fail is refused here, with the reason, rather than accepted. A refusal
+  // (a HearthError) is answered by its code (http.ts responseOf).
+  manifest = await hubKindOf(HUB_KINDS, manifest.kind).prepare(manifest, {
+    blob: (sha) => {
+      const b = ctx.blobs.read(sha);
+      return b ? new Uint8Array(b) : undefined;
+    },
+    ...(ctx.checkWgsl ? { checkWgsl: ctx.checkWgsl } : {}),
+  });
   if (manifest.autoHoneypots) manifest = await withOracleHoneypots(ctx, manifest);
   // The owner is the token's name; the admin's jobs have none (only the admin sees them).
   const job = ctx.scheduler.submit(manifest, Date.now(), {
@@ -110,11 +99,10 @@ function checkTensorSizes(ctx: Ctx, m: Manifest): void {
     const want = tensorBytes(tensor.dtype, tensor.shape);
     const got = ctx.blobs.size(tensor.sha256);
     if (got !== undefined && got !== want) {
-      throw new HttpError(
-        400,
+      throw httpError(
         'input/invalid',
         `${path}: ${tensor.dtype}[${tensor.shape.join(', ')}] needs ${want} bytes, but blob ${tensor.sha256} has ${got}; upload the tensor's raw little-endian bytes, or fix its dtype or shape.`,
-        { path, expected: want, got },
+        { details: { path, expected: want, got } },
       );
     }
   }
@@ -132,8 +120,7 @@ async function withOracleHoneypots(ctx: Ctx, m: Manifest): Promise<Manifest> {
   try {
     runner = await ctx.oracle();
   } catch (e) {
-    throw new HttpError(
-      503,
+    throw httpError(
       'gpu/unavailable',
       `manifest.autoHoneypots: this hub has no device to compute honeypots on (${(e as Error).message}); give honeypots with known answers in the manifest instead.`,
     );
@@ -152,18 +139,16 @@ async function withOracleHoneypots(ctx: Ctx, m: Manifest): Promise<Manifest> {
     });
   } catch (e) {
     if (isHearthError(e) && !HUB_SIDE_FAILURES.has(e.code)) {
-      throw new HttpError(
-        400,
-        e.code,
-        `manifest.autoHoneypots: running a shard on the hub failed: ${e.message}`,
-        e.details,
-      );
+      throw httpError(e.code, `manifest.autoHoneypots: running a shard on the hub failed: ${e.message}`, {
+        status: 400,
+        details: e.details,
+      });
     }
     const why = e instanceof Error ? e.message : String(e);
-    throw new HttpError(
-      503,
+    throw httpError(
       isHearthError(e) ? e.code : 'gpu/unavailable',
       `manifest.autoHoneypots: the hub's device failed while computing honeypots (${why}); try again, or give honeypots with known answers in the manifest.`,
+      { status: 503 },
     );
   }
 }

@@ -25,7 +25,7 @@ import {
   type ControlPlaneOptions,
   refuseUpgrade,
 } from './control-plane.ts';
-import { drainSmallBody, fromHearth, HttpError, JSON_TYPE, notFound, send } from './http.ts';
+import { drainSmallBody, httpError, JSON_TYPE, notFound, responseOf, send } from './http.ts';
 import { serveBlob, servePieces, uploadBlob } from './hub-blobs.ts';
 import { type Ctx, type HubLogEntry, type HubStats, readJson } from './hub-context.ts';
 import { resultsIndex, sendOutput, submitJob, wgslChecker } from './hub-jobs.ts';
@@ -420,8 +420,10 @@ async function handle(ctx: Ctx, req: IncomingMessage, res: ServerResponse): Prom
     const mine = () => {
       if (!job) throw notFound(`job ${id}`);
       if (who.kind === 'researcher' && job.owner !== who.name) {
-        throw new HttpError(403, 'http/forbidden', `job ${id} was not submitted with this token.`, {
-          job: id,
+        throw httpError('http/forbidden', `job ${id} was not submitted with this token.`, {
+          details: {
+            job: id,
+          },
         });
       }
     };
@@ -430,15 +432,12 @@ async function handle(ctx: Ctx, req: IncomingMessage, res: ServerResponse): Prom
       mine();
       if (method === 'DELETE') {
         if (job!.status === 'done' || job!.status === 'failed') {
-          throw new HttpError(
-            409,
-            'http/conflict',
-            `job ${id} is already ${job!.status}; nothing to cancel.`,
-            {
+          throw httpError('http/conflict', `job ${id} is already ${job!.status}; nothing to cancel.`, {
+            details: {
               job: id,
               status: job!.status,
             },
-          );
+          });
         }
         return send(req, res, 200, ctx.scheduler.cancel(id, Date.now()));
       }
@@ -453,7 +452,7 @@ async function handle(ctx: Ctx, req: IncomingMessage, res: ServerResponse): Prom
   }
   if (seg[1] === 'tokens' && (seg.length === 2 || seg.length === 3)) {
     if (who.kind !== 'admin') {
-      throw new HttpError(403, 'http/forbidden', 'managing tokens needs the hub\u2019s admin token.');
+      throw httpError('http/forbidden', 'managing tokens needs the hub\u2019s admin token.');
     }
     if (seg.length === 2) {
       allow(method, ['GET', 'HEAD', 'POST']);
@@ -464,7 +463,6 @@ async function handle(ctx: Ctx, req: IncomingMessage, res: ServerResponse): Prom
         try {
           return send(req, res, 201, createToken(ctx.store, name as string));
         } catch (e) {
-          if (isHearthError(e)) throw fromHearth(e);
           throw e;
         }
       }
@@ -486,26 +484,22 @@ function pathOf(url: string | undefined): string {
 function segments(url: string): string[] {
   const path = url.split('?')[0]!;
   if (path.length > 2048 || !path.startsWith('/')) {
-    throw new HttpError(400, 'input/invalid', 'path: expected an absolute path of at most 2048 characters.');
+    throw httpError('input/invalid', 'path: expected an absolute path of at most 2048 characters.');
   }
   const parts = path.split('/').slice(1);
   if (parts.length > 0 && parts[parts.length - 1] === '') parts.pop();
   try {
     return parts.map((p) => decodeURIComponent(p));
   } catch {
-    throw new HttpError(400, 'input/invalid', 'path: bad percent-encoding.');
+    throw httpError('input/invalid', 'path: bad percent-encoding.');
   }
 }
 
 function allow(method: string, methods: readonly string[]): void {
   if (!methods.includes(method)) {
-    throw new HttpError(
-      405,
-      'http/method',
-      `${method} is not allowed here; use ${methods.join(' or ')}.`,
-      {},
-      { allow: methods.join(', ') },
-    );
+    throw httpError('http/method', `${method} is not allowed here; use ${methods.join(' or ')}.`, {
+      headers: { allow: methods.join(', ') },
+    });
   }
 }
 
@@ -514,14 +508,12 @@ function principal(ctx: Ctx, req: IncomingMessage): Principal {
   const secret = bearer(header);
   const who = secret === undefined ? undefined : authenticate(ctx.store, secret, ctx.adminToken);
   if (!who) {
-    throw new HttpError(
-      401,
+    throw httpError(
       'http/unauthorized',
       header === undefined
         ? 'this route needs "Authorization: Bearer <token>"; ask the hub operator for a token (hearth token create).'
         : 'the bearer token is unknown or revoked.',
-      {},
-      { 'www-authenticate': 'Bearer realm="hearth"' },
+      { headers: { 'www-authenticate': 'Bearer realm="hearth"' } },
     );
   }
   return who;
@@ -542,12 +534,12 @@ function cors(ctx: Ctx, req: IncomingMessage, res: ServerResponse): void {
       'Content-Range, Content-Length, ETag, X-Hearth-Dtype, X-Hearth-Shape, X-Hearth-Sha256',
     );
   } else if (!same) {
-    throw new HttpError(403, 'http/origin', `origin ${origin.slice(0, 200)} is not allowed by this hub.`);
+    throw httpError('http/origin', `origin ${origin.slice(0, 200)} is not allowed by this hub.`);
   }
 }
 
 /**
- * The one place errors become responses: HttpError as itself, anything else a bare 500 (reported
+ * The one place errors become responses: a HearthError by its code (http.ts responseOf), anything else a bare 500 (reported
  * to `onInternal`: the client learns only that the hub failed, the operator's log says how).
  */
 async function fail(
@@ -555,14 +547,12 @@ async function fail(
   e: unknown,
   onInternal?: (req: IncomingMessage, e: unknown) => void,
 ): Promise<void> {
-  if (!(e instanceof HttpError) && !isHearthError(e)) onInternal?.(res.req, e);
-  const err =
-    e instanceof HttpError
+  if (!isHearthError(e)) onInternal?.(res.req, e);
+  const err = responseOf(
+    isHearthError(e)
       ? e
-      : isHearthError(e)
-        ? // The store stopped (a failed commit): the hub's trouble, and a restart's to fix.
-          fromHearth(e, e.code === 'store/failed' ? 503 : 400)
-        : new HttpError(500, 'http/internal', 'the hub failed on this request; it keeps serving others.');
+      : httpError('http/internal', 'the hub failed on this request; it keeps serving others.'),
+  );
   if (res.headersSent) {
     res.destroy();
     return;

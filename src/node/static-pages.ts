@@ -10,6 +10,8 @@ import { realpath, stat } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { extname, join, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { isHearthError } from '../core/errors.ts';
+import { httpError, responseOf } from './http.ts';
 
 /** `<repo root>/dist`, where `npm run build` puts the pages. */
 export const DEFAULT_PAGES_DIR = fileURLToPath(new URL('../../dist', import.meta.url));
@@ -59,10 +61,11 @@ export function staticPages(dir: string): PagesHandler {
     try {
       await serve(dir, req, res);
     } catch (e) {
-      const err =
-        e instanceof PageError
+      const err = responseOf(
+        isHearthError(e)
           ? e
-          : new PageError(500, 'http/internal', 'the hub failed to read this page; it keeps serving others.');
+          : httpError('http/internal', 'the hub failed to read this page; it keeps serving others.'),
+      );
       if (res.headersSent) {
         res.destroy();
         return;
@@ -80,20 +83,6 @@ export function staticPages(dir: string): PagesHandler {
   };
 }
 
-/** A refused page request: its HTTP status and the `error.code` the client sees. */
-export class PageError extends Error {
-  override readonly name = 'PageError';
-  readonly status: number;
-  readonly code: string;
-  readonly headers: Readonly<Record<string, string>>;
-  constructor(status: number, code: string, message: string, headers: Readonly<Record<string, string>> = {}) {
-    super(message);
-    this.status = status;
-    this.code = code;
-    this.headers = headers;
-  }
-}
-
 /**
  * The request path as safe segments below the pages folder. Refuses (400) what could climb out
  * or confuse the file system; hidden names (`.git`, `.env`) read as missing (404).
@@ -101,7 +90,7 @@ export class PageError extends Error {
 export function pageSegments(url: string): string[] {
   const path = url.split('?')[0]!.split('#')[0]!;
   if (!path.startsWith('/') || path.length > 2048) {
-    throw new PageError(400, 'input/invalid', 'path: expected an absolute path of at most 2048 characters.');
+    throw httpError('input/invalid', 'path: expected an absolute path of at most 2048 characters.');
   }
   const out: string[] = [];
   for (const part of path.split('/').slice(1)) {
@@ -109,12 +98,11 @@ export function pageSegments(url: string): string[] {
     try {
       s = decodeURIComponent(part);
     } catch {
-      throw new PageError(400, 'input/invalid', 'path: bad percent-encoding.');
+      throw httpError('input/invalid', 'path: bad percent-encoding.');
     }
     if (s === '') continue;
     if (s === '.' || s === '..' || s.includes('/') || s.includes('\\') || s.includes('\0')) {
-      throw new PageError(
-        400,
+      throw httpError(
         'input/invalid',
         'path: "." and ".." segments, encoded slashes, backslashes and NUL are not allowed.',
       );
@@ -125,14 +113,13 @@ export function pageSegments(url: string): string[] {
   return out;
 }
 
-const notFound = (path: string) =>
-  new PageError(404, 'http/not-found', `page ${path.slice(0, 200)} does not exist.`);
+const notFound = (path: string) => httpError('http/not-found', `page ${path.slice(0, 200)} does not exist.`);
 
 async function serve(dir: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const method = req.method ?? 'GET';
   if (method !== 'GET' && method !== 'HEAD') {
-    throw new PageError(405, 'http/method', `${method} is not allowed on pages; use GET or HEAD.`, {
-      allow: 'GET, HEAD',
+    throw httpError('http/method', `${method} is not allowed on pages; use GET or HEAD.`, {
+      headers: { allow: 'GET, HEAD' },
     });
   }
   const url = req.url ?? '/';
@@ -141,8 +128,7 @@ async function serve(dir: string, req: IncomingMessage, res: ServerResponse): Pr
   try {
     root = await realpath(dir);
   } catch {
-    throw new PageError(
-      404,
+    throw httpError(
       'pages/missing',
       `this hub has no pages to serve: ${dir} does not exist. Run \`npm run build\` (or start the hub with --pages DIR).`,
     );
@@ -154,8 +140,8 @@ async function serve(dir: string, req: IncomingMessage, res: ServerResponse): Pr
     // Relative links in the folder's index.html resolve against the URL: it must end with '/'.
     if (!path.endsWith('/')) {
       const q = url.indexOf('?');
-      throw new PageError(301, 'http/moved', `${path} is a folder: see ${path}/.`, {
-        location: `${path}/${q >= 0 ? url.slice(q) : ''}`,
+      throw httpError('http/moved', `${path} is a folder: see ${path}/.`, {
+        headers: { location: `${path}/${q >= 0 ? url.slice(q) : ''}` },
       });
     }
     file = join(file, 'index.html');
