@@ -5,6 +5,7 @@
 // (the page itself never starts without that click, DESIGN.md invariant 1).
 import { existsSync, readdirSync } from 'node:fs';
 import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
+import type { VolunteerSnapshot } from '../client/controller.ts';
 import { HearthError } from '../core/errors.ts';
 
 /** Which WebGPU adapter the browsers use. */
@@ -26,7 +27,7 @@ export interface VolunteersOptions {
   readonly startTimeoutMs?: number;
 }
 
-/** What one volunteer page reports (its meter's numbers). */
+/** What one volunteer page reports: its controller's snapshot (client/controller.ts). */
 export interface VolunteerReport {
   readonly index: number;
   /** The volunteer's id (SHA-256 of its public key), once its identity is loaded. */
@@ -147,17 +148,21 @@ export async function launchVolunteers(opts: VolunteersOptions): Promise<Volunte
           const closed = { index, volunteerId: null, state: 'closed', stats: null, error: null };
           if (!p || p.isClosed()) return closed;
           try {
-            return await p.evaluate((i) => {
-              const stats = document.getElementById('stats')?.textContent ?? '';
-              const err = document.getElementById('error');
-              return {
-                index: i,
-                volunteerId: document.getElementById('volunteer-id')?.title || null,
-                state: document.body.dataset.state ?? 'unknown',
-                stats: stats.length > 2 ? JSON.parse(stats) : null,
-                error: err && !err.hidden ? (err.textContent ?? '') : null,
-              };
-            }, index);
+            // The page's controller (client/controller.ts), not its DOM: the same snapshot the
+            // page renders.
+            const snap = await p.evaluate(
+              () =>
+                (window as unknown as { hearthVolunteer?: { snapshot: VolunteerSnapshot } }).hearthVolunteer
+                  ?.snapshot ?? null,
+            );
+            if (!snap) return { ...closed, state: 'loading' };
+            return {
+              index,
+              volunteerId: snap.volunteerId,
+              state: snap.state,
+              stats: snap.stats,
+              error: snap.error,
+            };
           } catch {
             return closed;
           }
