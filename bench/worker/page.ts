@@ -45,33 +45,34 @@ async function main(): Promise<WorkerBenchResult> {
     });
   await ask({ cmd: 'load', model: model.slice(), ep: backend });
 
-  const runRaw = async (): Promise<ArrayBuffer[]> => {
-    const outs: ArrayBuffer[] = [];
-    for (const b of batches) {
-      const x = b.slice().buffer;
-      outs.push((await ask({ cmd: 'run', x, shape: [ROWS, SIZE] }, [x])).y!);
-    }
-    return outs;
+  const runRawOne = async (b: Float32Array): Promise<ArrayBuffer> => {
+    const x = b.slice().buffer;
+    return (await ask({ cmd: 'run', x, shape: [ROWS, SIZE] }, [x])).y!;
   };
   let n = 0;
+  const runHearthOne = async (b: Float32Array): Promise<ArrayBuffer> => {
+    const shard: OnnxShard = {
+      v: 1,
+      kind: 'onnx',
+      id: `bench-${n++}`,
+      job: 'bench',
+      model: sha,
+      backend,
+      inputs: { x: { dtype: 'f32', shape: [ROWS, SIZE], data: b.slice().buffer } },
+    };
+    return (await hearth.runShard(shard)).outputs[0]!.data;
+  };
+  const runRaw = async (): Promise<ArrayBuffer[]> => {
+    const outs: ArrayBuffer[] = [];
+    for (const b of batches) outs.push(await runRawOne(b));
+    return outs;
+  };
   const runHearth = async (): Promise<ArrayBuffer[]> => {
     const outs: ArrayBuffer[] = [];
-    for (const b of batches) {
-      const shard: OnnxShard = {
-        v: 1,
-        kind: 'onnx',
-        id: `bench-${n++}`,
-        job: 'bench',
-        model: sha,
-        backend,
-        inputs: { x: { dtype: 'f32', shape: [ROWS, SIZE], data: b.slice().buffer } },
-      };
-      outs.push((await hearth.runShard(shard)).outputs[0]!.data);
-    }
+    for (const b of batches) outs.push(await runHearthOne(b));
     return outs;
   };
 
-  // Warm-up (sessions, pipelines), and the check that both paths compute the same thing.
   const a = await runRaw();
   const h = await runHearth();
   let maxAbsDiff = 0;
@@ -82,14 +83,19 @@ async function main(): Promise<WorkerBenchResult> {
     if ((await sha256Hex(a[i]!)) !== (await sha256Hex(h[i]!)) && maxAbsDiff > 1e-5) break;
   }
 
+  // Interleaved batch by batch, not side by side: a burst of load on a busy machine then lands
+  // on both paths alike instead of on one side of a round. Which path goes first alternates with
+  // the batch and the round, so neither always runs warm.
   const rounds: WorkerBenchResult['rounds'] = [];
   for (let r = 0; r < ROUNDS; r++) {
-    const order = r % 2 === 0 ? ['raw', 'hearth'] : ['hearth', 'raw'];
     const round = { rawMs: 0, hearthMs: 0 };
-    for (const side of order) {
-      const s = performance.now();
-      await (side === 'raw' ? runRaw() : runHearth());
-      round[side === 'raw' ? 'rawMs' : 'hearthMs'] = performance.now() - s;
+    for (const [i, b] of batches.entries()) {
+      const rawFirst = (i + r) % 2 === 0;
+      for (const side of rawFirst ? ['raw', 'hearth'] : ['hearth', 'raw']) {
+        const s = performance.now();
+        await (side === 'raw' ? runRawOne(b) : runHearthOne(b));
+        round[side === 'raw' ? 'rawMs' : 'hearthMs'] += performance.now() - s;
+      }
     }
     rounds.push(round);
   }

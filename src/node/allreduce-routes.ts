@@ -15,6 +15,7 @@ import type { HubStore } from '../hub/store.ts';
 import { bearer } from '../hub/tokens.ts';
 import { parseRoundId, toBase64Url } from '../protocol/control.ts';
 import { httpError, readBody, send } from './http.ts';
+import type { Route } from './routes.ts';
 
 /**
  * Serves `/v1/allreduce/:round/contributions` and `/v1/allreduce/:round/mean` (ticket routes:
@@ -75,3 +76,20 @@ export function roundAuditOf(store: HubStore, roundParam: string): RoundAudit {
   const round = parseRoundId(roundParam, 'round');
   return auditRound(round, store.allReduceReports(round));
 }
+
+/** All-reduce routes: a round's audit (a token), its uploads and mean (the round's ticket). */
+export const ALLREDUCE_ROUTES: readonly Route[] = [
+  {
+    methods: ['GET', 'HEAD'],
+    path: '/v1/allreduce/:round',
+    auth: 'token',
+    handle: ({ ctx, req, res, params }) => send(req, res, 200, roundAuditOf(ctx.store, params.round ?? '')),
+  },
+  {
+    methods: 'any',
+    path: '/v1/allreduce/:round/:action',
+    auth: 'ticket',
+    handle: ({ ctx, req, res, params }) =>
+      serveRoundTicketRoute(ctx.rounds, req, res, params.round ?? '', params.action ?? ''),
+  },
+];

@@ -128,11 +128,7 @@ const tokenCreate: Command = {
   async run(flags) {
     const name = needName(flags);
     const { token } = withStore(flags, (s) => {
-      try {
-        return createToken(s, name);
-      } catch (e) {
-        throw e;
-      }
+      return createToken(s, name);
     });
     process.stderr.write(`token "${name}" created; its secret is shown this once:\n`);
     process.stdout.write(`${token}\n`);

@@ -1,12 +1,12 @@
 import { createReadStream } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { isHearthError } from '../core/errors.ts';
 import { isSha256Hex } from '../core/hash.ts';
 import type { BlobDir } from '../hub/blobs.ts';
 import { PieceHashCache } from '../hub/piece-hashes.ts';
 import { BLOB_PIECES_VERSION } from '../protocol/blob-pieces.ts';
 import { declaredLength, httpError, send } from './http.ts';
 import type { Ctx } from './hub-context.ts';
+import type { Route } from './routes.ts';
 
 export function blobHash(sha: string): string {
   if (!isSha256Hex(sha)) {
@@ -118,3 +118,25 @@ export async function servePieces(
   if (!list) throw httpError('blob/missing', `blob ${sha} is not on this hub.`);
   send(req, res, 200, { v: BLOB_PIECES_VERSION, ...list });
 }
+
+/** Blob routes: reads are public (a blob is named by its hash), uploads need a token. */
+export const BLOB_ROUTES: readonly Route[] = [
+  {
+    methods: ['GET', 'HEAD'],
+    path: '/v1/blobs/:sha256',
+    auth: 'public',
+    handle: ({ ctx, req, res, params }) => serveBlob(ctx, req, res, params.sha256 ?? ''),
+  },
+  {
+    methods: ['PUT'],
+    path: '/v1/blobs/:sha256',
+    auth: 'token',
+    handle: ({ ctx, req, res, params }) => uploadBlob(ctx, req, res, params.sha256 ?? ''),
+  },
+  {
+    methods: ['GET', 'HEAD'],
+    path: '/v1/blobs/:sha256/pieces',
+    auth: 'public',
+    handle: ({ ctx, req, res, params }) => servePieces(ctx, req, res, params.sha256 ?? ''),
+  },
+];

@@ -7,6 +7,7 @@ import { isHearthError } from '../core/errors.ts';
 import { HUB_KINDS, hubKindOf } from '../hub/kinds/index.ts';
 import type { SubmitEnv } from '../hub/kinds/kind.ts';
 import { type OracleRunner, withHubHoneypots } from '../hub/oracle.ts';
+import type { JobRecord } from '../hub/store.ts';
 import type { Principal } from '../hub/tokens.ts';
 import {
   manifestBlobs as kindManifestBlobs,
@@ -17,6 +18,7 @@ import {
 import { tensorBytes } from '../protocol/shard.ts';
 import { httpError, notFound, send } from './http.ts';
 import { type Ctx, readJson } from './hub-context.ts';
+import type { Route } from './routes.ts';
 
 /**
  * Compiles a WGSL job's kernel and builds its pipelines on the hub's own device at submit (Dawn,
@@ -211,3 +213,68 @@ export function sendOutput(
   });
   res.end(req.method === 'HEAD' ? undefined : Buffer.from(o.data));
 }
+
+/** The job `id` if the caller may see it: the admin sees every job, a researcher its own. */
+function ownJob(ctx: Ctx, who: Principal | undefined, id: string): JobRecord {
+  const job = ctx.store.getJob(id);
+  if (!job) throw notFound(`job ${id}`);
+  if (who?.kind === 'researcher' && job.owner !== who.name) {
+    throw httpError('http/forbidden', `job ${id} was not submitted with this token.`, {
+      details: { job: id },
+    });
+  }
+  return job;
+}
+
+/** Job routes: submit, progress, cancel, results. */
+export const JOB_ROUTES: readonly Route[] = [
+  {
+    methods: ['POST'],
+    path: '/v1/jobs',
+    auth: 'token',
+    handle: ({ ctx, req, res, who }) => submitJob(ctx, req, res, who ?? { kind: 'admin' }),
+  },
+  {
+    methods: ['GET', 'HEAD'],
+    path: '/v1/jobs/:id',
+    auth: 'token',
+    handle: ({ ctx, req, res, params, who }) => {
+      const id = params.id ?? '';
+      ownJob(ctx, who, id);
+      send(req, res, 200, ctx.scheduler.progress(id));
+    },
+  },
+  {
+    methods: ['DELETE'],
+    path: '/v1/jobs/:id',
+    auth: 'token',
+    handle: ({ ctx, req, res, params, who }) => {
+      const id = params.id ?? '';
+      const job = ownJob(ctx, who, id);
+      if (job.status === 'done' || job.status === 'failed') {
+        throw httpError('http/conflict', `job ${id} is already ${job.status}; nothing to cancel.`, {
+          details: { job: id, status: job.status },
+        });
+      }
+      send(req, res, 200, ctx.scheduler.cancel(id, Date.now()));
+    },
+  },
+  {
+    methods: ['GET', 'HEAD'],
+    path: '/v1/jobs/:id/results',
+    auth: 'token',
+    handle: ({ ctx, req, res, params, who }) => {
+      ownJob(ctx, who, params.id ?? '');
+      send(req, res, 200, resultsIndex(ctx, params.id ?? ''));
+    },
+  },
+  {
+    methods: ['GET', 'HEAD'],
+    path: '/v1/jobs/:id/results/:shard/:output',
+    auth: 'token',
+    handle: ({ ctx, req, res, params, who }) => {
+      ownJob(ctx, who, params.id ?? '');
+      sendOutput(ctx, req, res, params.id ?? '', params.shard ?? '', params.output ?? '');
+    },
+  },
+];

@@ -16,8 +16,7 @@ import { HubRounds, type HubRoundsOptions } from '../hub/rounds.ts';
 import { Scheduler } from '../hub/scheduler.ts';
 import type { HubStore } from '../hub/store.ts';
 import { BlobSwarm } from '../hub/swarm.ts';
-import { authenticate, bearer, createToken, listTokens, type Principal, revokeToken } from '../hub/tokens.ts';
-import { roundAuditOf, serveRoundTicketRoute } from './allreduce-routes.ts';
+import { ALLREDUCE_ROUTES } from './allreduce-routes.ts';
 import {
   attachControlPlane,
   CONTROL_PATH,
@@ -25,10 +24,11 @@ import {
   type ControlPlaneOptions,
   refuseUpgrade,
 } from './control-plane.ts';
-import { drainSmallBody, httpError, JSON_TYPE, notFound, responseOf, send } from './http.ts';
-import { serveBlob, servePieces, uploadBlob } from './hub-blobs.ts';
-import { type Ctx, type HubLogEntry, type HubStats, readJson } from './hub-context.ts';
-import { resultsIndex, sendOutput, submitJob, wgslChecker } from './hub-jobs.ts';
+import { drainSmallBody, httpError, JSON_TYPE, notFound, responseOf } from './http.ts';
+import { BLOB_ROUTES } from './hub-blobs.ts';
+import type { Ctx, HubLogEntry, HubStats } from './hub-context.ts';
+import { JOB_ROUTES, wgslChecker } from './hub-jobs.ts';
+import { TOKEN_ROUTES } from './hub-tokens.ts';
 import {
   attachPeerServer,
   type HubPeerServer,
@@ -36,6 +36,7 @@ import {
   PEER_WS_PATH,
   type PeerServerOptions,
 } from './peer-server.ts';
+import { dispatch, pathOf, type Route } from './routes.ts';
 import { DEFAULT_PAGES_DIR, staticPages } from './static-pages.ts';
 
 export interface HubOptions {
@@ -375,149 +376,11 @@ async function handle(ctx: Ctx, req: IncomingMessage, res: ServerResponse): Prom
     res.end();
     return;
   }
-  const seg = segments(req.url ?? '/');
-  if (seg[0] !== 'v1') throw notFound(`route ${method} ${pathOf(req.url)}`);
-
-  // Blob reads are public (see startHub's docs); everything else needs a token.
-  if (seg[1] === 'blobs' && seg.length === 3 && (method === 'GET' || method === 'HEAD')) {
-    await serveBlob(ctx, req, res, seg[2]!);
-    return;
-  }
-  if (
-    seg[1] === 'blobs' &&
-    seg.length === 4 &&
-    seg[3] === 'pieces' &&
-    (method === 'GET' || method === 'HEAD')
-  ) {
-    await servePieces(ctx, req, res, seg[2]!);
-    return;
-  }
-  // All-reduce uploads and means carry a round's ticket, not a researcher token.
-  if (seg[1] === 'allreduce' && seg.length === 4) {
-    await serveRoundTicketRoute(ctx.rounds, req, res, seg[2]!, seg[3]!);
-    return;
-  }
-  const who = principal(ctx, req);
-  if (seg[1] === 'allreduce' && seg.length === 3) {
-    allow(method, ['GET', 'HEAD']);
-    return send(req, res, 200, roundAuditOf(ctx.store, seg[2]!));
-  }
-
-  if (seg[1] === 'blobs' && seg.length === 3) {
-    allow(method, ['GET', 'HEAD', 'PUT']);
-    await uploadBlob(ctx, req, res, seg[2]!);
-    return;
-  }
-  if (seg[1] === 'jobs') {
-    if (seg.length === 2) {
-      allow(method, ['POST']);
-      await submitJob(ctx, req, res, who);
-      return;
-    }
-    const id = seg[2]!;
-    const job = ctx.store.getJob(id);
-    // A researcher sees and cancels only the jobs their token submitted; the admin sees all.
-    const mine = () => {
-      if (!job) throw notFound(`job ${id}`);
-      if (who.kind === 'researcher' && job.owner !== who.name) {
-        throw httpError('http/forbidden', `job ${id} was not submitted with this token.`, {
-          details: {
-            job: id,
-          },
-        });
-      }
-    };
-    if (seg.length === 3) {
-      allow(method, ['GET', 'HEAD', 'DELETE']);
-      mine();
-      if (method === 'DELETE') {
-        if (job!.status === 'done' || job!.status === 'failed') {
-          throw httpError('http/conflict', `job ${id} is already ${job!.status}; nothing to cancel.`, {
-            details: {
-              job: id,
-              status: job!.status,
-            },
-          });
-        }
-        return send(req, res, 200, ctx.scheduler.cancel(id, Date.now()));
-      }
-      return send(req, res, 200, ctx.scheduler.progress(id));
-    }
-    if (seg[3] === 'results' && (seg.length === 4 || seg.length === 6)) {
-      allow(method, ['GET', 'HEAD']);
-      mine();
-      if (seg.length === 4) return send(req, res, 200, resultsIndex(ctx, id));
-      return sendOutput(ctx, req, res, id, seg[4]!, seg[5]!);
-    }
-  }
-  if (seg[1] === 'tokens' && (seg.length === 2 || seg.length === 3)) {
-    if (who.kind !== 'admin') {
-      throw httpError('http/forbidden', 'managing tokens needs the hub\u2019s admin token.');
-    }
-    if (seg.length === 2) {
-      allow(method, ['GET', 'HEAD', 'POST']);
-      if (method === 'POST') {
-        const body = await readJson(ctx, req);
-        const name =
-          typeof body === 'object' && body !== null ? (body as { name?: unknown }).name : undefined;
-        try {
-          return send(req, res, 201, createToken(ctx.store, name as string));
-        } catch (e) {
-          throw e;
-        }
-      }
-      return send(req, res, 200, { tokens: listTokens(ctx.store) });
-    }
-    allow(method, ['DELETE']);
-    if (!revokeToken(ctx.store, seg[2]!)) throw notFound(`token ${seg[2]}`);
-    return send(req, res, 200, { revoked: seg[2] });
-  }
-  throw notFound(`route ${method} ${pathOf(req.url)}`);
+  await dispatch(ROUTES, ctx, req, res);
 }
 
-function pathOf(url: string | undefined): string {
-  const p = (url ?? '/').split('?')[0]!;
-  return p.length > 100 ? `${p.slice(0, 100)}…` : p;
-}
-
-/** Path segments, decoded; a path that is too long or badly encoded is a 400. */
-function segments(url: string): string[] {
-  const path = url.split('?')[0]!;
-  if (path.length > 2048 || !path.startsWith('/')) {
-    throw httpError('input/invalid', 'path: expected an absolute path of at most 2048 characters.');
-  }
-  const parts = path.split('/').slice(1);
-  if (parts.length > 0 && parts[parts.length - 1] === '') parts.pop();
-  try {
-    return parts.map((p) => decodeURIComponent(p));
-  } catch {
-    throw httpError('input/invalid', 'path: bad percent-encoding.');
-  }
-}
-
-function allow(method: string, methods: readonly string[]): void {
-  if (!methods.includes(method)) {
-    throw httpError('http/method', `${method} is not allowed here; use ${methods.join(' or ')}.`, {
-      headers: { allow: methods.join(', ') },
-    });
-  }
-}
-
-function principal(ctx: Ctx, req: IncomingMessage): Principal {
-  const header = req.headers.authorization;
-  const secret = bearer(header);
-  const who = secret === undefined ? undefined : authenticate(ctx.store, secret, ctx.adminToken);
-  if (!who) {
-    throw httpError(
-      'http/unauthorized',
-      header === undefined
-        ? 'this route needs "Authorization: Bearer <token>"; ask the hub operator for a token (hearth token create).'
-        : 'the bearer token is unknown or revoked.',
-      { headers: { 'www-authenticate': 'Bearer realm="hearth"' } },
-    );
-  }
-  return who;
-}
+/** Every route of the API, by concern (routes.ts dispatches them). */
+const ROUTES: readonly Route[] = [...BLOB_ROUTES, ...ALLREDUCE_ROUTES, ...JOB_ROUTES, ...TOKEN_ROUTES];
 
 /** CORS for the listed origins only; a browser request from any other origin is refused. */
 function cors(ctx: Ctx, req: IncomingMessage, res: ServerResponse): void {
