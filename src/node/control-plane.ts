@@ -100,6 +100,8 @@ export interface ControlPlaneOptions {
   readonly now?: () => number;
   /** Called with failures that are the hub's own fault (default console.error). */
   readonly onInternalError?: (e: unknown) => void;
+  /** Called when a message changed a job's progress (every job's when undefined). */
+  readonly onJobChanged?: (job?: string) => void;
 }
 
 export interface ControlPlane {
@@ -251,6 +253,7 @@ export function attachControlPlane(
     ...(opts.manifestOf ? { manifestOf: opts.manifestOf } : {}),
     ...(swarm ? { swarm } : {}),
     ...(allreduce ? { allreduce } : {}),
+    ...(opts.onJobChanged ? { jobChanged: opts.onJobChanged } : {}),
   };
   // Sockets heard from (a pong or a message) since the last ping sweep.
   const heard = new WeakSet<WebSocket>();

@@ -6,6 +6,7 @@ import type { HubRounds } from '../hub/rounds.ts';
 import type { Scheduler } from '../hub/scheduler.ts';
 import type { HubStore } from '../hub/store.ts';
 import { httpError, readBody } from './http.ts';
+import type { JobEvents } from './job-events.ts';
 
 export interface Ctx {
   /** Rounds averaged through the hub (undefined without peers). */
@@ -25,6 +26,8 @@ export interface Ctx {
   readonly stats: HubStats;
   /** Tells volunteers idle on `no-work` that there is work (after a submit). */
   readonly workAvailable: () => void;
+  /** Live progress streams (`GET /v1/jobs/:id/events`). */
+  readonly events: JobEvents;
 }
 
 /** Counters of one hub process since it started. */

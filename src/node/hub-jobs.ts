@@ -257,6 +257,17 @@ export const JOB_ROUTES: readonly Route[] = [
         });
       }
       send(req, res, 200, ctx.scheduler.cancel(id, Date.now()));
+      ctx.events.changed(id);
+    },
+  },
+  {
+    methods: ['GET'],
+    path: '/v1/jobs/:id/events',
+    auth: 'token',
+    handle: ({ ctx, res, params, who }) => {
+      const id = params.id ?? '';
+      ownJob(ctx, who, id);
+      ctx.events.watch(id, res, () => ctx.scheduler.progress(id));
     },
   },
   {

@@ -29,6 +29,7 @@ import { BLOB_ROUTES } from './hub-blobs.ts';
 import type { Ctx, HubLogEntry, HubStats } from './hub-context.ts';
 import { JOB_ROUTES, wgslChecker } from './hub-jobs.ts';
 import { TOKEN_ROUTES } from './hub-tokens.ts';
+import { JobEvents } from './job-events.ts';
 import {
   attachPeerServer,
   type HubPeerServer,
@@ -207,6 +208,7 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
   };
   // Rounds average peers' tensors: only where peers exist (the control plane issues their ids).
   const rounds = opts.peer === false ? undefined : new HubRounds(opts.allreduce);
+  const events = new JobEvents();
   const ctx: Ctx = {
     rounds,
     store,
@@ -221,6 +223,7 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
     stats,
     // The control plane is attached below, once the server exists.
     workAvailable: () => controlPlane?.workAvailable(),
+    events,
   };
   let controlPlane: ControlPlane | undefined;
   const pages = staticPages(opts.pagesDir ?? DEFAULT_PAGES_DIR);
@@ -284,6 +287,7 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
     allowedOrigins: opts.allowedOrigins,
     selfOrigins: [...self],
     manifestOf: (job) => store.getJob(job)?.manifest,
+    onJobChanged: (job) => events.changed(job),
     ...(swarm ? { swarm } : {}),
     ...(swarm
       ? { allreduce: { record: (r) => store.putAllReduceReport(r), ...(rounds ? { rounds } : {}) } }
@@ -313,7 +317,10 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
     const now = Date.now();
     try {
       // Leases that went back are work for volunteers told "no work".
-      if (scheduler.expire(now) > 0) cp.workAvailable();
+      if (scheduler.expire(now) > 0) {
+        cp.workAvailable();
+        events.changed();
+      }
       if (now - prunedAt >= pruneEvery) {
         prunedAt = now;
         store.pruneAllReduceReports(now - reportTtl);
@@ -349,6 +356,7 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
       closing ??= (async () => {
         clearInterval(expiry);
         // Volunteers first: their disconnects still reach the scheduler while the store is open.
+        events.close();
         await cp.close();
         rounds?.close();
         await p2p?.close();

@@ -37,6 +37,8 @@ export interface HandlerContext {
     readonly reportsPerMinute?: number;
   };
   readonly issued: IssuedPeers;
+  /** A job's progress changed (every job's when undefined): live watchers are told. */
+  readonly jobChanged?: (job?: string) => void;
 }
 
 /** Requests an authenticated connection may send (hello and auth make it one). */

@@ -10,6 +10,7 @@ export const LEASE_HANDLERS: Handlers<'lease-request' | 'heartbeat' | 'result' |
     // Idle is when the volunteer's "awaiting agreement" count can catch up with shards that
     // other volunteers' results have judged since.
     if (!g) return { type: 'no-work', pending: ctx.scheduler.pendingResults(c.volunteer) };
+    ctx.jobChanged?.(g.job);
     const m = ctx.manifestOf?.(g.job);
     return {
       type: 'lease',
@@ -27,6 +28,7 @@ export const LEASE_HANDLERS: Handlers<'lease-request' | 'heartbeat' | 'result' |
   },
   result: async (m, c, ctx) => {
     const outcome = await ctx.scheduler.submitResult(c.volunteer, m.result, ctx.now());
+    ctx.jobChanged?.(m.result.job);
     return { type: 'ack', shard: m.result.shard, outcome: outcome.status };
   },
   'shard-failed': async (m, c, ctx) => {
@@ -37,6 +39,7 @@ export const LEASE_HANDLERS: Handlers<'lease-request' | 'heartbeat' | 'result' |
       { code: m.code as HearthErrorCode, message: m.message },
       ctx.now(),
     );
+    ctx.jobChanged?.();
     return { type: 'failure-noted', shard: m.shard, outcome: r.status };
   },
 };
