@@ -160,7 +160,9 @@ describe('hearth submit, status, results', () => {
     const { token } = createToken(t.hub.store, 'alice');
     const env = { HEARTH_HUB: t.hub.url, HEARTH_TOKEN: token };
     const dir = tempDir();
-    const { manifest, blobs } = manifestJson(3);
+    // A lease outlives a slow `hearth status` start on a busy machine (its deadline would
+    // otherwise pass between the lease and the status line that counts it).
+    const { manifest, blobs } = manifestJson(3, { deadlineMs: 120_000 });
     const file = join(dir, 'job.json');
     writeFileSync(file, JSON.stringify(manifest));
     for (const b of blobs.slice(0, 2)) writeFileSync(join(dir, sha(b)), b);
