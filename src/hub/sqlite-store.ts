@@ -13,6 +13,7 @@ import Database, { type SqliteDatabase, type SqliteStatement } from 'better-sqli
 import { type Deferred, deferred } from '../core/deferred.ts';
 import { HearthError } from '../core/errors.ts';
 import type { DType } from '../core/tensor.ts';
+import { creditsToUnits } from '../protocol/credit.ts';
 import type {
   AllReduceReportRecord,
   AvailableShard,
@@ -102,7 +103,41 @@ CREATE TRIGGER results_drop AFTER DELETE ON results BEGIN
 CREATE TABLE allreduce_reports (round TEXT NOT NULL, reporter_peer TEXT NOT NULL,
   received_at INTEGER NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (round, reporter_peer));
 `,
+  // 3: credit in integer base units (issue 11), where it was a REAL number of credits. The CHECK
+  // keeps a float from ever coming back: INTEGER affinity alone stores 1.5 as REAL.
+  `
+CREATE TABLE ledger_units (volunteer TEXT NOT NULL, shard TEXT NOT NULL, job TEXT NOT NULL,
+  credits INTEGER NOT NULL CHECK (typeof(credits) = 'integer' AND credits >= 0),
+  status TEXT NOT NULL, PRIMARY KEY (volunteer, shard));
+INSERT INTO ledger_units (volunteer, shard, job, credits, status)
+  SELECT volunteer, shard, job, hearth_credit_units(credits), status FROM ledger;
+DROP TABLE ledger;
+ALTER TABLE ledger_units RENAME TO ledger;
+CREATE INDEX ledger_job ON ledger (job, status);
+`,
 ];
+
+/**
+ * Migration 3's conversion of a schema-2 ledger amount (a REAL number of credits) to base units:
+ * the nearest whole unit of its decimal form (`creditsToUnits`). The REAL was FLOPs × rate in
+ * floats, within rounding error of the true amount — far below a base unit — so the nearest unit
+ * is that amount. An amount that cannot be converted stops the migration (its transaction rolls
+ * back; the file stays as it was).
+ */
+function legacyCreditUnits(x: unknown): bigint {
+  try {
+    return creditsToUnits(typeof x === 'bigint' ? Number(x) : (x as number), 'ledger.credits');
+  } catch (e) {
+    throw new HearthError(
+      'store/failed',
+      `hub database: ledger credit ${String(x)} cannot be migrated to base units.`,
+      {
+        cause: e,
+        details: { credits: String(x) },
+      },
+    );
+  }
+}
 
 /** The schema version this code writes. */
 export const SCHEMA_VERSION = MIGRATIONS.length;
@@ -158,8 +193,10 @@ export class SqliteStore implements HubStore {
     this.#db.pragma('journal_mode = WAL');
     this.#db.pragma('synchronous = FULL');
     this.#db.pragma('foreign_keys = ON');
+    this.#db.function('hearth_credit_units', { deterministic: true }, legacyCreditUnits);
     this.#migrate();
     const p = (sql: string) => this.#db.prepare(sql);
+    const wide = (sql: string) => p(sql).safeIntegers(true);
     this.#q = {
       putJob: p(
         `INSERT INTO jobs (id, created_at, status, doc) VALUES (?, ?, ?, ?)
@@ -236,8 +273,9 @@ export class SqliteStore implements HubStore {
       ),
       setCredit: p('UPDATE ledger SET status = ? WHERE volunteer = ? AND shard = ?'),
       voidPending: p("UPDATE ledger SET status = 'void' WHERE job = ? AND status = 'pending'"),
-      ledgerAll: p('SELECT volunteer, shard, job, credits, status FROM ledger ORDER BY volunteer, shard'),
-      ledgerOf: p(
+      // Credit comes back as bigint: base units are money, exact past 2⁵³.
+      ledgerAll: wide('SELECT volunteer, shard, job, credits, status FROM ledger ORDER BY volunteer, shard'),
+      ledgerOf: wide(
         'SELECT volunteer, shard, job, credits, status FROM ledger WHERE volunteer = ? ORDER BY shard',
       ),
       putToken: p('INSERT OR REPLACE INTO tokens (name, hash, created_at, revoked_at) VALUES (?, ?, ?, ?)'),

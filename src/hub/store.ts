@@ -89,7 +89,8 @@ export interface LedgerEntry {
   readonly volunteer: string;
   readonly shard: string;
   readonly job: string;
-  readonly credits: number;
+  /** Base units (`CREDIT_UNITS` per credit, src/protocol/credit.ts): an integer, never a float. */
+  readonly credits: bigint;
   readonly status: CreditStatus;
 }
 

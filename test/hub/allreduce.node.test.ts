@@ -145,7 +145,7 @@ describe('all-reduce reports on the SQLite file', () => {
     expect(s.allReduceReports('r')).toHaveLength(1);
     const check = new Database(path);
     expect(check.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
-    expect(SCHEMA_VERSION).toBe(2);
+    expect(SCHEMA_VERSION).toBe(3);
     check.close();
   });
 });

@@ -10,6 +10,7 @@ import { JournaledStore } from '../../src/hub/journaled-store.ts';
 import { Scheduler } from '../../src/hub/scheduler.ts';
 import { SCHEMA_VERSION, SqliteStore } from '../../src/hub/sqlite-store.ts';
 import { type HubStore, MemoryStore } from '../../src/hub/store.ts';
+import { CREDIT_UNITS } from '../../src/protocol/credit.ts';
 import { CAPS, result, truth, wgslManifest } from './fixtures.ts';
 
 const dirs: string[] = [];
@@ -63,14 +64,14 @@ describe.each(kinds)('cancel on %s', (_name, make) => {
     expect(await s.submitResult('a', await result(a1.shard, job, truth(1)), 4)).toEqual({
       status: 'pending',
     });
-    expect(s.credits('a')).toEqual({ pending: 50, granted: 50 });
+    expect(s.credits('a')).toEqual({ pending: 50n * CREDIT_UNITS, granted: 50n * CREDIT_UNITS });
 
     const out = s.cancel(job, 5);
     expect(out).toEqual({ job, status: 'cancelled', already: false, leasesDropped: 1, creditVoided: 1 });
     expect(store.getJob(job)).toMatchObject({ status: 'cancelled', cancelledAt: 5 });
     expect(store.leasesOfJob(job)).toEqual([]);
-    expect(s.credits('a')).toEqual({ pending: 0, granted: 50 });
-    expect(s.credits('b')).toEqual({ pending: 0, granted: 50 });
+    expect(s.credits('a')).toEqual({ pending: 0n, granted: 50n * CREDIT_UNITS });
+    expect(s.credits('b')).toEqual({ pending: 0n, granted: 50n * CREDIT_UNITS });
     // Nothing more is leased, to anyone.
     expect(s.lease('c', CAPS, 6)).toBeUndefined();
     expect(s.lease('a', CAPS, 6)).toBeUndefined();
@@ -79,7 +80,7 @@ describe.each(kinds)('cancel on %s', (_name, make) => {
     expect(err.code).toBe('input/invalid');
     expect(err.message).toMatch(/cancelled/);
     expect(err.details).toMatchObject({ job, reason: 'cancelled' });
-    expect(s.credits('b')).toEqual({ pending: 0, granted: 50 });
+    expect(s.credits('b')).toEqual({ pending: 0n, granted: 50n * CREDIT_UNITS });
     expect(() => s.heartbeat('b', b1.lease.id, 7)).toThrow(/holds no lease/);
     // What was validated stays readable.
     expect(s.results(job).map((r) => r.index)).toEqual([0]);
@@ -123,7 +124,7 @@ describe.each(kinds)('cancel on %s', (_name, make) => {
     expect(r1).toEqual({ status: 'fulfilled', value: { status: 'valid' } });
     expect(bad.status).toBe('rejected');
     expect(s.progress(job)).toMatchObject({ status: 'done', validated: 2 });
-    expect(s.credits('c')).toEqual({ pending: 0, granted: 0 });
+    expect(s.credits('c')).toEqual({ pending: 0n, granted: 0n });
   });
 });
 
@@ -213,7 +214,7 @@ describe('SqliteStore migration', () => {
     expect(await s.submitResult('b', await result(`${job}/0`, job, truth(0)), 3)).toEqual({
       status: 'valid',
     });
-    expect(s.credits('a')).toEqual({ pending: 0, granted: 50 });
+    expect(s.credits('a')).toEqual({ pending: 0n, granted: 50n * CREDIT_UNITS });
     expect(s.progress(job)).toMatchObject({ validated: 1, inFlight: 1 });
 
     const check = new Database(path);

@@ -9,6 +9,7 @@ import { JournaledStore } from '../../src/hub/journaled-store.ts';
 import { Scheduler, type SchedulerOptions } from '../../src/hub/scheduler.ts';
 import { SqliteStore } from '../../src/hub/sqlite-store.ts';
 import { type HubStore, MemoryStore } from '../../src/hub/store.ts';
+import { CREDIT_UNITS } from '../../src/protocol/credit.ts';
 import { CAPS, indexOf, result, seededRng, truth, wgslManifest } from './fixtures.ts';
 
 const dirs: string[] = [];
@@ -101,7 +102,7 @@ describe.each(kinds)('scheduler on %s', (_name, make) => {
     expect((await s.submitResult('a', await result(c.shard, job, truth(0)), 2)).status).toBe('pending');
     await rejected(s.submitResult('a', await result(c.shard, job, truth(0)), 2), /already has a result/);
     expect((await s.submitResult('c', await result(c.shard, job, truth(0)), 3)).status).toBe('valid');
-    expect(s.credits('a')).toEqual({ pending: 0, granted: 50 });
+    expect(s.credits('a')).toEqual({ pending: 0n, granted: 50n * CREDIT_UNITS });
   });
 
   it('a late result is refused once its shard has its quorum', async () => {
@@ -114,7 +115,7 @@ describe.each(kinds)('scheduler on %s', (_name, make) => {
     await s.submitResult('b', await result(`${job}/0`, job, truth(0)), 2);
     await s.submitResult('c', await result(`${job}/0`, job, truth(0)), 3);
     await rejected(s.submitResult('a', await result(`${job}/0`, job, truth(0)), 4), /holds no lease/);
-    expect(s.credits('a')).toEqual({ pending: 0, granted: 0 });
+    expect(s.credits('a')).toEqual({ pending: 0n, granted: 0n });
   });
 
   it('accepts replicas that agree within tolerance and credits each once', async () => {
@@ -126,12 +127,12 @@ describe.each(kinds)('scheduler on %s', (_name, make) => {
     expect(await s.submitResult('a', await result(g.shard, job, noisy(0, rng)), 1)).toEqual({
       status: 'pending',
     });
-    expect(s.credits('a')).toEqual({ pending: 50, granted: 0 });
+    expect(s.credits('a')).toEqual({ pending: 50n * CREDIT_UNITS, granted: 0n });
     expect(await s.submitResult('b', await result(g.shard, job, noisy(0, rng)), 2)).toEqual({
       status: 'valid',
     });
-    expect(s.credits('a')).toEqual({ pending: 0, granted: 50 });
-    expect(s.credits('b')).toEqual({ pending: 0, granted: 50 });
+    expect(s.credits('a')).toEqual({ pending: 0n, granted: 50n * CREDIT_UNITS });
+    expect(s.credits('b')).toEqual({ pending: 0n, granted: 50n * CREDIT_UNITS });
     expect(s.progress(job)).toMatchObject({ validated: 1, progress: 1, status: 'done' });
     expect(s.results(job)).toHaveLength(1);
   });
@@ -165,7 +166,7 @@ describe.each(kinds)('scheduler on %s', (_name, make) => {
     );
     const [r] = s.results(job);
     expect(Array.from(new Float32Array(r!.outputs[0]!.data))).toEqual(Array.from(truth(0)));
-    expect(s.credits('liar')).toEqual({ pending: 0, granted: 0 });
+    expect(s.credits('liar')).toEqual({ pending: 0n, granted: 0n });
     expect(s.volunteer('liar').reputation).toBeLessThan(0);
     expect(s.volunteer('honest2')).toMatchObject({ valid: 1, streak: 1 });
   });
@@ -196,7 +197,7 @@ describe.each(kinds)('scheduler on %s', (_name, make) => {
       'inconclusive',
     );
     expect(s.progress(job)).toMatchObject({ failed: 1, status: 'failed' });
-    expect(s.credits('a')).toEqual({ pending: 0, granted: 0 });
+    expect(s.credits('a')).toEqual({ pending: 0n, granted: 0n });
     expect(s.lease('d', CAPS, 4)).toBeUndefined();
   });
 
@@ -216,12 +217,18 @@ describe.each(kinds)('scheduler on %s', (_name, make) => {
     await rejected(s.submitResult('b', wrongShape, 2), /expected output "y"/);
     await s.submitResult('b', await result(`${job}/0`, job, truth(0)), 3);
     await rejected(s.submitResult('b', r, 4), /holds no lease/);
-    expect(s.credits('a')).toEqual({ pending: 0, granted: 50 });
-    expect(s.credits('b')).toEqual({ pending: 0, granted: 50 });
+    expect(s.credits('a')).toEqual({ pending: 0n, granted: 50n * CREDIT_UNITS });
+    expect(s.credits('b')).toEqual({ pending: 0n, granted: 50n * CREDIT_UNITS });
     expect(store.ledger()).toHaveLength(2);
-    expect(store.addCredit({ volunteer: 'a', shard: `${job}/0`, job, credits: 50, status: 'granted' })).toBe(
-      false,
-    );
+    expect(
+      store.addCredit({
+        volunteer: 'a',
+        shard: `${job}/0`,
+        job,
+        credits: 50n * CREDIT_UNITS,
+        status: 'granted',
+      }),
+    ).toBe(false);
   });
 
   it('rolls a failed transaction back completely', () => {
@@ -230,7 +237,7 @@ describe.each(kinds)('scheduler on %s', (_name, make) => {
     expect(() =>
       store.transaction(() => {
         store.putJob({ ...store.getJob(job)!, status: 'failed' });
-        store.addCredit({ volunteer: 'x', shard: `${job}/0`, job, credits: 1, status: 'granted' });
+        store.addCredit({ volunteer: 'x', shard: `${job}/0`, job, credits: CREDIT_UNITS, status: 'granted' });
         throw new Error('crash mid-change');
       }),
     ).toThrow('crash mid-change');
@@ -415,11 +422,11 @@ describe('SqliteStore durability', () => {
     stores.push(store);
     s = new Scheduler(store, { honeypotRate: 0 });
     expect(s.progress(job)).toMatchObject({ validated: 1, done: 1, inFlight: 1, status: 'running' });
-    expect(s.credits('a')).toEqual({ pending: 50, granted: 50 });
+    expect(s.credits('a')).toEqual({ pending: 50n * CREDIT_UNITS, granted: 50n * CREDIT_UNITS });
     // b's lease on shard 1 survived the restart, so its result completes the job.
     await s.submitResult('b', await result(`${job}/1`, job, truth(1)), 4);
     expect(s.progress(job)).toMatchObject({ validated: 2, status: 'done' });
-    expect(s.credits('a')).toEqual({ pending: 0, granted: 100 });
+    expect(s.credits('a')).toEqual({ pending: 0n, granted: 100n * CREDIT_UNITS });
     const rs = s.results(job);
     expect(rs.map((r) => Array.from(new Float32Array(r.outputs[0]!.data)))).toEqual([
       Array.from(truth(0)),
