@@ -273,9 +273,6 @@ export class JournaledStore implements HubStore {
   listJobs(): JobRecord[] {
     return this.#mem.listJobs();
   }
-  jobCount(): number {
-    return this.#mem.jobCount();
-  }
   runningJobs(): JobRecord[] {
     return this.#mem.runningJobs();
   }

@@ -9,6 +9,7 @@
 // - a lease that ends without a result (deadline, disconnect) frees its shard at once, and its
 //   volunteer's result is still taken while the shard is open (`released`).
 import { HearthError } from '../core/errors.ts';
+import { randomId } from '../core/ids.ts';
 import type { ControlCapabilities } from '../protocol/control.ts';
 import type { Manifest, ShardWork } from '../protocol/kinds/index.ts';
 import { blocked, freshVolunteer, type TrustPolicy, trusted } from './reputation.ts';
@@ -149,7 +150,9 @@ export class Leases {
 
   #grant(sh: ShardRecord, volunteerId: string, job: JobRecord, now: number): LeaseGrant {
     const lease: LeaseRecord = {
-      id: `${sh.id}@${volunteerId}@${now}`,
+      // The shard's id (for logs, and leases list by shard) and random bits: a volunteer that
+      // gets the same shard again in the same millisecond (after a release) gets a new lease.
+      id: randomId(`${sh.id}@`),
       shard: sh.id,
       job: sh.job,
       volunteer: volunteerId,

@@ -11,6 +11,7 @@
 import { createHash } from 'node:crypto';
 import { HearthError } from '../core/errors.ts';
 import { sha256Hex } from '../core/hash.ts';
+import { randomId } from '../core/ids.ts';
 import { creditUnits } from '../protocol/credit.ts';
 import { flopsPerShard, type Manifest, type ShardWork, shardCredit } from '../protocol/kinds/index.ts';
 import { type OutputTensor, type ShardResult, verifyResultHashes } from '../protocol/shard.ts';
@@ -191,7 +192,8 @@ export class Scheduler {
   submit(manifest: Manifest, now: number, opts: SubmitOptions = {}): string {
     const s = this.#store;
     return s.transaction(() => {
-      const id = `job-${now.toString(36)}-${s.jobCount()}`;
+      // Random: a count would collide between hubs on one database and tell strangers the next id.
+      const id = randomId('job-');
       s.putJob({
         id,
         manifest,

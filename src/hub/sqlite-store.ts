@@ -31,7 +31,8 @@ import type {
   VolunteerRecord,
 } from './store.ts';
 
-const SCHEMA = `
+/** Schema version 0: what a hub wrote before versions were kept; every file starts here. */
+export const SCHEMA = `
 CREATE TABLE IF NOT EXISTS jobs (id TEXT PRIMARY KEY, created_at INTEGER NOT NULL, doc TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS shards (id TEXT PRIMARY KEY, job TEXT NOT NULL, idx INTEGER NOT NULL,
   status TEXT NOT NULL, doc TEXT NOT NULL);
@@ -59,7 +60,7 @@ CREATE TABLE IF NOT EXISTS tokens (name TEXT PRIMARY KEY, hash TEXT NOT NULL UNI
  * a file made by any older hub; a new file gets SCHEMA and then all of them, so the upgrade path
  * is the path every test takes.
  */
-const MIGRATIONS: readonly string[] = [
+export const MIGRATIONS: readonly string[] = [
   // 1: columns the lease query filters on (copied out of the JSON documents), the replica count
   // per shard kept by triggers, and the indexes the hot path reads.
   `
@@ -103,9 +104,18 @@ CREATE TRIGGER results_drop AFTER DELETE ON results BEGIN
 CREATE TABLE allreduce_reports (round TEXT NOT NULL, reporter_peer TEXT NOT NULL,
   received_at INTEGER NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (round, reporter_peer));
 `,
-  // 3: credit in integer base units (issue 11), where it was a REAL number of credits. The CHECK
-  // keeps a float from ever coming back: INTEGER affinity alone stores 1.5 as REAL.
+  // 3 (issue 11): credit in integer base units, where it was a REAL number of credits — the CHECK
+  // keeps a float from ever coming back (INTEGER affinity alone stores 1.5 as REAL); and jobs get
+  // `seq`, their arrival order, since job ids are random now and cannot order jobs of one
+  // millisecond (old ids were numbered, but compared as text: job-x-10 sorted before job-x-9).
   `
+ALTER TABLE jobs ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;
+-- Numbered in the order they listed before: by time, then id.
+UPDATE jobs SET seq = r.n
+  FROM (SELECT id, row_number() OVER (ORDER BY created_at, id) AS n FROM jobs) AS r WHERE r.id = jobs.id;
+CREATE UNIQUE INDEX jobs_seq ON jobs (seq);
+DROP INDEX jobs_status;
+CREATE INDEX jobs_status ON jobs (status, created_at, seq);
 CREATE TABLE ledger_units (volunteer TEXT NOT NULL, shard TEXT NOT NULL, job TEXT NOT NULL,
   credits INTEGER NOT NULL CHECK (typeof(credits) = 'integer' AND credits >= 0),
   status TEXT NOT NULL, PRIMARY KEY (volunteer, shard));
@@ -198,14 +208,15 @@ export class SqliteStore implements HubStore {
     const p = (sql: string) => this.#db.prepare(sql);
     const wide = (sql: string) => p(sql).safeIntegers(true);
     this.#q = {
+      // seq: arrival order, the tie-break between jobs of one millisecond (ids are random).
       putJob: p(
-        `INSERT INTO jobs (id, created_at, status, doc) VALUES (?, ?, ?, ?)
+        `INSERT INTO jobs (id, created_at, status, doc, seq)
+           VALUES (?, ?, ?, ?, (SELECT coalesce(max(seq), 0) + 1 FROM jobs))
          ON CONFLICT (id) DO UPDATE SET status = excluded.status, doc = excluded.doc`,
       ),
       getJob: p('SELECT doc FROM jobs WHERE id = ?'),
-      listJobs: p('SELECT doc FROM jobs ORDER BY created_at, id'),
-      jobCount: p('SELECT count(*) AS n FROM jobs'),
-      runningJobs: p("SELECT id FROM jobs WHERE status = 'running' ORDER BY created_at, id"),
+      listJobs: p('SELECT doc FROM jobs ORDER BY created_at, seq'),
+      runningJobs: p("SELECT id FROM jobs WHERE status = 'running' ORDER BY created_at, seq"),
       // An upsert, never INSERT OR REPLACE: a replace would reset the trigger-kept replica count.
       putShard: p(
         `INSERT INTO shards (id, job, idx, status, honeypot, wanted, doc) VALUES (?, ?, ?, ?, ?, ?, ?)
@@ -215,7 +226,7 @@ export class SqliteStore implements HubStore {
       shardsOfJob: p('SELECT doc FROM shards WHERE job = ? ORDER BY idx'),
       openShards: p(
         `SELECT s.doc FROM shards s JOIN jobs j ON j.id = s.job WHERE s.status = 'open'
-         ORDER BY j.created_at, j.id, s.idx`,
+         ORDER BY j.created_at, j.seq, s.idx`,
       ),
       available: p(
         `SELECT s.doc, s.replicas FROM shards s
@@ -399,9 +410,6 @@ export class SqliteStore implements HubStore {
   }
   listJobs(): JobRecord[] {
     return docs(this.#q.listJobs!.all());
-  }
-  jobCount(): number {
-    return (this.#q.jobCount!.get() as { n: number }).n;
   }
   runningJobs(): JobRecord[] {
     return (this.#q.runningJobs!.all() as { id: string }[]).map((r) => this.getJob(r.id)!);

@@ -178,10 +178,9 @@ export interface HubStore {
   settled(): Promise<void>;
   putJob(j: JobRecord): void;
   getJob(id: string): JobRecord | undefined;
+  /** All jobs, oldest first: by `createdAt`, then in the order they were first put. */
   listJobs(): JobRecord[];
-  /** How many jobs exist (job ids are numbered by it). */
-  jobCount(): number;
-  /** Jobs with status 'running', oldest first: the only ones whose shards are leased. */
+  /** Jobs with status 'running', oldest first (as listJobs): the only ones whose shards are leased. */
   runningJobs(): JobRecord[];
   putShard(s: ShardRecord): void;
   getShard(id: string): ShardRecord | undefined;
@@ -309,10 +308,9 @@ export class MemoryStore implements HubStore {
     return this.#jobs.get(id);
   }
   listJobs(): JobRecord[] {
+    // A Map keeps first-insertion order and sort is stable: jobs of one millisecond stay in the
+    // order they were submitted (ids are random, so they cannot break the tie).
     return [...this.#jobs.values()].sort(byAge);
-  }
-  jobCount(): number {
-    return this.#jobs.size;
   }
   runningJobs(): JobRecord[] {
     return this.listJobs().filter((j) => j.status === 'running');
@@ -572,7 +570,7 @@ export class MemoryStore implements HubStore {
   close(): void {}
 }
 
-const byAge = (a: JobRecord, b: JobRecord) => a.createdAt - b.createdAt || a.id.localeCompare(b.id);
+const byAge = (a: JobRecord, b: JobRecord) => a.createdAt - b.createdAt;
 // SQLite orders TEXT by bytes; so must the memory store, or the two would list in different orders.
 const byId = (a: { id: string }, b: { id: string }) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
 

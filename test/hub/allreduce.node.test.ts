@@ -5,13 +5,12 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { isHearthError } from '../../src/core/errors.ts';
 import { auditRound, wrongContributions } from '../../src/hub/allreduce-audit.ts';
 import { JournaledStore } from '../../src/hub/journaled-store.ts';
 import { HubRounds } from '../../src/hub/rounds.ts';
-import { SCHEMA_VERSION, SqliteStore } from '../../src/hub/sqlite-store.ts';
+import { SqliteStore } from '../../src/hub/sqlite-store.ts';
 import { type AllReduceReportRecord, type HubStore, MemoryStore } from '../../src/hub/store.ts';
 import { sha, testHub } from '../node/hub-helpers.ts';
 
@@ -127,26 +126,6 @@ describe('all-reduce reports on the SQLite file', () => {
       }),
     ).toThrow('undo');
     expect(s.allReduceReports('r')).toEqual([report('r', 1, 1)]);
-  });
-
-  it('migrates a version-1 file: the reports table appears, the old rows stay', () => {
-    const path = tempDb();
-    const made = new SqliteStore(path);
-    made.putToken({ name: 'alice', hash: 'a'.repeat(64), createdAt: 1 });
-    made.close();
-    // What a hub of schema version 1 left: no reports table.
-    const db = new Database(path);
-    db.exec('DROP TABLE allreduce_reports');
-    db.pragma('user_version = 1');
-    db.close();
-    const s = keep(new SqliteStore(path));
-    expect(s.getToken('alice')?.hash).toBe('a'.repeat(64));
-    s.putAllReduceReport(report('r', 1, 1));
-    expect(s.allReduceReports('r')).toHaveLength(1);
-    const check = new Database(path);
-    expect(check.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
-    expect(SCHEMA_VERSION).toBe(3);
-    check.close();
   });
 });
 

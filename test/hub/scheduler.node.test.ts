@@ -231,6 +231,29 @@ describe.each(kinds)('scheduler on %s', (_name, make) => {
     ).toBe(false);
   });
 
+  it('makes random job and lease ids, never counted ones; jobs of one millisecond lease in submission order', async () => {
+    const { s, store } = setup();
+    const ID = /^[A-Za-z0-9._:/@#-]{1,256}$/; // the control plane's id pattern
+    const jobs = [s.submit(wgslManifest(1), 7), s.submit(wgslManifest(1), 7), s.submit(wgslManifest(1), 7)];
+    for (const j of jobs) expect(j).toMatch(/^job-[0-9a-f]{32}$/);
+    expect(new Set(jobs).size).toBe(3);
+    // Another hub (another store) submitting the same thing at the same time makes other ids.
+    const other = new Scheduler(new MemoryStore(), { honeypotRate: 0 }).submit(wgslManifest(1), 7);
+    expect(jobs).not.toContain(other);
+    expect(store.listJobs().map((j) => j.id)).toEqual(jobs);
+    // Oldest job first, whatever the random ids say.
+    const g = [s.lease('a', CAPS, 7)!, s.lease('a', CAPS, 7)!, s.lease('a', CAPS, 7)!];
+    expect(g.map((x) => x.job)).toEqual(jobs);
+    for (const x of g) expect(x.lease.id).toMatch(ID);
+    // A lease released and granted again in the same millisecond is a new lease.
+    const first = s.lease('b', CAPS, 8)!;
+    s.disconnect('b');
+    const again = s.lease('b', CAPS, 8)!;
+    expect(again.shard).toBe(first.shard);
+    expect(again.lease.id).not.toBe(first.lease.id);
+    expect(store.leasesOfVolunteer('b').map((l) => l.id)).toEqual([again.lease.id]);
+  });
+
   it('rolls a failed transaction back completely', () => {
     const { s, store } = setup();
     const job = s.submit(wgslManifest(1), 0);
