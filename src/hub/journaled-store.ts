@@ -93,6 +93,11 @@ export class JournaledStore implements HubStore {
   readonly #windowMs: number;
   /** Writes of the open transaction (outermost first); undefined outside one. */
   #ops: Op[] | undefined;
+  /**
+   * Undo of the open transaction's writes that went straight to the file (tokens, all-reduce
+   * reports), oldest first: a transaction that throws undoes them too, as on every other store.
+   */
+  #fileUndo: (() => void)[] | undefined;
   /** Final states of records changed by finished transactions and not yet on disk. */
   #pending = new Map<string, Pending>();
   readonly #onDisk: OnDisk = { leases: new Set() };
@@ -143,20 +148,31 @@ export class JournaledStore implements HubStore {
   transaction<T>(fn: () => T, opts: TransactionOptions = {}): T {
     this.#usable();
     const outer = this.#ops === undefined;
-    if (outer) this.#ops = [];
+    if (outer) {
+      this.#ops = [];
+      this.#fileUndo = [];
+    }
     const ops = this.#ops!;
     const mark = ops.length;
+    const undo = this.#fileUndo!;
+    const undoMark = undo.length;
     let out: T;
     try {
       out = this.#mem.transaction(fn);
     } catch (e) {
-      // MemoryStore undid this level's writes; drop their journal entries too.
+      // MemoryStore undid this level's writes; drop their journal entries too, and take back what
+      // this level wrote to the file directly.
       ops.length = mark;
-      if (outer) this.#ops = undefined;
+      while (undo.length > undoMark) undo.pop()!();
+      if (outer) {
+        this.#ops = undefined;
+        this.#fileUndo = undefined;
+      }
       throw e;
     }
     if (!outer) return out;
     this.#ops = undefined;
+    this.#fileUndo = undefined;
     for (const op of ops) op(this.#pending, this.#onDisk);
     if (opts.group) this.#schedule();
     else this.#commit();
@@ -393,14 +409,21 @@ export class JournaledStore implements HubStore {
   ledger(volunteer?: string): LedgerEntry[] {
     return this.#mem.ledger(volunteer);
   }
-  // Tokens: straight to the file (see the header).
+  // Tokens: straight to the file (see the header). Inside a transaction each write leaves its
+  // undo, should the transaction throw.
   putToken(t: TokenRecord): void {
     this.#usable();
-    this.#disk.putToken(t);
+    const d = this.#disk;
+    const prev = this.#fileUndo ? d.getToken(t.name) : undefined;
+    d.putToken(t);
+    this.#fileUndo?.push(() => (prev ? d.putToken(prev) : d.deleteToken(t.name)));
   }
   addToken(t: TokenRecord): boolean {
     this.#usable();
-    return this.#disk.addToken(t);
+    const d = this.#disk;
+    const added = d.addToken(t);
+    if (added) this.#fileUndo?.push(() => d.deleteToken(t.name));
+    return added;
   }
   getToken(name: string): TokenRecord | undefined {
     return this.#disk.getToken(name);
@@ -415,14 +438,25 @@ export class JournaledStore implements HubStore {
   // the lease and result path, and read only by the researcher's audit route.
   putAllReduceReport(r: AllReduceReportRecord): void {
     this.#usable();
-    this.#disk.putAllReduceReport(r);
+    const d = this.#disk;
+    const prev = this.#fileUndo ? d.allReduceReport(r.round, r.reporterPeer) : undefined;
+    d.putAllReduceReport(r);
+    this.#fileUndo?.push(() =>
+      prev ? d.putAllReduceReport(prev) : d.deleteAllReduceReport(r.round, r.reporterPeer),
+    );
   }
   allReduceReports(round: string): AllReduceReportRecord[] {
     return this.#disk.allReduceReports(round);
   }
   pruneAllReduceReports(before: number): number {
     this.#usable();
-    return this.#disk.pruneAllReduceReports(before);
+    const d = this.#disk;
+    const gone = this.#fileUndo ? d.allReduceReportsBefore(before) : [];
+    const n = d.pruneAllReduceReports(before);
+    this.#fileUndo?.push(() => {
+      for (const r of gone) d.putAllReduceReport(r);
+    });
+    return n;
   }
   /** Commits what is pending and closes the file. */
   close(): void {

@@ -300,6 +300,12 @@ export class SqliteStore implements HubStore {
         'INSERT OR REPLACE INTO allreduce_reports (round, reporter_peer, received_at, doc) VALUES (?, ?, ?, ?)',
       ),
       pruneReports: p('DELETE FROM allreduce_reports WHERE received_at < ?'),
+      reportsBefore: p(
+        'SELECT doc FROM allreduce_reports WHERE received_at < ? ORDER BY received_at, reporter_peer',
+      ),
+      getReport: p('SELECT doc FROM allreduce_reports WHERE round = ? AND reporter_peer = ?'),
+      deleteReport: p('DELETE FROM allreduce_reports WHERE round = ? AND reporter_peer = ?'),
+      deleteToken: p('DELETE FROM tokens WHERE name = ?'),
       reportsOf: p('SELECT doc FROM allreduce_reports WHERE round = ? ORDER BY received_at, reporter_peer'),
     };
   }
@@ -556,6 +562,24 @@ export class SqliteStore implements HubStore {
   }
   pruneAllReduceReports(before: number): number {
     return this.#q.pruneReports!.run(before).changes;
+  }
+  // Beyond HubStore: what JournaledStore needs to undo a token or report it wrote straight to the
+  // file inside a transaction that then threw.
+  /** Deletes a token outright (JournaledStore's undo of a create; revoking is `putToken`). */
+  deleteToken(name: string): void {
+    this.#q.deleteToken!.run(name);
+  }
+  /** One reporter's report of a round. */
+  allReduceReport(round: string, reporterPeer: string): AllReduceReportRecord | undefined {
+    const r = this.#q.getReport!.get(round, reporterPeer) as Doc | undefined;
+    return r ? (JSON.parse(r.doc) as AllReduceReportRecord) : undefined;
+  }
+  deleteAllReduceReport(round: string, reporterPeer: string): void {
+    this.#q.deleteReport!.run(round, reporterPeer);
+  }
+  /** The reports `pruneAllReduceReports(before)` would forget. */
+  allReduceReportsBefore(before: number): AllReduceReportRecord[] {
+    return docs(this.#q.reportsBefore!.all(before));
   }
   close(): void {
     this.#commitGroup();

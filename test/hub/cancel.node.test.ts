@@ -1,5 +1,4 @@
-// Job cancel and job owners at the scheduler, on both stores; and the SQLite schema migration
-// from a file written by a hub before schema versions (the crash test restarts on such files).
+// Job cancel and job owners at the scheduler, on every store.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -124,22 +123,5 @@ describe.each(kinds)('cancel on %s', (_name, make) => {
     expect(bad.status).toBe('rejected');
     expect(s.progress(job)).toMatchObject({ status: 'done', validated: 2 });
     expect(s.credits('c')).toEqual({ pending: 0n, granted: 0n });
-  });
-});
-
-describe('MemoryStore transactions', () => {
-  it('a nested transaction that throws undoes only its own writes', () => {
-    const store = new MemoryStore();
-    store.transaction(() => {
-      store.putVolunteer({ id: 'outer', reputation: 0, streak: 0, valid: 0, invalid: 0 });
-      expect(() =>
-        store.transaction(() => {
-          store.putVolunteer({ id: 'inner', reputation: 0, streak: 0, valid: 0, invalid: 0 });
-          throw new Error('boom');
-        }),
-      ).toThrow('boom');
-    });
-    expect(store.getVolunteer('outer')).toBeDefined();
-    expect(store.getVolunteer('inner')).toBeUndefined();
   });
 });

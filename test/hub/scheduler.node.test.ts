@@ -254,20 +254,6 @@ describe.each(kinds)('scheduler on %s', (_name, make) => {
     expect(store.leasesOfVolunteer('b').map((l) => l.id)).toEqual([again.lease.id]);
   });
 
-  it('rolls a failed transaction back completely', () => {
-    const { s, store } = setup();
-    const job = s.submit(wgslManifest(1), 0);
-    expect(() =>
-      store.transaction(() => {
-        store.putJob({ ...store.getJob(job)!, status: 'failed' });
-        store.addCredit({ volunteer: 'x', shard: `${job}/0`, job, credits: CREDIT_UNITS, status: 'granted' });
-        throw new Error('crash mid-change');
-      }),
-    ).toThrow('crash mid-change');
-    expect(store.getJob(job)!.status).toBe('running');
-    expect(store.ledger()).toHaveLength(0);
-  });
-
   it('honeypots: a right answer raises reputation, a wrong one lowers it', async () => {
     const expected = truth(1000);
     const sha = await sha256Hex(expected.slice().buffer);
@@ -423,37 +409,5 @@ describe.each(kinds)('a simulated population on %s', (name, make) => {
     expect(stats.liesAccepted).toBe(0);
     expect(p.status).toBe('done');
     expect(p.validated).toBe(SHARDS);
-  });
-});
-
-describe('SqliteStore durability', () => {
-  it('keeps every accepted result, credit and job state across close and reopen', async () => {
-    const path = sqlitePath();
-    let store = new SqliteStore(path);
-    let s = new Scheduler(store, { honeypotRate: 0 });
-    const job = s.submit(wgslManifest(2), 0);
-    for (const v of ['a', 'b']) {
-      s.lease(v, CAPS, 0);
-      s.lease(v, CAPS, 0);
-    }
-    await s.submitResult('a', await result(`${job}/0`, job, truth(0)), 1);
-    await s.submitResult('b', await result(`${job}/0`, job, truth(0)), 2);
-    await s.submitResult('a', await result(`${job}/1`, job, truth(1)), 3);
-    store.close();
-
-    store = new SqliteStore(path);
-    stores.push(store);
-    s = new Scheduler(store, { honeypotRate: 0 });
-    expect(s.progress(job)).toMatchObject({ validated: 1, done: 1, inFlight: 1, status: 'running' });
-    expect(s.credits('a')).toEqual({ pending: 50n * CREDIT_UNITS, granted: 50n * CREDIT_UNITS });
-    // b's lease on shard 1 survived the restart, so its result completes the job.
-    await s.submitResult('b', await result(`${job}/1`, job, truth(1)), 4);
-    expect(s.progress(job)).toMatchObject({ validated: 2, status: 'done' });
-    expect(s.credits('a')).toEqual({ pending: 0n, granted: 100n * CREDIT_UNITS });
-    const rs = s.results(job);
-    expect(rs.map((r) => Array.from(new Float32Array(r.outputs[0]!.data)))).toEqual([
-      Array.from(truth(0)),
-      Array.from(truth(1)),
-    ]);
   });
 });

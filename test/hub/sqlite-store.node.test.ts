@@ -1,5 +1,6 @@
-// What only SqliteStore has: its schema migrations, each from a file the older schema wrote.
-// (Behaviour every store shares is in store-contract.ts.)
+// What only SqliteStore has: its schema migrations, each from a file the older schema wrote; its
+// durability across close and reopen; its bounded cache of parsed jobs. (Behaviour every store
+// shares is in store-contract.ts.)
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,7 +9,13 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { HearthError } from '../../src/core/errors.ts';
 import { JournaledStore } from '../../src/hub/journaled-store.ts';
 import { Scheduler } from '../../src/hub/scheduler.ts';
-import { MIGRATIONS, SCHEMA, SCHEMA_VERSION, SqliteStore } from '../../src/hub/sqlite-store.ts';
+import {
+  JOB_CACHE_SIZE,
+  MIGRATIONS,
+  SCHEMA,
+  SCHEMA_VERSION,
+  SqliteStore,
+} from '../../src/hub/sqlite-store.ts';
 import { type HubStore, MemoryStore } from '../../src/hub/store.ts';
 import { CREDIT_UNITS } from '../../src/protocol/credit.ts';
 import { CAPS, result, truth, wgslManifest } from './fixtures.ts';
@@ -285,5 +292,51 @@ describe('SqliteStore migrations 1 and 2, and versions', () => {
     const check = new Database(path);
     expect(check.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
     check.close();
+  });
+});
+
+describe('SqliteStore durability and its job cache', () => {
+  it('keeps every accepted result, credit and job state across close and reopen', async () => {
+    const path = tempDb();
+    let store = new SqliteStore(path);
+    let s = new Scheduler(store, { honeypotRate: 0 });
+    const job = s.submit(wgslManifest(2), 0);
+    for (const v of ['a', 'b']) {
+      s.lease(v, CAPS, 0);
+      s.lease(v, CAPS, 0);
+    }
+    await s.submitResult('a', await result(`${job}/0`, job, truth(0)), 1);
+    await s.submitResult('b', await result(`${job}/0`, job, truth(0)), 2);
+    await s.submitResult('a', await result(`${job}/1`, job, truth(1)), 3);
+    store.close();
+
+    store = new SqliteStore(path);
+    stores.push(store);
+    s = new Scheduler(store, { honeypotRate: 0 });
+    expect(s.progress(job)).toMatchObject({ validated: 1, done: 1, inFlight: 1, status: 'running' });
+    expect(s.credits('a')).toEqual({ pending: 50n * CREDIT_UNITS, granted: 50n * CREDIT_UNITS });
+    // b's lease on shard 1 survived the restart, so its result completes the job.
+    await s.submitResult('b', await result(`${job}/1`, job, truth(1)), 4);
+    expect(s.progress(job)).toMatchObject({ validated: 2, status: 'done' });
+    expect(s.credits('a')).toEqual({ pending: 0n, granted: 100n * CREDIT_UNITS });
+    const rs = s.results(job);
+    expect(rs.map((r) => Array.from(new Float32Array(r.outputs[0]!.data)))).toEqual([
+      Array.from(truth(0)),
+      Array.from(truth(1)),
+    ]);
+  });
+
+  it('SqliteStore keeps a bounded number of parsed jobs, and reads an evicted one back from the file', () => {
+    const store = new SqliteStore(tempDb());
+    const m = wgslManifest(1);
+    for (let i = 0; i < JOB_CACHE_SIZE + 40; i++) {
+      store.putJob({ id: `job-${i}`, manifest: m, createdAt: i, status: 'running' });
+    }
+    expect(store.cachedJobs).toBe(JOB_CACHE_SIZE);
+    // The oldest fell out of memory; it is still on the file, whole.
+    expect(store.getJob('job-0')).toMatchObject({ id: 'job-0', createdAt: 0, status: 'running' });
+    expect(store.getJob('job-0')?.manifest).toEqual(m);
+    expect(store.cachedJobs).toBe(JOB_CACHE_SIZE);
+    store.close();
   });
 });
