@@ -9,6 +9,8 @@
 // open shard that still wants replicas from a partial index, with the replica count kept in the
 // shards row by triggers, so no call scans a job's shards or parses its manifest again (parsed
 // jobs are cached).
+import { readdirSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import Database, { type SqliteDatabase, type SqliteStatement } from 'better-sqlite3';
 import { type Deferred, deferred } from '../core/deferred.ts';
 import { HearthError } from '../core/errors.ts';
@@ -31,101 +33,54 @@ import type {
   VolunteerRecord,
 } from './store.ts';
 
-/** Schema version 0: what a hub wrote before versions were kept; every file starts here. */
-export const SCHEMA = `
-CREATE TABLE IF NOT EXISTS jobs (id TEXT PRIMARY KEY, created_at INTEGER NOT NULL, doc TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS shards (id TEXT PRIMARY KEY, job TEXT NOT NULL, idx INTEGER NOT NULL,
-  status TEXT NOT NULL, doc TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS shards_job ON shards (job, idx);
-CREATE INDEX IF NOT EXISTS shards_status ON shards (status);
-CREATE TABLE IF NOT EXISTS leases (id TEXT PRIMARY KEY, shard TEXT NOT NULL, volunteer TEXT NOT NULL,
-  deadline INTEGER NOT NULL, doc TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS leases_shard ON leases (shard);
-CREATE INDEX IF NOT EXISTS leases_volunteer ON leases (volunteer);
-CREATE INDEX IF NOT EXISTS leases_deadline ON leases (deadline);
-CREATE TABLE IF NOT EXISTS results (id TEXT PRIMARY KEY, shard TEXT NOT NULL, received_at INTEGER NOT NULL,
-  doc TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS results_shard ON results (shard);
-CREATE TABLE IF NOT EXISTS result_outputs (result TEXT NOT NULL, i INTEGER NOT NULL, name TEXT NOT NULL,
-  dtype TEXT NOT NULL, shape TEXT NOT NULL, sha256 TEXT NOT NULL, data BLOB NOT NULL, PRIMARY KEY (result, i));
-CREATE TABLE IF NOT EXISTS volunteers (id TEXT PRIMARY KEY, doc TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS ledger (volunteer TEXT NOT NULL, shard TEXT NOT NULL, job TEXT NOT NULL,
-  credits REAL NOT NULL, status TEXT NOT NULL, PRIMARY KEY (volunteer, shard));
-CREATE TABLE IF NOT EXISTS tokens (name TEXT PRIMARY KEY, hash TEXT NOT NULL UNIQUE,
-  created_at INTEGER NOT NULL, revoked_at INTEGER);
-`;
+/**
+ * The schema's SQL, one file per version in `./migrations/` (read once, when this module loads,
+ * relative to this file: the same under tsx, vitest and the CLI). `NNN-name.sql` brings a file to
+ * `PRAGMA user_version` NNN; `000-schema.sql` is what a hub wrote before versions were kept, and
+ * every file starts there, so the upgrade path is the path every test takes.
+ */
+const MIGRATIONS_DIR = new URL('./migrations/', import.meta.url);
+
+function readMigrations(): string[] {
+  let names: string[];
+  try {
+    names = readdirSync(MIGRATIONS_DIR).filter((n) => /^\d{3}-[a-z0-9-]+\.sql$/.test(n));
+  } catch (e) {
+    throw new HearthError(
+      'store/failed',
+      `hub database: the schema's SQL files are missing (${fileURLToPath(MIGRATIONS_DIR)}); reinstall hearth.`,
+      { cause: e },
+    );
+  }
+  names.sort();
+  names.forEach((n, i) => {
+    // A gap or a duplicate number would skip or repeat a version on some file.
+    if (Number(n.slice(0, 3)) !== i) {
+      throw new HearthError(
+        'store/failed',
+        `hub database: migration ${n} is out of sequence (expected version ${i}) in ${fileURLToPath(MIGRATIONS_DIR)}.`,
+      );
+    }
+  });
+  if (names.length === 0) {
+    throw new HearthError(
+      'store/failed',
+      `hub database: no schema files in ${fileURLToPath(MIGRATIONS_DIR)}.`,
+    );
+  }
+  return names.map((n) => readFileSync(new URL(n, MIGRATIONS_DIR), 'utf8'));
+}
+
+const SQL = readMigrations();
+
+/** Schema version 0 (`000-schema.sql`). */
+export const SCHEMA: string = SQL[0]!;
 
 /**
- * Schema versions after the first (PRAGMA user_version). Each runs once, in one transaction, on
- * a file made by any older hub; a new file gets SCHEMA and then all of them, so the upgrade path
- * is the path every test takes.
+ * Schema versions after the first, in order: MIGRATIONS[v] brings a version-v file to v + 1. Each
+ * runs once, in one transaction, on a file made by any older hub.
  */
-export const MIGRATIONS: readonly string[] = [
-  // 1: columns the lease query filters on (copied out of the JSON documents), the replica count
-  // per shard kept by triggers, and the indexes the hot path reads.
-  `
-ALTER TABLE jobs ADD COLUMN status TEXT NOT NULL DEFAULT 'running';
-UPDATE jobs SET status = json_extract(doc, '$.status');
-CREATE INDEX jobs_status ON jobs (status, created_at, id);
-ALTER TABLE shards ADD COLUMN honeypot INTEGER NOT NULL DEFAULT 0;
-ALTER TABLE shards ADD COLUMN wanted INTEGER NOT NULL DEFAULT 0;
-ALTER TABLE shards ADD COLUMN replicas INTEGER NOT NULL DEFAULT 0;
-UPDATE shards SET honeypot = coalesce(json_extract(doc, '$.honeypot'), 0),
-  wanted = json_extract(doc, '$.wanted');
-ALTER TABLE leases ADD COLUMN job TEXT NOT NULL DEFAULT '';
-UPDATE leases SET job = json_extract(doc, '$.job');
-ALTER TABLE results ADD COLUMN volunteer TEXT NOT NULL DEFAULT '';
-UPDATE results SET volunteer = json_extract(doc, '$.volunteer');
-UPDATE shards SET replicas = (SELECT count(*) FROM leases l WHERE l.shard = shards.id)
-  + (SELECT count(*) FROM results r WHERE r.shard = shards.id);
-DROP INDEX IF EXISTS shards_status;
-DROP INDEX IF EXISTS leases_shard;
-DROP INDEX IF EXISTS results_shard;
-CREATE INDEX shards_open ON shards (job, honeypot, status);
--- Only shards that want more replicas are in it: a lease reads its first row not touched by the
--- volunteer, never the in-flight or judged ones ahead of it.
-CREATE INDEX shards_wanting ON shards (job, honeypot, idx) WHERE status = 'open' AND replicas < wanted;
--- Honeypots are few; without their own index a honeypot look-up walks every shard of the job.
-CREATE INDEX shards_honeypot ON shards (job, idx) WHERE honeypot = 1 AND status = 'open';
-CREATE INDEX leases_shard_volunteer ON leases (shard, volunteer);
-CREATE INDEX results_shard_volunteer ON results (shard, volunteer);
-CREATE INDEX ledger_job ON ledger (job, status);
-CREATE TRIGGER leases_add AFTER INSERT ON leases BEGIN
-  UPDATE shards SET replicas = replicas + 1 WHERE id = NEW.shard; END;
-CREATE TRIGGER leases_drop AFTER DELETE ON leases BEGIN
-  UPDATE shards SET replicas = replicas - 1 WHERE id = OLD.shard; END;
-CREATE TRIGGER results_add AFTER INSERT ON results BEGIN
-  UPDATE shards SET replicas = replicas + 1 WHERE id = NEW.shard; END;
-CREATE TRIGGER results_drop AFTER DELETE ON results BEGIN
-  UPDATE shards SET replicas = replicas - 1 WHERE id = OLD.shard; END;
-`,
-  // 2: all-reduce reports (issue 5), one per round and reporting peer, as JSON documents.
-  `
-CREATE TABLE allreduce_reports (round TEXT NOT NULL, reporter_peer TEXT NOT NULL,
-  received_at INTEGER NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (round, reporter_peer));
-`,
-  // 3 (issue 11): credit in integer base units, where it was a REAL number of credits — the CHECK
-  // keeps a float from ever coming back (INTEGER affinity alone stores 1.5 as REAL); and jobs get
-  // `seq`, their arrival order, since job ids are random now and cannot order jobs of one
-  // millisecond (old ids were numbered, but compared as text: job-x-10 sorted before job-x-9).
-  `
-ALTER TABLE jobs ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;
--- Numbered in the order they listed before: by time, then id.
-UPDATE jobs SET seq = r.n
-  FROM (SELECT id, row_number() OVER (ORDER BY created_at, id) AS n FROM jobs) AS r WHERE r.id = jobs.id;
-CREATE UNIQUE INDEX jobs_seq ON jobs (seq);
-DROP INDEX jobs_status;
-CREATE INDEX jobs_status ON jobs (status, created_at, seq);
-CREATE TABLE ledger_units (volunteer TEXT NOT NULL, shard TEXT NOT NULL, job TEXT NOT NULL,
-  credits INTEGER NOT NULL CHECK (typeof(credits) = 'integer' AND credits >= 0),
-  status TEXT NOT NULL, PRIMARY KEY (volunteer, shard));
-INSERT INTO ledger_units (volunteer, shard, job, credits, status)
-  SELECT volunteer, shard, job, hearth_credit_units(credits), status FROM ledger;
-DROP TABLE ledger;
-ALTER TABLE ledger_units RENAME TO ledger;
-CREATE INDEX ledger_job ON ledger (job, status);
-`,
-];
+export const MIGRATIONS: readonly string[] = SQL.slice(1);
 
 /**
  * Migration 3's conversion of a schema-2 ledger amount (a REAL number of credits) to base units:

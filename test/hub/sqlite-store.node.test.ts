@@ -1,9 +1,10 @@
 // What only SqliteStore has: its schema migrations, each from a file the older schema wrote; its
 // durability across close and reopen; its bounded cache of parsed jobs. (Behaviour every store
 // shares is in store-contract.ts.)
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import Database, { type SqliteDatabase } from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { HearthError } from '../../src/core/errors.ts';
@@ -57,6 +58,17 @@ function v2File(rows: readonly [string, string, string, number, string][]): stri
   });
   return path;
 }
+
+describe('SqliteStore schema files', () => {
+  it('reads one SQL file per version from src/hub/migrations, numbered without gaps', () => {
+    const dir = fileURLToPath(new URL('../../src/hub/migrations/', import.meta.url));
+    const names = readdirSync(dir).sort();
+    expect(names.map((n) => n.slice(0, 3))).toEqual(names.map((_, i) => String(i).padStart(3, '0')));
+    expect(SCHEMA_VERSION).toBe(names.length - 1);
+    expect([SCHEMA, ...MIGRATIONS]).toEqual(names.map((n) => readFileSync(join(dir, n), 'utf8')));
+    expect(SCHEMA).toMatch(/CREATE TABLE IF NOT EXISTS ledger .*credits REAL/s);
+  });
+});
 
 describe('SqliteStore migration 3: credit in integer base units', () => {
   // Amounts an older hub wrote as FLOPs × rate in floats, some a hair off the decimal meant.
