@@ -17,6 +17,7 @@ import { Scheduler } from '../hub/scheduler.ts';
 import type { HubStore } from '../hub/store.ts';
 import { BlobSwarm } from '../hub/swarm.ts';
 import { authenticate, bearer, createToken, listTokens, type Principal, revokeToken } from '../hub/tokens.ts';
+import { type CreditReport, creditReport } from '../protocol/credit.ts';
 import { roundAuditOf, serveRoundTicketRoute } from './allreduce-routes.ts';
 import {
   attachControlPlane,
@@ -141,6 +142,8 @@ const MiB = 2 ** 20;
  * - all-reduce (src/node/allreduce-routes.ts): `PUT /v1/allreduce/:round/contributions` and
  *   `GET /v1/allreduce/:round/mean` with a round's ticket; `GET /v1/allreduce/:round` reports and
  *   verdicts (any token)
+ * - `GET /v1/volunteers/:id/credits` (any token) `CreditReport`: `{ volunteer, unitsPerCredit,
+ *   pending, granted, pendingResults }`, amounts in base units as decimal strings
  * - admin only: `POST /v1/tokens` `{ name }` → `{ name, token }`, `GET /v1/tokens`,
  *   `DELETE /v1/tokens/:name`
  *
@@ -446,6 +449,10 @@ async function handle(ctx: Ctx, req: IncomingMessage, res: ServerResponse): Prom
       return sendOutput(ctx, req, res, id, seg[4]!, seg[5]!);
     }
   }
+  if (seg[1] === 'volunteers' && seg.length === 4 && seg[3] === 'credits') {
+    allow(method, ['GET', 'HEAD']);
+    return send(req, res, 200, creditsOf(ctx, seg[2]!));
+  }
   if (seg[1] === 'tokens' && (seg.length === 2 || seg.length === 3)) {
     if (who.kind !== 'admin') {
       throw new HttpError(403, 'http/forbidden', 'managing tokens needs the hub\u2019s admin token.');
@@ -470,6 +477,19 @@ async function handle(ctx: Ctx, req: IncomingMessage, res: ServerResponse): Prom
     return send(req, res, 200, { revoked: seg[2] });
   }
   throw notFound(`route ${method} ${pathOf(req.url)}`);
+}
+
+/**
+ * A volunteer's credit, amounts in base units as decimal strings (protocol/credit.ts): JSON numbers
+ * are doubles, and money is an integer. A volunteer the hub has never credited nor judged is a 404.
+ */
+function creditsOf(ctx: Ctx, volunteer: string): CreditReport {
+  const c = ctx.scheduler.credits(volunteer);
+  const pendingResults = ctx.scheduler.pendingResults(volunteer);
+  if (ctx.store.getVolunteer(volunteer) === undefined && ctx.store.ledger(volunteer).length === 0) {
+    throw notFound(`volunteer ${volunteer.slice(0, 100)}`);
+  }
+  return creditReport(volunteer, { ...c, pendingResults });
 }
 
 function pathOf(url: string | undefined): string {

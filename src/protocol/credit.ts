@@ -145,3 +145,75 @@ export function parseCreditWire(v: unknown, path: string): bigint {
     { details: { path } },
   );
 }
+
+/**
+ * A volunteer's credit as the hub's API answers it (`GET /v1/volunteers/:id/credits`): amounts in
+ * base units as decimal strings, with the unit named so a reader needs nothing else.
+ */
+export interface CreditReport {
+  readonly volunteer: string;
+  /** `CREDIT_UNITS` as a decimal string: base units per credit. */
+  readonly unitsPerCredit: string;
+  /** Credit of results still awaiting validation, base units. */
+  readonly pending: string;
+  /** Credit of validated results, base units. */
+  readonly granted: string;
+  /** How many of its results await validation. */
+  readonly pendingResults: number;
+}
+
+/**
+ * The report the hub sends for these amounts.
+ *
+ * @example
+ * creditReport('ab…', { pending: 0n, granted: 50_000_000n, pendingResults: 0 }).granted; // '50000000'
+ */
+export function creditReport(
+  volunteer: string,
+  c: { readonly pending: bigint; readonly granted: bigint; readonly pendingResults: number },
+): CreditReport {
+  return {
+    volunteer,
+    unitsPerCredit: creditToWire(CREDIT_UNITS),
+    pending: creditToWire(c.pending),
+    granted: creditToWire(c.granted),
+    pendingResults: c.pendingResults,
+  };
+}
+
+/**
+ * Parses a `CreditReport` back into bigints (the CLI's side). Throws HearthError('input/invalid')
+ * naming the bad field, and for a report in another unit than this build's `CREDIT_UNITS`.
+ */
+export function parseCreditReport(v: unknown): {
+  volunteer: string;
+  pending: bigint;
+  granted: bigint;
+  pendingResults: number;
+} {
+  const bad = (path: string, what: string) =>
+    new HearthError('input/invalid', `credits.${path}: expected ${what}.`, {
+      details: { path: `credits.${path}` },
+    });
+  if (typeof v !== 'object' || v === null) throw bad('', 'an object');
+  const o = v as Record<string, unknown>;
+  if (typeof o.volunteer !== 'string' || o.volunteer.length === 0 || o.volunteer.length > 256) {
+    throw bad('volunteer', 'a volunteer id');
+  }
+  if (parseCreditWire(o.unitsPerCredit, 'credits.unitsPerCredit') !== CREDIT_UNITS) {
+    throw bad('unitsPerCredit', `"${CREDIT_UNITS}" (a hub counting credit in another unit)`);
+  }
+  if (
+    typeof o.pendingResults !== 'number' ||
+    !Number.isSafeInteger(o.pendingResults) ||
+    o.pendingResults < 0
+  ) {
+    throw bad('pendingResults', 'a whole number ≥ 0');
+  }
+  return {
+    volunteer: o.volunteer,
+    pending: parseCreditWire(o.pending, 'credits.pending'),
+    granted: parseCreditWire(o.granted, 'credits.granted'),
+    pendingResults: o.pendingResults,
+  };
+}

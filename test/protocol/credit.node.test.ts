@@ -3,12 +3,14 @@ import { HearthError } from '../../src/core/errors.ts';
 import {
   CREDIT_DECIMALS,
   CREDIT_UNITS,
+  creditReport,
   creditsToUnits,
   creditToWire,
   creditUnits,
   formatCredit,
   MAX_CREDIT_UNITS,
   MAX_SHARD_CREDIT_UNITS,
+  parseCreditReport,
   parseCreditWire,
 } from '../../src/protocol/credit.ts';
 import { MANIFEST_LIMITS } from '../../src/protocol/manifest.ts';
@@ -92,5 +94,25 @@ describe('credit base units', () => {
     expect(creditsToUnits(1e12)).toBe(10n ** 18n);
     expect(code(() => creditsToUnits(1e13))).toBe('input/invalid');
     expect(code(() => creditsToUnits(-1))).toBe('input/invalid');
+  });
+
+  it('reports a volunteer’s credit as decimal strings and reads the report back exactly', () => {
+    const c = { pending: 2n ** 60n, granted: 50n * CREDIT_UNITS, pendingResults: 3 };
+    const wire = JSON.parse(JSON.stringify(creditReport('v1', c))) as unknown;
+    expect(wire).toEqual({
+      volunteer: 'v1',
+      unitsPerCredit: '1000000',
+      pending: '1152921504606846976',
+      granted: '50000000',
+      pendingResults: 3,
+    });
+    expect(parseCreditReport(wire)).toEqual({ volunteer: 'v1', ...c });
+    const w = wire as Record<string, unknown>;
+    expect(() => parseCreditReport({ ...w, granted: 50 })).toThrow(
+      /credits\.granted: expected credit base units/,
+    );
+    expect(() => parseCreditReport({ ...w, unitsPerCredit: '100' })).toThrow(/credits\.unitsPerCredit/);
+    expect(() => parseCreditReport({ ...w, pendingResults: -1 })).toThrow(/credits\.pendingResults/);
+    expect(() => parseCreditReport(null)).toThrow(/expected an object/);
   });
 });
