@@ -13,7 +13,19 @@ import { randomId } from '../core/ids.ts';
 import type { ControlCapabilities } from '../protocol/control.ts';
 import type { Manifest, ShardWork } from '../protocol/kinds/index.ts';
 import { blocked, freshVolunteer, type TrustPolicy, trusted } from './reputation.ts';
-import type { HubStore, JobRecord, LeaseRecord, ShardRecord, VolunteerRecord } from './store.ts';
+import type {
+  JobRecord,
+  JobRepository,
+  LeaseRecord,
+  LeaseRepository,
+  ShardQueue,
+  ShardRecord,
+  VolunteerRecord,
+  VolunteerRepository,
+} from './store.ts';
+
+/** What leasing reads and writes: jobs, the shard queue, leases and volunteers. */
+export type LeaseStore = JobRepository & ShardQueue & LeaseRepository & VolunteerRepository;
 
 /** What a volunteer's device reports on hello (the control plane's ControlCapabilities). */
 export type Capabilities = ControlCapabilities;
@@ -41,10 +53,10 @@ const reject = (message: string, details: Record<string, unknown>): HearthError 
   new HearthError('input/invalid', message, { details });
 
 export class Leases {
-  readonly #store: HubStore;
+  readonly #store: LeaseStore;
   readonly #policy: LeasePolicy;
 
-  constructor(store: HubStore, policy: LeasePolicy) {
+  constructor(store: LeaseStore, policy: LeasePolicy) {
     this.#store = store;
     this.#policy = policy;
   }

@@ -2,12 +2,12 @@
 // granted or void. The entry's key is what makes credit exactly-once (DESIGN.md invariant 2): a
 // second result for the same shard by the same volunteer cannot add a second entry. Runs inside
 // the Scheduler's transactions. Amounts are integer base units (src/protocol/credit.ts), never floats.
-import type { HubStore } from './store.ts';
+import type { LedgerRepository } from './store.ts';
 
 export class Ledger {
-  readonly #store: HubStore;
+  readonly #store: LedgerRepository;
 
-  constructor(store: HubStore) {
+  constructor(store: LedgerRepository) {
     this.#store = store;
   }
 
