@@ -34,7 +34,7 @@ export const MAX_SHARD_CREDIT_UNITS = 10n ** 12n;
 export const MAX_CREDIT_UNITS = 2n ** 63n - 1n;
 
 /** A finite non-negative number as digits × 10^exp, from its shortest round-trip decimal form. */
-export function decimalOf(x: number, path: string): { digits: bigint; exp: number } {
+function decimalOf(x: number, path: string): { digits: bigint; exp: number } {
   const m = Number.isFinite(x) && x >= 0 ? /^(\d+)(?:\.(\d+))?(?:e([+-]\d+))?$/.exec(String(x)) : null;
   if (!m) {
     throw new HearthError('input/invalid', `${path}: expected a finite number ≥ 0, got ${x}.`, {
