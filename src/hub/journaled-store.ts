@@ -96,8 +96,9 @@ export class JournaledStore implements HubStore {
   /**
    * Undo of the open transaction's writes that went straight to the file (tokens, all-reduce
    * reports), oldest first: a transaction that throws undoes them too, as on every other store.
+   * Empty outside a transaction.
    */
-  #fileUndo: (() => void)[] | undefined;
+  readonly #fileUndo: (() => void)[] = [];
   /** Final states of records changed by finished transactions and not yet on disk. */
   #pending = new Map<string, Pending>();
   readonly #onDisk: OnDisk = { leases: new Set() };
@@ -148,13 +149,10 @@ export class JournaledStore implements HubStore {
   transaction<T>(fn: () => T, opts: TransactionOptions = {}): T {
     this.#usable();
     const outer = this.#ops === undefined;
-    if (outer) {
-      this.#ops = [];
-      this.#fileUndo = [];
-    }
+    if (outer) this.#ops = [];
     const ops = this.#ops!;
     const mark = ops.length;
-    const undo = this.#fileUndo!;
+    const undo = this.#fileUndo;
     const undoMark = undo.length;
     let out: T;
     try {
@@ -164,15 +162,12 @@ export class JournaledStore implements HubStore {
       // this level wrote to the file directly.
       ops.length = mark;
       while (undo.length > undoMark) undo.pop()!();
-      if (outer) {
-        this.#ops = undefined;
-        this.#fileUndo = undefined;
-      }
+      if (outer) this.#ops = undefined;
       throw e;
     }
     if (!outer) return out;
     this.#ops = undefined;
-    this.#fileUndo = undefined;
+    undo.length = 0;
     for (const op of ops) op(this.#pending, this.#onDisk);
     if (opts.group) this.#schedule();
     else this.#commit();
@@ -266,6 +261,11 @@ export class JournaledStore implements HubStore {
         d.setCreditStatus(p.volunteer, p.shard, p.status);
         return;
     }
+  }
+
+  /** Keeps the undo of a write made straight to the file, when inside a transaction. */
+  #undoable(undo: () => void): void {
+    if (this.#ops) this.#fileUndo.push(undo);
   }
 
   /** Journals a write (already applied to memory) for the file. */
@@ -414,15 +414,15 @@ export class JournaledStore implements HubStore {
   putToken(t: TokenRecord): void {
     this.#usable();
     const d = this.#disk;
-    const prev = this.#fileUndo ? d.getToken(t.name) : undefined;
+    const prev = this.#ops ? d.getToken(t.name) : undefined;
     d.putToken(t);
-    this.#fileUndo?.push(() => (prev ? d.putToken(prev) : d.deleteToken(t.name)));
+    this.#undoable(() => (prev ? d.putToken(prev) : d.deleteToken(t.name)));
   }
   addToken(t: TokenRecord): boolean {
     this.#usable();
     const d = this.#disk;
     const added = d.addToken(t);
-    if (added) this.#fileUndo?.push(() => d.deleteToken(t.name));
+    if (added) this.#undoable(() => d.deleteToken(t.name));
     return added;
   }
   getToken(name: string): TokenRecord | undefined {
@@ -439,9 +439,9 @@ export class JournaledStore implements HubStore {
   putAllReduceReport(r: AllReduceReportRecord): void {
     this.#usable();
     const d = this.#disk;
-    const prev = this.#fileUndo ? d.allReduceReport(r.round, r.reporterPeer) : undefined;
+    const prev = this.#ops ? d.allReduceReport(r.round, r.reporterPeer) : undefined;
     d.putAllReduceReport(r);
-    this.#fileUndo?.push(() =>
+    this.#undoable(() =>
       prev ? d.putAllReduceReport(prev) : d.deleteAllReduceReport(r.round, r.reporterPeer),
     );
   }
@@ -451,9 +451,9 @@ export class JournaledStore implements HubStore {
   pruneAllReduceReports(before: number): number {
     this.#usable();
     const d = this.#disk;
-    const gone = this.#fileUndo ? d.allReduceReportsBefore(before) : [];
+    const gone = this.#ops ? d.allReduceReportsBefore(before) : [];
     const n = d.pruneAllReduceReports(before);
-    this.#fileUndo?.push(() => {
+    this.#undoable(() => {
       for (const r of gone) d.putAllReduceReport(r);
     });
     return n;
