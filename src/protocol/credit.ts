@@ -12,8 +12,9 @@ import { HearthError } from '../core/errors.ts';
 
 /**
  * Base units in one credit: credit is counted in micro-credits. A signed 64-bit integer (SQLite's
- * INTEGER) holds 9.2 × 10¹⁸ of them, 9.2 × 10¹² credits: room for nine million shards at the most
- * one shard may earn (`MAX_SHARD_CREDIT_UNITS`).
+ * INTEGER) holds 9.2 × 10¹⁸ of them, 9.2 × 10¹² credits: nine billion shards of a thousand credits
+ * (10¹² FLOPs at 10⁻⁹ credits per FLOP), or nine thousand at the most one shard may earn
+ * (`MAX_SHARD_CREDIT_UNITS`).
  *
  * @example
  * formatCredit(3n * CREDIT_UNITS); // '3'
@@ -24,11 +25,12 @@ export const CREDIT_UNITS = 1_000_000n;
 export const CREDIT_DECIMALS = 6;
 
 /**
- * The most base units one validated shard may earn: a million credits. A job whose shard would
- * earn more is refused at submit (`manifest.creditRate`), so that no ledger entry, nor any total of
- * a hub's history, comes near the 64-bit limit.
+ * The most base units one validated shard may earn: a billion credits. A job whose shard would earn
+ * more is refused at submit (`manifest.creditRate`): a bound like `MANIFEST_LIMITS`, so that one
+ * ledger entry is nowhere near the 64-bit limit (the manifest's own limits allow 10¹⁸ FLOPs at 10⁶
+ * credits per FLOP, 10²⁴ credits).
  */
-export const MAX_SHARD_CREDIT_UNITS = 10n ** 12n;
+export const MAX_SHARD_CREDIT_UNITS = 10n ** 15n;
 
 /** Largest value of a signed 64-bit integer: the most a stored credit amount may be. */
 export const MAX_CREDIT_UNITS = 2n ** 63n - 1n;

@@ -25,9 +25,11 @@ const code = (f: () => unknown): string | undefined => {
 };
 
 describe('credit base units', () => {
-  it('is 10^CREDIT_DECIMALS base units per credit, with room for millions of maximal shards in 64 bits', () => {
+  it('is 10^CREDIT_DECIMALS base units per credit, with room for thousands of maximal shards in 64 bits', () => {
     expect(CREDIT_UNITS).toBe(10n ** BigInt(CREDIT_DECIMALS));
-    expect(MAX_CREDIT_UNITS / MAX_SHARD_CREDIT_UNITS).toBeGreaterThanOrEqual(9_000_000n);
+    expect(MAX_CREDIT_UNITS / MAX_SHARD_CREDIT_UNITS).toBeGreaterThanOrEqual(9_000n);
+    // A shard of 10^12 FLOPs at 10^-9 credits per FLOP: billions of them fit.
+    expect(MAX_CREDIT_UNITS / creditUnits(1e12, 1e-9)).toBeGreaterThan(9_000_000_000n);
   });
 
   it('multiplies FLOPs by the rate exactly, on the decimals written, and rounds down', () => {
@@ -53,10 +55,10 @@ describe('credit base units', () => {
   });
 
   it('refuses a shard worth more than MAX_SHARD_CREDIT_UNITS, naming creditRate', () => {
-    expect(creditUnits(1e6, 1)).toBe(MAX_SHARD_CREDIT_UNITS);
-    expect(code(() => creditUnits(1e6 + 1, 1))).toBe('input/invalid');
+    expect(creditUnits(1e9, 1)).toBe(MAX_SHARD_CREDIT_UNITS);
+    expect(code(() => creditUnits(1e9 + 1, 1))).toBe('input/invalid');
     expect(() => creditUnits(MANIFEST_LIMITS.maxFlopsPerShard, MANIFEST_LIMITS.maxCreditRate)).toThrow(
-      /manifest\.creditRate: .* over the 1000000 one shard may earn/,
+      /manifest\.creditRate: .* over the 1000000000 one shard may earn/,
     );
     expect(code(() => creditUnits(Number.NaN, 1))).toBe('input/invalid');
     expect(code(() => creditUnits(1, -1))).toBe('input/invalid');
