@@ -93,6 +93,12 @@ export class JournaledStore implements HubStore {
   readonly #windowMs: number;
   /** Writes of the open transaction (outermost first); undefined outside one. */
   #ops: Op[] | undefined;
+  /**
+   * Undo of the open transaction's writes that went straight to the file (tokens, all-reduce
+   * reports), oldest first: a transaction that throws undoes them too, as on every other store.
+   * Empty outside a transaction.
+   */
+  readonly #fileUndo: (() => void)[] = [];
   /** Final states of records changed by finished transactions and not yet on disk. */
   #pending = new Map<string, Pending>();
   readonly #onDisk: OnDisk = { leases: new Set() };
@@ -146,17 +152,22 @@ export class JournaledStore implements HubStore {
     if (outer) this.#ops = [];
     const ops = this.#ops!;
     const mark = ops.length;
+    const undo = this.#fileUndo;
+    const undoMark = undo.length;
     let out: T;
     try {
       out = this.#mem.transaction(fn);
     } catch (e) {
-      // MemoryStore undid this level's writes; drop their journal entries too.
+      // MemoryStore undid this level's writes; drop their journal entries too, and take back what
+      // this level wrote to the file directly.
       ops.length = mark;
+      while (undo.length > undoMark) undo.pop()!();
       if (outer) this.#ops = undefined;
       throw e;
     }
     if (!outer) return out;
     this.#ops = undefined;
+    undo.length = 0;
     for (const op of ops) op(this.#pending, this.#onDisk);
     if (opts.group) this.#schedule();
     else this.#commit();
@@ -252,6 +263,11 @@ export class JournaledStore implements HubStore {
     }
   }
 
+  /** Keeps the undo of a write made straight to the file, when inside a transaction. */
+  #undoable(undo: () => void): void {
+    if (this.#ops) this.#fileUndo.push(undo);
+  }
+
   /** Journals a write (already applied to memory) for the file. */
   #write(op: Op): void {
     if (this.#ops) this.#ops.push(op);
@@ -272,9 +288,6 @@ export class JournaledStore implements HubStore {
   }
   listJobs(): JobRecord[] {
     return this.#mem.listJobs();
-  }
-  jobCount(): number {
-    return this.#mem.jobCount();
   }
   runningJobs(): JobRecord[] {
     return this.#mem.runningJobs();
@@ -396,14 +409,21 @@ export class JournaledStore implements HubStore {
   ledger(volunteer?: string): LedgerEntry[] {
     return this.#mem.ledger(volunteer);
   }
-  // Tokens: straight to the file (see the header).
+  // Tokens: straight to the file (see the header). Inside a transaction each write leaves its
+  // undo, should the transaction throw.
   putToken(t: TokenRecord): void {
     this.#usable();
-    this.#disk.putToken(t);
+    const d = this.#disk;
+    const prev = this.#ops ? d.getToken(t.name) : undefined;
+    d.putToken(t);
+    this.#undoable(() => (prev ? d.putToken(prev) : d.deleteToken(t.name)));
   }
   addToken(t: TokenRecord): boolean {
     this.#usable();
-    return this.#disk.addToken(t);
+    const d = this.#disk;
+    const added = d.addToken(t);
+    if (added) this.#undoable(() => d.deleteToken(t.name));
+    return added;
   }
   getToken(name: string): TokenRecord | undefined {
     return this.#disk.getToken(name);
@@ -418,14 +438,25 @@ export class JournaledStore implements HubStore {
   // the lease and result path, and read only by the researcher's audit route.
   putAllReduceReport(r: AllReduceReportRecord): void {
     this.#usable();
-    this.#disk.putAllReduceReport(r);
+    const d = this.#disk;
+    const prev = this.#ops ? d.allReduceReport(r.round, r.reporterPeer) : undefined;
+    d.putAllReduceReport(r);
+    this.#undoable(() =>
+      prev ? d.putAllReduceReport(prev) : d.deleteAllReduceReport(r.round, r.reporterPeer),
+    );
   }
   allReduceReports(round: string): AllReduceReportRecord[] {
     return this.#disk.allReduceReports(round);
   }
   pruneAllReduceReports(before: number): number {
     this.#usable();
-    return this.#disk.pruneAllReduceReports(before);
+    const d = this.#disk;
+    const gone = this.#ops ? d.allReduceReportsBefore(before) : [];
+    const n = d.pruneAllReduceReports(before);
+    this.#undoable(() => {
+      for (const r of gone) d.putAllReduceReport(r);
+    });
+    return n;
   }
   /** Commits what is pending and closes the file. */
   close(): void {

@@ -9,10 +9,23 @@
 // - a lease that ends without a result (deadline, disconnect) frees its shard at once, and its
 //   volunteer's result is still taken while the shard is open (`released`).
 import { HearthError } from '../core/errors.ts';
+import { randomId } from '../core/ids.ts';
 import type { ControlCapabilities } from '../protocol/control.ts';
 import type { Manifest, ShardWork } from '../protocol/kinds/index.ts';
 import { blocked, freshVolunteer, type TrustPolicy, trusted } from './reputation.ts';
-import type { HubStore, JobRecord, LeaseRecord, ShardRecord, VolunteerRecord } from './store.ts';
+import type {
+  JobRecord,
+  JobRepository,
+  LeaseRecord,
+  LeaseRepository,
+  ShardQueue,
+  ShardRecord,
+  VolunteerRecord,
+  VolunteerRepository,
+} from './store.ts';
+
+/** What leasing reads and writes: jobs, the shard queue, leases and volunteers. */
+export type LeaseStore = JobRepository & ShardQueue & LeaseRepository & VolunteerRepository;
 
 /** What a volunteer's device reports on hello (the control plane's ControlCapabilities). */
 export type Capabilities = ControlCapabilities;
@@ -40,10 +53,10 @@ const noLease = (message: string, details: Record<string, unknown>): HearthError
   new HearthError('lease/unknown', message, { details });
 
 export class Leases {
-  readonly #store: HubStore;
+  readonly #store: LeaseStore;
   readonly #policy: LeasePolicy;
 
-  constructor(store: HubStore, policy: LeasePolicy) {
+  constructor(store: LeaseStore, policy: LeasePolicy) {
     this.#store = store;
     this.#policy = policy;
   }
@@ -149,7 +162,9 @@ export class Leases {
 
   #grant(sh: ShardRecord, volunteerId: string, job: JobRecord, now: number): LeaseGrant {
     const lease: LeaseRecord = {
-      id: `${sh.id}@${volunteerId}@${now}`,
+      // The shard's id (for logs, and leases list by shard) and random bits: a volunteer that
+      // gets the same shard again in the same millisecond (after a release) gets a new lease.
+      id: randomId(`${sh.id}@`),
       shard: sh.id,
       job: sh.job,
       volunteer: volunteerId,

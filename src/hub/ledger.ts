@@ -1,18 +1,18 @@
 // The credit ledger: one entry per (volunteer, shard), pending until the shard is judged, then
 // granted or void. The entry's key is what makes credit exactly-once (DESIGN.md invariant 2): a
 // second result for the same shard by the same volunteer cannot add a second entry. Runs inside
-// the Scheduler's transactions.
-import type { HubStore } from './store.ts';
+// the Scheduler's transactions. Amounts are integer base units (src/protocol/credit.ts), never floats.
+import type { LedgerRepository } from './store.ts';
 
 export class Ledger {
-  readonly #store: HubStore;
+  readonly #store: LedgerRepository;
 
-  constructor(store: HubStore) {
+  constructor(store: LedgerRepository) {
     this.#store = store;
   }
 
-  /** Records pending credit for a result; false when the volunteer already has an entry for the shard. */
-  pending(volunteer: string, shard: string, job: string, credits: number): boolean {
+  /** Records pending credit (base units) for a result; false when the volunteer already has an entry for the shard. */
+  pending(volunteer: string, shard: string, job: string, credits: bigint): boolean {
     return this.#store.addCredit({ volunteer, shard, job, credits, status: 'pending' });
   }
 
@@ -26,10 +26,13 @@ export class Ledger {
     return this.#store.voidPendingCredit(job);
   }
 
-  /** A volunteer's credit: pending (awaiting validation) and granted, and how many results wait. */
-  of(volunteer: string): { pending: number; granted: number; pendingResults: number } {
-    let pending = 0;
-    let granted = 0;
+  /**
+   * A volunteer's credit in base units (`CREDIT_UNITS` per credit): pending (awaiting validation)
+   * and granted, and how many results wait. Summed as bigints: exact at any total.
+   */
+  of(volunteer: string): { pending: bigint; granted: bigint; pendingResults: number } {
+    let pending = 0n;
+    let granted = 0n;
     let pendingResults = 0;
     for (const e of this.#store.ledger(volunteer)) {
       if (e.status === 'pending') {

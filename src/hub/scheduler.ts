@@ -11,7 +11,9 @@
 import { createHash } from 'node:crypto';
 import { HearthError, type HearthErrorCode } from '../core/errors.ts';
 import { sha256Hex } from '../core/hash.ts';
-import { type Manifest, type ShardWork, shardCredit } from '../protocol/kinds/index.ts';
+import { randomId } from '../core/ids.ts';
+import { creditUnits } from '../protocol/credit.ts';
+import { flopsPerShard, type Manifest, type ShardWork, shardCredit } from '../protocol/kinds/index.ts';
 import { type OutputTensor, type ShardResult, verifyResultHashes } from '../protocol/shard.ts';
 import { HUB_KINDS, type HubKinds, hubKindOf } from './kinds/index.ts';
 import type { HubKind, PlannedShard } from './kinds/kind.ts';
@@ -191,7 +193,8 @@ export class Scheduler {
   submit(manifest: Manifest, now: number, opts: SubmitOptions = {}): string {
     const s = this.#store;
     return s.transaction(() => {
-      const id = `job-${now.toString(36)}-${s.jobCount()}`;
+      // Random: a count would collide between hubs on one database and tell strangers the next id.
+      const id = randomId('job-');
       s.putJob({
         id,
         manifest,
@@ -210,6 +213,15 @@ export class Scheduler {
     planned: readonly PlannedShard<ShardWork>[],
     from: number,
   ): void {
+    // What each shard will earn must fit the ledger: refuse the job now (creditUnits throws past
+    // MAX_SHARD_CREDIT_UNITS), not a result later. Shards of a job share a few FLOP counts.
+    const checked = new Set<number>();
+    for (const p of planned) {
+      const flops = flopsPerShard(manifest, p.work);
+      if (checked.has(flops)) continue;
+      creditUnits(flops, manifest.creditRate);
+      checked.add(flops);
+    }
     planned.forEach((p, i) => {
       const index = from + i;
       const honeypot = p.expected !== undefined;
@@ -502,8 +514,11 @@ export class Scheduler {
     return { shard: sh.id, index: sh.index, outputs: r.outputs, replicas };
   }
 
-  /** A volunteer's credit: pending (awaiting validation) and granted. */
-  credits(volunteerId: string): { pending: number; granted: number } {
+  /**
+   * A volunteer's credit in base units (`CREDIT_UNITS` per credit): pending (awaiting validation)
+   * and granted. `formatCredit` shows it to people, `creditToWire` puts it in JSON.
+   */
+  credits(volunteerId: string): { pending: bigint; granted: bigint } {
     const { pending, granted } = this.#ledger.of(volunteerId);
     return { pending, granted };
   }

@@ -9,10 +9,13 @@
 // open shard that still wants replicas from a partial index, with the replica count kept in the
 // shards row by triggers, so no call scans a job's shards or parses its manifest again (parsed
 // jobs are cached).
+import { readdirSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import Database, { type SqliteDatabase, type SqliteStatement } from 'better-sqlite3';
 import { type Deferred, deferred } from '../core/deferred.ts';
 import { HearthError } from '../core/errors.ts';
 import type { DType } from '../core/tensor.ts';
+import { creditsToUnits } from '../protocol/credit.ts';
 import type {
   AllReduceReportRecord,
   AvailableShard,
@@ -30,79 +33,76 @@ import type {
   VolunteerRecord,
 } from './store.ts';
 
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS jobs (id TEXT PRIMARY KEY, created_at INTEGER NOT NULL, doc TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS shards (id TEXT PRIMARY KEY, job TEXT NOT NULL, idx INTEGER NOT NULL,
-  status TEXT NOT NULL, doc TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS shards_job ON shards (job, idx);
-CREATE INDEX IF NOT EXISTS shards_status ON shards (status);
-CREATE TABLE IF NOT EXISTS leases (id TEXT PRIMARY KEY, shard TEXT NOT NULL, volunteer TEXT NOT NULL,
-  deadline INTEGER NOT NULL, doc TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS leases_shard ON leases (shard);
-CREATE INDEX IF NOT EXISTS leases_volunteer ON leases (volunteer);
-CREATE INDEX IF NOT EXISTS leases_deadline ON leases (deadline);
-CREATE TABLE IF NOT EXISTS results (id TEXT PRIMARY KEY, shard TEXT NOT NULL, received_at INTEGER NOT NULL,
-  doc TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS results_shard ON results (shard);
-CREATE TABLE IF NOT EXISTS result_outputs (result TEXT NOT NULL, i INTEGER NOT NULL, name TEXT NOT NULL,
-  dtype TEXT NOT NULL, shape TEXT NOT NULL, sha256 TEXT NOT NULL, data BLOB NOT NULL, PRIMARY KEY (result, i));
-CREATE TABLE IF NOT EXISTS volunteers (id TEXT PRIMARY KEY, doc TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS ledger (volunteer TEXT NOT NULL, shard TEXT NOT NULL, job TEXT NOT NULL,
-  credits REAL NOT NULL, status TEXT NOT NULL, PRIMARY KEY (volunteer, shard));
-CREATE TABLE IF NOT EXISTS tokens (name TEXT PRIMARY KEY, hash TEXT NOT NULL UNIQUE,
-  created_at INTEGER NOT NULL, revoked_at INTEGER);
-`;
+/**
+ * The schema's SQL, one file per version in `./migrations/` (read once, when this module loads,
+ * relative to this file: the same under tsx, vitest and the CLI). `NNN-name.sql` brings a file to
+ * `PRAGMA user_version` NNN; `000-schema.sql` is what a hub wrote before versions were kept, and
+ * every file starts there, so the upgrade path is the path every test takes.
+ */
+const MIGRATIONS_DIR = new URL('./migrations/', import.meta.url);
+
+function readMigrations(): string[] {
+  let names: string[];
+  try {
+    names = readdirSync(MIGRATIONS_DIR).filter((n) => /^\d{3}-[a-z0-9-]+\.sql$/.test(n));
+  } catch (e) {
+    throw new HearthError(
+      'store/failed',
+      `hub database: the schema's SQL files are missing (${fileURLToPath(MIGRATIONS_DIR)}); reinstall hearth.`,
+      { cause: e },
+    );
+  }
+  names.sort();
+  names.forEach((n, i) => {
+    // A gap or a duplicate number would skip or repeat a version on some file.
+    if (Number(n.slice(0, 3)) !== i) {
+      throw new HearthError(
+        'store/failed',
+        `hub database: migration ${n} is out of sequence (expected version ${i}) in ${fileURLToPath(MIGRATIONS_DIR)}.`,
+      );
+    }
+  });
+  if (names.length === 0) {
+    throw new HearthError(
+      'store/failed',
+      `hub database: no schema files in ${fileURLToPath(MIGRATIONS_DIR)}.`,
+    );
+  }
+  return names.map((n) => readFileSync(new URL(n, MIGRATIONS_DIR), 'utf8'));
+}
+
+const SQL = readMigrations();
+
+/** Schema version 0 (`000-schema.sql`). */
+export const SCHEMA: string = SQL[0]!;
 
 /**
- * Schema versions after the first (PRAGMA user_version). Each runs once, in one transaction, on
- * a file made by any older hub; a new file gets SCHEMA and then all of them, so the upgrade path
- * is the path every test takes.
+ * Schema versions after the first, in order: MIGRATIONS[v] brings a version-v file to v + 1. Each
+ * runs once, in one transaction, on a file made by any older hub.
  */
-const MIGRATIONS: readonly string[] = [
-  // 1: columns the lease query filters on (copied out of the JSON documents), the replica count
-  // per shard kept by triggers, and the indexes the hot path reads.
-  `
-ALTER TABLE jobs ADD COLUMN status TEXT NOT NULL DEFAULT 'running';
-UPDATE jobs SET status = json_extract(doc, '$.status');
-CREATE INDEX jobs_status ON jobs (status, created_at, id);
-ALTER TABLE shards ADD COLUMN honeypot INTEGER NOT NULL DEFAULT 0;
-ALTER TABLE shards ADD COLUMN wanted INTEGER NOT NULL DEFAULT 0;
-ALTER TABLE shards ADD COLUMN replicas INTEGER NOT NULL DEFAULT 0;
-UPDATE shards SET honeypot = coalesce(json_extract(doc, '$.honeypot'), 0),
-  wanted = json_extract(doc, '$.wanted');
-ALTER TABLE leases ADD COLUMN job TEXT NOT NULL DEFAULT '';
-UPDATE leases SET job = json_extract(doc, '$.job');
-ALTER TABLE results ADD COLUMN volunteer TEXT NOT NULL DEFAULT '';
-UPDATE results SET volunteer = json_extract(doc, '$.volunteer');
-UPDATE shards SET replicas = (SELECT count(*) FROM leases l WHERE l.shard = shards.id)
-  + (SELECT count(*) FROM results r WHERE r.shard = shards.id);
-DROP INDEX IF EXISTS shards_status;
-DROP INDEX IF EXISTS leases_shard;
-DROP INDEX IF EXISTS results_shard;
-CREATE INDEX shards_open ON shards (job, honeypot, status);
--- Only shards that want more replicas are in it: a lease reads its first row not touched by the
--- volunteer, never the in-flight or judged ones ahead of it.
-CREATE INDEX shards_wanting ON shards (job, honeypot, idx) WHERE status = 'open' AND replicas < wanted;
--- Honeypots are few; without their own index a honeypot look-up walks every shard of the job.
-CREATE INDEX shards_honeypot ON shards (job, idx) WHERE honeypot = 1 AND status = 'open';
-CREATE INDEX leases_shard_volunteer ON leases (shard, volunteer);
-CREATE INDEX results_shard_volunteer ON results (shard, volunteer);
-CREATE INDEX ledger_job ON ledger (job, status);
-CREATE TRIGGER leases_add AFTER INSERT ON leases BEGIN
-  UPDATE shards SET replicas = replicas + 1 WHERE id = NEW.shard; END;
-CREATE TRIGGER leases_drop AFTER DELETE ON leases BEGIN
-  UPDATE shards SET replicas = replicas - 1 WHERE id = OLD.shard; END;
-CREATE TRIGGER results_add AFTER INSERT ON results BEGIN
-  UPDATE shards SET replicas = replicas + 1 WHERE id = NEW.shard; END;
-CREATE TRIGGER results_drop AFTER DELETE ON results BEGIN
-  UPDATE shards SET replicas = replicas - 1 WHERE id = OLD.shard; END;
-`,
-  // 2: all-reduce reports (issue 5), one per round and reporting peer, as JSON documents.
-  `
-CREATE TABLE allreduce_reports (round TEXT NOT NULL, reporter_peer TEXT NOT NULL,
-  received_at INTEGER NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (round, reporter_peer));
-`,
-];
+export const MIGRATIONS: readonly string[] = SQL.slice(1);
+
+/**
+ * Migration 3's conversion of a schema-2 ledger amount (a REAL number of credits) to base units:
+ * the nearest whole unit of its decimal form (`creditsToUnits`). The REAL was FLOPs × rate in
+ * floats, within rounding error of the true amount — far below a base unit — so the nearest unit
+ * is that amount. An amount that cannot be converted stops the migration (its transaction rolls
+ * back; the file stays as it was).
+ */
+function legacyCreditUnits(x: unknown): bigint {
+  try {
+    return creditsToUnits(typeof x === 'bigint' ? Number(x) : (x as number), 'ledger.credits');
+  } catch (e) {
+    throw new HearthError(
+      'store/failed',
+      `hub database: ledger credit ${String(x)} cannot be migrated to base units.`,
+      {
+        cause: e,
+        details: { credits: String(x) },
+      },
+    );
+  }
+}
 
 /** The schema version this code writes. */
 export const SCHEMA_VERSION = MIGRATIONS.length;
@@ -158,17 +158,20 @@ export class SqliteStore implements HubStore {
     this.#db.pragma('journal_mode = WAL');
     this.#db.pragma('synchronous = FULL');
     this.#db.pragma('foreign_keys = ON');
+    this.#db.function('hearth_credit_units', { deterministic: true }, legacyCreditUnits);
     this.#migrate();
     const p = (sql: string) => this.#db.prepare(sql);
+    const wide = (sql: string) => p(sql).safeIntegers(true);
     this.#q = {
+      // seq: arrival order, the tie-break between jobs of one millisecond (ids are random).
       putJob: p(
-        `INSERT INTO jobs (id, created_at, status, doc) VALUES (?, ?, ?, ?)
+        `INSERT INTO jobs (id, created_at, status, doc, seq)
+           VALUES (?, ?, ?, ?, (SELECT coalesce(max(seq), 0) + 1 FROM jobs))
          ON CONFLICT (id) DO UPDATE SET status = excluded.status, doc = excluded.doc`,
       ),
       getJob: p('SELECT doc FROM jobs WHERE id = ?'),
-      listJobs: p('SELECT doc FROM jobs ORDER BY created_at, id'),
-      jobCount: p('SELECT count(*) AS n FROM jobs'),
-      runningJobs: p("SELECT id FROM jobs WHERE status = 'running' ORDER BY created_at, id"),
+      listJobs: p('SELECT doc FROM jobs ORDER BY created_at, seq'),
+      runningJobs: p("SELECT id FROM jobs WHERE status = 'running' ORDER BY created_at, seq"),
       // An upsert, never INSERT OR REPLACE: a replace would reset the trigger-kept replica count.
       putShard: p(
         `INSERT INTO shards (id, job, idx, status, honeypot, wanted, doc) VALUES (?, ?, ?, ?, ?, ?, ?)
@@ -178,7 +181,7 @@ export class SqliteStore implements HubStore {
       shardsOfJob: p('SELECT doc FROM shards WHERE job = ? ORDER BY idx'),
       openShards: p(
         `SELECT s.doc FROM shards s JOIN jobs j ON j.id = s.job WHERE s.status = 'open'
-         ORDER BY j.created_at, j.id, s.idx`,
+         ORDER BY j.created_at, j.seq, s.idx`,
       ),
       available: p(
         `SELECT s.doc, s.replicas FROM shards s
@@ -236,8 +239,9 @@ export class SqliteStore implements HubStore {
       ),
       setCredit: p('UPDATE ledger SET status = ? WHERE volunteer = ? AND shard = ?'),
       voidPending: p("UPDATE ledger SET status = 'void' WHERE job = ? AND status = 'pending'"),
-      ledgerAll: p('SELECT volunteer, shard, job, credits, status FROM ledger ORDER BY volunteer, shard'),
-      ledgerOf: p(
+      // Credit comes back as bigint: base units are money, exact past 2⁵³.
+      ledgerAll: wide('SELECT volunteer, shard, job, credits, status FROM ledger ORDER BY volunteer, shard'),
+      ledgerOf: wide(
         'SELECT volunteer, shard, job, credits, status FROM ledger WHERE volunteer = ? ORDER BY shard',
       ),
       putToken: p('INSERT OR REPLACE INTO tokens (name, hash, created_at, revoked_at) VALUES (?, ?, ?, ?)'),
@@ -251,6 +255,12 @@ export class SqliteStore implements HubStore {
         'INSERT OR REPLACE INTO allreduce_reports (round, reporter_peer, received_at, doc) VALUES (?, ?, ?, ?)',
       ),
       pruneReports: p('DELETE FROM allreduce_reports WHERE received_at < ?'),
+      reportsBefore: p(
+        'SELECT doc FROM allreduce_reports WHERE received_at < ? ORDER BY received_at, reporter_peer',
+      ),
+      getReport: p('SELECT doc FROM allreduce_reports WHERE round = ? AND reporter_peer = ?'),
+      deleteReport: p('DELETE FROM allreduce_reports WHERE round = ? AND reporter_peer = ?'),
+      deleteToken: p('DELETE FROM tokens WHERE name = ?'),
       reportsOf: p('SELECT doc FROM allreduce_reports WHERE round = ? ORDER BY received_at, reporter_peer'),
     };
   }
@@ -361,9 +371,6 @@ export class SqliteStore implements HubStore {
   }
   listJobs(): JobRecord[] {
     return docs(this.#q.listJobs!.all());
-  }
-  jobCount(): number {
-    return (this.#q.jobCount!.get() as { n: number }).n;
   }
   runningJobs(): JobRecord[] {
     return (this.#q.runningJobs!.all() as { id: string }[]).map((r) => this.getJob(r.id)!);
@@ -510,6 +517,24 @@ export class SqliteStore implements HubStore {
   }
   pruneAllReduceReports(before: number): number {
     return this.#q.pruneReports!.run(before).changes;
+  }
+  // Beyond HubStore: what JournaledStore needs to undo a token or report it wrote straight to the
+  // file inside a transaction that then threw.
+  /** Deletes a token outright (JournaledStore's undo of a create; revoking is `putToken`). */
+  deleteToken(name: string): void {
+    this.#q.deleteToken!.run(name);
+  }
+  /** One reporter's report of a round. */
+  allReduceReport(round: string, reporterPeer: string): AllReduceReportRecord | undefined {
+    const r = this.#q.getReport!.get(round, reporterPeer) as Doc | undefined;
+    return r ? (JSON.parse(r.doc) as AllReduceReportRecord) : undefined;
+  }
+  deleteAllReduceReport(round: string, reporterPeer: string): void {
+    this.#q.deleteReport!.run(round, reporterPeer);
+  }
+  /** The reports `pruneAllReduceReports(before)` would forget. */
+  allReduceReportsBefore(before: number): AllReduceReportRecord[] {
+    return docs(this.#q.reportsBefore!.all(before));
   }
   close(): void {
     this.#commitGroup();

@@ -89,7 +89,8 @@ export interface LedgerEntry {
   readonly volunteer: string;
   readonly shard: string;
   readonly job: string;
-  readonly credits: number;
+  /** Base units (`CREDIT_UNITS` per credit, src/protocol/credit.ts): an integer, never a float. */
+  readonly credits: bigint;
   readonly status: CreditStatus;
 }
 
@@ -157,17 +158,11 @@ export interface ShardStats {
 }
 
 /**
- * Storage for the scheduler. Methods are synchronous so that a whole state change runs inside
- * `transaction` (better-sqlite3 transactions are synchronous; an await inside one would let
+ * Atomic changes. Methods of every repository are synchronous so that a whole state change runs
+ * inside `transaction` (better-sqlite3 transactions are synchronous; an await inside one would let
  * another change interleave).
- *
- * @example
- * store.transaction(() => {
- *   store.putResult(result);
- *   store.addCredit({ volunteer, shard, job, credits, status: 'pending' });
- * });
  */
-export interface HubStore {
+export interface Transactions {
   /**
    * Runs fn atomically: all of its writes or none of them. A nested call is a savepoint: when it
    * throws, its own writes are undone and the outer transaction goes on if the caller catches.
@@ -175,13 +170,21 @@ export interface HubStore {
   transaction<T>(fn: () => T, opts?: TransactionOptions): T;
   /** Resolves once every grouped change so far is committed; rejects when that commit failed. */
   settled(): Promise<void>;
+  close(): void;
+}
+
+/** Jobs. */
+export interface JobRepository {
   putJob(j: JobRecord): void;
   getJob(id: string): JobRecord | undefined;
+  /** All jobs, oldest first: by `createdAt`, then in the order they were first put. */
   listJobs(): JobRecord[];
-  /** How many jobs exist (job ids are numbered by it). */
-  jobCount(): number;
-  /** Jobs with status 'running', oldest first: the only ones whose shards are leased. */
+  /** Jobs with status 'running', oldest first (as listJobs): the only ones whose shards are leased. */
   runningJobs(): JobRecord[];
+}
+
+/** Shards, and the queue of those that want replicas (the lease path's one question). */
+export interface ShardQueue {
   putShard(s: ShardRecord): void;
   getShard(id: string): ShardRecord | undefined;
   /** Shards of a job, by index. */
@@ -200,6 +203,10 @@ export interface HubStore {
   hasOpenShards(job: string): boolean;
   /** Counts of a job's shards, honeypots left out. */
   shardStats(job: string): ShardStats;
+}
+
+/** Live leases. */
+export interface LeaseRepository {
   putLease(l: LeaseRecord): void;
   deleteLease(id: string): void;
   leasesOfShard(shard: string): LeaseRecord[];
@@ -207,18 +214,34 @@ export interface HubStore {
   leasesOfJob(job: string): LeaseRecord[];
   /** Leases whose deadline is before `now`. */
   expiredLeases(now: number): LeaseRecord[];
+}
+
+/** Volunteers' results (and reported errors), with their bytes. */
+export interface ResultRepository {
   putResult(r: ResultRecord): void;
   /** Judges a stored result without rewriting its bytes. */
   setResultStatus(id: string, status: ResultStatus): void;
   resultsOfShard(shard: string): ResultRecord[];
+}
+
+/** Volunteers' records (reputation, streaks). */
+export interface VolunteerRepository {
   getVolunteer(id: string): VolunteerRecord | undefined;
   putVolunteer(v: VolunteerRecord): void;
+}
+
+/** The credit ledger, in integer base units. */
+export interface LedgerRepository {
   /** Adds a ledger entry; false (and no change) when this volunteer already has one for the shard. */
   addCredit(e: LedgerEntry): boolean;
   setCreditStatus(volunteer: string, shard: string, status: CreditStatus): void;
   /** Every pending entry of a job becomes void; granted ones stay. Returns how many changed. */
   voidPendingCredit(job: string): number;
   ledger(volunteer?: string): LedgerEntry[];
+}
+
+/** Researcher tokens (their hashes). */
+export interface TokenRepository {
   /** Replaces a token by name (revoking is a put with `revokedAt`). */
   putToken(t: TokenRecord): void;
   /**
@@ -230,14 +253,40 @@ export interface HubStore {
   tokenByHash(hash: string): TokenRecord | undefined;
   /** All tokens, oldest first. */
   listTokens(): TokenRecord[];
+}
+
+/** All-reduce reports. */
+export interface ReportRepository {
   /** Adds a round's report, replacing the same reporter's earlier report of that round. */
   putAllReduceReport(r: AllReduceReportRecord): void;
   /** A round's reports, oldest first. */
   allReduceReports(round: string): AllReduceReportRecord[];
   /** Forgets reports received before `before` (ms since the epoch); returns how many. */
   pruneAllReduceReports(before: number): number;
-  close(): void;
 }
+
+/**
+ * Storage for the scheduler: the small repositories above, over one transaction. A part of the
+ * hub takes only the repositories it uses (the Ledger a `LedgerRepository`, tokens a
+ * `TokenRepository`); every backend implements all of them and passes one contract suite
+ * (test/hub/store-contract.ts).
+ *
+ * @example
+ * store.transaction(() => {
+ *   store.putResult(result);
+ *   store.addCredit({ volunteer, shard, job, credits, status: 'pending' });
+ * });
+ */
+export interface HubStore
+  extends Transactions,
+    JobRepository,
+    ShardQueue,
+    LeaseRepository,
+    ResultRepository,
+    VolunteerRepository,
+    LedgerRepository,
+    TokenRepository,
+    ReportRepository {}
 
 /**
  * HubStore in memory, for unit tests of the scheduler and as the bench's baseline. Indexed by
@@ -308,10 +357,9 @@ export class MemoryStore implements HubStore {
     return this.#jobs.get(id);
   }
   listJobs(): JobRecord[] {
+    // A Map keeps first-insertion order and sort is stable: jobs of one millisecond stay in the
+    // order they were submitted (ids are random, so they cannot break the tie).
     return [...this.#jobs.values()].sort(byAge);
-  }
-  jobCount(): number {
-    return this.#jobs.size;
   }
   runningJobs(): JobRecord[] {
     return this.listJobs().filter((j) => j.status === 'running');
@@ -571,7 +619,7 @@ export class MemoryStore implements HubStore {
   close(): void {}
 }
 
-const byAge = (a: JobRecord, b: JobRecord) => a.createdAt - b.createdAt || a.id.localeCompare(b.id);
+const byAge = (a: JobRecord, b: JobRecord) => a.createdAt - b.createdAt;
 // SQLite orders TEXT by bytes; so must the memory store, or the two would list in different orders.
 const byId = (a: { id: string }, b: { id: string }) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
 

@@ -3,7 +3,7 @@
 // 256 random bits, so a plain SHA-256 is enough: there is nothing to brute-force.
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { HearthError } from '../core/errors.ts';
-import type { HubStore, TokenRecord } from './store.ts';
+import type { TokenRecord, TokenRepository, Transactions } from './store.ts';
 
 const NAME = /^[A-Za-z0-9._-]{1,64}$/;
 
@@ -36,7 +36,7 @@ function sameHash(a: string, b: string): boolean {
  * const { token } = createToken(store, 'alice'); // give `token` to alice; the hub keeps its hash
  */
 export function createToken(
-  store: HubStore,
+  store: TokenRepository,
   name: string,
   now: number = Date.now(),
 ): { name: string; token: string; createdAt: number } {
@@ -70,12 +70,16 @@ function info(t: TokenRecord): TokenInfo {
 }
 
 /** Every token, oldest first: names, creation and revocation times. */
-export function listTokens(store: HubStore): TokenInfo[] {
+export function listTokens(store: TokenRepository): TokenInfo[] {
   return store.listTokens().map(info);
 }
 
 /** Revokes a token by name; false when there is no such token. Revoking twice keeps the first time. */
-export function revokeToken(store: HubStore, name: string, now: number = Date.now()): boolean {
+export function revokeToken(
+  store: TokenRepository & Pick<Transactions, 'transaction'>,
+  name: string,
+  now: number = Date.now(),
+): boolean {
   return store.transaction(() => {
     const t = store.getToken(name);
     if (!t) return false;
@@ -95,7 +99,11 @@ export function bearer(header: string | undefined): string | undefined {
  * Who holds this secret: the admin (compared in constant time with the hub's admin token), a
  * researcher with a live token, or nobody (undefined) — a revoked token is nobody.
  */
-export function authenticate(store: HubStore, secret: string, adminToken?: string): Principal | undefined {
+export function authenticate(
+  store: TokenRepository,
+  secret: string,
+  adminToken?: string,
+): Principal | undefined {
   const hash = hashToken(secret);
   if (adminToken !== undefined && adminToken.length > 0 && sameHash(hash, hashToken(adminToken))) {
     return { kind: 'admin' };

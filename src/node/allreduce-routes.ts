@@ -11,7 +11,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { auditRound, type RoundAudit } from '../hub/allreduce-audit.ts';
 import type { HubRounds } from '../hub/rounds.ts';
-import type { HubStore } from '../hub/store.ts';
+import type { ReportRepository } from '../hub/store.ts';
 import { bearer } from '../hub/tokens.ts';
 import { parseRoundId, toBase64Url } from '../protocol/control.ts';
 import { httpError, readBody, send } from './http.ts';
@@ -72,7 +72,7 @@ export async function serveRoundTicketRoute(
 }
 
 /** `GET /v1/allreduce/:round` (behind the token check): the round's reports and verdicts. */
-export function roundAuditOf(store: HubStore, roundParam: string): RoundAudit {
+export function roundAuditOf(store: ReportRepository, roundParam: string): RoundAudit {
   const round = parseRoundId(roundParam, 'round');
   return auditRound(round, store.allReduceReports(round));
 }

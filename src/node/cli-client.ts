@@ -7,6 +7,7 @@ import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'no
 import { dirname, join, resolve } from 'node:path';
 import { HearthError } from '../core/errors.ts';
 import type { DType } from '../core/tensor.ts';
+import { formatCredit, parseCreditReport } from '../protocol/credit.ts';
 import { parseManifest } from '../protocol/kinds/index.ts';
 import { type Command, type Flags, str, usage } from './cli-args.ts';
 import { npy } from './cli-npy.ts';
@@ -375,4 +376,51 @@ ${CONNECTION}`,
   },
 };
 
-export const clientCommands: readonly Command[] = [submit, status, results, cancel];
+/** What `hearth credits` prints for a volunteer's credit report. */
+export function creditsLine(c: ReturnType<typeof parseCreditReport>): string {
+  const waiting =
+    c.pendingResults === 0
+      ? ''
+      : ` (${c.pendingResults} result${c.pendingResults === 1 ? '' : 's'} awaiting validation)`;
+  return `${c.volunteer}: ${formatCredit(c.granted)} credits granted, ${formatCredit(c.pending)} pending${waiting}`;
+}
+
+const credits: Command = {
+  name: 'credits',
+  summary: 'a volunteer\u2019s credit: granted and pending',
+  help: `usage: hearth credits VOLUNTEER [--units] [--hub URL] [--token T]
+
+Prints a volunteer's credit (VOLUNTEER is its id, as the hub's ledger names it): what validated
+results earned (granted) and what awaits validation (pending). Amounts are exact decimals of the
+hub's integer base units (10^6 per credit); --units prints the integers themselves.
+  --units        print base units, one line: VOLUNTEER GRANTED PENDING
+${CONNECTION}`,
+  options: { ...connectionOptions, units: { type: 'boolean' } },
+  positionals: 1,
+  async run(flags, [volunteer]) {
+    const c = client(flags);
+    const body = await json<unknown>(
+      await call(c, 'GET', `/v1/volunteers/${encodeURIComponent(volunteer!)}/credits`),
+    );
+    let report: ReturnType<typeof parseCreditReport>;
+    try {
+      report = parseCreditReport(body);
+    } catch (e) {
+      throw new HearthError(
+        'net/protocol',
+        `the hub's credit report could not be read: ${(e as Error).message}`,
+        {
+          cause: e,
+        },
+      );
+    }
+    process.stdout.write(
+      flags.units === true
+        ? `${report.volunteer} ${report.granted} ${report.pending}\n`
+        : `${creditsLine(report)}\n`,
+    );
+    return 0;
+  },
+};
+
+export const clientCommands: readonly Command[] = [submit, status, results, cancel, credits];

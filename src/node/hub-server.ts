@@ -29,6 +29,7 @@ import { BLOB_ROUTES } from './hub-blobs.ts';
 import type { Ctx, HubLogEntry, HubStats } from './hub-context.ts';
 import { JOB_ROUTES, wgslChecker } from './hub-jobs.ts';
 import { TOKEN_ROUTES } from './hub-tokens.ts';
+import { VOLUNTEER_ROUTES } from './hub-volunteers.ts';
 import { JobEvents } from './job-events.ts';
 import {
   attachPeerServer,
@@ -143,6 +144,8 @@ const MiB = 2 ** 20;
  * - all-reduce (src/node/allreduce-routes.ts): `PUT /v1/allreduce/:round/contributions` and
  *   `GET /v1/allreduce/:round/mean` with a round's ticket; `GET /v1/allreduce/:round` reports and
  *   verdicts (any token)
+ * - `GET /v1/volunteers/:id/credits` (any token) `CreditReport`: `{ volunteer, unitsPerCredit,
+ *   pending, granted, pendingResults }`, amounts in base units as decimal strings
  * - admin only: `POST /v1/tokens` `{ name }` → `{ name, token }`, `GET /v1/tokens`,
  *   `DELETE /v1/tokens/:name`
  *
@@ -388,7 +391,13 @@ async function handle(ctx: Ctx, req: IncomingMessage, res: ServerResponse): Prom
 }
 
 /** Every route of the API, by concern (routes.ts dispatches them). */
-const ROUTES: readonly Route[] = [...BLOB_ROUTES, ...ALLREDUCE_ROUTES, ...JOB_ROUTES, ...TOKEN_ROUTES];
+const ROUTES: readonly Route[] = [
+  ...BLOB_ROUTES,
+  ...ALLREDUCE_ROUTES,
+  ...JOB_ROUTES,
+  ...VOLUNTEER_ROUTES,
+  ...TOKEN_ROUTES,
+];
 
 /** CORS for the listed origins only; a browser request from any other origin is refused. */
 function cors(ctx: Ctx, req: IncomingMessage, res: ServerResponse): void {

@@ -75,7 +75,10 @@ export interface ManifestBase {
   readonly tolerance: Tolerance;
   /** How long a lease lasts without a heartbeat before the shard is reissued. */
   readonly deadlineMs: number;
-  /** Credits per FLOP of validated work. */
+  /**
+   * Credits per FLOP of validated work. Read as the decimal written (`1e-9` is exactly 10⁻⁹); a
+   * shard earns ⌊FLOPs × creditRate⌋ in base units (`creditUnits` in credit.ts).
+   */
   readonly creditRate: number;
   readonly requirements?: Requirements;
   /**

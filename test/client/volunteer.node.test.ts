@@ -6,6 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { ShardRunner } from '../../src/client/volunteer.ts';
 import { sha256Hex } from '../../src/core/hash.ts';
 import { createToken } from '../../src/hub/tokens.ts';
+import { CREDIT_UNITS } from '../../src/protocol/credit.ts';
 import { authenticated, TestKey } from '../node/control-helpers.ts';
 import { type TestHub, testHub, upload } from '../node/hub-helpers.ts';
 import { mlp } from '../onnx/models.ts';
@@ -100,7 +101,7 @@ describe('volunteer runtime against a real hub', () => {
       // Replication 2 with two volunteers: each ran every shard.
       const ledger = hub.store.ledger(v.key.id);
       expect(ledger).toHaveLength(4);
-      expect(ledger.every((e) => e.status === 'granted' && e.credits === 4)).toBe(true);
+      expect(ledger.every((e) => e.status === 'granted' && e.credits === 4n * CREDIT_UNITS)).toBe(true);
       expect(await v.outbox.pending()).toEqual([]);
       // Each volunteer downloaded each uniform once (16 bytes × 4) from the hub's blob route.
       expect(v.volunteer.stats.downloadedBytes).toBe(64);

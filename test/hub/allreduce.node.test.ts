@@ -1,18 +1,17 @@
-// The hub's side of accountable all-reduce without a network: all-reduce reports in all three
-// stores (and across a reopen of the SQLite file, and the v1 → v2 migration that adds their
-// table), the audit's verdicts when reports disagree, and the fallback rounds' averaging (f32 in
+// The hub's side of accountable all-reduce without a network: all-reduce reports across a reopen
+// of the SQLite file (every store's handling of them is in store-contract.ts, the migration that
+// adds their table in sqlite-store.node.test.ts), the audit's verdicts when reports disagree, and the fallback rounds' averaging (f32 in
 // group order), bounds and TTL.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { isHearthError } from '../../src/core/errors.ts';
 import { auditRound, wrongContributions } from '../../src/hub/allreduce-audit.ts';
 import { JournaledStore } from '../../src/hub/journaled-store.ts';
 import { HubRounds } from '../../src/hub/rounds.ts';
-import { SCHEMA_VERSION, SqliteStore } from '../../src/hub/sqlite-store.ts';
-import { type AllReduceReportRecord, type HubStore, MemoryStore } from '../../src/hub/store.ts';
+import { SqliteStore } from '../../src/hub/sqlite-store.ts';
+import type { AllReduceReportRecord, HubStore } from '../../src/hub/store.ts';
 import { sha, testHub } from '../node/hub-helpers.ts';
 
 const dirs: string[] = [];
@@ -53,39 +52,6 @@ function report(round: string, reporter: number, at: number, over: Partial<AllRe
   } satisfies AllReduceReportRecord;
 }
 
-describe.each([
-  ['MemoryStore', () => new MemoryStore()],
-  ['SqliteStore', () => new SqliteStore(tempDb())],
-  ['JournaledStore', () => new JournaledStore(tempDb())],
-] as const)('all-reduce reports in %s', (_name, make) => {
-  it('keeps one report per round and reporting peer, oldest first', () => {
-    const s = keep(make());
-    s.putAllReduceReport(report('r1', 1, 10));
-    s.putAllReduceReport(report('r1', 2, 5));
-    s.putAllReduceReport(report('r2', 1, 1));
-    s.putAllReduceReport(report('r1', 1, 20, { mean: 'n'.repeat(64) })); // replaces its first
-    expect(s.allReduceReports('r1').map((r) => [r.reporterPeer, r.receivedAt, r.mean[0]])).toEqual([
-      [peer(2), 5, 'm'],
-      [peer(1), 20, 'n'],
-    ]);
-    expect(s.allReduceReports('r1')[0]).toEqual(report('r1', 2, 5));
-    expect(s.allReduceReports('none')).toEqual([]);
-  });
-
-  it('prunes the reports received before a time, and only those', () => {
-    const s = keep(make());
-    s.putAllReduceReport(report('r1', 1, 10));
-    s.putAllReduceReport(report('r1', 2, 30));
-    s.putAllReduceReport(report('r2', 1, 5));
-    s.putAllReduceReport(report('r3', 1, 20));
-    expect(s.pruneAllReduceReports(20)).toBe(2);
-    expect(s.allReduceReports('r1').map((r) => r.reporterPeer)).toEqual([peer(2)]);
-    expect(s.allReduceReports('r2')).toEqual([]);
-    expect(s.allReduceReports('r3')).toEqual([report('r3', 1, 20)]);
-    expect(s.pruneAllReduceReports(20)).toBe(0);
-  });
-});
-
 describe('the hub sweeps old all-reduce reports', () => {
   it('forgets reports past allreduceReportTtlMs and keeps fresh ones', async () => {
     const th = await testHub({ allreduceReportTtlMs: 60_000, expireEveryMs: 20 });
@@ -114,39 +80,6 @@ describe('all-reduce reports on the SQLite file', () => {
     a.close();
     const b = keep(new SqliteStore(path));
     expect(b.allReduceReports('r')).toEqual([report('r', 1, 1)]);
-  });
-
-  it('a MemoryStore transaction that throws leaves no report behind', () => {
-    const s = new MemoryStore();
-    s.putAllReduceReport(report('r', 1, 1));
-    expect(() =>
-      s.transaction(() => {
-        s.putAllReduceReport(report('r', 1, 2));
-        s.putAllReduceReport(report('r', 2, 3));
-        throw new Error('undo');
-      }),
-    ).toThrow('undo');
-    expect(s.allReduceReports('r')).toEqual([report('r', 1, 1)]);
-  });
-
-  it('migrates a version-1 file: the reports table appears, the old rows stay', () => {
-    const path = tempDb();
-    const made = new SqliteStore(path);
-    made.putToken({ name: 'alice', hash: 'a'.repeat(64), createdAt: 1 });
-    made.close();
-    // What a hub of schema version 1 left: no reports table.
-    const db = new Database(path);
-    db.exec('DROP TABLE allreduce_reports');
-    db.pragma('user_version = 1');
-    db.close();
-    const s = keep(new SqliteStore(path));
-    expect(s.getToken('alice')?.hash).toBe('a'.repeat(64));
-    s.putAllReduceReport(report('r', 1, 1));
-    expect(s.allReduceReports('r')).toHaveLength(1);
-    const check = new Database(path);
-    expect(check.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
-    expect(SCHEMA_VERSION).toBe(2);
-    check.close();
   });
 });
 

@@ -57,7 +57,7 @@ describe.each(kinds)('failures on %s', (_name, make) => {
     // Nothing more is leased, and results for it are refused.
     expect(s.lease('c', CAPS, 4)).toBeUndefined();
     // Nobody is credited for a failure.
-    expect(s.credits('a')).toEqual({ pending: 0, granted: 0 });
+    expect(s.credits('a')).toEqual({ pending: 0n, granted: 0n });
   });
 
   it('a shard-level deterministic error fails that shard only; the job goes on', async () => {

@@ -9,8 +9,7 @@ import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { JournaledStore } from '../../src/hub/journaled-store.ts';
 import { Scheduler } from '../../src/hub/scheduler.ts';
-import { JOB_CACHE_SIZE, SqliteStore } from '../../src/hub/sqlite-store.ts';
-import { MemoryStore } from '../../src/hub/store.ts';
+import { SqliteStore } from '../../src/hub/sqlite-store.ts';
 import { authenticate, createToken } from '../../src/hub/tokens.ts';
 import { CAPS, indexOf, result, seededRng, truth, wgslManifest } from './fixtures.ts';
 
@@ -84,20 +83,6 @@ describe('JournaledStore', () => {
     again.close();
   });
 
-  it('SqliteStore keeps a bounded number of parsed jobs, and reads an evicted one back from the file', () => {
-    const store = new SqliteStore(join(dir, 'jobs.db'));
-    const m = wgslManifest(1);
-    for (let i = 0; i < JOB_CACHE_SIZE + 40; i++) {
-      store.putJob({ id: `job-${i}`, manifest: m, createdAt: i, status: 'running' });
-    }
-    expect(store.cachedJobs).toBe(JOB_CACHE_SIZE);
-    // The oldest fell out of memory; it is still on the file, whole.
-    expect(store.getJob('job-0')).toMatchObject({ id: 'job-0', createdAt: 0, status: 'running' });
-    expect(store.getJob('job-0')?.manifest).toEqual(m);
-    expect(store.cachedJobs).toBe(JOB_CACHE_SIZE);
-    store.close();
-  });
-
   it('sees tokens another process writes to the same file', () => {
     const path = join(dir, 'c.db');
     const hub = new JournaledStore(path);
@@ -119,10 +104,6 @@ describe('JournaledStore', () => {
     expect(cli.addToken({ name: 'bob', hash: 'e'.repeat(64), createdAt: 1 })).toBe(false);
     expect(hub.addToken({ name: 'bob', hash: 'e'.repeat(64), createdAt: 1 })).toBe(false);
     expect(authenticate(hub, first.token)).toMatchObject({ kind: 'researcher', name: 'bob' });
-    const m = new MemoryStore();
-    expect(m.addToken({ name: 'x', hash: 'a'.repeat(64), createdAt: 1 })).toBe(true);
-    expect(m.addToken({ name: 'x', hash: 'b'.repeat(64), createdAt: 2 })).toBe(false);
-    expect(m.getToken('x')?.hash).toBe('a'.repeat(64));
     cli.close();
     hub.close();
   });

@@ -9,6 +9,7 @@ import { JournaledStore } from '../../src/hub/journaled-store.ts';
 import { Scheduler, type SchedulerOptions } from '../../src/hub/scheduler.ts';
 import { SqliteStore } from '../../src/hub/sqlite-store.ts';
 import { type HubStore, MemoryStore } from '../../src/hub/store.ts';
+import { CREDIT_UNITS } from '../../src/protocol/credit.ts';
 import { CAPS, indexOf, result, seededRng, truth, wgslManifest } from './fixtures.ts';
 
 const dirs: string[] = [];
@@ -101,7 +102,7 @@ describe.each(kinds)('scheduler on %s', (_name, make) => {
     expect((await s.submitResult('a', await result(c.shard, job, truth(0)), 2)).status).toBe('pending');
     await rejected(s.submitResult('a', await result(c.shard, job, truth(0)), 2), /already has a result/);
     expect((await s.submitResult('c', await result(c.shard, job, truth(0)), 3)).status).toBe('valid');
-    expect(s.credits('a')).toEqual({ pending: 0, granted: 50 });
+    expect(s.credits('a')).toEqual({ pending: 0n, granted: 50n * CREDIT_UNITS });
   });
 
   it('a late result is refused once its shard has its quorum', async () => {
@@ -114,7 +115,7 @@ describe.each(kinds)('scheduler on %s', (_name, make) => {
     await s.submitResult('b', await result(`${job}/0`, job, truth(0)), 2);
     await s.submitResult('c', await result(`${job}/0`, job, truth(0)), 3);
     await rejected(s.submitResult('a', await result(`${job}/0`, job, truth(0)), 4), /holds no lease/);
-    expect(s.credits('a')).toEqual({ pending: 0, granted: 0 });
+    expect(s.credits('a')).toEqual({ pending: 0n, granted: 0n });
   });
 
   it('accepts replicas that agree within tolerance and credits each once', async () => {
@@ -126,12 +127,12 @@ describe.each(kinds)('scheduler on %s', (_name, make) => {
     expect(await s.submitResult('a', await result(g.shard, job, noisy(0, rng)), 1)).toEqual({
       status: 'pending',
     });
-    expect(s.credits('a')).toEqual({ pending: 50, granted: 0 });
+    expect(s.credits('a')).toEqual({ pending: 50n * CREDIT_UNITS, granted: 0n });
     expect(await s.submitResult('b', await result(g.shard, job, noisy(0, rng)), 2)).toEqual({
       status: 'valid',
     });
-    expect(s.credits('a')).toEqual({ pending: 0, granted: 50 });
-    expect(s.credits('b')).toEqual({ pending: 0, granted: 50 });
+    expect(s.credits('a')).toEqual({ pending: 0n, granted: 50n * CREDIT_UNITS });
+    expect(s.credits('b')).toEqual({ pending: 0n, granted: 50n * CREDIT_UNITS });
     expect(s.progress(job)).toMatchObject({ validated: 1, progress: 1, status: 'done' });
     expect(s.results(job)).toHaveLength(1);
   });
@@ -165,7 +166,7 @@ describe.each(kinds)('scheduler on %s', (_name, make) => {
     );
     const [r] = s.results(job);
     expect(Array.from(new Float32Array(r!.outputs[0]!.data))).toEqual(Array.from(truth(0)));
-    expect(s.credits('liar')).toEqual({ pending: 0, granted: 0 });
+    expect(s.credits('liar')).toEqual({ pending: 0n, granted: 0n });
     expect(s.volunteer('liar').reputation).toBeLessThan(0);
     expect(s.volunteer('honest2')).toMatchObject({ valid: 1, streak: 1 });
   });
@@ -196,7 +197,7 @@ describe.each(kinds)('scheduler on %s', (_name, make) => {
       'inconclusive',
     );
     expect(s.progress(job)).toMatchObject({ failed: 1, status: 'failed' });
-    expect(s.credits('a')).toEqual({ pending: 0, granted: 0 });
+    expect(s.credits('a')).toEqual({ pending: 0n, granted: 0n });
     expect(s.lease('d', CAPS, 4)).toBeUndefined();
   });
 
@@ -216,26 +217,41 @@ describe.each(kinds)('scheduler on %s', (_name, make) => {
     await rejected(s.submitResult('b', wrongShape, 2), /expected output "y"/);
     await s.submitResult('b', await result(`${job}/0`, job, truth(0)), 3);
     await rejected(s.submitResult('b', r, 4), /holds no lease/);
-    expect(s.credits('a')).toEqual({ pending: 0, granted: 50 });
-    expect(s.credits('b')).toEqual({ pending: 0, granted: 50 });
+    expect(s.credits('a')).toEqual({ pending: 0n, granted: 50n * CREDIT_UNITS });
+    expect(s.credits('b')).toEqual({ pending: 0n, granted: 50n * CREDIT_UNITS });
     expect(store.ledger()).toHaveLength(2);
-    expect(store.addCredit({ volunteer: 'a', shard: `${job}/0`, job, credits: 50, status: 'granted' })).toBe(
-      false,
-    );
+    expect(
+      store.addCredit({
+        volunteer: 'a',
+        shard: `${job}/0`,
+        job,
+        credits: 50n * CREDIT_UNITS,
+        status: 'granted',
+      }),
+    ).toBe(false);
   });
 
-  it('rolls a failed transaction back completely', () => {
+  it('makes random job and lease ids, never counted ones; jobs of one millisecond lease in submission order', async () => {
     const { s, store } = setup();
-    const job = s.submit(wgslManifest(1), 0);
-    expect(() =>
-      store.transaction(() => {
-        store.putJob({ ...store.getJob(job)!, status: 'failed' });
-        store.addCredit({ volunteer: 'x', shard: `${job}/0`, job, credits: 1, status: 'granted' });
-        throw new Error('crash mid-change');
-      }),
-    ).toThrow('crash mid-change');
-    expect(store.getJob(job)!.status).toBe('running');
-    expect(store.ledger()).toHaveLength(0);
+    const ID = /^[A-Za-z0-9._:/@#-]{1,256}$/; // the control plane's id pattern
+    const jobs = [s.submit(wgslManifest(1), 7), s.submit(wgslManifest(1), 7), s.submit(wgslManifest(1), 7)];
+    for (const j of jobs) expect(j).toMatch(/^job-[0-9a-f]{32}$/);
+    expect(new Set(jobs).size).toBe(3);
+    // Another hub (another store) submitting the same thing at the same time makes other ids.
+    const other = new Scheduler(new MemoryStore(), { honeypotRate: 0 }).submit(wgslManifest(1), 7);
+    expect(jobs).not.toContain(other);
+    expect(store.listJobs().map((j) => j.id)).toEqual(jobs);
+    // Oldest job first, whatever the random ids say.
+    const g = [s.lease('a', CAPS, 7)!, s.lease('a', CAPS, 7)!, s.lease('a', CAPS, 7)!];
+    expect(g.map((x) => x.job)).toEqual(jobs);
+    for (const x of g) expect(x.lease.id).toMatch(ID);
+    // A lease released and granted again in the same millisecond is a new lease.
+    const first = s.lease('b', CAPS, 8)!;
+    s.disconnect('b');
+    const again = s.lease('b', CAPS, 8)!;
+    expect(again.shard).toBe(first.shard);
+    expect(again.lease.id).not.toBe(first.lease.id);
+    expect(store.leasesOfVolunteer('b').map((l) => l.id)).toEqual([again.lease.id]);
   });
 
   it('honeypots: a right answer raises reputation, a wrong one lowers it', async () => {
@@ -393,37 +409,5 @@ describe.each(kinds)('a simulated population on %s', (name, make) => {
     expect(stats.liesAccepted).toBe(0);
     expect(p.status).toBe('done');
     expect(p.validated).toBe(SHARDS);
-  });
-});
-
-describe('SqliteStore durability', () => {
-  it('keeps every accepted result, credit and job state across close and reopen', async () => {
-    const path = sqlitePath();
-    let store = new SqliteStore(path);
-    let s = new Scheduler(store, { honeypotRate: 0 });
-    const job = s.submit(wgslManifest(2), 0);
-    for (const v of ['a', 'b']) {
-      s.lease(v, CAPS, 0);
-      s.lease(v, CAPS, 0);
-    }
-    await s.submitResult('a', await result(`${job}/0`, job, truth(0)), 1);
-    await s.submitResult('b', await result(`${job}/0`, job, truth(0)), 2);
-    await s.submitResult('a', await result(`${job}/1`, job, truth(1)), 3);
-    store.close();
-
-    store = new SqliteStore(path);
-    stores.push(store);
-    s = new Scheduler(store, { honeypotRate: 0 });
-    expect(s.progress(job)).toMatchObject({ validated: 1, done: 1, inFlight: 1, status: 'running' });
-    expect(s.credits('a')).toEqual({ pending: 50, granted: 50 });
-    // b's lease on shard 1 survived the restart, so its result completes the job.
-    await s.submitResult('b', await result(`${job}/1`, job, truth(1)), 4);
-    expect(s.progress(job)).toMatchObject({ validated: 2, status: 'done' });
-    expect(s.credits('a')).toEqual({ pending: 0, granted: 100 });
-    const rs = s.results(job);
-    expect(rs.map((r) => Array.from(new Float32Array(r.outputs[0]!.data)))).toEqual([
-      Array.from(truth(0)),
-      Array.from(truth(1)),
-    ]);
   });
 });

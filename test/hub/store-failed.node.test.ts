@@ -10,6 +10,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { HearthError } from '../../src/core/errors.ts';
 import { JournaledStore } from '../../src/hub/journaled-store.ts';
 import { Scheduler } from '../../src/hub/scheduler.ts';
+import { CREDIT_UNITS } from '../../src/protocol/credit.ts';
 import { CAPS, result, truth, wgslManifest } from './fixtures.ts';
 
 const dirs: string[] = [];
@@ -60,8 +61,8 @@ describe('JournaledStore when its file stops taking writes', () => {
     try {
       const s2 = new Scheduler(again, { honeypotRate: 0 });
       expect(s2.progress(job)).toMatchObject({ validated: 1, status: 'running' });
-      expect(s2.credits('a')).toEqual({ pending: 0, granted: 50 });
-      expect(s2.credits('b')).toEqual({ pending: 0, granted: 0 });
+      expect(s2.credits('a')).toEqual({ pending: 0n, granted: 50n * CREDIT_UNITS });
+      expect(s2.credits('b')).toEqual({ pending: 0n, granted: 0n });
       const c = s2.lease('c', CAPS, 10)!;
       expect(c.shard).toBe(b.shard);
       expect((await s2.submitResult('c', await result(c.shard, job, truth(1)), 11)).status).toBe('valid');

@@ -11,6 +11,7 @@ import {
   parseHubMessage,
   toBase64Url,
 } from '../../src/protocol/control.ts';
+import { CREDIT_UNITS } from '../../src/protocol/credit.ts';
 import { CAPS, FIXTURE_KERNEL, indexOf, result, seededRng, truth, wgslManifest } from '../hub/fixtures.ts';
 import {
   authenticated,
@@ -66,8 +67,8 @@ describe('control plane: the lease cycle', () => {
     // Replication 2: both replicas of one shard; the second one's agreement validates both.
     expect(ids[0]).toBe(ids[1]);
     expect(outcomes).toEqual(['pending', 'valid']);
-    expect(hub.scheduler.credits(a.id)).toEqual({ pending: 0, granted: 50 });
-    expect(hub.scheduler.credits(b.id)).toEqual({ pending: 0, granted: 50 });
+    expect(hub.scheduler.credits(a.id)).toEqual({ pending: 0n, granted: 50n * CREDIT_UNITS });
+    expect(hub.scheduler.credits(b.id)).toEqual({ pending: 0n, granted: 50n * CREDIT_UNITS });
     expect(hub.scheduler.progress(job).validated).toBe(1);
     // The hub knows the volunteers by the SHA-256 of their keys, nothing else.
     expect(a.id).toMatch(/^[0-9a-f]{64}$/);
@@ -498,13 +499,17 @@ describe('control plane: malformed input', () => {
       };
 
       const snapshot = () =>
-        JSON.stringify({
-          jobs: hub.store.listJobs(),
-          shards: hub.store.shardsOfJob(job),
-          leases: hub.store.shardsOfJob(job).map((s) => hub.store.leasesOfShard(s.id)),
-          results: hub.store.shardsOfJob(job).map((s) => hub.store.resultsOfShard(s.id)),
-          ledger: hub.store.ledger(),
-        });
+        JSON.stringify(
+          {
+            jobs: hub.store.listJobs(),
+            shards: hub.store.shardsOfJob(job),
+            leases: hub.store.shardsOfJob(job).map((s) => hub.store.leasesOfShard(s.id)),
+            results: hub.store.shardsOfJob(job).map((s) => hub.store.resultsOfShard(s.id)),
+            ledger: hub.store.ledger(),
+            // Credit is bigint, which JSON refuses.
+          },
+          (_k, v: unknown) => (typeof v === 'bigint' ? `${v}n` : v),
+        );
       const before = snapshot();
 
       // Half of the messages on an authenticated connection (they reach the scheduler's checks),

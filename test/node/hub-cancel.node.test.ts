@@ -4,6 +4,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { createToken } from '../../src/hub/tokens.ts';
 import { encodeResult, type HubMessage } from '../../src/protocol/control.ts';
+import { CREDIT_UNITS } from '../../src/protocol/credit.ts';
 import { indexOf, result, truth } from '../hub/fixtures.ts';
 import { hearth } from './cli-helpers.ts';
 import { authenticated, type Conn, ORIGIN, TestKey } from './control-helpers.ts';
@@ -108,7 +109,10 @@ describe('DELETE /v1/jobs/:id', () => {
     const lb1 = await leaseOn(b.conn);
     expect(lb1.shard).toBe(la1.shard);
     expect(await answer(a.conn, job, la1.shard)).toMatchObject({ type: 'ack', outcome: 'pending' });
-    expect(t.hub.scheduler.credits(a.id)).toEqual({ pending: 50, granted: 50 });
+    expect(t.hub.scheduler.credits(a.id)).toEqual({
+      pending: 50n * CREDIT_UNITS,
+      granted: 50n * CREDIT_UNITS,
+    });
 
     const r = await fetch(`${url}/v1/jobs/${job}`, { method: 'DELETE', headers: bearer(alice) });
     expect(r.status).toBe(200);
@@ -130,8 +134,8 @@ describe('DELETE /v1/jobs/:id', () => {
     c.conn.send({ v: 2, type: 'lease-request' });
     expect(await c.conn.msg()).toMatchObject({ type: 'no-work' });
 
-    expect(t.hub.scheduler.credits(a.id)).toEqual({ pending: 0, granted: 50 });
-    expect(t.hub.scheduler.credits(b.id)).toEqual({ pending: 0, granted: 50 });
+    expect(t.hub.scheduler.credits(a.id)).toEqual({ pending: 0n, granted: 50n * CREDIT_UNITS });
+    expect(t.hub.scheduler.credits(b.id)).toEqual({ pending: 0n, granted: 50n * CREDIT_UNITS });
     const p = await (await fetch(`${url}/v1/jobs/${job}`, { headers: bearer(alice) })).json();
     expect(p).toMatchObject({ status: 'cancelled', validated: 1, inFlight: 0 });
     const index = (await (

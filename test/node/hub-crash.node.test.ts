@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { SqliteStore } from '../../src/hub/sqlite-store.ts';
 import { createToken } from '../../src/hub/tokens.ts';
+import { creditUnits } from '../../src/protocol/credit.ts';
 import { seededRng, truth } from '../hub/fixtures.ts';
 import { sleep, TestKey } from './control-helpers.ts';
 import {
@@ -58,7 +59,7 @@ describe('hub crash safety (SIGKILL mid-job, restart on the same SQLite file)', 
 
     // deadlineMs at its minimum: leases a killed hub left behind are reissued soon after restart.
     const { manifest, blobs } = manifestJson(SHARDS, { deadlineMs: 1000 });
-    const credit = (manifest.flopsPerShard as number) * (manifest.creditRate as number);
+    const credit = creditUnits(manifest.flopsPerShard as number, manifest.creditRate as number);
     const replication = manifest.replication as number;
 
     let hub = await start(db);
@@ -175,7 +176,7 @@ describe('hub crash safety (SIGKILL mid-job, restart on the same SQLite file)', 
       expect(new Set(pairs).size).toBe(pairs.length);
       const granted = ledger.filter((e) => e.status === 'granted');
       expect(granted).toHaveLength(SHARDS * replication);
-      expect(granted.reduce((t, e) => t + e.credits, 0)).toBeCloseTo(SHARDS * replication * credit, 9);
+      expect(granted.reduce((t, e) => t + e.credits, 0n)).toBe(BigInt(SHARDS * replication) * credit);
       expect(ledger.filter((e) => e.status === 'pending')).toHaveLength(0);
       for (let i = 0; i < SHARDS; i++) {
         const shard = store.getShard(`${job}/${i}`)!;

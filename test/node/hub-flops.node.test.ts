@@ -4,6 +4,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { sha256Hex } from '../../src/core/hash.ts';
 import { createToken } from '../../src/hub/tokens.ts';
+import { creditUnits } from '../../src/protocol/credit.ts';
 import { initializer, onnxModel, value } from '../onnx/model-builder.ts';
 import { mlp } from '../onnx/models.ts';
 import { sha, type TestHub, testHub, upload } from './hub-helpers.ts';
@@ -104,7 +105,7 @@ describe('credit from the ONNX graph', () => {
       const rows = g.work.kind === 'onnx' && g.work.rows ? g.work.rows[1] - g.work.rows[0] : -1;
       const entry = h.hub.store.ledger(v).find((x) => x.shard === g.shard);
       expect(entry?.status).toBe('granted');
-      expect(entry?.credits).toBe(2044 * rows * 0.5);
+      expect(entry?.credits).toBe(creditUnits(2044 * rows, 0.5));
       credited.push(rows);
     }
     expect(credited.sort()).toEqual([2, 4, 4]);

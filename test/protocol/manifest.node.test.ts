@@ -62,11 +62,11 @@ describe('job manifest validation', () => {
     const m = parseManifest(onnx());
     expect(m.kind).toBe('onnx');
     expect(m.maxReplicas).toBe(5);
-    expect(shardCredit(m)).toBeCloseTo(2);
+    expect(shardCredit(m)).toBe(2_000_000n); // 2e9 FLOPs × 1e-9: exactly 2 credits
     // Without a declared value (and before the hub counted the graph) an ONNX job credits nothing.
     const bare = parseManifest(onnx({ flopsPerShard: undefined }));
     expect(bare.kind === 'onnx' ? bare.flopsPerShard : 'wgsl').toBeUndefined();
-    expect(shardCredit(bare)).toBe(0);
+    expect(shardCredit(bare)).toBe(0n);
   });
 
   it('accepts a good wgsl manifest with honeypots', () => {

@@ -4,6 +4,7 @@
 // typed error or a valid parse — never another kind of throw.
 import { describe, expect, it } from 'vitest';
 import { HearthError, isHearthError } from '../../src/core/errors.ts';
+import { CREDIT_UNITS } from '../../src/protocol/credit.ts';
 import { countJobFlops, countOnnxFlops, flopsPerShard, shardCredit } from '../../src/protocol/flops.ts';
 import { parseManifest } from '../../src/protocol/kinds/index.ts';
 import type { OnnxManifest } from '../../src/protocol/manifest.ts';
@@ -215,7 +216,7 @@ describe('FLOPs per shard of an ONNX job', () => {
     expect(flopsPerShard(job, work([8, 10]))).toBe(2044 * 2);
     expect(flopsPerShard(job, work(undefined, 3))).toBe(2044 * 3);
     expect(flopsPerShard(job)).toBe(2044 * 4);
-    expect(shardCredit(job, work([8, 10]))).toBe(2044);
+    expect(shardCredit(job, work([8, 10]))).toBe(2044n * CREDIT_UNITS); // 2 rows × 2044 FLOPs × 0.5, in base units
     // The declared value is only what a job without a count falls back to.
     expect(flopsPerShard(m)).toBe(1);
   });

@@ -3,6 +3,7 @@
 // module and one line in PROTOCOL_KINDS — never an edit at every `kind === …`. The hub's and the
 // worker's layers keep their own registries (hub/kinds/, worker/runners/), keyed by this type.
 import { HearthError } from '../../core/errors.ts';
+import { creditUnits } from '../credit.ts';
 import { COMMON_KEYS, parseManifestBase } from '../manifest.ts';
 import { SHARD_LIMITS, SHARD_PROTOCOL_VERSION } from '../shard.ts';
 import { describe, int, obj, oneOf, onlyKeys, str } from '../validate.ts';
@@ -149,11 +150,13 @@ export function flopsPerShard(m: Manifest, work?: ShardWork): number {
 }
 
 /**
- * Credit for one validated shard: FLOPs × the job's credit rate.
+ * Credit for one validated shard, in base units (`CREDIT_UNITS` per credit): FLOPs × the job's
+ * credit rate, exact and rounded down (`creditUnits`). Throws HearthError('input/invalid') when a
+ * shard would earn more than `MAX_SHARD_CREDIT_UNITS`.
  *
  * @example
- * shardCredit({ ...manifest, flopsPerShard: 2e9, creditRate: 1e-9 }); // 2
+ * shardCredit({ ...manifest, flopsPerShard: 2e9, creditRate: 1e-9 }); // 2_000_000n: 2 credits
  */
-export function shardCredit(m: Manifest, work?: ShardWork): number {
-  return flopsPerShard(m, work) * m.creditRate;
+export function shardCredit(m: Manifest, work?: ShardWork): bigint {
+  return creditUnits(flopsPerShard(m, work), m.creditRate);
 }
