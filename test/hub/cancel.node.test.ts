@@ -75,7 +75,7 @@ describe.each(kinds)('cancel on %s', (_name, make) => {
     expect(s.lease('a', CAPS, 6)).toBeUndefined();
     // b's late result gets a refusal that says why, and changes nothing.
     const err = await refusal(s.submitResult('b', await result(b1.shard, job, truth(1)), 7));
-    expect(err.code).toBe('input/invalid');
+    expect(err.code).toBe('job/closed');
     expect(err.message).toMatch(/cancelled/);
     expect(err.details).toMatchObject({ job, reason: 'cancelled' });
     expect(s.credits('b')).toEqual({ pending: 0n, granted: 50n * CREDIT_UNITS });
