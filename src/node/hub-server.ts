@@ -8,7 +8,7 @@
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import { isHearthError } from '../core/errors.ts';
+import { HearthError, isHearthError } from '../core/errors.ts';
 import { BlobDir } from '../hub/blobs.ts';
 import { JournaledStore } from '../hub/journaled-store.ts';
 import type { OracleRunner } from '../hub/oracle.ts';
@@ -42,8 +42,13 @@ import { dispatch, pathOf, type Route } from './routes.ts';
 import { DEFAULT_PAGES_DIR, staticPages } from './static-pages.ts';
 
 export interface HubOptions {
-  /** The SQLite file (created when absent). */
-  readonly dbPath: string;
+  /** The SQLite file (created when absent), kept by a JournaledStore; ignored when `store` is given. */
+  readonly dbPath?: string;
+  /**
+   * The store to run on instead of opening `dbPath` (any HubStore: a SqliteStore, a MemoryStore in
+   * a test, a store shared by several hubs). The hub closes it on close.
+   */
+  readonly store?: HubStore;
   /** 0 (the default) picks a free port; `Hub.port` says which. */
   readonly port?: number;
   /** Loopback unless told otherwise. */
@@ -158,7 +163,12 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
   const host = opts.host ?? '127.0.0.1';
   const maxJson = opts.maxJsonBytes ?? MiB;
   const blobs = new BlobDir(opts.blobDir, opts.maxBlobBytes);
-  const store = new JournaledStore(opts.dbPath);
+  if (!opts.store && opts.dbPath === undefined) {
+    throw new HearthError('input/invalid', 'startHub: give dbPath (a SQLite file) or store.', {
+      details: { path: 'dbPath' },
+    });
+  }
+  const store: HubStore = opts.store ?? new JournaledStore(opts.dbPath ?? '');
   const scheduler = new Scheduler(store, { blob: (sha) => blobs.read(sha) });
   const allowed = new Set(opts.allowedOrigins);
   // Filled once the port is known, before the first request can arrive.
