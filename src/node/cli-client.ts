@@ -5,9 +5,10 @@
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
+import { HubApi } from '../client/hub-api.ts';
 import { HearthError } from '../core/errors.ts';
-import type { DType } from '../core/tensor.ts';
-import { formatCredit, parseCreditReport } from '../protocol/credit.ts';
+import type { JobProgressAnswer } from '../protocol/api.ts';
+import { formatCredit, type parseCreditReport } from '../protocol/credit.ts';
 import { parseManifest } from '../protocol/kinds/index.ts';
 import { type Command, type Flags, str, usage } from './cli-args.ts';
 import { npy } from './cli-npy.ts';
@@ -29,84 +30,16 @@ function requestTimeoutMs(): number {
 }
 const connectionOptions = { hub: { type: 'string' }, token: { type: 'string' } } as const;
 
-interface Client {
-  readonly hub: string;
-  readonly token: string;
-}
-
-function client(flags: Flags): Client {
+/** The hub and token a command talks to, from its flags and the environment. */
+function client(flags: Flags): HubApi {
   const hub = (str(flags, 'hub') ?? process.env.HEARTH_HUB ?? DEFAULT_HUB).replace(/\/+$/, '');
   if (!/^https?:\/\/[^/]+$/.test(hub)) {
     throw usage(`--hub: expected a URL like ${DEFAULT_HUB}, got "${hub}".`);
   }
   const token = str(flags, 'token') ?? process.env.HEARTH_TOKEN;
   if (!token) throw usage('no token: pass --token or set HEARTH_TOKEN (see "hearth token create").');
-  return { hub, token };
+  return new HubApi({ hub, token, timeoutMs: requestTimeoutMs() });
 }
-
-/** One request; a non-2xx answer becomes a HearthError ('net/refused') carrying the hub's `{ error: { code, message } }`. */
-async function call(
-  c: Client,
-  method: string,
-  path: string,
-  body?: Uint8Array<ArrayBuffer> | string,
-): Promise<Response> {
-  let r: Response;
-  // A half-open hub (a proxy that accepted, a hub frozen mid-request) would otherwise hold the
-  // command forever: every request, body included, has a deadline.
-  const ms =
-    requestTimeoutMs() + (typeof body === 'object' ? Math.ceil(body.byteLength / 2 ** 20) * 1000 : 0);
-  const signal = AbortSignal.timeout(ms);
-  const timedOut = () =>
-    new HearthError(
-      'net/timeout',
-      `the hub at ${c.hub} did not answer ${method} ${path} within ${ms} ms; is it overloaded or stuck?`,
-    );
-  try {
-    r = await fetch(`${c.hub}${path}`, {
-      method,
-      headers: {
-        authorization: `Bearer ${c.token}`,
-        ...(typeof body === 'string' ? { 'content-type': 'application/json' } : {}),
-      },
-      ...(body !== undefined ? { body } : {}),
-      signal,
-    });
-  } catch (e) {
-    if (signal.aborted) throw timedOut();
-    const why = e instanceof Error && e.cause instanceof Error ? e.cause.message : String(e);
-    throw new HearthError(
-      'net/unreachable',
-      `cannot reach the hub at ${c.hub} (${why}); is "hearth hub" running there?`,
-    );
-  }
-  if (r.ok) return r;
-  const text = await r.text().catch(() => {
-    throw timedOut();
-  });
-  let detail = text.slice(0, 500);
-  try {
-    const e = (JSON.parse(text) as { error?: { code?: unknown; message?: unknown } }).error;
-    if (e && typeof e.code === 'string' && typeof e.message === 'string') detail = `${e.code}: ${e.message}`;
-  } catch {
-    // Not the hub's JSON (a proxy's page?): the raw text says more than nothing.
-  }
-  throw new HearthError('net/refused', `${method} ${path} failed with ${r.status} ${detail}`, {
-    details: { status: r.status },
-  });
-}
-
-/** The answer's JSON; a body cut off (or past the request's deadline) is a HearthError, not a crash. */
-const json = async <T>(r: Response): Promise<T> => {
-  try {
-    return (await r.json()) as T;
-  } catch (e) {
-    throw new HearthError(
-      'net/protocol',
-      `the hub's answer could not be read: ${e instanceof Error ? e.message : String(e)}`,
-    );
-  }
-};
 
 const submit: Command = {
   name: 'submit',
@@ -138,8 +71,7 @@ ${CONNECTION}`,
     let present = 0;
     const missing: string[] = [];
     for (const sha of manifestBlobs(manifest)) {
-      const r = await fetch(`${c.hub}/v1/blobs/${sha}`, { method: 'HEAD' }).catch(() => undefined);
-      if (r?.status === 200) {
+      if (await c.hasBlob(sha)) {
         present++;
         continue;
       }
@@ -152,7 +84,7 @@ ${CONNECTION}`,
       const actual = createHash('sha256').update(data).digest('hex');
       if (actual !== sha)
         throw new HearthError('blob/corrupt', `${blobFile}: its SHA-256 is ${actual}, not the name it has.`);
-      await call(c, 'PUT', `/v1/blobs/${sha}`, data);
+      await c.putBlob(sha, data);
       uploaded++;
       bytes += data.byteLength;
     }
@@ -163,25 +95,13 @@ ${CONNECTION}`,
       );
     }
     process.stderr.write(`uploaded ${uploaded} blob(s), ${bytes} bytes; ${present} already on the hub\n`);
-    const { job } = await json<{ job: string }>(await call(c, 'POST', '/v1/jobs', text));
+    const { job } = await c.submit(text);
     process.stdout.write(`${job}\n`);
     return 0;
   },
 };
 
-interface Progress {
-  job: string;
-  status: 'running' | 'done' | 'failed' | 'cancelled';
-  shards: number;
-  validated: number;
-  failed: number;
-  inFlight: number;
-  done: number;
-  progress: number;
-  error?: { code: string; message: string };
-  failures?: { shard: string; index: number; code?: string; message: string }[];
-  waiting?: string;
-}
+type Progress = JobProgressAnswer;
 
 /**
  * What the progress line cannot say: why the job failed, which shards failed and why, what it
@@ -229,8 +149,7 @@ ${CONNECTION}`,
   positionals: 1,
   async run(flags, [job]) {
     const c = client(flags);
-    const path = `/v1/jobs/${encodeURIComponent(job!)}`;
-    let p = await json<Progress>(await call(c, 'GET', path));
+    let p = await c.progress(job!);
     if (flags.watch !== true) {
       process.stdout.write(`${progressLine(p)}\n`);
       for (const d of detailLines(p)) process.stdout.write(`  ${d}\n`);
@@ -239,7 +158,7 @@ ${CONNECTION}`,
     const tty = process.stdout.isTTY === true;
     const start = { t: Date.now(), validated: p.validated };
     let shown = '';
-    for (;;) {
+    const show = () => {
       const secs = (Date.now() - start.t) / 1000;
       const line = progressLine(p, secs > 0 ? (p.validated - start.validated) / secs : undefined);
       const details = detailLines(p);
@@ -250,26 +169,17 @@ ${CONNECTION}`,
         for (const d of details) process.stdout.write(`  ${d}\n`);
       }
       process.stdout.write(tty ? `\r\x1b[2K${line}` : `${line}\n`);
-      if (p.status !== 'running') break;
-      await new Promise((r) => setTimeout(r, 1000));
-      p = await json<Progress>(await call(c, 'GET', path));
+    };
+    show();
+    // The hub pushes each change (GET /v1/jobs/:id/events); the stream ends with the job.
+    for await (const next of c.watch(job!)) {
+      p = next;
+      show();
     }
     if (tty) process.stdout.write('\n');
     return p.status === 'failed' ? 1 : 0;
   },
 };
-
-interface ResultsIndex {
-  job: string;
-  status: string;
-  shards: {
-    shard: string;
-    index: number;
-    /** Agreeing results the canonical one rests on (1: a single replica). */
-    replicas?: number;
-    outputs: { name: string; dtype: DType; shape: number[]; sha256: string; bytes: number }[];
-  }[];
-}
 
 const results: Command = {
   name: 'results',
@@ -289,23 +199,14 @@ ${CONNECTION}`,
     const out = str(flags, 'out');
     if (!out) throw usage('--out DIR is required.');
     const c = client(flags);
-    const base = `/v1/jobs/${encodeURIComponent(job!)}/results`;
-    const index = await json<ResultsIndex>(await call(c, 'GET', base));
+    const index = await c.results(job!);
     mkdirSync(out, { recursive: true });
     const taken = new Set<string>();
     const shards = [];
     for (const s of index.shards) {
       const outputs = [];
       for (const o of s.outputs) {
-        const r = await call(c, 'GET', `${base}/${s.index}/${encodeURIComponent(o.name)}`);
-        const data = new Uint8Array(
-          await r.arrayBuffer().catch((e: unknown) => {
-            throw new HearthError(
-              'net/unreachable',
-              `shard ${s.index} output "${o.name}": the download broke off (${e instanceof Error ? e.message : e}).`,
-            );
-          }),
-        );
+        const data = await c.output(job!, s.index, o.name);
         const got = createHash('sha256').update(data).digest('hex');
         if (got !== o.sha256 || data.byteLength !== o.bytes) {
           throw new HearthError(
@@ -364,9 +265,7 @@ ${CONNECTION}`,
   positionals: 1,
   async run(flags, [job]) {
     const c = client(flags);
-    const out = await json<{ already: boolean; leasesDropped: number; creditVoided: number }>(
-      await call(c, 'DELETE', `/v1/jobs/${encodeURIComponent(job!)}`),
-    );
+    const out = await c.cancel(job!);
     process.stdout.write(
       out.already
         ? `${job} was already cancelled\n`
@@ -399,21 +298,7 @@ ${CONNECTION}`,
   positionals: 1,
   async run(flags, [volunteer]) {
     const c = client(flags);
-    const body = await json<unknown>(
-      await call(c, 'GET', `/v1/volunteers/${encodeURIComponent(volunteer!)}/credits`),
-    );
-    let report: ReturnType<typeof parseCreditReport>;
-    try {
-      report = parseCreditReport(body);
-    } catch (e) {
-      throw new HearthError(
-        'net/protocol',
-        `the hub's credit report could not be read: ${(e as Error).message}`,
-        {
-          cause: e,
-        },
-      );
-    }
+    const report = await c.credits(volunteer!);
     process.stdout.write(
       flags.units === true
         ? `${report.volunteer} ${report.granted} ${report.pending}\n`

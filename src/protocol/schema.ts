@@ -79,16 +79,19 @@ export const array =
 
 /**
  * A strict object: the `required` fields, the `optional` ones (left out of the result when
- * absent, as exactOptionalPropertyTypes wants), and no other key.
+ * absent, as exactOptionalPropertyTypes wants), and no other key — unless `unknown: 'ignore'`,
+ * for answers from a newer peer that may add fields (they are left out of the result).
  */
 export const object =
   <R extends Fields, O extends Fields = Record<never, never>>(
     required: R,
     optional?: O,
+    opts: { unknown?: 'refuse' | 'ignore' } = {},
   ): Schema<ObjectOf<R, O>> =>
   (v, path) => {
     const o = obj(v, path);
-    onlyKeys(o, path, [...Object.keys(required), ...Object.keys(optional ?? {})]);
+    if (opts.unknown !== 'ignore')
+      onlyKeys(o, path, [...Object.keys(required), ...Object.keys(optional ?? {})]);
     const out: Record<string, unknown> = {};
     for (const [k, s] of Object.entries(required)) out[k] = s(o[k], `${path}.${k}`);
     for (const [k, s] of Object.entries(optional ?? {})) {
@@ -111,3 +114,9 @@ export const unchecked: Schema<unknown> = (v) => v;
 
 /** A plain object whose fields are not checked here (error details). */
 export const record: Schema<Readonly<Record<string, unknown>>> = (v, path) => obj(v, path);
+
+/** true or false. */
+export const boolean: Schema<boolean> = (v, path) => {
+  if (typeof v !== 'boolean') throw fail(path, `expected true or false, got ${describe(v)}.`);
+  return v;
+};

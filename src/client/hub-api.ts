@@ -1,0 +1,260 @@
+// The one typed client of the hub's HTTP API (protocol/api.ts): the `hearth` CLI uses it, the
+// researcher console page will. Every call has a deadline (a half-open hub, a proxy that
+// accepted and froze, never holds a caller forever), every answer is parsed rather than cast,
+// and every failure is a HearthError: 'net/unreachable' (no connection), 'net/timeout' (no answer
+// in time), 'net/refused' (the hub said no: `details.status`, `details.code` are its own) or
+// 'net/protocol' (an answer that is not the API's).
+import { HearthError } from '../core/errors.ts';
+import {
+  API_PREFIX,
+  type Cancelled,
+  cancelled,
+  creditReport,
+  errorBody,
+  type JobProgressAnswer,
+  jobProgress,
+  type ResultsIndex,
+  resultsIndex,
+  type Submitted,
+  submitted,
+} from '../protocol/api.ts';
+import type { Schema } from '../protocol/schema.ts';
+
+export interface HubApiOptions {
+  /** `http(s)://host:port` of the hub. */
+  readonly hub: string;
+  /** A researcher's (or the admin's) token; blob reads need none. */
+  readonly token?: string;
+  /** How long one request may go unanswered (default 30 s), plus a second per MiB it uploads. */
+  readonly timeoutMs?: number;
+  readonly fetch?: typeof fetch;
+}
+
+interface CallOptions {
+  readonly body?: Uint8Array<ArrayBuffer> | string;
+  /** Statuses that are answers, not failures (default: any 2xx). */
+  readonly accept?: readonly number[];
+  /** Keep the deadline off the body: a stream read as it comes. */
+  readonly stream?: boolean;
+  readonly signal?: AbortSignal;
+}
+
+/**
+ * The hub's API, typed.
+ *
+ * @example
+ * const api = new HubApi({ hub: 'http://127.0.0.1:8787', token });
+ * const { job } = await api.submit(manifestJson);
+ * for await (const p of api.watch(job)) console.log(p.validated, '/', p.shards);
+ */
+export class HubApi {
+  readonly hub: string;
+  readonly #token: string | undefined;
+  readonly #timeoutMs: number;
+  readonly #fetch: typeof fetch;
+
+  constructor(opts: HubApiOptions) {
+    this.hub = opts.hub.replace(/\/+$/, '');
+    this.#token = opts.token;
+    this.#timeoutMs = opts.timeoutMs ?? 30_000;
+    this.#fetch = opts.fetch ?? fetch;
+  }
+
+  /** Whether the hub holds a blob (`HEAD /v1/blobs/:sha256`, public). */
+  async hasBlob(sha: string): Promise<boolean> {
+    const r = await this.#call('HEAD', `/blobs/${sha}`, { accept: [200, 404] });
+    return r.status === 200;
+  }
+
+  /** Uploads a blob (`PUT /v1/blobs/:sha256`); the hub checks the hash. */
+  async putBlob(sha: string, bytes: Uint8Array<ArrayBuffer>): Promise<void> {
+    await (await this.#call('PUT', `/blobs/${sha}`, { body: bytes })).arrayBuffer();
+  }
+
+  /** Submits a job manifest (JSON text, as the researcher wrote it). */
+  async submit(manifest: string): Promise<Submitted> {
+    return this.#json(await this.#call('POST', '/jobs', { body: manifest }), submitted, 'POST /v1/jobs');
+  }
+
+  progress(job: string): Promise<JobProgressAnswer> {
+    const path = `/jobs/${encodeURIComponent(job)}`;
+    return this.#call('GET', path).then((r) => this.#json(r, jobProgress, `GET ${API_PREFIX}${path}`));
+  }
+
+  cancel(job: string): Promise<Cancelled> {
+    const path = `/jobs/${encodeURIComponent(job)}`;
+    return this.#call('DELETE', path).then((r) => this.#json(r, cancelled, `DELETE ${API_PREFIX}${path}`));
+  }
+
+  results(job: string): Promise<ResultsIndex> {
+    const path = `/jobs/${encodeURIComponent(job)}/results`;
+    return this.#call('GET', path).then((r) => this.#json(r, resultsIndex, `GET ${API_PREFIX}${path}`));
+  }
+
+  /** One output tensor's bytes of a validated shard (by its index in the job). */
+  async output(job: string, index: number, name: string): Promise<Uint8Array> {
+    const path = `/jobs/${encodeURIComponent(job)}/results/${index}/${encodeURIComponent(name)}`;
+    const r = await this.#call('GET', path);
+    try {
+      return new Uint8Array(await r.arrayBuffer());
+    } catch (e) {
+      throw new HearthError(
+        'net/unreachable',
+        `shard ${index} output "${name}": the download broke off (${e instanceof Error ? e.message : e}).`,
+        { cause: e },
+      );
+    }
+  }
+
+  /** A volunteer's credit, exact (base units as bigint). */
+  credits(volunteer: string) {
+    const path = `/volunteers/${encodeURIComponent(volunteer)}/credits`;
+    return this.#call('GET', path).then((r) => this.#json(r, creditReport, `GET ${API_PREFIX}${path}`));
+  }
+
+  /**
+   * The job's progress as the hub pushes it (`GET /v1/jobs/:id/events`): the current progress at
+   * once, then after each change; ends after the job is done, failed or cancelled. A stream that
+   * is silent past the deadline (the hub sends a keep-alive every 15 s) fails with 'net/timeout'.
+   */
+  async *watch(job: string, signal?: AbortSignal): AsyncGenerator<JobProgressAnswer> {
+    const path = `/jobs/${encodeURIComponent(job)}/events`;
+    const idle = new AbortController();
+    const onAbort = () => idle.abort();
+    signal?.addEventListener('abort', onAbort);
+    const r = await this.#call('GET', path, { stream: true, signal: idle.signal });
+    const body = r.body;
+    if (!body) throw new HearthError('net/protocol', `GET ${API_PREFIX}${path}: the answer has no body.`);
+    const reader = body.getReader();
+    const decoder = new TextDecoder();
+    const limit = Math.max(this.#timeoutMs, 20_000);
+    let buf = '';
+    try {
+      for (;;) {
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        const chunk = await Promise.race([
+          reader.read(),
+          new Promise<never>((_, reject) => {
+            timer = setTimeout(
+              () =>
+                reject(
+                  new HearthError(
+                    'net/timeout',
+                    `the hub's event stream for ${job} was silent for ${limit} ms.`,
+                  ),
+                ),
+              limit,
+            );
+          }),
+        ]).finally(() => clearTimeout(timer));
+        if (chunk.done) return;
+        buf += decoder.decode(chunk.value, { stream: true });
+        for (let i = buf.indexOf('\n\n'); i >= 0; i = buf.indexOf('\n\n')) {
+          const block = buf.slice(0, i);
+          buf = buf.slice(i + 2);
+          const data = block
+            .split('\n')
+            .filter((l) => l.startsWith('data: '))
+            .map((l) => l.slice(6))
+            .join('\n');
+          if (!block.startsWith('event: progress') || data === '') continue; // keep-alive, or unknown
+          yield this.#parse(data, jobProgress, `GET ${API_PREFIX}${path}`);
+        }
+      }
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+      idle.abort();
+      reader.cancel().catch(() => {});
+    }
+  }
+
+  async #call(method: string, path: string, opts: CallOptions = {}): Promise<Response> {
+    const url = `${this.hub}${API_PREFIX}${path}`;
+    const body = opts.body;
+    const ms = this.#timeoutMs + (typeof body === 'object' ? Math.ceil(body.byteLength / 2 ** 20) * 1000 : 0);
+    // A stream's deadline covers its headers; its body has the idle limit in watch().
+    const deadline = new AbortController();
+    const timer = setTimeout(() => deadline.abort(), ms);
+    const signal = opts.signal ? AbortSignal.any([deadline.signal, opts.signal]) : deadline.signal;
+    const timedOut = () =>
+      new HearthError(
+        'net/timeout',
+        `the hub at ${this.hub} did not answer ${method} ${API_PREFIX}${path} within ${ms} ms; is it overloaded or stuck?`,
+      );
+    let r: Response;
+    try {
+      r = await this.#fetch(url, {
+        method,
+        headers: {
+          ...(this.#token ? { authorization: `Bearer ${this.#token}` } : {}),
+          ...(typeof body === 'string' ? { 'content-type': 'application/json' } : {}),
+        },
+        ...(body !== undefined ? { body } : {}),
+        signal,
+      });
+    } catch (e) {
+      clearTimeout(timer);
+      if (deadline.signal.aborted) throw timedOut();
+      const why = e instanceof Error && e.cause instanceof Error ? e.cause.message : String(e);
+      throw new HearthError(
+        'net/unreachable',
+        `cannot reach the hub at ${this.hub} (${why}); is "hearth hub" running there?`,
+        {
+          cause: e,
+        },
+      );
+    }
+    if (opts.stream) clearTimeout(timer);
+    if ((opts.accept ?? []).includes(r.status) || (opts.accept === undefined && r.ok)) {
+      if (!opts.stream) {
+        // The body still counts against the deadline: read it before the timer goes.
+        const bytes = await r.arrayBuffer().catch(() => {
+          throw timedOut();
+        });
+        clearTimeout(timer);
+        return new Response(bytes, { status: r.status, headers: r.headers });
+      }
+      return r;
+    }
+    const text = await r.text().catch(() => {
+      throw timedOut();
+    });
+    clearTimeout(timer);
+    let detail = text.slice(0, 500);
+    let code: string | undefined;
+    try {
+      const e = errorBody(JSON.parse(text), 'answer').error;
+      detail = `${e.code}: ${e.message}`;
+      code = e.code;
+    } catch {
+      // Not the hub's JSON (a proxy's page?): the raw text says more than nothing.
+    }
+    throw new HearthError('net/refused', `${method} ${API_PREFIX}${path} failed with ${r.status} ${detail}`, {
+      details: { status: r.status, ...(code === undefined ? {} : { code }) },
+    });
+  }
+
+  async #json<T>(r: Response, schema: Schema<T>, what: string): Promise<T> {
+    let text: string;
+    try {
+      text = await r.text();
+    } catch (e) {
+      throw new HearthError('net/protocol', `the hub's answer could not be read: ${(e as Error).message}`, {
+        cause: e,
+      });
+    }
+    return this.#parse(text, schema, what);
+  }
+
+  #parse<T>(text: string, schema: Schema<T>, what: string): T {
+    try {
+      return schema(JSON.parse(text), 'answer');
+    } catch (e) {
+      throw new HearthError(
+        'net/protocol',
+        `the hub's answer to ${what} could not be read: ${e instanceof Error ? e.message : String(e)}`,
+        { cause: e },
+      );
+    }
+  }
+}
