@@ -7,12 +7,13 @@
 //
 // Consent (DESIGN.md invariant 1) is the caller's job: construct and start this only after the
 // volunteer said yes. Nothing here touches the GPU before `start()`.
-import { HearthError, type HearthErrorCode, isHearthError } from '../core/errors.ts';
+import { HearthError, isHearthError } from '../core/errors.ts';
 import type { PeerNode, PeerNodeOptions } from '../net/peer-node.ts';
 import {
   CONTROL_LIMITS,
   type ControlCapabilities,
   encodeResult,
+  FINAL_REFUSALS,
   type LeaseMessage,
   type ReplyOf,
 } from '../protocol/control.ts';
@@ -21,19 +22,6 @@ import type { Shard, ShardProgress, ShardResult } from '../protocol/shard.ts';
 import { BlobFetcher, type BlobStore, type PeerBlobSource } from './blobs.ts';
 import { HubSession, isHubRefusal, type Signer, type SocketFactory } from './hub-session.ts';
 import { shardFromLease } from './lease-shard.ts';
-
-/**
- * The hub's refusals of a result that no later try can change (its shard is gone, judged or
- * cancelled, the result is malformed or a duplicate): the result leaves the outbox.
- */
-const FINAL_REFUSALS: ReadonlySet<string> = new Set<HearthErrorCode>([
-  'input/invalid',
-  'shard/unknown',
-  'lease/unknown',
-  'job/unknown',
-  'job/closed',
-  'result/duplicate',
-]);
 
 /** Runs shards: the page's ComputeWorker, or a ComputeEngine in Node. */
 export interface ShardRunner {

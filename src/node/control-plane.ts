@@ -10,9 +10,7 @@ import { type WebSocket, WebSocketServer } from 'ws';
 import { HearthError, type HearthErrorCode, isHearthError } from '../core/errors.ts';
 import { IssuedPeers } from '../hub/allreduce-audit.ts';
 import { importVolunteerKey, newNonce, type VolunteerKey, verifyChallenge } from '../hub/identity.ts';
-import type { HubRounds } from '../hub/rounds.ts';
 import type { Scheduler } from '../hub/scheduler.ts';
-import type { AllReduceReportRecord } from '../hub/store.ts';
 import type { BlobSwarm } from '../hub/swarm.ts';
 import {
   type AnyHubBody,
@@ -20,13 +18,21 @@ import {
   CONTROL_LIMITS,
   CONTROL_PROTOCOL_VERSION,
   type ControlCapabilities,
+  FINAL_REFUSALS,
   parseClientMessage,
   type RequestOf,
   requestIdOf,
 } from '../protocol/control.ts';
 import type { Manifest } from '../protocol/manifest.ts';
 import { ALLREDUCE_HANDLERS } from './control/allreduce.ts';
-import type { Connection, Handler, HandlerContext, Handlers, ReadyType } from './control/handler.ts';
+import type {
+  AllReduceHandling,
+  Connection,
+  Handler,
+  HandlerContext,
+  Handlers,
+  ReadyType,
+} from './control/handler.ts';
 import { LEASE_HANDLERS } from './control/leases.ts';
 import { SWARM_HANDLERS } from './control/swarm.ts';
 
@@ -88,13 +94,9 @@ export interface ControlPlaneOptions {
    * verified `allreduce-report`, and with `rounds` volunteers may average through the hub
    * (`allreduce-fallback`). Without it both messages are refused as 'unsupported'.
    */
-  readonly allreduce?: {
-    readonly record: (r: AllReduceReportRecord) => void;
-    readonly rounds?: HubRounds;
+  readonly allreduce?: AllReduceHandling & {
     /** Peer ids issued and to whom (default: one made here, remembered an hour after close). */
     readonly issued?: IssuedPeers;
-    /** Reports one connection may send per minute (default 60): each is a write to the store. */
-    readonly reportsPerMinute?: number;
   };
   /** Clock (ms since the epoch) passed to the scheduler; default Date.now. */
   readonly now?: () => number;
@@ -133,13 +135,8 @@ const HANDLERS: Handlers<ReadyType> = { ...LEASE_HANDLERS, ...SWARM_HANDLERS, ..
  * Codes a handler throws to refuse a request: the volunteer's mistake or the hub's "no", sent
  * back as they are. Any other failure is the hub's own: logged, and answered 'control/internal'.
  */
-const REFUSALS: ReadonlySet<HearthErrorCode> = new Set<HearthErrorCode>([
-  'input/invalid',
-  'shard/unknown',
-  'lease/unknown',
-  'job/unknown',
-  'job/closed',
-  'result/duplicate',
+const REFUSALS: ReadonlySet<string> = new Set([
+  ...FINAL_REFUSALS,
   'net/refused',
   'control/unsupported',
   'control/rate-limited',

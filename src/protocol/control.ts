@@ -33,6 +33,7 @@ export {
   ACK_OUTCOMES,
   type AckOutcome,
   encodeResult,
+  FINAL_REFUSALS,
   type LeaseKernel,
   type LeaseWork,
   type WireOutput,

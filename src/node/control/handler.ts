@@ -25,17 +25,23 @@ export interface Connection {
   idle: boolean;
 }
 
+/** What the all-reduce handlers are given: where reports go, the hub's rounds, a report limit. */
+export interface AllReduceHandling {
+  /** Keeps each verified `allreduce-report`. */
+  readonly record: (r: AllReduceReportRecord) => void;
+  /** With it, volunteers may average through the hub (`allreduce-fallback`). */
+  readonly rounds?: HubRounds;
+  /** Reports one connection may send per minute (default 60): each is a write to the store. */
+  readonly reportsPerMinute?: number;
+}
+
 /** What handlers share: the hub's parts, as the control plane was given them. */
 export interface HandlerContext {
   readonly scheduler: Scheduler;
   readonly now: () => number;
   readonly manifestOf?: (job: string) => Manifest | undefined;
   readonly swarm?: BlobSwarm;
-  readonly allreduce?: {
-    readonly record: (r: AllReduceReportRecord) => void;
-    readonly rounds?: HubRounds;
-    readonly reportsPerMinute?: number;
-  };
+  readonly allreduce?: AllReduceHandling;
   readonly issued: IssuedPeers;
   /** A job's progress changed (every job's when undefined): live watchers are told. */
   readonly jobChanged?: (job?: string) => void;

@@ -6,6 +6,7 @@
 // text frame per message keeps the protocol stateless between frames (no "binary frame follows"
 // pairing to get wrong under loss or interleaving); the cost is a third more bytes, which the
 // hub's message-size limit bounds. Larger outputs belong on the data plane (by hash).
+import type { HearthErrorCode } from '../../core/errors.ts';
 import { type JobKind, oneKind } from '../kinds/index.ts';
 import {
   array,
@@ -107,6 +108,20 @@ export type LeaseKernel = Infer<typeof kernel>;
 
 export type AckOutcome = 'pending' | 'valid' | 'invalid' | 'inconclusive';
 export const ACK_OUTCOMES: readonly AckOutcome[] = ['pending', 'valid', 'invalid', 'inconclusive'];
+
+/**
+ * The hub's refusals that no later try can change (the shard is gone, judged or cancelled; the
+ * result is malformed or a duplicate): a volunteer drops such a result from its outbox instead of
+ * resending it forever.
+ */
+export const FINAL_REFUSALS: ReadonlySet<string> = new Set([
+  'input/invalid',
+  'shard/unknown',
+  'lease/unknown',
+  'job/unknown',
+  'job/closed',
+  'result/duplicate',
+] satisfies HearthErrorCode[]);
 
 /** Requests a client sends in this concern, by type. */
 export const LEASE_REQUESTS = {
