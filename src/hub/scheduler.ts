@@ -13,7 +13,7 @@ import { HearthError, type HearthErrorCode } from '../core/errors.ts';
 import { sha256Hex } from '../core/hash.ts';
 import { randomId } from '../core/ids.ts';
 import { creditUnits } from '../protocol/credit.ts';
-import { flopsPerShard, type Manifest, type ShardWork, shardCredit } from '../protocol/kinds/index.ts';
+import { flopsPerShard, type Manifest, type ShardWork } from '../protocol/kinds/index.ts';
 import { type OutputTensor, type ShardResult, verifyResultHashes } from '../protocol/shard.ts';
 import { HUB_KINDS, type HubKinds, hubKindOf } from './kinds/index.ts';
 import type { HubKind, PlannedShard } from './kinds/kind.ts';
@@ -185,6 +185,21 @@ export class Scheduler {
     this.#blob = opts.blob;
   }
 
+  /**
+   * A shard's credit in base units (shardCredit), remembered per job and FLOP count: every result
+   * asks, and a job's shards share a few counts. Keyed by the manifest object, which the stores
+   * keep (a SqliteStore's evicted job is a new object, and a new entry).
+   */
+  #shardCredit(m: Manifest, work: ShardWork): bigint {
+    const flops = flopsPerShard(m, work);
+    let byFlops = this.#credits.get(m);
+    if (!byFlops) this.#credits.set(m, (byFlops = new Map()));
+    let units = byFlops.get(flops);
+    if (units === undefined) byFlops.set(flops, (units = creditUnits(flops, m.creditRate)));
+    return units;
+  }
+  readonly #credits = new WeakMap<Manifest, Map<number, bigint>>();
+
   #kind(m: Manifest): HubKind<Manifest, ShardWork> {
     return hubKindOf(this.#kinds, m.kind);
   }
@@ -338,14 +353,12 @@ export class Scheduler {
       // A copy: the hashes were checked on these bytes, and the caller's buffer may be reused.
       outputs: result.outputs.map((o) => ({ ...o, shape: [...o.shape], data: o.data.slice(0) })),
     };
-    if (!this.#ledger.pending(volunteerId, shard.id, shard.job, shardCredit(job.manifest, shard.work))) {
-      throw reject(
-        'result/duplicate',
-        `result: volunteer ${volunteerId} already has a result for shard ${shard.id}.`,
-        {
-          shard: shard.id,
-        },
-      );
+    if (
+      !this.#ledger.pending(volunteerId, shard.id, shard.job, this.#shardCredit(job.manifest, shard.work))
+    ) {
+      throw reject('result/duplicate', `result: volunteer ${volunteerId} already has a result for shard ${shard.id}.`, {
+        shard: shard.id,
+      });
     }
     s.putResult(rec);
     if (shard.honeypot) {
