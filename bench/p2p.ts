@@ -22,7 +22,7 @@ import { fileURLToPath } from 'node:url';
 import type { Browser } from 'playwright-core';
 import { sha256Hex } from '../src/core/hash.ts';
 import { createToken } from '../src/hub/tokens.ts';
-import { DEFAULT_LINK_TUNING } from '../src/net/peer-link.ts';
+import { DEFAULT_LINK_TUNING } from '../src/net/link-tuning.ts';
 import { MAX_PIECE_BYTES } from '../src/protocol/stream.ts';
 import { type BuiltPage, buildP2PPage, chromiumPeer, launchChromium } from '../test/net/chromium-peers.ts';
 import { type TestHub, testHub, upload } from '../test/node/hub-helpers.ts';

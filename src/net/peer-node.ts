@@ -7,14 +7,10 @@ import { HearthError, isHearthError } from '../core/errors.ts';
 import { isSha256Hex } from '../core/hash.ts';
 import type { BlobSource } from '../store/blob-cache.ts';
 import { type FetchBlobOptions, type FetchHost, type FetchResult, fetchFromHolders } from './blob-fetch.ts';
+import type { ReceivedStream } from './link-receiver.ts';
+import { DEFAULT_LINK_TUNING, type LinkTuning } from './link-tuning.ts';
 import { PartialBlob } from './partial-blob.ts';
-import {
-  DEFAULT_LINK_TUNING,
-  type LinkTraffic,
-  type LinkTuning,
-  PeerLink,
-  type ReceivedStream,
-} from './peer-link.ts';
+import { type LinkTraffic, PeerLink } from './peer-link.ts';
 import { PeerScores } from './peer-score.ts';
 
 export type { FetchAttempt, FetchBlobOptions, FetchResult, HolderLists } from './blob-fetch.ts';
@@ -58,6 +54,17 @@ function recentBlobs(source: BlobSource, entries = 2, ttlMs = 10_000): BlobSourc
 /** How long a fetched blob stays servable from memory after its fetch, while it is being stored. */
 const KEEP_FETCHED_MS = 15_000;
 
+/**
+ * Something carried on a node's pushes (all-reduce). Registered through
+ * {@link PeerNodeOptions.protocols}, so it is attached before the node can take any push.
+ */
+export interface PeerProtocol {
+  /** Unique among a node's protocols; {@link PeerNode.hasProtocol} asks by it. */
+  readonly name: string;
+  /** Called once, while the node is made and before it opens: add push listeners here. */
+  attach(node: PeerNode): void;
+}
+
 export interface PeerNodeOptions {
   /** The hub's host name, e.g. '127.0.0.1' or 'hub.example.org'. */
   readonly host: string;
@@ -81,6 +88,15 @@ export interface PeerNodeOptions {
   readonly source?: BlobSource;
   /** Told of verified blobs and tensors that peers push. Without it pushes are refused. */
   readonly onPush?: (s: ReceivedStream) => void;
+  /**
+   * Protocols carried on pushes (e.g. all-reduce's `allReduceProtocol`): each is attached as the
+   * node is made, before it can accept a connection, so a message a peer sends the moment this
+   * one opens is already routed to its protocol (kept until the protocol asks for it).
+   *
+   * @example
+   * const node = await PeerNode.open({ host, port, protocols: [allReduceProtocol] });
+   */
+  readonly protocols?: readonly PeerProtocol[];
   /** Shared score map (one is made when absent). */
   readonly scores?: PeerScores;
   readonly tuning?: Partial<LinkTuning>;
@@ -133,6 +149,7 @@ export class PeerNode {
    * fetched): served to others piece by piece, every piece checked as it landed.
    */
   readonly #growing = new Map<string, { partial: PartialBlob; timer?: ReturnType<typeof setTimeout> }>();
+  readonly #protocols = new Set<string>();
   #closed = false;
 
   private constructor(peer: Peer, opts: PeerNodeOptions, scores: PeerScores) {
@@ -153,6 +170,16 @@ export class PeerNode {
         }
       }
     });
+    for (const p of opts.protocols ?? []) {
+      if (this.#protocols.has(p.name)) continue;
+      this.#protocols.add(p.name);
+      p.attach(this);
+    }
+  }
+
+  /** Whether the protocol named `name` was registered when this node opened. */
+  hasProtocol(name: string): boolean {
+    return this.#protocols.has(name);
   }
 
   /** Registers at the hub's PeerServer. Fails with 'net/unreachable' or 'net/timeout'. */
@@ -169,6 +196,9 @@ export class PeerNode {
     };
     const peer = opts.id === undefined ? new PeerCtor(options) : new PeerCtor(opts.id, options);
     const where = `${opts.secure ? 'wss' : 'ws'}://${opts.host}:${opts.port}${options.path}`;
+    // Made before the PeerServer admits it: its handlers and protocols are in place before the
+    // first connection can arrive.
+    const node = new PeerNode(peer, opts, opts.scores ?? new PeerScores());
     try {
       await withTimeout(
         new Promise<void>((resolve, reject) => {
@@ -185,10 +215,10 @@ export class PeerNode {
         () => new HearthError('net/timeout', `The PeerServer at ${where} did not answer in time.`),
       );
     } catch (e) {
-      peer.destroy();
+      node.close();
       throw e;
     }
-    return new PeerNode(peer, opts, opts.scores ?? new PeerScores());
+    return node;
   }
 
   /** This peer's id at the PeerServer (what others connect to). */
@@ -213,8 +243,8 @@ export class PeerNode {
 
   /**
    * Adds a listener for verified pushes, beside the `onPush` option; returns its removal. While a
-   * node has neither, its links refuse pushes. Why: a protocol built on pushes (all-reduce) can
-   * attach to a node somebody else opened.
+   * node has neither, its links refuse pushes. A protocol (see {@link PeerProtocol}) adds its
+   * listener in `attach`, before the node opens.
    *
    * @example
    * const off = node.addPushListener((s) => { if (s.kind === 'blob') inbox.take(s); });
