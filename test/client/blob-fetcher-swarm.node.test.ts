@@ -119,4 +119,73 @@ describe('BlobFetcher over a swarm', () => {
     expect(fromFollower[0]?.pieces, JSON.stringify(results[0]!.attempts)).toBeGreaterThan(0);
     expect(sha((await following).bytes)).toBe(HASH);
   }, 90_000);
+
+  it('falls back to the hub at once when its holders stop delivering (no piece for peerStallMs)', async () => {
+    const port = th.hub.port;
+    // A holder that is connected and answers pings but has stopped delivering: throttled to a
+    // piece every ~16 s. The getter's links are patient (no link-level stall in this test), so
+    // only the fetcher's own stall window can end the peer fetch.
+    const stopped = await nodeAt(port, {
+      tuning: { ...TUNING, uploadBytesPerSecond: 16 * 1024 },
+      source: mapSource(blob),
+    });
+    const getter = await nodeAt(port, {
+      tuning: { ...TUNING, idleTimeoutMs: 120_000, stallTimeoutMs: 120_000 },
+    });
+    closers.push(...[stopped, getter].map((n) => () => n.close()));
+    await getter.connect(stopped.id);
+    const peers: PeerBlobSource = {
+      holders: async () => ({ peers: [stopped.id], fetching: 0 }),
+      fetch: async (holders, sha256, options) =>
+        (await getter.fetchBlob(holders, sha256, options ?? {})).bytes,
+      announce: () => {},
+    };
+    const fetcher = new BlobFetcher({ hubUrl: th.hub.url, store: new MemoryBlobStore(), peerStallMs: 1500 });
+    fetcher.peers = peers;
+    const served = th.hub.stats.blobBytesServed;
+    expect(sha(await fetcher.get(HASH))).toBe(HASH);
+    expect(fetcher.peerStalls).toBe(1);
+    expect(fetcher.peerFallbacks).toBe(1);
+    expect(fetcher.peerBytes).toBe(0);
+    expect(fetcher.downloadedBytes).toBe(blob.byteLength);
+    expect(th.hub.stats.blobBytesServed - served).toBeGreaterThanOrEqual(blob.byteLength);
+  }, 90_000);
+
+  it('keeps going while a slow holder delivers, however long the whole fetch takes', async () => {
+    const port = th.hub.port;
+    // 12 pieces at about two a second: the whole fetch lasts several stall windows (2.5 s), each
+    // piece lands well inside one. An elapsed-time budget of one window would have fallen back.
+    const slow = await nodeAt(port, {
+      tuning: { ...TUNING, uploadBytesPerSecond: 512 * 1024 },
+      source: mapSource(blob),
+    });
+    const getter = await nodeAt(port, { tuning: TUNING });
+    closers.push(...[slow, getter].map((n) => () => n.close()));
+    await getter.connect(slow.id);
+    let landed = 0;
+    const peers: PeerBlobSource = {
+      holders: async () => ({ peers: [slow.id], fetching: 0 }),
+      fetch: async (holders, sha256, options) => {
+        const r = await getter.fetchBlob(holders, sha256, {
+          ...options,
+          onProgress: (peer, done, count) => {
+            landed++;
+            options?.onProgress?.(peer, done, count);
+          },
+        });
+        return r.bytes;
+      },
+      announce: () => {},
+    };
+    const fetcher = new BlobFetcher({ hubUrl: th.hub.url, store: new MemoryBlobStore(), peerStallMs: 2500 });
+    fetcher.peers = peers;
+    const served = th.hub.stats.blobBytesServed;
+    expect(sha(await fetcher.get(HASH))).toBe(HASH);
+    expect(landed).toBe(12);
+    expect(fetcher.peerStalls).toBe(0);
+    expect(fetcher.peerFallbacks).toBe(0);
+    expect(fetcher.peerBytes).toBe(blob.byteLength);
+    expect(fetcher.downloadedBytes).toBe(0);
+    expect(th.hub.stats.blobBytesServed).toBe(served);
+  }, 90_000);
 });
