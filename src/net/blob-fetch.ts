@@ -87,6 +87,16 @@ export interface FetchBlobOptions {
    * node.fetchBlob(holders, sha256, { signal: stop.signal }); // stop.abort(reason) to give up
    */
   readonly signal?: AbortSignal;
+  /**
+   * With `moreHolders` and `signal`: when every holder has dropped out, pause
+   * (`moreHoldersEveryMs`), ask `moreHolders` again and go on with whoever it names — holders
+   * that timed out, were unreachable or lacked pieces get another go, liars do not — until the
+   * blob is in or the signal stops the fetch. For a caller that judges progress itself (the
+   * volunteer's blob fetcher stops a fetch that lands nothing for a while): on a loaded machine a
+   * starved holder misses its heartbeats and answers again a moment later. Default false: the
+   * fetch fails with 'blob/missing' when the holders run out.
+   */
+  readonly keepTrying?: boolean;
 }
 
 /** What a fetch needs of the node it runs on. */
@@ -112,7 +122,8 @@ function abortReason(signal: AbortSignal): HearthError {
 
 /**
  * Fetches `partial` from `queue` (holders best first; `partialHolders` among them are peers still
- * fetching it), pass after pass until its SHA-256 checks or the holders run out ('blob/missing').
+ * fetching it), pass after pass until its SHA-256 checks or the holders run out ('blob/missing'),
+ * or — with `keepTrying` — until the signal stops it.
  */
 export async function fetchFromHolders(
   host: FetchHost,
@@ -126,45 +137,51 @@ export async function fetchFromHolders(
   let queue = initial;
   const sha256 = partial.sha256;
   let parallel = Math.max(1, Math.floor(options.parallel ?? 4));
-  while (queue.length > 0) {
-    const pass = await fetchPass(host, queue, partial, parallel, options, partialHolders);
-    attempts.push(...pass.attempts);
-    queue = queue.filter((p) => !pass.failed.has(p));
-    if (options.signal?.aborted) throw abortReason(options.signal);
-    if (!partial.complete) break;
-    const got = await sha256Hex(partial.bytes);
-    if (got === sha256) {
-      for (const peer of pass.senders) if (!pass.failed.has(peer)) host.scores.reward(peer);
-      return { bytes: partial.bytes, attempts };
+  let secondChance = false;
+  for (;;) {
+    while (queue.length > 0) {
+      const pass = await fetchPass(host, queue, partial, parallel, options, partialHolders, secondChance);
+      attempts.push(...pass.attempts);
+      queue = queue.filter((p) => !pass.failed.has(p));
+      if (options.signal?.aborted) throw abortReason(options.signal);
+      if (!partial.complete) break;
+      const got = await sha256Hex(partial.bytes);
+      if (got === sha256) {
+        for (const peer of pass.senders) if (!pass.failed.has(peer)) host.scores.reward(peer);
+        return { bytes: partial.bytes, attempts };
+      }
+      const senders = [...pass.senders];
+      const what = `${partial.totalBytes} bytes that hash to ${got}, not ${sha256}`;
+      for (let i = attempts.length - pass.attempts.length; i < attempts.length; i++) {
+        const a = attempts[i]!;
+        if (!pass.senders.has(a.peer) || a.error) continue;
+        const error =
+          senders.length === 1
+            ? new HearthError('blob/corrupt', `Peer ${a.peer} sent ${what}; the peer was dropped.`, {
+                details: { peer: a.peer, expected: sha256, got },
+              })
+            : new HearthError(
+                'blob/corrupt',
+                `Pieces from ${senders.length} peers assembled into ${what}; asking one peer at a time.`,
+                { details: { peer: a.peer, peers: senders, expected: sha256, got } },
+              );
+        attempts[i] = { ...a, error };
+      }
+      if (senders.length === 1) {
+        // The one sender lied: drop it, as a link does when a whole blob hashes wrong.
+        const liar = senders[0]!;
+        host.scores.penalize(liar, 'blob/corrupt');
+        host.drop(liar);
+        queue = queue.filter((p) => p !== liar);
+      } else {
+        // No piece list says whose piece was bad: one holder at a time pins it on one.
+        parallel = 1;
+      }
+      partial.reset();
     }
-    const senders = [...pass.senders];
-    const what = `${partial.totalBytes} bytes that hash to ${got}, not ${sha256}`;
-    for (let i = attempts.length - pass.attempts.length; i < attempts.length; i++) {
-      const a = attempts[i]!;
-      if (!pass.senders.has(a.peer) || a.error) continue;
-      const error =
-        senders.length === 1
-          ? new HearthError('blob/corrupt', `Peer ${a.peer} sent ${what}; the peer was dropped.`, {
-              details: { peer: a.peer, expected: sha256, got },
-            })
-          : new HearthError(
-              'blob/corrupt',
-              `Pieces from ${senders.length} peers assembled into ${what}; asking one peer at a time.`,
-              { details: { peer: a.peer, peers: senders, expected: sha256, got } },
-            );
-      attempts[i] = { ...a, error };
-    }
-    if (senders.length === 1) {
-      // The one sender lied: drop it, as a link does when a whole blob hashes wrong.
-      const liar = senders[0]!;
-      host.scores.penalize(liar, 'blob/corrupt');
-      host.drop(liar);
-      queue = queue.filter((p) => p !== liar);
-    } else {
-      // No piece list says whose piece was bad: one holder at a time pins it on one.
-      parallel = 1;
-    }
-    partial.reset();
+    if (!options.keepTrying || !options.moreHolders || !options.signal) break;
+    queue = await holdersAgain(host, options.moreHolders, options, partialHolders, options.signal);
+    secondChance = true;
   }
   throw new HearthError(
     'blob/missing',
@@ -173,6 +190,55 @@ export async function fetchFromHolders(
       '. Fetch it from the hub.',
     { details: { sha256, attempts: attempts.map((a) => ({ ...a, error: a.error?.toJSON() })) } },
   );
+}
+
+/** Codes after which a holder gets no second chance in a fetch that keeps trying. */
+const NO_SECOND_CHANCE = new Set(['blob/corrupt', 'net/protocol']);
+
+/**
+ * After every holder dropped out (`keepTrying`): pauses, asks `moreHolders` again, and returns
+ * whom it names, full holders first, without this node, banned peers and peers that lied; again
+ * and again until someone is named or the signal stops the fetch.
+ */
+async function holdersAgain(
+  host: FetchHost,
+  more: NonNullable<FetchBlobOptions['moreHolders']>,
+  options: FetchBlobOptions,
+  partialHolders: Set<string>,
+  signal: AbortSignal,
+): Promise<string[]> {
+  const every = options.moreHoldersEveryMs ?? 2000;
+  for (;;) {
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(done, every);
+      function done() {
+        clearTimeout(timer);
+        signal.removeEventListener('abort', done);
+        resolve();
+      }
+      signal.addEventListener('abort', done, { once: true });
+    });
+    if (signal.aborted) throw abortReason(signal);
+    let answer: readonly string[] | HolderLists;
+    try {
+      answer = await more();
+    } catch {
+      continue;
+    }
+    const full = (Array.isArray(answer) ? answer : (answer as HolderLists).peers).filter(
+      (p): p is string => typeof p === 'string',
+    );
+    const part = Array.isArray(answer) ? [] : ((answer as HolderLists).partial ?? []);
+    for (const p of full) partialHolders.delete(p);
+    for (const p of part) if (typeof p === 'string' && !full.includes(p)) partialHolders.add(p);
+    const fit = (p: unknown): p is string => {
+      if (typeof p !== 'string' || p === host.id || host.scores.banned(p)) return false;
+      const why = host.scores.get(p)?.lastReason;
+      return why === undefined || !NO_SECOND_CHANCE.has(why);
+    };
+    const queue = [...new Set([...full.filter(fit), ...part.filter(fit)])];
+    if (queue.length > 0) return queue;
+  }
 }
 
 /**
@@ -186,6 +252,7 @@ async function fetchPass(
   parallel: number,
   options: FetchBlobOptions,
   partialHolders: Set<string>,
+  secondChance = false,
 ): Promise<{ attempts: FetchAttempt[]; failed: Set<string>; senders: Set<string> }> {
   const sha256 = partial.sha256;
   const failed = new Set<string>();
@@ -318,7 +385,9 @@ async function fetchPass(
   const running = new Set<Promise<void>>();
   const started = new Set<string>();
   const startOne = (anyScore: boolean) => {
-    const ok = (p: string) => !started.has(p) && host.scores.score(p) >= 0;
+    // A second chance (keepTrying) goes by the order given, full holders first, whatever the
+    // score: the holders that ran out a moment ago are all there is.
+    const ok = (p: string) => !started.has(p) && (secondChance || host.scores.score(p) >= 0);
     const peer =
       queue.find((p) => ok(p) && !partialHolders.has(p)) ??
       queue.find(ok) ??

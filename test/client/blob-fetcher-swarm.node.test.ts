@@ -120,35 +120,54 @@ describe('BlobFetcher over a swarm', () => {
     expect(sha((await following).bytes)).toBe(HASH);
   }, 90_000);
 
-  it('falls back to the hub at once when its holders stop delivering (no piece for peerStallMs)', async () => {
+  /** A getter whose links never drop a slow holder: only the fetcher's own windows end a peer fetch. */
+  async function patientFetch(
+    uploadBytesPerSecond: number,
+    windows: { peerStallMs: number; peerStartMs: number },
+  ) {
     const port = th.hub.port;
-    // A holder that is connected and answers pings but has stopped delivering: throttled to a
-    // piece every ~16 s. The getter's links are patient (no link-level stall in this test), so
-    // only the fetcher's own stall window can end the peer fetch.
-    const stopped = await nodeAt(port, {
-      tuning: { ...TUNING, uploadBytesPerSecond: 16 * 1024 },
+    const holder = await nodeAt(port, {
+      tuning: { ...TUNING, uploadBytesPerSecond },
       source: mapSource(blob),
     });
     const getter = await nodeAt(port, {
       tuning: { ...TUNING, idleTimeoutMs: 120_000, stallTimeoutMs: 120_000 },
     });
-    closers.push(...[stopped, getter].map((n) => () => n.close()));
-    await getter.connect(stopped.id);
+    closers.push(...[holder, getter].map((n) => () => n.close()));
+    await getter.connect(holder.id);
     const peers: PeerBlobSource = {
-      holders: async () => ({ peers: [stopped.id], fetching: 0 }),
+      holders: async () => ({ peers: [holder.id], fetching: 0 }),
       fetch: async (holders, sha256, options) =>
         (await getter.fetchBlob(holders, sha256, options ?? {})).bytes,
       announce: () => {},
     };
-    const fetcher = new BlobFetcher({ hubUrl: th.hub.url, store: new MemoryBlobStore(), peerStallMs: 1500 });
+    const fetcher = new BlobFetcher({ hubUrl: th.hub.url, store: new MemoryBlobStore(), ...windows });
     fetcher.peers = peers;
     const served = th.hub.stats.blobBytesServed;
     expect(sha(await fetcher.get(HASH))).toBe(HASH);
+    return { fetcher, hubSent: th.hub.stats.blobBytesServed - served };
+  }
+
+  it('falls back to the hub at once when its holder stops delivering (no new piece for peerStallMs)', async () => {
+    // A piece every ~4 s: the first lands inside the start window, the next not inside the 1.5 s
+    // stall window, so the fetch stops there and the hub sends the blob.
+    const { fetcher, hubSent } = await patientFetch(64 * 1024, { peerStallMs: 1500, peerStartMs: 30_000 });
     expect(fetcher.peerStalls).toBe(1);
     expect(fetcher.peerFallbacks).toBe(1);
+    expect(fetcher.lastPeerError?.code).toBe('net/timeout');
+    expect(fetcher.lastPeerError?.details).toMatchObject({ landedAny: true, ms: 1500 });
     expect(fetcher.peerBytes).toBe(0);
     expect(fetcher.downloadedBytes).toBe(blob.byteLength);
-    expect(th.hub.stats.blobBytesServed - served).toBeGreaterThanOrEqual(blob.byteLength);
+    expect(hubSent).toBeGreaterThanOrEqual(blob.byteLength);
+  }, 90_000);
+
+  it('falls back to the hub when no first piece comes within peerStartMs', async () => {
+    // A piece every ~16 s: none within the 1.5 s start window.
+    const { fetcher, hubSent } = await patientFetch(16 * 1024, { peerStallMs: 30_000, peerStartMs: 1500 });
+    expect(fetcher.peerStalls).toBe(1);
+    expect(fetcher.lastPeerError?.details).toMatchObject({ landedAny: false, ms: 1500 });
+    expect(fetcher.downloadedBytes).toBe(blob.byteLength);
+    expect(hubSent).toBeGreaterThanOrEqual(blob.byteLength);
   }, 90_000);
 
   it('keeps going while a slow holder delivers, however long the whole fetch takes', async () => {
