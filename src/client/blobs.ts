@@ -116,7 +116,7 @@ export interface BlobFetcherOptions {
 }
 
 /** Default {@link BlobFetcherOptions.peerStallMs}: a peer fetch silent this long falls back to the hub. */
-export const DEFAULT_PEER_STALL_MS = 10_000;
+export const DEFAULT_PEER_STALL_MS = 15_000;
 
 /** Default {@link BlobFetcherOptions.peerStartMs}: no first piece from peers within this → the hub. */
 export const DEFAULT_PEER_START_MS = 30_000;
@@ -230,9 +230,19 @@ export class BlobFetcher {
     const gaveUp = new Promise<never>((_, reject) => {
       stop.signal.addEventListener('abort', () => reject(stop.signal.reason), { once: true });
     });
+    // A silence must be seen on two ticks in a row: a tab starved of CPU runs this timer before
+    // the pieces that arrived meanwhile, and one tick later they have landed.
+    let overdue = false;
     const watch = setInterval(
       () => {
-        if (performance.now() - lastProgress < window()) return;
+        if (performance.now() - lastProgress < window()) {
+          overdue = false;
+          return;
+        }
+        if (!overdue) {
+          overdue = true;
+          return;
+        }
         stalled = true;
         stop.abort(stallError());
       },
