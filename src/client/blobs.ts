@@ -116,10 +116,10 @@ export interface BlobFetcherOptions {
 }
 
 /** Default {@link BlobFetcherOptions.peerStallMs}: a peer fetch silent this long falls back to the hub. */
-export const DEFAULT_PEER_STALL_MS = 15_000;
+export const DEFAULT_PEER_STALL_MS = 20_000;
 
 /** Default {@link BlobFetcherOptions.peerStartMs}: no first piece from peers within this → the hub. */
-export const DEFAULT_PEER_START_MS = 30_000;
+export const DEFAULT_PEER_START_MS = 45_000;
 
 /** Default {@link BlobFetcherOptions.peerWaitMs}: the hub's own window for a first fetcher. */
 export const DEFAULT_PEER_WAIT_MS = 120_000;
