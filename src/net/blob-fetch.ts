@@ -180,7 +180,10 @@ export async function fetchFromHolders(
       partial.reset();
     }
     if (!options.keepTrying || !options.moreHolders || !options.signal) break;
-    queue = await holdersAgain(host, options.moreHolders, options, partialHolders, options.signal);
+    // Peers the PeerServer does not know get no second chance (nobody is there to answer).
+    const gone = new Set(attempts.filter((a) => a.error?.details.unknown === true).map((a) => a.peer));
+    queue = await holdersAgain(host, options.moreHolders, options, partialHolders, options.signal, gone);
+    if (queue.length === 0) break;
     secondChance = true;
   }
   throw new HearthError(
@@ -196,9 +199,9 @@ export async function fetchFromHolders(
 const NO_SECOND_CHANCE = new Set(['blob/corrupt', 'net/protocol']);
 
 /**
- * After every holder dropped out (`keepTrying`): pauses, asks `moreHolders` again, and returns
- * whom it names, full holders first, without this node, banned peers and peers that lied; again
- * and again until someone is named or the signal stops the fetch.
+ * After every holder dropped out (`keepTrying`): pauses, asks `moreHolders` (again while it
+ * fails) and returns whom it names, full holders first, without this node, banned peers, peers
+ * that lied and peers the PeerServer does not know; empty when that leaves nobody.
  */
 async function holdersAgain(
   host: FetchHost,
@@ -206,6 +209,7 @@ async function holdersAgain(
   options: FetchBlobOptions,
   partialHolders: Set<string>,
   signal: AbortSignal,
+  gone: ReadonlySet<string>,
 ): Promise<string[]> {
   const every = options.moreHoldersEveryMs ?? 2000;
   for (;;) {
@@ -232,12 +236,13 @@ async function holdersAgain(
     for (const p of full) partialHolders.delete(p);
     for (const p of part) if (typeof p === 'string' && !full.includes(p)) partialHolders.add(p);
     const fit = (p: unknown): p is string => {
-      if (typeof p !== 'string' || p === host.id || host.scores.banned(p)) return false;
+      if (typeof p !== 'string' || p === host.id || gone.has(p) || host.scores.banned(p)) return false;
       const why = host.scores.get(p)?.lastReason;
       return why === undefined || !NO_SECOND_CHANCE.has(why);
     };
-    const queue = [...new Set([...full.filter(fit), ...part.filter(fit)])];
-    if (queue.length > 0) return queue;
+    // Nobody worth another go (none named, or only liars and peers that are gone): give up now,
+    // so the caller falls back at once rather than after its silence window.
+    return [...new Set([...full.filter(fit), ...part.filter(fit)])];
   }
 }
 

@@ -164,7 +164,10 @@ export class PeerNode {
         for (const [id, d] of this.#dialing) {
           if (e.message.includes(id)) {
             d.reject(
-              new HearthError('net/unreachable', `Peer ${id} is not connected to the hub.`, { cause: e }),
+              new HearthError('net/unreachable', `Peer ${id} is not connected to the hub.`, {
+                cause: e,
+                details: { peer: id, unknown: true },
+              }),
             );
           }
         }
