@@ -22,7 +22,7 @@ import { fileURLToPath } from 'node:url';
 import type { Browser } from 'playwright-core';
 import { sha256Hex } from '../src/core/hash.ts';
 import { createToken } from '../src/hub/tokens.ts';
-import { DEFAULT_LINK_TUNING } from '../src/net/peer-link.ts';
+import { DEFAULT_LINK_TUNING } from '../src/net/link-tuning.ts';
 import { MAX_PIECE_BYTES } from '../src/protocol/stream.ts';
 import { type BuiltPage, buildP2PPage, chromiumPeer, launchChromium } from '../test/net/chromium-peers.ts';
 import { type TestHub, testHub, upload } from '../test/node/hub-helpers.ts';
@@ -143,7 +143,15 @@ if (integrated && !forcePages) {
         `(${s.swarmClock === 'runtime' ? "the volunteers' own clocks" : "the bench's 250 ms polls"}` +
         `${s.polledSeconds === undefined ? '' : `; polled: ${f1(s.polledSeconds)} s`})`,
       rows: [
-        ['volunteer', 'from hub B', 'from peers B', 'leases', 'holders served', 'blobs in after s'],
+        [
+          'volunteer',
+          'from hub B',
+          'from peers B',
+          'leases',
+          'holders served',
+          'blobs in after s',
+          'fallbacks/stalls/waits out',
+        ],
         ...s.rows.map((r) => {
           const first = Math.min(...s.rows.map((x) => x.fetchStartedAt ?? Number.POSITIVE_INFINITY));
           return [
@@ -155,6 +163,7 @@ if (integrated && !forcePages) {
             r.fetchDoneAt === undefined || !Number.isFinite(first)
               ? 'n/a'
               : f1((r.fetchDoneAt - first) / 1000),
+            r.fallbacks,
           ];
         }),
       ],

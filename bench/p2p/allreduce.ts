@@ -8,7 +8,7 @@
 // bench/p2p.ts calls allReduceBench; run alone: node scripts/run-ts.mjs bench/p2p/allreduce.ts [peers] [floats]
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { allReduceMean, attachAllReduce } from '../../src/net/allreduce.ts';
+import { allReduceMean, allReduceProtocol } from '../../src/net/allreduce.ts';
 import { PeerNode } from '../../src/net/peer-node.ts';
 import { installNodeWebRTC, LOOPBACK_RTC, peerHub, seededFloats } from '../../test/net/node-peers.ts';
 
@@ -47,8 +47,8 @@ export async function allReduceBench(opts: { peers: number; floats: number }): P
         tuning: {
           maxPushBytes: Math.max(64 * 1024 * 1024, Math.ceil((opts.floats * 4) / opts.peers) + 4096),
         },
+        protocols: [allReduceProtocol],
       });
-      attachAllReduce(node);
       nodes.push(node);
     }
     const group = nodes.map((n) => n.id);

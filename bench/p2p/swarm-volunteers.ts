@@ -31,6 +31,10 @@ export interface VolunteerRow {
   /** Its first lease's blobs: requested and all in (epoch ms; undefined when not counted yet). */
   readonly fetchStartedAt: number | undefined;
   readonly fetchDoneAt: number | undefined;
+  /** Peer fetches that fell back to the hub, those stopped for lack of progress, waits that ran out. */
+  readonly fallbacks: string;
+  /** Why its last peer fetch fell back ('' when none did). */
+  readonly lastFallback: string;
 }
 
 export interface VolunteerSwarmResult {
@@ -143,6 +147,10 @@ export async function volunteerSwarm(
           peerHolders?: number;
           fetchStartedAt?: number;
           fetchDoneAt?: number;
+          peerFallbacks?: number;
+          peerStalls?: number;
+          peerWaitsExpired?: number;
+          lastPeerFallback?: string;
         };
         return {
           index: v.index,
@@ -152,6 +160,11 @@ export async function volunteerSwarm(
           holdersServed: s.peerHolders,
           fetchStartedAt: s.fetchStartedAt || undefined,
           fetchDoneAt: s.fetchDoneAt || undefined,
+          fallbacks:
+            s.peerFallbacks === undefined
+              ? 'n/a'
+              : `${s.peerFallbacks}/${s.peerStalls ?? 0}/${s.peerWaitsExpired ?? 0}`,
+          lastFallback: s.lastPeerFallback ?? '',
         };
       });
     // A volunteer holds the model once it has moved at least its size (the input is far smaller).

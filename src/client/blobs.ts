@@ -2,7 +2,7 @@
 // first, then from peers (several at once, each piece checked against the hub's piece list), then
 // from the hub's `GET /v1/blobs/:sha256` (the data plane's fallback route). Every byte is checked
 // against its hash before anything uses it.
-import { HearthError } from '../core/errors.ts';
+import { HearthError, isHearthError } from '../core/errors.ts';
 import { isSha256Hex, sha256Hex } from '../core/hash.ts';
 import { type PieceHashes, parsePieceHashes } from '../protocol/blob-pieces.ts';
 
@@ -49,6 +49,12 @@ export interface PeerFetchOptions {
   /** Peers still fetching the blob that serve the pieces they have (only with `pieces`). */
   readonly partialHolders?: readonly string[];
   readonly moreHolders?: () => Promise<{ peers: readonly string[]; partial?: readonly string[] }>;
+  /** Called after each piece lands (verified against the piece list where there is one). */
+  readonly onProgress?: (peer: string, piecesDone: number, pieceCount: number) => void;
+  /** Stops the fetch (no further range is asked); it then rejects with the signal's reason. */
+  readonly signal?: AbortSignal;
+  /** Holders that all dropped out are asked for again (`moreHolders`) until `signal` stops the fetch. */
+  readonly keepTrying?: boolean;
 }
 
 /** Peers as a blob source: who holds a blob (the hub says), fetching from them, announcing. */
@@ -80,16 +86,43 @@ export interface BlobFetcherOptions {
   /** How long one download may take before it fails with 'net/timeout'. Default 120 s. */
   readonly timeoutMs?: number;
   readonly fetch?: typeof fetch;
-  /** How long fetching from peers may take before the hub's route is used instead. Default 60 s. */
-  readonly peerTimeoutMs?: number;
   /**
-   * How long to wait for another volunteer's copy when nobody holds a blob yet but someone is
-   * fetching it from the hub (default 30 s), polling every 300 ms; then the hub's route.
+   * A peer fetch that has landed pieces and then lands no new one (verified against the hub's
+   * piece list where there is one) for this long is stopped, and the hub's route is used at once.
+   * Progress, not elapsed time: a fetch whose holders keep delivering goes on however long it
+   * takes, one whose holders stop falls back after this window. Default
+   * {@link DEFAULT_PEER_STALL_MS}.
+   *
+   * @example
+   * new BlobFetcher({ hubUrl, store, peerStallMs: 5000, peerStartMs: 15_000 }); // impatient
+   */
+  readonly peerStallMs?: number;
+  /**
+   * The same window before the first piece: dialling the holders (several tries each on a busy
+   * machine) and their first answer. Default {@link DEFAULT_PEER_START_MS}.
+   */
+  readonly peerStartMs?: number;
+  /**
+   * How long at most to wait for another volunteer's copy when nobody holds a blob yet but the
+   * hub says someone is fetching it from the hub, polling every 300 ms. The wait ends as soon as
+   * a holder is named (then the peers), or the hub stops counting a fetcher (it left, or the
+   * hub's own window for it passed: then the hub's route). Default
+   * {@link DEFAULT_PEER_WAIT_MS}, the hub's default window (`BlobSwarm` `fetchingForMs`): a slow
+   * first fetcher on a busy machine is still the cheaper copy.
    */
   readonly peerWaitMs?: number;
   /** How long the hub's piece list (asked before a peer fetch) may take. Default 10 s. */
   readonly pieceListTimeoutMs?: number;
 }
+
+/** Default {@link BlobFetcherOptions.peerStallMs}: a peer fetch silent this long falls back to the hub. */
+export const DEFAULT_PEER_STALL_MS = 20_000;
+
+/** Default {@link BlobFetcherOptions.peerStartMs}: no first piece from peers within this → the hub. */
+export const DEFAULT_PEER_START_MS = 45_000;
+
+/** Default {@link BlobFetcherOptions.peerWaitMs}: the hub's own window for a first fetcher. */
+export const DEFAULT_PEER_WAIT_MS = 120_000;
 
 /**
  * Gets blobs by hash: cache, else the hub. Concurrent requests for the same blob share one
@@ -108,6 +141,12 @@ export class BlobFetcher {
   peerBytes = 0;
   /** Peer fetches that failed and fell back to the hub. */
   peerFallbacks = 0;
+  /** Of those, fetches stopped because no piece landed for `peerStallMs` (or `peerStartMs`). */
+  peerStalls = 0;
+  /** Waits for another volunteer's copy that ran out (`peerWaitMs`), so the hub's route was used. */
+  peerWaitsExpired = 0;
+  /** Why the last peer fetch fell back (diagnostics). */
+  lastPeerError: HearthError | undefined;
   /**
    * Peers to try before the hub, set while a connection with a peer id is up (the swarm); the
    * hub's route is always the fallback, so a missing or silent swarm costs time, never the blob.
@@ -153,7 +192,7 @@ export class BlobFetcher {
   async #fromPeers(peers: PeerBlobSource, sha256: string): Promise<Uint8Array | undefined> {
     let holders: string[] = [];
     let partial: string[] = [];
-    const waitUntil = Date.now() + (this.#opts.peerWaitMs ?? 30_000);
+    const waitUntil = Date.now() + (this.#opts.peerWaitMs ?? DEFAULT_PEER_WAIT_MS);
     for (;;) {
       let answer: { peers: string[]; fetching: number; partial?: string[] };
       try {
@@ -164,13 +203,51 @@ export class BlobFetcher {
       holders = answer.peers;
       partial = answer.partial ?? [];
       // Nobody holds it yet, but someone is fetching it from the hub: its copy is the cheaper one.
-      if (holders.length > 0 || answer.fetching === 0 || Date.now() >= waitUntil) break;
+      if (holders.length > 0 || answer.fetching === 0) break;
+      if (Date.now() >= waitUntil) {
+        this.peerWaitsExpired++;
+        break;
+      }
       await new Promise((r) => setTimeout(r, 300));
     }
     if (holders.length === 0) return undefined;
     const pieces = await this.#pieceList(sha256);
-    const ms = this.#opts.peerTimeoutMs ?? 60_000;
-    let timer: ReturnType<typeof setTimeout> | undefined;
+    const stallMs = this.#opts.peerStallMs ?? DEFAULT_PEER_STALL_MS;
+    const startMs = this.#opts.peerStartMs ?? DEFAULT_PEER_START_MS;
+    let landedAny = false;
+    // The fetch goes on while pieces land; a silence of stallMs stops it and the hub's route
+    // takes over at once (the stopped fetch winds down behind, asking for nothing more).
+    const stop = new AbortController();
+    let lastProgress = performance.now();
+    let stalled = false;
+    const window = () => (landedAny ? stallMs : startMs);
+    const stallError = () =>
+      new HearthError(
+        'net/timeout',
+        `peers: ${landedAny ? 'no new piece' : 'no piece yet'} of blob ${sha256} for ${window()} ms`,
+        { details: { sha256, ms: window(), landedAny } },
+      );
+    const gaveUp = new Promise<never>((_, reject) => {
+      stop.signal.addEventListener('abort', () => reject(stop.signal.reason), { once: true });
+    });
+    // A silence must be seen on two ticks in a row: a tab starved of CPU runs this timer before
+    // the pieces that arrived meanwhile, and one tick later they have landed.
+    let overdue = false;
+    const watch = setInterval(
+      () => {
+        if (performance.now() - lastProgress < window()) {
+          overdue = false;
+          return;
+        }
+        if (!overdue) {
+          overdue = true;
+          return;
+        }
+        stalled = true;
+        stop.abort(stallError());
+      },
+      Math.max(50, Math.min(1000, stallMs / 4, startMs / 4)),
+    );
     try {
       const bytes = await Promise.race([
         peers.fetch(holders, sha256, {
@@ -182,21 +259,31 @@ export class BlobFetcher {
             const a = await peers.holders(sha256);
             return { peers: a.peers, ...(pieces && a.partial ? { partial: a.partial } : {}) };
           },
+          onProgress: () => {
+            landedAny = true;
+            lastProgress = performance.now();
+          },
+          signal: stop.signal,
+          // The holders' links drop a holder that misses its heartbeats (a tab starved on a busy
+          // machine); ask again and go on, for as long as pieces keep landing.
+          keepTrying: true,
         }),
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(
-            () => reject(new HearthError('net/timeout', `peers: no blob within ${ms} ms`)),
-            ms,
-          );
-        }),
+        gaveUp,
       ]);
       this.peerBytes += bytes.byteLength;
       return bytes;
-    } catch {
+    } catch (e) {
       this.peerFallbacks++;
+      if (stalled) this.peerStalls++;
+      this.lastPeerError = isHearthError(e)
+        ? e
+        : new HearthError('net/unreachable', `peers: ${String(e)}`, { cause: e });
       return undefined;
     } finally {
-      clearTimeout(timer);
+      clearInterval(watch);
+      // Whatever ended the race, the peer fetch asks for nothing more.
+      if (!stop.signal.aborted) stop.abort();
+      gaveUp.catch(() => {});
     }
   }
 

@@ -111,6 +111,13 @@ export interface VolunteerStats {
   computeMs: number;
   /** Most peers that served pieces of one blob fetched from peers (0: none from peers yet). */
   peerHolders: number;
+  /** Peer fetches that fell back to the hub (of them, `peerStalls` for lack of progress). */
+  peerFallbacks: number;
+  peerStalls: number;
+  /** Waits for another volunteer's first copy that ran out, so the hub's route was used. */
+  peerWaitsExpired: number;
+  /** Why the last peer fetch fell back ('' while none did). */
+  lastPeerFallback: string;
   /** When this volunteer began getting its first lease's blobs (epoch ms; 0: not yet). */
   fetchStartedAt: number;
   /** When its first lease's blobs were all here (epoch ms; 0: not yet). */
@@ -166,6 +173,10 @@ export class Volunteer {
     peerBytes: 0,
     computeMs: 0,
     peerHolders: 0,
+    peerFallbacks: 0,
+    peerStalls: 0,
+    peerWaitsExpired: 0,
+    lastPeerFallback: '',
     fetchStartedAt: 0,
     fetchDoneAt: 0,
   };
@@ -485,6 +496,10 @@ export class Volunteer {
       if (first) this.stats.fetchDoneAt = Date.now();
       this.stats.downloadedBytes += this.#fetcher.downloadedBytes - before;
       this.stats.peerBytes += this.#fetcher.peerBytes - beforePeers;
+      this.stats.peerFallbacks = this.#fetcher.peerFallbacks;
+      this.stats.peerStalls = this.#fetcher.peerStalls;
+      this.stats.peerWaitsExpired = this.#fetcher.peerWaitsExpired;
+      this.stats.lastPeerFallback = this.#fetcher.lastPeerError?.message.slice(0, 500) ?? '';
       result = await this.#opts.runner.runShard(shard, (progress) =>
         this.#emit({ type: 'progress', progress }),
       );

@@ -1,6 +1,8 @@
 // One PeerJS DataConnection (serialization 'raw') speaking the frames of protocol/stream.ts:
 // blob requests and resumes, pushed blobs and tensors, flow control on the data channel's
-// bufferedAmount, an acknowledgement after the last piece, and liveness of our own.
+// bufferedAmount, an acknowledgement after the last piece, and liveness of our own. This file is
+// the sending and serving side and the link's life; what comes in (answers to our requests,
+// pushes) is link-receiver.ts, the knobs are link-tuning.ts.
 //
 // Why our own liveness: when the far side dies, PeerJS fires neither 'close' nor 'error' and ICE
 // only reaches 'disconnected' after ~5 s (TESTING.md). So the link pings, expects to hear
@@ -15,86 +17,22 @@ import { type Deferred, deferred } from '../core/deferred.ts';
 import { HearthError, isHearthError } from '../core/errors.ts';
 import { isSha256Hex, sha256Hex } from '../core/hash.ts';
 import type { DType, Shape } from '../core/tensor.ts';
-import type { PieceHashes } from '../protocol/blob-pieces.ts';
 import {
   checkHeader,
-  checkPiece,
   decodeFrame,
   encodeFrame,
   encodePiece,
   type Frame,
-  MAX_PIECE_BYTES,
   pieceCount,
   pieceRange,
   type StreamErrorReason,
   type StreamHeader,
 } from '../protocol/stream.ts';
 import type { BlobSource } from '../store/blob-cache.ts';
+import { LinkReceiver, type ReceivedStream, type StreamRequest } from './link-receiver.ts';
+import { DEFAULT_LINK_TUNING, type LinkTuning } from './link-tuning.ts';
+import { PartialBlob } from './partial-blob.ts';
 import type { PeerScores } from './peer-score.ts';
-
-/** Knobs of a link; every field has a default. */
-export interface LinkTuning {
-  /** Piece size this side uses when it sends (a requester may ask for another). Default MAX_PIECE_BYTES. */
-  readonly pieceBytes: number;
-  /** Most bytes queued in the data channel before the sender waits. Default 4 MiB. */
-  readonly windowBytes: number;
-  /** The sender resumes when bufferedAmount falls to this. Default windowBytes / 2. */
-  readonly lowWaterBytes: number;
-  /** Largest blob this side accepts on request. Default 512 MiB. */
-  readonly maxBlobBytes: number;
-  /** Largest blob or tensor a peer may push unasked. Default 64 MiB. */
-  readonly maxPushBytes: number;
-  /**
-   * Streams served at once, and pushes received at once (each direction counted apart); more
-   * are answered 'busy'. Bounds the memory a peer can make this side hold. Default 4.
-   */
-  readonly maxServing: number;
-  /** How often a ping goes out. Default 1 s. */
-  readonly pingIntervalMs: number;
-  /** The link fails with 'net/timeout' after this long without any frame. Default 6 s. */
-  readonly idleTimeoutMs: number;
-  /** A request unanswered, or a stream without a new piece, for this long fails the link. Default 8 s. */
-  readonly stallTimeoutMs: number;
-  /** How long a sender waits for the receiver's acknowledgement. Default 15 s. */
-  readonly ackTimeoutMs: number;
-  /** Cap on this side's upload rate in bytes per second (a volunteer's uplink); 0 = none. */
-  readonly uploadBytesPerSecond: number;
-  /**
-   * Serving a blob this side is still fetching: how long one request may wait, in all, for
-   * requested pieces that have not landed yet; a piece still missing then ends the stream with
-   * 'not-found' (the requester asks another holder for the rest). Bounded per request, not per
-   * piece, so a requester's range is never held hostage by a slow download; kept well under the
-   * requester's stallTimeoutMs (at most half of this side's). Default 1.5 s.
-   */
-  readonly partialWaitMs: number;
-}
-
-export const DEFAULT_LINK_TUNING: LinkTuning = {
-  pieceBytes: MAX_PIECE_BYTES,
-  windowBytes: 4 * 1024 * 1024,
-  lowWaterBytes: 2 * 1024 * 1024,
-  maxBlobBytes: 512 * 1024 * 1024,
-  maxPushBytes: 64 * 1024 * 1024,
-  maxServing: 4,
-  pingIntervalMs: 1000,
-  idleTimeoutMs: 6000,
-  stallTimeoutMs: 8000,
-  ackTimeoutMs: 15_000,
-  uploadBytesPerSecond: 0,
-  partialWaitMs: 1500,
-};
-
-/** A blob or tensor a peer pushed, already verified against its SHA-256. */
-export type ReceivedStream =
-  | { readonly kind: 'blob'; readonly sha256: string; readonly bytes: Uint8Array; readonly from: string }
-  | {
-      readonly kind: 'tensor';
-      readonly sha256: string;
-      readonly bytes: Uint8Array;
-      readonly dtype: DType;
-      readonly shape: Shape;
-      readonly from: string;
-    };
 
 /** Data-plane bytes counted at the frame level (framing, pings and acks included). */
 export interface LinkTraffic {
@@ -132,136 +70,6 @@ export interface PeerLinkOptions {
   readonly tuning?: Partial<LinkTuning>;
 }
 
-/**
- * A blob being assembled, from several peers at once or in turn: one buffer and a map of which
- * pieces landed (and, with trusted piece hashes, were verified). Pass the same object to several
- * links' {@link PeerLink.fetch} with disjoint ranges, or to the next peer's to resume from any hole.
- */
-export class PartialBlob {
-  readonly sha256: string;
-  totalBytes = -1;
-  pieceSize = 0;
-  bytes: Uint8Array = new Uint8Array(0);
-  /**
-   * SHA-256 of each piece from a trusted source (the hub's piece list): with them every piece is
-   * checked as it lands and a bad one is pinned on the peer that sent it.
-   */
-  readonly pieceHashes: readonly string[] | undefined;
-  /** One byte per piece: 1 once it landed. */
-  #have: Uint8Array = new Uint8Array(0);
-  #landed = 0;
-  /** Servers waiting for a piece to land (see {@link waitFor}). */
-  readonly #waiters = new Set<() => void>();
-
-  /**
-   * @example
-   * const partial = new PartialBlob(sha256, await hubPieceList(sha256)); // sized and checked per piece
-   */
-  constructor(sha256: string, pieces?: PieceHashes) {
-    this.sha256 = sha256;
-    if (pieces) {
-      if (
-        pieces.sha256 !== sha256 ||
-        pieces.pieces.length !== pieceCount(pieces.totalBytes, pieces.pieceSize)
-      ) {
-        throw new HearthError('input/invalid', `The piece list does not describe blob ${sha256}.`);
-      }
-      this.pieceHashes = pieces.pieces;
-      this.start(pieces.totalBytes, pieces.pieceSize);
-    }
-  }
-
-  get started(): boolean {
-    return this.totalBytes >= 0;
-  }
-
-  get pieceCount(): number {
-    return this.started ? pieceCount(this.totalBytes, this.pieceSize) : 0;
-  }
-
-  /** Pieces that landed so far. */
-  get landed(): number {
-    return this.#landed;
-  }
-
-  /** Whether every piece landed (vacuously true for an empty blob once started). */
-  get complete(): boolean {
-    return this.started && this.#landed === this.pieceCount;
-  }
-
-  /** The first piece that has not landed: where a resume starts. */
-  get nextPiece(): number {
-    return this.nextMissing(0);
-  }
-
-  /** The first piece at or after `from` that has not landed (pieceCount when none). */
-  nextMissing(from: number): number {
-    const n = this.pieceCount;
-    let i = Math.max(0, from);
-    while (i < n && this.#have[i] === 1) i++;
-    return i;
-  }
-
-  has(index: number): boolean {
-    return this.#have[index] === 1;
-  }
-
-  /** Sizes the buffer (from the first header, or from a piece list). */
-  start(totalBytes: number, pieceSize: number): void {
-    this.totalBytes = totalBytes;
-    this.pieceSize = pieceSize;
-    this.bytes = new Uint8Array(totalBytes);
-    this.#have = new Uint8Array(pieceCount(totalBytes, pieceSize));
-    this.#landed = 0;
-  }
-
-  /** Stores piece `index` (already checked where it can be); false when it had landed before. */
-  land(index: number, bytes: Uint8Array): boolean {
-    if (this.#have[index] === 1) return false;
-    this.bytes.set(bytes, index * this.pieceSize);
-    this.#have[index] = 1;
-    this.#landed++;
-    for (const w of [...this.#waiters]) w();
-    return true;
-  }
-
-  /**
-   * Resolves true once piece `index` has landed, false after `ms` without it (or at once when
-   * `stop()` says so). Bounded: a peer serving this partial never waits longer than asked.
-   */
-  async waitFor(index: number, ms: number, stop?: () => boolean): Promise<boolean> {
-    const until = performance.now() + ms;
-    while (!this.has(index)) {
-      const left = until - performance.now();
-      if (left <= 0 || stop?.()) return this.has(index);
-      await new Promise<void>((resolve) => {
-        const done = () => {
-          clearTimeout(t);
-          this.#waiters.delete(done);
-          resolve();
-        };
-        // A backstop re-check: `stop` may turn true without a piece landing.
-        const t = setTimeout(done, Math.min(left, 250));
-        this.#waiters.add(done);
-      });
-    }
-    return true;
-  }
-
-  /** Forgets every piece (after the assembled bytes failed their hash); a piece list keeps the size. */
-  reset(): void {
-    if (this.pieceHashes) {
-      this.start(this.totalBytes, this.pieceSize);
-      return;
-    }
-    this.totalBytes = -1;
-    this.pieceSize = 0;
-    this.bytes = new Uint8Array(0);
-    this.#have = new Uint8Array(0);
-    this.#landed = 0;
-  }
-}
-
 export interface FetchOptions {
   /** Resume into this partial blob (it must be for the same hash). */
   readonly partial?: PartialBlob;
@@ -280,39 +88,6 @@ export interface FetchOptions {
   readonly onPiece?: (index: number) => void;
 }
 
-interface Incoming {
-  readonly header: StreamHeader;
-  readonly partial: PartialBlob;
-  /** Pieces of the whole blob. */
-  readonly count: number;
-  /** One past the last piece this stream carries. */
-  readonly end: number;
-  /** The piece due next (frames arrive in order). */
-  next: number;
-  /** A range: resolve once its pieces landed; the whole-blob check is the requester's. */
-  readonly ranged: boolean;
-  /** Piece checks run one after another, in arrival order. */
-  chain: Promise<void>;
-  lastProgress: number;
-  readonly done: Deferred<Uint8Array>;
-  readonly onProgress: ((done: number, count: number) => void) | undefined;
-  readonly onPiece: ((index: number) => void) | undefined;
-  /** A push (verified bytes go to onPush) rather than the answer to our request. */
-  readonly pushed: boolean;
-  /** Ended by the sender's error frame: pieces already received still land. */
-  draining: boolean;
-}
-interface Request {
-  readonly sha256: string;
-  readonly fromPiece: number;
-  readonly toPiece: number | undefined;
-  readonly pieceSize: number;
-  readonly partial: PartialBlob;
-  readonly sentAt: number;
-  readonly done: Deferred<Uint8Array>;
-  readonly onProgress: ((done: number, count: number) => void) | undefined;
-  readonly onPiece: ((index: number) => void) | undefined;
-}
 interface Outgoing {
   stopped: HearthError | undefined;
   readonly ack: Deferred<boolean>;
@@ -330,8 +105,6 @@ const REASON_TO_CODE: Readonly<Record<StreamErrorReason, HearthError['code']>> =
 // A closed connection is not blamed: peers close links when done, and a dead one is caught by
 // the heartbeat as 'net/timeout'.
 const BLAMED = new Set<HearthError['code']>(['net/protocol', 'blob/corrupt', 'net/timeout']);
-/** Refused push ids remembered so their in-flight pieces are dropped quietly. */
-const MAX_IGNORED = 256;
 
 function now(): number {
   return performance.now();
@@ -362,11 +135,8 @@ export class PeerLink {
   #lastHeard = now();
   #pingNonce = 0;
   readonly #timer: ReturnType<typeof setInterval>;
-  readonly #requests = new Map<number, Request>();
-  readonly #incoming = new Map<number, Incoming>();
+  readonly #rx: LinkReceiver;
   readonly #outgoing = new Map<number, Outgoing>();
-  /** Streams we refused or cancelled: their in-flight pieces are dropped, not treated as garbage. */
-  readonly #ignored = new Set<number>();
   readonly #wakers = new Set<() => void>();
   #sentBytes = 0;
   readonly #sendStart = now();
@@ -385,6 +155,18 @@ export class PeerLink {
     }
     this.#t = t;
     this.#nextId = opts.initiator ? 1 : 2;
+    this.#rx = new LinkReceiver({
+      peer: this.peer,
+      tuning: t,
+      onPush: opts.onPush,
+      acceptsPushes: opts.acceptsPushes,
+      scores: opts.scores,
+      send: (frame) => this.#send(frame),
+      fail: (err) => this.#fail(err),
+      err: (code, what, cause) => this.#err(code, what, cause),
+      isClosed: () => this.#closed !== undefined,
+      mine: (id) => this.#mine(id),
+    });
     this.closed = new Promise((r) => (this.#resolveClosed = r));
     const dc = conn.dataChannel;
     if (dc) dc.bufferedAmountLowThreshold = t.lowWaterBytes;
@@ -447,18 +229,16 @@ export class PeerLink {
     }
     if (this.#closed) return Promise.reject(this.#closed);
     const id = this.#takeId();
-    const req: Request = {
+    const req: StreamRequest = {
       sha256,
       fromPiece: options.fromPiece ?? partial.nextPiece,
       toPiece: options.toPiece,
       pieceSize: partial.started ? partial.pieceSize : (options.pieceSize ?? 0),
       partial,
-      sentAt: now(),
-      done: deferred(),
       onProgress: options.onProgress,
       onPiece: options.onPiece,
     };
-    this.#requests.set(id, req);
+    const done = this.#rx.expect(id, req);
     try {
       this.#send(
         encodeFrame({
@@ -473,7 +253,7 @@ export class PeerLink {
     } catch {
       // #send failed the link, which rejected this request with the reason.
     }
-    return req.done.promise;
+    return done;
   }
 
   /** Pushes a blob; resolves when the peer acknowledged bytes that matched their hash. */
@@ -758,10 +538,10 @@ export class PeerLink {
         this.#serve(f.stream, f).catch(() => {});
         return;
       case 'header':
-        this.#onHeader(f);
+        this.#rx.onHeader(f);
         return;
       case 'piece':
-        this.#onPiece(f);
+        this.#rx.onPiece(f);
         return;
       case 'end': {
         const out = this.#outgoing.get(f.stream);
@@ -782,18 +562,7 @@ export class PeerLink {
           `Peer ${this.peer} answered ${f.reason}: ${f.message}`.slice(0, 600),
           { details: { peer: this.peer, stream: f.stream, reason: f.reason } },
         );
-        const req = this.#requests.get(f.stream);
-        const inc = this.#incoming.get(f.stream);
-        if (req) {
-          this.#requests.delete(f.stream);
-          req.done.reject(err);
-        } else if (inc) {
-          this.#incoming.delete(f.stream);
-          // Pieces that arrived before the error still land (a partial holder ends a range at the
-          // first piece it lacks); their checks run first.
-          inc.draining = true;
-          void inc.chain.then(() => inc.done.reject(err));
-        }
+        this.#rx.onError(f.stream, err);
         const out = this.#outgoing.get(f.stream);
         if (out) {
           out.stopped = err;
@@ -802,199 +571,6 @@ export class PeerLink {
         return;
       }
     }
-  }
-
-  #onHeader(f: Extract<Frame, { type: 'header' }>): void {
-    const { type: _t, stream: id, ...header } = f;
-    if (this.#incoming.has(id)) throw this.#err('net/protocol', `a second header for stream ${id}`);
-    const req = this.#requests.get(id);
-    if (req) {
-      this.#requests.delete(id);
-      const p = req.partial;
-      const bad = (what: string) => this.#err('net/protocol', `the header for blob ${req.sha256} ${what}`);
-      if (header.kind !== 'blob') throw bad(`is a ${header.kind}, not a blob`);
-      if (header.sha256 !== req.sha256) throw bad(`names another hash (${header.sha256})`);
-      if (header.firstPiece !== req.fromPiece)
-        throw bad(`starts at piece ${header.firstPiece}, not ${req.fromPiece}`);
-      if (req.pieceSize !== 0 && header.pieceSize !== req.pieceSize) {
-        throw bad(`uses pieces of ${header.pieceSize} bytes, not ${req.pieceSize}`);
-      }
-      if (header.totalBytes > this.#t.maxBlobBytes) {
-        throw bad(`announces ${header.totalBytes} bytes, over the limit of ${this.#t.maxBlobBytes}`);
-      }
-      if (p.started && p.totalBytes !== header.totalBytes) {
-        throw bad(`announces ${header.totalBytes} bytes where an earlier peer announced ${p.totalBytes}`);
-      }
-      if (p.started && p.pieceSize !== header.pieceSize) {
-        throw bad(`uses pieces of ${header.pieceSize} bytes where the blob is in pieces of ${p.pieceSize}`);
-      }
-      if (!p.started) p.start(header.totalBytes, header.pieceSize);
-      this.#begin(id, header, p, req.done, req, false);
-      return;
-    }
-    if (this.#mine(id))
-      throw this.#err('net/protocol', `a header for stream ${id}, which answers no request`);
-    // A push. Refusing it is not the peer's fault: its pieces may already be in flight.
-    if (this.#ignored.size >= MAX_IGNORED)
-      this.#ignored.delete(this.#ignored.values().next().value as number);
-    this.#ignored.add(id);
-    if (!this.#opts.onPush || this.#opts.acceptsPushes?.() === false) {
-      this.#send(
-        encodeFrame({ type: 'error', stream: id, reason: 'refused', message: 'this peer takes no pushes' }),
-      );
-      return;
-    }
-    if (header.totalBytes > this.#t.maxPushBytes) {
-      this.#send(
-        encodeFrame({
-          type: 'error',
-          stream: id,
-          reason: 'too-large',
-          message: `limit is ${this.#t.maxPushBytes} bytes`,
-        }),
-      );
-      return;
-    }
-    if (header.firstPiece !== 0)
-      throw this.#err('net/protocol', `a push that starts at piece ${header.firstPiece}`);
-    let pushes = 0;
-    for (const inc of this.#incoming.values()) if (inc.pushed) pushes++;
-    if (pushes >= this.#t.maxServing) {
-      this.#send(
-        encodeFrame({ type: 'error', stream: id, reason: 'busy', message: `${pushes} pushes in progress` }),
-      );
-      return;
-    }
-    this.#ignored.delete(id);
-    const p = new PartialBlob(header.sha256);
-    p.start(header.totalBytes, header.pieceSize);
-    const done = deferred<Uint8Array>();
-    done.promise.then(
-      (bytes) => {
-        const from = this.peer;
-        this.#opts.onPush?.(
-          header.kind === 'tensor'
-            ? { kind: 'tensor', sha256: header.sha256, bytes, dtype: header.dtype, shape: header.shape, from }
-            : { kind: 'blob', sha256: header.sha256, bytes, from },
-        );
-        // A push that fails (bad hash, dead link) has nobody waiting on it: the link's failure
-        // path has already blamed the peer, so the rejection is deliberately dropped here.
-      },
-      () => {},
-    );
-    this.#begin(id, header, p, done, undefined, true);
-  }
-
-  #begin(
-    id: number,
-    header: StreamHeader,
-    partial: PartialBlob,
-    done: Deferred<Uint8Array>,
-    req: Request | undefined,
-    pushed: boolean,
-  ): void {
-    const count = pieceCount(header.totalBytes, header.pieceSize);
-    const inc: Incoming = {
-      header,
-      partial,
-      count,
-      end: Math.min(req?.toPiece ?? count, count),
-      next: header.firstPiece,
-      ranged: req?.toPiece !== undefined,
-      chain: Promise.resolve(),
-      lastProgress: now(),
-      done,
-      onProgress: req?.onProgress,
-      onPiece: req?.onPiece,
-      pushed,
-      draining: false,
-    };
-    this.#incoming.set(id, inc);
-    if (inc.next >= inc.end) void this.#finish(id, inc);
-  }
-
-  #onPiece(f: Extract<Frame, { type: 'piece' }>): void {
-    const inc = this.#incoming.get(f.stream);
-    if (!inc) {
-      if (this.#ignored.has(f.stream)) return;
-      throw this.#err('net/protocol', `a piece for stream ${f.stream}, which has no header`);
-    }
-    checkPiece(inc.header, f.index, f.bytes.byteLength);
-    // Data channels here are reliable and ordered: a piece out of order is a broken sender.
-    if (f.index !== inc.next || f.index >= inc.end) {
-      throw this.#err(
-        'net/protocol',
-        inc.next < inc.end
-          ? `piece ${f.index} arrived where piece ${inc.next} was due`
-          : `piece ${f.index} arrived after the requested range ended at ${inc.end}`,
-      );
-    }
-    inc.next++;
-    inc.lastProgress = now();
-    const id = f.stream;
-    const { index, bytes } = f;
-    const p = inc.partial;
-    const expected = p.pieceHashes?.[index];
-    inc.chain = inc.chain.then(async () => {
-      const got = expected === undefined ? undefined : await sha256Hex(bytes);
-      if ((this.#incoming.get(id) !== inc && !inc.draining) || this.#closed) return;
-      if (got !== expected) {
-        // The piece list comes from the hub: this peer, and only this one, sent a bad piece.
-        this.#fail(
-          new HearthError(
-            'blob/corrupt',
-            `Peer ${this.peer} sent piece ${index} of blob ${p.sha256} hashing to ${got}, not ${expected}; ` +
-              'the peer was dropped.',
-            { details: { peer: this.peer, sha256: p.sha256, piece: index, expected, got } },
-          ),
-        );
-        return;
-      }
-      if (p.land(index, bytes)) inc.onPiece?.(index);
-      inc.onProgress?.(p.landed, inc.count);
-    });
-    if (inc.next === inc.end) void inc.chain.then(() => this.#finish(id, inc));
-  }
-
-  async #finish(id: number, inc: Incoming): Promise<void> {
-    if (inc.ranged || !inc.partial.complete) {
-      // A range (or a blob still missing pieces another peer brings): acknowledge the pieces;
-      // the whole blob is checked by whoever holds all of it.
-      if (this.#incoming.get(id) !== inc) return;
-      this.#incoming.delete(id);
-      if (this.#closed) return;
-      try {
-        this.#send(encodeFrame({ type: 'end', stream: id, ok: true, sha256: inc.header.sha256 }));
-      } catch {
-        // The link died after the last piece; the pieces have landed all the same.
-      }
-      // No reward yet: that waits for the whole blob's check (the requester's).
-      inc.done.resolve(inc.partial.bytes);
-      return;
-    }
-    const got = await sha256Hex(inc.partial.bytes);
-    if (this.#incoming.get(id) !== inc) return;
-    this.#incoming.delete(id);
-    if (this.#closed) return;
-    const ok = got === inc.header.sha256;
-    try {
-      this.#send(encodeFrame({ type: 'end', stream: id, ok, sha256: inc.header.sha256 }));
-    } catch {
-      // The link died after the last piece; the bytes are still good (or still bad).
-    }
-    if (ok) {
-      if (!inc.pushed) this.#opts.scores?.reward(this.peer);
-      inc.done.resolve(inc.partial.bytes);
-      return;
-    }
-    const err = new HearthError(
-      'blob/corrupt',
-      `Peer ${this.peer} sent ${inc.header.totalBytes} bytes that hash to ${got}, not ${inc.header.sha256}; ` +
-        'the peer was dropped.',
-      { details: { peer: this.peer, expected: inc.header.sha256, got } },
-    );
-    inc.done.reject(err);
-    this.#fail(err);
   }
 
   // ---- liveness and failure ------------------------------------------------------------------
@@ -1018,20 +594,7 @@ export class PeerLink {
     if (t - this.#lastHeard > this.#t.idleTimeoutMs) {
       return this.#err('net/timeout', `nothing heard for ${Math.round(t - this.#lastHeard)} ms`);
     }
-    for (const [id, r] of this.#requests) {
-      if (t - r.sentAt > this.#t.stallTimeoutMs) {
-        return this.#err('net/timeout', `request ${id} for blob ${r.sha256} unanswered`);
-      }
-    }
-    for (const [id, inc] of this.#incoming) {
-      if (t - inc.lastProgress > this.#t.stallTimeoutMs) {
-        return this.#err(
-          'net/timeout',
-          `stream ${id} stalled at piece ${inc.next} of ${inc.count} for ${this.#t.stallTimeoutMs} ms`,
-        );
-      }
-    }
-    return undefined;
+    return this.#rx.stalled(t);
   }
 
   #err(code: HearthError['code'], what: string, cause?: unknown): HearthError {
@@ -1051,14 +614,11 @@ export class PeerLink {
     this.#closed = err;
     clearInterval(this.#timer);
     if (blame) this.#opts.scores?.penalize(this.peer, err.code);
-    for (const r of this.#requests.values()) r.done.reject(err);
-    for (const i of this.#incoming.values()) i.done.reject(err);
+    this.#rx.failAll(err);
     for (const o of this.#outgoing.values()) {
       o.stopped = err;
       o.ack.reject(err);
     }
-    this.#requests.clear();
-    this.#incoming.clear();
     this.#wake();
     try {
       this.#conn.close();

@@ -119,4 +119,92 @@ describe('BlobFetcher over a swarm', () => {
     expect(fromFollower[0]?.pieces, JSON.stringify(results[0]!.attempts)).toBeGreaterThan(0);
     expect(sha((await following).bytes)).toBe(HASH);
   }, 90_000);
+
+  /** A getter whose links never drop a slow holder: only the fetcher's own windows end a peer fetch. */
+  async function patientFetch(
+    uploadBytesPerSecond: number,
+    windows: { peerStallMs: number; peerStartMs: number },
+  ) {
+    const port = th.hub.port;
+    const holder = await nodeAt(port, {
+      tuning: { ...TUNING, uploadBytesPerSecond },
+      source: mapSource(blob),
+    });
+    const getter = await nodeAt(port, {
+      tuning: { ...TUNING, idleTimeoutMs: 120_000, stallTimeoutMs: 120_000 },
+    });
+    closers.push(...[holder, getter].map((n) => () => n.close()));
+    await getter.connect(holder.id);
+    const peers: PeerBlobSource = {
+      holders: async () => ({ peers: [holder.id], fetching: 0 }),
+      fetch: async (holders, sha256, options) =>
+        (await getter.fetchBlob(holders, sha256, options ?? {})).bytes,
+      announce: () => {},
+    };
+    const fetcher = new BlobFetcher({ hubUrl: th.hub.url, store: new MemoryBlobStore(), ...windows });
+    fetcher.peers = peers;
+    const served = th.hub.stats.blobBytesServed;
+    expect(sha(await fetcher.get(HASH))).toBe(HASH);
+    return { fetcher, hubSent: th.hub.stats.blobBytesServed - served };
+  }
+
+  it('falls back to the hub at once when its holder stops delivering (no new piece for peerStallMs)', async () => {
+    // A piece every ~4 s: the first lands inside the start window, the next not inside the 1.5 s
+    // stall window, so the fetch stops there and the hub sends the blob.
+    const { fetcher, hubSent } = await patientFetch(64 * 1024, { peerStallMs: 1500, peerStartMs: 30_000 });
+    expect(fetcher.peerStalls).toBe(1);
+    expect(fetcher.peerFallbacks).toBe(1);
+    expect(fetcher.lastPeerError?.code).toBe('net/timeout');
+    expect(fetcher.lastPeerError?.details).toMatchObject({ landedAny: true, ms: 1500 });
+    expect(fetcher.peerBytes).toBe(0);
+    expect(fetcher.downloadedBytes).toBe(blob.byteLength);
+    expect(hubSent).toBeGreaterThanOrEqual(blob.byteLength);
+  }, 90_000);
+
+  it('falls back to the hub when no first piece comes within peerStartMs', async () => {
+    // A piece every ~16 s: none within the 1.5 s start window.
+    const { fetcher, hubSent } = await patientFetch(16 * 1024, { peerStallMs: 30_000, peerStartMs: 1500 });
+    expect(fetcher.peerStalls).toBe(1);
+    expect(fetcher.lastPeerError?.details).toMatchObject({ landedAny: false, ms: 1500 });
+    expect(fetcher.downloadedBytes).toBe(blob.byteLength);
+    expect(hubSent).toBeGreaterThanOrEqual(blob.byteLength);
+  }, 90_000);
+
+  it('keeps going while a slow holder delivers, however long the whole fetch takes', async () => {
+    const port = th.hub.port;
+    // 12 pieces at about two a second: the whole fetch lasts several stall windows (2.5 s), each
+    // piece lands well inside one. An elapsed-time budget of one window would have fallen back.
+    const slow = await nodeAt(port, {
+      tuning: { ...TUNING, uploadBytesPerSecond: 512 * 1024 },
+      source: mapSource(blob),
+    });
+    const getter = await nodeAt(port, { tuning: TUNING });
+    closers.push(...[slow, getter].map((n) => () => n.close()));
+    await getter.connect(slow.id);
+    let landed = 0;
+    const peers: PeerBlobSource = {
+      holders: async () => ({ peers: [slow.id], fetching: 0 }),
+      fetch: async (holders, sha256, options) => {
+        const r = await getter.fetchBlob(holders, sha256, {
+          ...options,
+          onProgress: (peer, done, count) => {
+            landed++;
+            options?.onProgress?.(peer, done, count);
+          },
+        });
+        return r.bytes;
+      },
+      announce: () => {},
+    };
+    const fetcher = new BlobFetcher({ hubUrl: th.hub.url, store: new MemoryBlobStore(), peerStallMs: 2500 });
+    fetcher.peers = peers;
+    const served = th.hub.stats.blobBytesServed;
+    expect(sha(await fetcher.get(HASH))).toBe(HASH);
+    expect(landed).toBe(12);
+    expect(fetcher.peerStalls).toBe(0);
+    expect(fetcher.peerFallbacks).toBe(0);
+    expect(fetcher.peerBytes).toBe(blob.byteLength);
+    expect(fetcher.downloadedBytes).toBe(0);
+    expect(th.hub.stats.blobBytesServed).toBe(served);
+  }, 90_000);
 });

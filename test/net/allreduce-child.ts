@@ -1,15 +1,15 @@
 // A round member in its own process, for allreduce.node.test.ts to SIGKILL mid-round: a real
 // death (no close frames, no SCTP shutdown), which only the links' heartbeats can detect.
 // Usage: node scripts/run-ts.mjs test/net/allreduce-child.ts PORT ID ROUND ELEMENTS GROUP(comma-separated)
-import { allReduceMean, attachAllReduce } from '../../src/net/allreduce.ts';
+import { allReduceMean, allReduceProtocol } from '../../src/net/allreduce.ts';
 import { nodeAt } from './node-peers.ts';
 
 const [port, id, round, elements, group] = process.argv.slice(2);
 const node = await nodeAt(Number(port), {
   id,
   tuning: { pingIntervalMs: 500, idleTimeoutMs: 6000, stallTimeoutMs: 6000, ackTimeoutMs: 10_000 },
+  protocols: [allReduceProtocol],
 });
-attachAllReduce(node);
 process.stdout.write(`ready ${node.id}\n`);
 // Waits for "go" so that every member starts together; then reports each step as it starts.
 process.stdin.once('data', () => {

@@ -21,7 +21,7 @@ import { HubSession, type SocketLike } from '../../src/client/hub-session.ts';
 import { type HearthError, isHearthError } from '../../src/core/errors.ts';
 import { auditRound, type RoundAudit, wrongContributions } from '../../src/hub/allreduce-audit.ts';
 import { SqliteStore } from '../../src/hub/sqlite-store.ts';
-import { type AllReduceResult, allReduceMean, attachAllReduce } from '../../src/net/allreduce.ts';
+import { type AllReduceResult, allReduceMean, allReduceProtocol } from '../../src/net/allreduce.ts';
 import type { PeerNode } from '../../src/net/peer-node.ts';
 import { contributionMessage } from '../../src/protocol/allreduce.ts';
 import {
@@ -66,8 +66,7 @@ async function member(hub: TestHub, withNode: boolean): Promise<Member> {
   if (!peer) throw new Error('the hub issued no peer id');
   const m: Member = { key, session, peer };
   if (withNode) {
-    m.node = await nodeAt(hub.hub.port, { id: peer, tuning: FAST });
-    attachAllReduce(m.node);
+    m.node = await nodeAt(hub.hub.port, { id: peer, tuning: FAST, protocols: [allReduceProtocol] });
   }
   return m;
 }

@@ -8,7 +8,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type HearthError, isHearthError } from '../../src/core/errors.ts';
-import { type AllReduceResult, allReduceMean, attachAllReduce } from '../../src/net/allreduce.ts';
+import { type AllReduceResult, allReduceMean, allReduceProtocol } from '../../src/net/allreduce.ts';
 import type { PeerNode } from '../../src/net/peer-node.ts';
 import { encodeAllReduce } from '../../src/protocol/allreduce.ts';
 import { type TestHub, testHub } from '../node/hub-helpers.ts';
@@ -35,8 +35,7 @@ const closers: (() => void)[] = [];
 async function peers(n: number, prefix: string, tuning: typeof FAST = FAST): Promise<PeerNode[]> {
   const out: PeerNode[] = [];
   for (let i = 0; i < n; i++) {
-    const node = await nodeAt(port, { id: `${prefix}-${i}`, tuning });
-    attachAllReduce(node);
+    const node = await nodeAt(port, { id: `${prefix}-${i}`, tuning, protocols: [allReduceProtocol] });
     closers.push(() => node.close());
     out.push(node);
   }
@@ -303,6 +302,45 @@ describe('ring all-reduce between Node peers through the hub’s PeerServer', ()
     expect(nodes[0].scores.score(liar.id)).toBeLessThan(0);
     expectBitIdentical(results);
   }, 120_000);
+
+  it('keeps a message that arrives the moment this peer opens, before it starts its round', async () => {
+    // A has an onPush for blobs: before protocols were registered at open, such a node took an
+    // all-reduce message that came before attachAllReduce, handed it to onPush only, and lost it.
+    const pushes: string[] = [];
+    const a = await nodeAt(port, {
+      id: 'early-a',
+      tuning: FAST,
+      protocols: [allReduceProtocol],
+      onPush: (s) => pushes.push(s.from),
+    });
+    closers.push(() => a.close());
+    const [b] = await peers(1, 'early-b');
+    const group = [a.id, b.id]; // b's right neighbour is a: b's first message goes to a
+    const inputs = [seededFloats(1001, 71), seededFloats(1001, 72)];
+    const bDone = allReduceMean(b, { round: 'early', group, tensor: inputs[1], timeoutMs: 60_000 });
+    // Bounded wait (not a timing): b's first message has been acknowledged by a.
+    for (let i = 0; i < 600 && pushes.length === 0; i++) await new Promise((r) => setTimeout(r, 50));
+    expect(pushes).toEqual([b.id]);
+    const [ra, rb] = await Promise.all([
+      allReduceMean(a, { round: 'early', group, tensor: inputs[0], timeoutMs: 60_000 }),
+      bDone,
+    ]);
+    expectMeanOf(ra.mean, inputs);
+    expect(ra.attempts).toBe(1);
+    expectBitIdentical([ra, rb]);
+  }, 120_000);
+
+  it('refuses a node opened without the all-reduce protocol', async () => {
+    const bare = await nodeAt(port, { id: 'ar-bare', tuning: FAST });
+    closers.push(() => bare.close());
+    const err = await allReduceMean(bare, {
+      round: 'bare',
+      group: [bare.id, 'other'],
+      tensor: new Float32Array(4),
+    }).catch((e) => e);
+    expect(isHearthError(err, 'input/invalid')).toBe(true);
+    expect(String(err.message)).toContain('protocols: [allReduceProtocol]');
+  });
 
   it('refuses bad options with input/invalid', async () => {
     const [a] = await peers(1, 'aropt');

@@ -5,7 +5,7 @@
 // fails cleanly or moves to an honest holder.
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { type HearthError, isHearthError } from '../../src/core/errors.ts';
-import type { ReceivedStream } from '../../src/net/peer-link.ts';
+import type { ReceivedStream } from '../../src/net/link-receiver.ts';
 import type { PeerNode } from '../../src/net/peer-node.ts';
 import { decodeFrame, encodeFrame, encodePiece, MIN_PIECE_BYTES } from '../../src/protocol/stream.ts';
 import { type TestHub, testHub } from '../node/hub-helpers.ts';

@@ -203,4 +203,57 @@ describe('fetching one blob from several holders', () => {
     expect(isHearthError(err, 'blob/missing')).toBe(true);
     expect((err as HearthError).message).toMatch(/blob\/corrupt/);
   }, 90_000);
+
+  it('keepTrying: when every holder dropped out, asks again and gives them another go until the signal stops it', async () => {
+    // The holder has no copy yet when first asked (blob/missing): a tab still storing the blob.
+    let has = false;
+    const holder = await node({ source: { get: async (h) => (has && h === HASH ? blob : null) } });
+    const getter = await getterFor([holder]);
+    const pieces = await computePieceHashes(blob, HASH);
+    // Without keepTrying the fetch ends when its holders run out.
+    const plain = await getter
+      .fetchBlob(holder.id, HASH, { pieces, moreHolders: async () => [holder.id] })
+      .catch((e) => e);
+    expect(isHearthError(plain, 'blob/missing')).toBe(true);
+
+    // With it, moreHolders is asked again once the holder dropped out; by then it has the blob.
+    let asked = 0;
+    const { bytes, attempts } = await getter.fetchBlob(holder.id, HASH, {
+      pieces,
+      keepTrying: true,
+      signal: new AbortController().signal,
+      moreHoldersEveryMs: 200,
+      moreHolders: async () => {
+        asked++;
+        has = true;
+        return [holder.id];
+      },
+    });
+    expect(sha(bytes)).toBe(HASH);
+    expect(asked).toBeGreaterThan(0);
+    expect(attempts[0]?.error?.code).toBe('blob/missing');
+    expect(attempts.reduce((n, a) => n + a.pieces, 0)).toBe(COUNT);
+
+    // A holder that never gets it: the fetch goes on asking until the caller's signal stops it.
+    const empty = await node({ source: mapSource() });
+    await getter.connect(empty.id);
+    const stop = new AbortController();
+    const reason = new Error('no progress, says the caller');
+    let asks = 0;
+    const err = await getter
+      .fetchBlob(empty.id, HASH, {
+        pieces,
+        keepTrying: true,
+        signal: stop.signal,
+        moreHoldersEveryMs: 100,
+        moreHolders: async () => {
+          if (++asks === 3) stop.abort(reason);
+          return [empty.id];
+        },
+      })
+      .catch((e) => e);
+    expect(isHearthError(err, 'net/timeout')).toBe(true);
+    expect((err as HearthError).cause).toBe(reason);
+    expect(asks).toBe(3);
+  }, 90_000);
 });

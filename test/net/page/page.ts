@@ -7,8 +7,8 @@
 // ceiling the bench compares Hearth's blob path with.
 import { HearthError, isHearthError } from '../../../src/core/errors.ts';
 import { sha256Hex } from '../../../src/core/hash.ts';
-import { allReduceMean, attachAllReduce } from '../../../src/net/allreduce.ts';
-import type { LinkTuning } from '../../../src/net/peer-link.ts';
+import { allReduceMean, allReduceProtocol } from '../../../src/net/allreduce.ts';
+import type { LinkTuning } from '../../../src/net/link-tuning.ts';
 import { type FetchAttempt, PeerNode } from '../../../src/net/peer-node.ts';
 import { seededBytes, seededFloats } from '../seeded.ts';
 
@@ -233,9 +233,10 @@ window.hearthP2P = {
       connectTimeoutMs: 10_000,
       ...(opts.id === undefined ? {} : { id: opts.id }),
       ...(opts.tuning ? { tuning: opts.tuning } : {}),
+      // Registered as the node opens, so all-reduce messages that arrive before this tab starts
+      // a round are kept.
+      protocols: [allReduceProtocol],
     });
-    // At once, so all-reduce messages that arrive before this tab starts a round are kept.
-    attachAllReduce(node);
     return node.id;
   },
 
