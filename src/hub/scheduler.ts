@@ -356,9 +356,13 @@ export class Scheduler {
     if (
       !this.#ledger.pending(volunteerId, shard.id, shard.job, this.#shardCredit(job.manifest, shard.work))
     ) {
-      throw reject('result/duplicate', `result: volunteer ${volunteerId} already has a result for shard ${shard.id}.`, {
-        shard: shard.id,
-      });
+      throw reject(
+        'result/duplicate',
+        `result: volunteer ${volunteerId} already has a result for shard ${shard.id}.`,
+        {
+          shard: shard.id,
+        },
+      );
     }
     s.putResult(rec);
     if (shard.honeypot) {
