@@ -132,13 +132,21 @@ export class Conn {
    * connection sent; its `re` is then left out, so tests compare the rest (`next()` keeps it).
    */
   async msg(): Promise<HubMessage> {
-    const e = await this.next();
+    let e = await this.next();
+    // `work-available` is advisory (the hub pushes it to connections it told "no work" when work
+    // arrives): kept in `pushes`, never mistaken for the reply a test waits for. `next()` sees it.
+    while (e.kind === 'message' && e.msg.type === 'work-available') {
+      this.pushes.push(e.msg);
+      e = await this.next();
+    }
     if (e.kind !== 'message') throw new Error(`expected a message, the hub closed (${e.code} ${e.reason})`);
     const { re, ...rest } = e.msg;
     if (re !== undefined && !this.#sentIds.has(re)) throw new Error(`a reply to ${re}, which was never sent`);
     return rest as HubMessage;
   }
   readonly #sentIds = new Set<number>();
+  /** Pushes `msg()` stepped over. */
+  readonly pushes: HubMessage[] = [];
 
   /**
    * Sends `m` as JSON (a string as is). A request without an `id` gets the next one, as a
