@@ -53,12 +53,12 @@ export async function allReduceBench(opts: { peers: number; floats: number }): P
     }
     const group = nodes.map((n) => n.id);
     // Open the ring's links first: the handshakes are not part of an all-reduce.
-    await Promise.all(nodes.map((n, i) => n.connect(group[(i + 1) % group.length])));
+    await Promise.all(nodes.map((n, i) => n.connect(group[(i + 1) % group.length]!)));
     const inputs = nodes.map((_, i) => seededFloats(opts.floats, 1000 + i));
     const t0 = performance.now();
     const results = await Promise.all(
       nodes.map((node, i) =>
-        allReduceMean(node, { round: `bench-${stamp}`, group, tensor: inputs[i], timeoutMs: 600_000 }),
+        allReduceMean(node, { round: `bench-${stamp}`, group, tensor: inputs[i]!, timeoutMs: 600_000 }),
       ),
     );
     const ms = performance.now() - t0;

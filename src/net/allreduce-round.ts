@@ -1,6 +1,7 @@
 // One all-reduce round on this peer: the ring (reduce-scatter, then all-gather) over PeerLink
 // pushes, attempt after attempt as members drop out. allreduce.ts says why it is built this way
 // (a ring; bit-identical sums; restarts named by the dropped set; signed contributions).
+import { at } from '../core/at.ts';
 import { type Deferred, deferred } from '../core/deferred.ts';
 import { HearthError, isHearthError } from '../core/errors.ts';
 import { sha256Hex } from '../core/hash.ts';
@@ -123,7 +124,7 @@ export class RoundRun {
         number,
         key,
         members,
-        rank: members.indexOf(this.#opts.group[this.#self]),
+        rank: members.indexOf(at(this.#opts.group, this.#self, 'all-reduce group')),
         aborted: deferred(),
       };
       this.#attempt = attempt;
@@ -226,7 +227,7 @@ export class RoundRun {
     // Now m is for the current member set: check it against the ring that set makes.
     const members = this.#opts.group.filter((_, j) => !this.#dropped.has(j));
     const n = members.length;
-    const r = members.indexOf(this.#opts.group[this.#self]);
+    const r = members.indexOf(at(this.#opts.group, this.#self, 'all-reduce group'));
     const left = mod(r - 1, n);
     if (members[left] !== from) return protocol('it is not this peer’s left neighbour in the ring', 'from');
     if (m.step > n - 2) return protocol(`step ${m.step} is past the last (${n - 2})`, 'step');
@@ -237,7 +238,7 @@ export class RoundRun {
     if (m.payload.length !== length)
       return protocol(`chunk ${chunk} holds ${m.payload.length} elements, not ${length}`, 'elements');
     if (m.phase === 'reduce') {
-      const expected = this.#index.get(members[mod(left - m.step, n)]);
+      const expected = this.#index.get(at(members, mod(left - m.step, n), 'ring members'));
       if (m.contribution?.index !== expected)
         return protocol(
           `forwards the contribution of member ${m.contribution?.index}, expected ${expected}`,
@@ -259,7 +260,7 @@ export class RoundRun {
     const r = a.rank;
     const L = this.#opts.tensor.length;
     const group = this.#opts.group;
-    const right = a.members[mod(r + 1, n)];
+    const right = at(a.members, mod(r + 1, n), 'ring members');
     const link = await this.#guard(a, this.#connect(a, right));
     // Partial sums of an aborted attempt include dropped members: every attempt starts afresh.
     const work = Float32Array.from(this.#opts.tensor);
@@ -287,7 +288,7 @@ export class RoundRun {
     for (let s = 0; s < n - 1; s++) {
       this.#progress(a, 'reduce', s);
       const sendChunk = mod(r - s, n);
-      const forwarded = seen.get(this.#index.get(a.members[mod(r - s, n)]) as number);
+      const forwarded = seen.get(this.#index.get(at(a.members, mod(r - s, n), 'ring members')) as number);
       const sent = this.#send(
         a,
         link,
@@ -303,13 +304,14 @@ export class RoundRun {
       const m = await this.#guard(a, this.#receive(a, 'reduce', s));
       const mine = chunk(mod(r - s - 1, n));
       // received + local, one f32 rounding per element: the fixed walk order makes it deterministic.
-      for (let i = 0; i < mine.length; i++) mine[i] = m.payload[i] + mine[i];
+      // #admit checked that the payload is exactly this chunk's length.
+      for (let i = 0; i < mine.length; i++) mine[i] = m.payload[i]! + mine[i]!;
       const c = m.contribution as ForwardedContribution;
       seen.set(c.index, c);
       await this.#guard(a, sent);
     }
     const owned = chunk(mod(r + 1, n));
-    for (let i = 0; i < owned.length; i++) owned[i] = owned[i] / n;
+    for (let i = 0; i < owned.length; i++) owned[i] = owned[i]! / n;
 
     const list: Contribution[] = a.members.map((peer) => {
       const c = seen.get(this.#index.get(peer) as number) as ForwardedContribution;
@@ -431,7 +433,7 @@ export class RoundRun {
 
   #drop(i: number, err: HearthError, blame: boolean): void {
     if (this.#dropped.has(i) || i === this.#self || this.#ended) return;
-    const peer = this.#opts.group[i];
+    const peer = at(this.#opts.group, i, 'all-reduce group');
     this.#dropped.set(i, err);
     if (blame) this.#node.scores.penalize(peer, err.code);
     const a = this.#attempt;
@@ -445,7 +447,7 @@ export class RoundRun {
   #droppedPeers(): { peer: string; error: HearthError }[] {
     return [...this.#dropped]
       .sort(([x], [y]) => x - y)
-      .map(([i, error]) => ({ peer: this.#opts.group[i], error }));
+      .map(([i, error]) => ({ peer: at(this.#opts.group, i, 'all-reduce group'), error }));
   }
 
   #progress(a: Attempt, phase: AllReducePhase, step: number): void {

@@ -164,6 +164,14 @@ export function encodeAllReduce(m: AllReduceMessage): Uint8Array {
     );
   }
   const signature = utf8.encode(sigText);
+  for (const i of m.dropped) {
+    if (!Number.isInteger(i) || i < 0 || i >= m.groupSize) {
+      throw new HearthError(
+        'input/invalid',
+        `dropped: index ${i} is not a member of the group of ${m.groupSize} (0 to ${m.groupSize - 1}).`,
+      );
+    }
+  }
   const maskBytes = Math.ceil(m.groupSize / 8);
   const head = FIXED_BYTES + round.byteLength + maskBytes + identity.byteLength + signature.byteLength;
   const payloadAt = Math.ceil(head / 4) * 4;
@@ -194,7 +202,8 @@ export function encodeAllReduce(m: AllReduceMessage): Uint8Array {
   let at = FIXED_BYTES;
   buf.set(round, at);
   at += round.byteLength;
-  for (const i of m.dropped) buf[at + (i >> 3)] |= 1 << (i & 7);
+  // In range: each index was checked against groupSize above, and the mask has groupSize bits.
+  for (const i of m.dropped) buf[at + (i >> 3)]! |= 1 << (i & 7);
   at += maskBytes;
   buf.set(identity, at);
   at += identity.byteLength;
@@ -215,13 +224,14 @@ export function encodeAllReduce(m: AllReduceMessage): Uint8Array {
 export function decodeAllReduce(bytes: Uint8Array): AllReduceMessage {
   if (bytes.byteLength < FIXED_BYTES)
     throw bad(`${bytes.byteLength} bytes is shorter than the envelope`, 'length');
-  if (bytes[0] !== MAGIC) throw bad(`magic byte 0x${bytes[0].toString(16)} is not 0x52`, 'magic');
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const magic = dv.getUint8(0);
+  if (magic !== MAGIC) throw bad(`magic byte 0x${magic.toString(16)} is not 0x52`, 'magic');
   if (bytes[1] !== ALLREDUCE_PROTOCOL_VERSION)
     throw bad(`version ${bytes[1]} is not ${ALLREDUCE_PROTOCOL_VERSION}`, 'version');
   const phase: AllReducePhase | undefined = bytes[2] === 1 ? 'reduce' : bytes[2] === 2 ? 'gather' : undefined;
   if (!phase) throw bad(`unknown phase ${bytes[2]}`, 'phase');
   if (bytes[3] !== 1) throw bad(`dtype code ${bytes[3]} is not f32`, 'dtype');
-  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const step = dv.getUint32(4, true);
   const chunk = dv.getUint32(8, true);
   const totalElements = dv.getUint32(12, true);
@@ -264,7 +274,7 @@ export function decodeAllReduce(bytes: Uint8Array): AllReduceMessage {
   const mask = bytes.subarray(FIXED_BYTES + roundLen, FIXED_BYTES + roundLen + maskBytes);
   const dropped: number[] = [];
   for (let i = 0; i < maskBytes * 8; i++) {
-    if (mask[i >> 3] & (1 << (i & 7))) {
+    if (mask[i >> 3]! & (1 << (i & 7))) {
       if (i >= groupSize) throw bad(`dropped bit ${i} is past the group of ${groupSize}`, 'dropped');
       dropped.push(i);
     }

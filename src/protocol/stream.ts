@@ -289,7 +289,7 @@ export function encodeFrame(f: Frame): Uint8Array {
       dv.setUint32(20, f.pieceSize, true);
       dv.setUint32(24, f.firstPiece, true);
       hexToBytes(f.sha256, buf, 28);
-      for (let i = 0; i < shape.length; i++) dv.setUint32(60 + 4 * i, shape[i], true);
+      for (const [i, d] of shape.entries()) dv.setUint32(60 + 4 * i, d, true);
       return buf;
     }
     case 'end': {
@@ -372,19 +372,25 @@ export function decodeFrame(data: unknown, limits: StreamLimits = {}): Frame {
       field: 'length',
     });
   }
-  if (b[0] !== MAGIC)
-    throw protocolError(`magic byte 0x${b[0].toString(16)} is not 0x48`, { field: 'magic' });
-  if (b[1] !== STREAM_PROTOCOL_VERSION) {
-    throw protocolError(`protocol version ${b[1]} is not ${STREAM_PROTOCOL_VERSION}`, {
+  // Fixed-offset bytes are read through the DataView: the length checks above (and per frame
+  // type below) are what keep them in range, and getUint8 throws rather than reading undefined.
+  const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  const magic = dv.getUint8(0);
+  if (magic !== MAGIC)
+    throw protocolError(`magic byte 0x${magic.toString(16)} is not 0x48`, { field: 'magic' });
+  const version = dv.getUint8(1);
+  if (version !== STREAM_PROTOCOL_VERSION) {
+    throw protocolError(`protocol version ${version} is not ${STREAM_PROTOCOL_VERSION}`, {
       field: 'version',
-      version: b[1],
+      version,
     });
   }
-  const type = TYPE_BY_CODE.get(b[2]);
-  if (!type) throw protocolError(`unknown frame type ${b[2]}`, { field: 'type', code: b[2] });
-  if (b[3] !== 0)
-    throw protocolError(`flags 0x${b[3].toString(16)} are not 0 in version 1`, { field: 'flags' });
-  const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  const typeCode = dv.getUint8(2);
+  const type = TYPE_BY_CODE.get(typeCode);
+  if (!type) throw protocolError(`unknown frame type ${typeCode}`, { field: 'type', code: typeCode });
+  const flags = dv.getUint8(3);
+  if (flags !== 0)
+    throw protocolError(`flags 0x${flags.toString(16)} are not 0 in version 1`, { field: 'flags' });
   const stream = dv.getUint32(4, true);
   const hex = (at: number) => toHex(b.subarray(at, at + 32));
 
@@ -397,8 +403,8 @@ export function decodeFrame(data: unknown, limits: StreamLimits = {}): Frame {
     }
     case 'header': {
       if (b.byteLength < 60) expectLength(type, b.byteLength, 60);
-      const kindCode = b[8];
-      const rank = b[10];
+      const kindCode = dv.getUint8(8);
+      const rank = dv.getUint8(10);
       if (rank > MAX_TENSOR_RANK)
         throw protocolError(`rank ${rank} exceeds ${MAX_TENSOR_RANK}`, { field: 'shape' });
       expectLength(type, b.byteLength, 60 + 4 * rank);
@@ -421,8 +427,10 @@ export function decodeFrame(data: unknown, limits: StreamLimits = {}): Frame {
         }
         frame = { ...common, kind: 'blob' };
       } else if (kindCode === KIND_CODE.tensor) {
-        const dtype = DTYPE_BY_CODE.get(b[9]);
-        if (!dtype) throw protocolError(`unknown dtype code ${b[9]}`, { field: 'dtype', code: b[9] });
+        const dtypeCode = dv.getUint8(9);
+        const dtype = DTYPE_BY_CODE.get(dtypeCode);
+        if (!dtype)
+          throw protocolError(`unknown dtype code ${dtypeCode}`, { field: 'dtype', code: dtypeCode });
         const shape = Array.from({ length: rank }, (_, i) => dv.getUint32(60 + 4 * i, true));
         frame = { ...common, kind: 'tensor', dtype, shape };
       } else {
@@ -433,11 +441,12 @@ export function decodeFrame(data: unknown, limits: StreamLimits = {}): Frame {
     }
     case 'end': {
       expectLength(type, b.byteLength, 44);
-      if (b[8] > 1) throw protocolError(`end status ${b[8]} is not 0 or 1`, { field: 'status' });
+      const status = dv.getUint8(8);
+      if (status > 1) throw protocolError(`end status ${status} is not 0 or 1`, { field: 'status' });
       if (b[9] !== 0 || b[10] !== 0 || b[11] !== 0) {
         throw protocolError('reserved end bytes are not 0', { field: 'reserved' });
       }
-      return { type, stream, ok: b[8] === 0, sha256: hex(12) };
+      return { type, stream, ok: status === 0, sha256: hex(12) };
     }
     case 'request': {
       if (b.byteLength !== 52) expectLength(type, b.byteLength, 48);

@@ -30,7 +30,7 @@ describe('BlobFetcher over a swarm', () => {
   it('passes the hub’s piece list and every holder to the peers; a bad piece is pinned on its sender', async () => {
     const port = th.hub.port;
     const bad = blob.slice();
-    bad[5 + 0] ^= 1; // piece 0
+    bad[5 + 0]! ^= 1; // piece 0
     const liar = await nodeAt(port, {
       tuning: TUNING,
       source: { get: async (h) => (h === HASH ? bad : null) },

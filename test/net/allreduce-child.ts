@@ -5,6 +5,16 @@ import { allReduceMean, allReduceProtocol } from '../../src/net/allreduce.ts';
 import { nodeAt } from './node-peers.ts';
 
 const [port, id, round, elements, group] = process.argv.slice(2);
+if (
+  port === undefined ||
+  id === undefined ||
+  round === undefined ||
+  elements === undefined ||
+  group === undefined
+) {
+  process.stderr.write('usage: allreduce-child.ts PORT ID ROUND ELEMENTS GROUP(comma-separated)\n');
+  process.exit(2);
+}
 const node = await nodeAt(Number(port), {
   id,
   tuning: { pingIntervalMs: 500, idleTimeoutMs: 6000, stallTimeoutMs: 6000, ackTimeoutMs: 10_000 },

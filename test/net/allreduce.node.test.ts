@@ -60,13 +60,13 @@ const bytesOf = (f: Float32Array) => new Uint8Array(f.buffer, f.byteOffset, f.by
 
 function expectMeanOf(got: Float32Array, inputs: Float32Array[]): void {
   expect(got).toBeInstanceOf(Float32Array);
-  expect(got.length).toBe(inputs[0].length);
+  expect(got.length).toBe(inputs[0]?.length);
   let worst = 0;
   let at = -1;
   for (let i = 0; i < got.length; i++) {
     let sum = 0;
-    for (const x of inputs) sum += x[i];
-    const err = Math.abs(got[i] - sum / inputs.length);
+    for (const x of inputs) sum += x[i]!;
+    const err = Math.abs(got[i]! - sum / inputs.length);
     // NaN fails here too: NaN > worst is false, so test the negation.
     if (!(err <= worst)) {
       worst = err;
@@ -77,8 +77,10 @@ function expectMeanOf(got: Float32Array, inputs: Float32Array[]): void {
 }
 
 function expectBitIdentical(results: AllReduceResult[]): void {
-  const first = Buffer.from(bytesOf(results[0].mean));
-  for (const r of results.slice(1)) expect(Buffer.from(bytesOf(r.mean)).equals(first)).toBe(true);
+  const [head, ...rest] = results;
+  if (!head) throw new Error('expectBitIdentical needs at least one result');
+  const first = Buffer.from(bytesOf(head.mean));
+  for (const r of rest) expect(Buffer.from(bytesOf(r.mean)).equals(first)).toBe(true);
 }
 
 /** The payload bytes a peer at ring rank r must send: every chunk but r+1 (reduce), but r+2 (gather). */
@@ -105,19 +107,19 @@ describe('ring all-reduce between Node peers through the hub’s PeerServer', ()
     const inputs = nodes.map((_, i) => seededFloats(L, 100 + i));
     const results = await Promise.all(
       nodes.map((node, i) =>
-        allReduceMean(node, { round: 'r4', group, tensor: inputs[i], timeoutMs: 60_000 }),
+        allReduceMean(node, { round: 'r4', group, tensor: inputs[i]!, timeoutMs: 60_000 }),
       ),
     );
     for (const r of results) {
       expectMeanOf(r.mean, inputs);
       expect(r.contributors).toEqual(group);
-      expect(r.contributions).toEqual(group.map((peer, i) => ({ peer, sha256: sha(bytesOf(inputs[i])) })));
+      expect(r.contributions).toEqual(group.map((peer, i) => ({ peer, sha256: sha(bytesOf(inputs[i]!)) })));
       expect(r.dropped).toEqual([]);
       expect(r.attempts).toBe(1);
     }
     expectBitIdentical(results);
     // The inputs are untouched.
-    expect(sha(bytesOf(inputs[0]))).toBe(sha(bytesOf(seededFloats(L, 100))));
+    expect(sha(bytesOf(inputs[0]!))).toBe(sha(bytesOf(seededFloats(L, 100))));
 
     const ideal = ((2 * (4 - 1)) / 4) * L * 4;
     results.forEach((r, rank) => {
@@ -139,14 +141,14 @@ describe('ring all-reduce between Node peers through the hub’s PeerServer', ()
     const round = (id: string) =>
       Promise.all(
         nodes.map((node, i) =>
-          allReduceMean(node, { round: id, group, tensor: inputs[i], identity: { volunteer: `vol-${i}` } }),
+          allReduceMean(node, { round: id, group, tensor: inputs[i]!, identity: { volunteer: `vol-${i}` } }),
         ),
       );
     const first = await round('r3-a');
     for (const r of first) {
       expectMeanOf(r.mean, inputs);
       expect(r.contributions).toEqual(
-        group.map((peer, i) => ({ peer, sha256: sha(bytesOf(inputs[i])), volunteer: `vol-${i}` })),
+        group.map((peer, i) => ({ peer, sha256: sha(bytesOf(inputs[i]!)), volunteer: `vol-${i}` })),
       );
       expect((((2 * 2) / 3) * L * 4) / r.bytesSent).toBeGreaterThanOrEqual(0.9);
     }
@@ -154,7 +156,7 @@ describe('ring all-reduce between Node peers through the hub’s PeerServer', ()
     const again = await round('r3-b');
     expectBitIdentical([...first, ...again]);
     // A round id is used once: a repeat is refused rather than mixed with the old round's frames.
-    const err = await allReduceMean(nodes[0], { round: 'r3-a', group, tensor: inputs[0] }).catch((e) => e);
+    const err = await allReduceMean(nodes[0]!, { round: 'r3-a', group, tensor: inputs[0]! }).catch((e) => e);
     expect(isHearthError(err, 'input/invalid')).toBe(true);
   }, 120_000);
 
@@ -168,7 +170,7 @@ describe('ring all-reduce between Node peers through the hub’s PeerServer', ()
       allReduceMean(node, {
         round: 'rkill',
         group,
-        tensor: inputs[i],
+        tensor: inputs[i]!,
         timeoutMs: 60_000,
         ...(node === victim
           ? {
@@ -183,21 +185,21 @@ describe('ring all-reduce between Node peers through the hub’s PeerServer', ()
           : {}),
       }),
     );
-    const victimErr = await runs[2].catch((e) => e);
+    const victimErr = await runs[2]!.catch((e) => e);
     expect(killedAt).toBe('reduce 1');
     expect(isHearthError(victimErr)).toBe(true);
     expect((victimErr as HearthError).code).toMatch(/^net\//);
 
-    const survivors = await Promise.all([runs[0], runs[1], runs[3]]);
+    const survivors = await Promise.all([runs[0]!, runs[1]!, runs[3]!]);
     const alive = [group[0], group[1], group[3]];
     for (const r of survivors) {
       expect(r.contributors).toEqual(alive);
       expect(r.contributions.map((c) => c.peer)).toEqual(alive);
-      expect(r.contributions[2].sha256).toBe(sha(bytesOf(inputs[3])));
+      expect(r.contributions[2]?.sha256).toBe(sha(bytesOf(inputs[3]!)));
       expect(r.dropped.map((d) => d.peer)).toEqual([group[2]]); // victim.id is null once closed
-      expect(r.dropped[0].error.code).toMatch(/^net\/(unreachable|timeout)$/);
+      expect(r.dropped[0]?.error.code).toMatch(/^net\/(unreachable|timeout)$/);
       expect(r.attempts).toBeGreaterThanOrEqual(2);
-      expectMeanOf(r.mean, [inputs[0], inputs[1], inputs[3]]);
+      expectMeanOf(r.mean, [inputs[0]!, inputs[1]!, inputs[3]!]);
     }
     expectBitIdentical(survivors);
   }, 120_000);
@@ -208,7 +210,7 @@ describe('ring all-reduce between Node peers through the hub’s PeerServer', ()
     const nodes = await peers(3, 'arsig', SLOWER);
     const childId = 'arsig-child';
     // Group order a, b, child, c: the child sits between b and c in the ring.
-    const group = [nodes[0].id, nodes[1].id, childId, nodes[2].id];
+    const group = [nodes[0]!.id, nodes[1]!.id, childId, nodes[2]!.id];
     const child: ChildProcess = spawn(
       process.execPath,
       [
@@ -240,7 +242,7 @@ describe('ring all-reduce between Node peers through the hub’s PeerServer', ()
     // The child starts when it reads "go"; the others start now and wait for it.
     const inputs = nodes.map((_, i) => seededFloats(L, 900 + i));
     const runs = nodes.map((node, i) =>
-      allReduceMean(node, { round: 'rsig', group, tensor: inputs[i], timeoutMs: 60_000 }),
+      allReduceMean(node, { round: 'rsig', group, tensor: inputs[i]!, timeoutMs: 60_000 }),
     );
     const results = await Promise.all(runs);
     const alive = nodes.map((n) => n.id);
@@ -251,8 +253,8 @@ describe('ring all-reduce between Node peers through the hub’s PeerServer', ()
       expectMeanOf(r.mean, inputs);
     }
     // b sends to the child: its link's heartbeat (or ICE) noticed the death, nobody told it.
-    expect(results[1].dropped[0].error.code).toMatch(/^net\/(timeout|unreachable)$/);
-    expect(results[1].dropped[0].error.details.reportedBy).toBeUndefined();
+    expect(results[1]?.dropped[0]?.error.code).toMatch(/^net\/(timeout|unreachable)$/);
+    expect(results[1]?.dropped[0]?.error.details.reportedBy).toBeUndefined();
     expectBitIdentical(results);
     // On a loaded machine the child's first link sometimes never opens on its side (a lost SCTP
     // INIT) and b's heartbeat drops it before it reaches step 1; the round is right either way.
@@ -266,14 +268,14 @@ describe('ring all-reduce between Node peers through the hub’s PeerServer', ()
     const nodes = await peers(4, 'arbad');
     const group = nodes.map((n) => n.id);
     const inputs = nodes.map((_, i) => seededFloats(L, 700 + i));
-    const liar = nodes[3];
+    const liar = nodes[3]!;
     // The liar runs no round; it pushes its right neighbour (rank 0) a step-0 chunk of 10 floats
     // where 25,000 are due, with every other field right.
     const groupHash = sha(new TextEncoder().encode(JSON.stringify(group)));
-    const link = await liar.connect(group[0]);
+    const link = await liar.connect(group[0]!);
     const honest = nodes
       .slice(0, 3)
-      .map((node, i) => allReduceMean(node, { round: 'rbad', group, tensor: inputs[i], timeoutMs: 60_000 }));
+      .map((node, i) => allReduceMean(node, { round: 'rbad', group, tensor: inputs[i]!, timeoutMs: 60_000 }));
     await link.sendBlob(
       encodeAllReduce({
         round: 'rbad',
@@ -284,7 +286,7 @@ describe('ring all-reduce between Node peers through the hub’s PeerServer', ()
         groupSize: 4,
         group: groupHash,
         dropped: [],
-        contribution: { index: 3, sha256: sha(bytesOf(inputs[3])) },
+        contribution: { index: 3, sha256: sha(bytesOf(inputs[3]!)) },
         payload: new Float32Array(10),
       }),
     );
@@ -295,11 +297,11 @@ describe('ring all-reduce between Node peers through the hub’s PeerServer', ()
       expect(r.dropped.map((d) => d.peer)).toEqual([liar.id]);
       expectMeanOf(r.mean, inputs.slice(0, 3));
     }
-    expect(results[0].dropped[0].error).toMatchObject({
+    expect(results[0]?.dropped[0]?.error).toMatchObject({
       code: 'net/protocol',
       details: { field: 'elements' },
     });
-    expect(nodes[0].scores.score(liar.id)).toBeLessThan(0);
+    expect(nodes[0]!.scores.score(liar.id)).toBeLessThan(0);
     expectBitIdentical(results);
   }, 120_000);
 
@@ -315,14 +317,15 @@ describe('ring all-reduce between Node peers through the hub’s PeerServer', ()
     });
     closers.push(() => a.close());
     const [b] = await peers(1, 'early-b');
+    if (!b) throw new Error('peers(1) made no peer');
     const group = [a.id, b.id]; // b's right neighbour is a: b's first message goes to a
     const inputs = [seededFloats(1001, 71), seededFloats(1001, 72)];
-    const bDone = allReduceMean(b, { round: 'early', group, tensor: inputs[1], timeoutMs: 60_000 });
+    const bDone = allReduceMean(b, { round: 'early', group, tensor: inputs[1]!, timeoutMs: 60_000 });
     // Bounded wait (not a timing): b's first message has been acknowledged by a.
     for (let i = 0; i < 600 && pushes.length === 0; i++) await new Promise((r) => setTimeout(r, 50));
     expect(pushes).toEqual([b.id]);
     const [ra, rb] = await Promise.all([
-      allReduceMean(a, { round: 'early', group, tensor: inputs[0], timeoutMs: 60_000 }),
+      allReduceMean(a, { round: 'early', group, tensor: inputs[0]!, timeoutMs: 60_000 }),
       bDone,
     ]);
     expectMeanOf(ra.mean, inputs);
@@ -344,6 +347,7 @@ describe('ring all-reduce between Node peers through the hub’s PeerServer', ()
 
   it('refuses bad options with input/invalid', async () => {
     const [a] = await peers(1, 'aropt');
+    if (!a) throw new Error('peers(1) made no peer');
     const t = new Float32Array(8);
     const bad = [
       { round: 'x', group: [a.id], tensor: t },

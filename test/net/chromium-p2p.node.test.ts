@@ -12,14 +12,21 @@ const MiB = 1024 * 1024;
 
 const h = chromiumHarness();
 
-/** `n` tabs, each registered at the hub's PeerServer with the given options. */
-async function tabs(...opts: Parameters<ChromiumPeer['open']>[0][]): Promise<[ChromiumPeer, string][]> {
+type OpenOptions = Parameters<ChromiumPeer['open']>[0];
+
+/**
+ * One tab per options object, each registered at the hub's PeerServer with them. Typed as a
+ * tuple of the arguments' length, so that destructuring the tabs needs no checks.
+ */
+async function tabs<O extends OpenOptions[]>(
+  ...opts: O
+): Promise<{ [K in keyof O]: [ChromiumPeer, string] }> {
   const out: [ChromiumPeer, string][] = [];
   for (const o of opts) {
     const p = await h.tab();
     out.push([p, await p.open(o)]);
   }
-  return out;
+  return out as { [K in keyof O]: [ChromiumPeer, string] };
 }
 
 describe('blobs between Chromium tabs over the hub PeerServer', () => {

@@ -4,6 +4,16 @@
 import { mapSource, nodeAt, seededBytes } from './node-peers.ts';
 
 const [port, id, size, seed, rate] = process.argv.slice(2);
+if (
+  port === undefined ||
+  id === undefined ||
+  size === undefined ||
+  seed === undefined ||
+  rate === undefined
+) {
+  process.stderr.write('usage: peer-child.ts PORT ID BYTES SEED UPLOAD_BYTES_PER_S\n');
+  process.exit(2);
+}
 const blob = seededBytes(Number(size), Number(seed));
 const node = await nodeAt(Number(port), {
   id,

@@ -88,7 +88,7 @@ describe('PeerLink between Node peers through the hub’s PeerServer', () => {
     const err = await getter.fetchBlob(holder.id, 'ee'.repeat(32)).catch((e) => e);
     expect(isHearthError(err, 'blob/missing')).toBe(true);
     const attempts = (err as HearthError).details.attempts as { error: { code: string } }[];
-    expect(attempts[0].error.code).toBe('blob/missing');
+    expect(attempts[0]?.error.code).toBe('blob/missing');
     // The link survives a miss: the same peer serves a blob it has.
     const got = await getter.fetchBlob(holder.id, sha(small));
     expect(sha(got.bytes)).toBe(sha(small));
@@ -112,7 +112,7 @@ describe('PeerLink between Node peers through the hub’s PeerServer', () => {
       sha256: sha(bytes),
       from: sender.id,
     });
-    expect(new Float32Array(t.bytes.slice().buffer)).toEqual(values);
+    expect(new Float32Array(t!.bytes.slice().buffer)).toEqual(values); // length 2, checked above
     expect(b).toMatchObject({ kind: 'blob', sha256: sha(small) });
     // A peer without a push handler refuses pushes, and the link stays usable.
     const plain = await node({ source: mapSource(small) });
@@ -138,7 +138,7 @@ describe('PeerLink between Node peers through the hub’s PeerServer', () => {
 
   it('drops a peer that serves corrupted bytes (blob/corrupt) and falls to an honest holder', async () => {
     const bad = seededBytes(blob5.byteLength, 5);
-    bad[3 * 256 * 1024 + 17] ^= 0x40; // one bit in piece 3
+    bad[3 * 256 * 1024 + 17]! ^= 0x40; // one bit in piece 3
     const liar = await node({ source: { get: async (h) => (h === sha(blob5) ? bad : null) } });
     const honest = await node({ source: mapSource(blob5) });
     const getter = await node();
@@ -146,8 +146,8 @@ describe('PeerLink between Node peers through the hub’s PeerServer', () => {
     const alone = await getter.fetchBlob(liar.id, sha(blob5)).catch((e) => e);
     expect(isHearthError(alone, 'blob/missing')).toBe(true);
     const a0 = ((alone as HearthError).details.attempts as { error: { code: string; message: string } }[])[0];
-    expect(a0.error.code).toBe('blob/corrupt');
-    expect(a0.error.message).toMatch(/hash to [0-9a-f]{64}, not/);
+    expect(a0?.error.code).toBe('blob/corrupt');
+    expect(a0?.error.message).toMatch(/hash to [0-9a-f]{64}, not/);
     expect(getter.scores.score(liar.id)).toBeLessThan(0);
     expect(getter.scores.get(liar.id)?.lastReason).toBe('blob/corrupt');
 
@@ -167,7 +167,7 @@ describe('PeerLink between Node peers through the hub’s PeerServer', () => {
     const a0 = (
       (err as HearthError).details.attempts as { error: { code: string; details: { field?: string } } }[]
     )[0];
-    expect(a0.error).toMatchObject({ code: 'net/protocol', details: { field: 'magic' } });
+    expect(a0?.error).toMatchObject({ code: 'net/protocol', details: { field: 'magic' } });
     expect(getter.scores.score(g.id)).toBeLessThanOrEqual(-50);
   }, 60_000);
 
@@ -206,7 +206,7 @@ describe('PeerLink between Node peers through the hub’s PeerServer', () => {
     const e1 = (await getter.fetchBlob(oob.id, h).catch((e) => e)) as HearthError;
     const e2 = (await getter.fetchBlob(huge.id, h).catch((e) => e)) as HearthError;
     const first = (e: HearthError) =>
-      (e.details.attempts as { error: { code: string; message: string; details: object } }[])[0].error;
+      (e.details.attempts as { error: { code: string; message: string; details: object } }[])[0]!.error;
     expect(first(e1)).toMatchObject({ code: 'net/protocol', details: { field: 'index', index: 9 } });
     expect(first(e2).code).toBe('net/protocol');
     expect(first(e2).message).toMatch(/announces 1099511627776 bytes/);
@@ -242,8 +242,8 @@ describe('PeerLink between Node peers through the hub’s PeerServer', () => {
     expect(sha(got.bytes)).toBe(h);
     const [a0, a1] = got.attempts;
     expect(a0).toMatchObject({ peer: trickler.id, fromPiece: 0, toPiece: 1, pieces: 1 });
-    expect(a0.error?.code).toBe('net/timeout');
-    expect(a0.error?.message).toMatch(/stalled at piece 1 of 80/);
+    expect(a0?.error?.code).toBe('net/timeout');
+    expect(a0?.error?.message).toMatch(/stalled at piece 1 of 80/);
     // The honest holder took every other piece, the trickler's stalled ones included, in its 64 KiB pieces.
     expect(a1).toEqual({ peer: honest.id, fromPiece: 1, toPiece: 80, pieces: 79 });
     expect(getter.scores.get(trickler.id)?.lastReason).toBe('net/timeout');
@@ -256,7 +256,7 @@ describe('PeerLink between Node peers through the hub’s PeerServer', () => {
     );
     const err = await getter.fetchBlob('nobody-here', sha(small)).catch((e) => e);
     expect(isHearthError(err, 'blob/missing')).toBe(true);
-    const code = ((err as HearthError).details.attempts as { error: { code: string } }[])[0].error.code;
+    const code = ((err as HearthError).details.attempts as { error: { code: string } }[])[0]?.error.code;
     expect(['net/unreachable', 'net/timeout']).toContain(code);
   }, 60_000);
 });

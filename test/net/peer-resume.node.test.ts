@@ -82,6 +82,7 @@ describe('resume after a holder dies', () => {
     expect(sha(got.bytes)).toBe(sha(blob));
     expect(killedAt, JSON.stringify(got.attempts)).toBe(8);
     const [first, second] = got.attempts;
+    if (!first) throw new Error('the fetch made no attempts');
     expect(first.peer).toBe('doomed-holder');
     // Our heartbeat (or ICE leaving 'connected') noticed; PeerJS itself fires nothing.
     expect(['net/timeout', 'net/unreachable']).toContain(first.error?.code);

@@ -31,7 +31,7 @@ async function node(over: Parameters<typeof nodeAt>[1] = {}): Promise<PeerNode> 
 /** A source that answers for the blob with one bit flipped in piece `piece`. */
 function corrupted(piece: number) {
   const bad = blob.slice();
-  bad[piece * BLOB_PIECE_BYTES + 1234] ^= 0x10;
+  bad[piece * BLOB_PIECE_BYTES + 1234]! ^= 0x10;
   return { get: async (h: string) => (h === HASH ? bad : null) };
 }
 

@@ -41,7 +41,7 @@ function randomFrame(r: Rng): Frame {
     }
     case 1: {
       const shape = Array.from({ length: int(r, 0, 4) }, () => int(r, 0, 64));
-      const dtype = (['f32', 'f16', 'i32', 'u32'] as const)[int(r, 0, 3)];
+      const dtype = (['f32', 'f16', 'i32', 'u32'] as const)[int(r, 0, 3)]!;
       const totalBytes = shape.reduce((a, b) => a * b, 1) * (dtype === 'f16' ? 2 : 4);
       return {
         type: 'header',
@@ -258,7 +258,7 @@ describe('stream frame codec', () => {
         if (mode === 1) input = valid.subarray(0, int(r, 0, valid.length - 1));
         else if (mode === 2) {
           input = valid.slice();
-          for (let k = int(r, 1, 3); k > 0; k--) input[int(r, 0, input.length - 1)] ^= 1 << int(r, 0, 7);
+          for (let k = int(r, 1, 3); k > 0; k--) input[int(r, 0, input.length - 1)]! ^= 1 << int(r, 0, 7);
         } else {
           input = new Uint8Array(valid.length + int(r, 1, 8));
           input.set(valid);

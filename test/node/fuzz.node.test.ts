@@ -816,7 +816,7 @@ describe('protocol fuzz against a running hub', () => {
     for (let i = 0; i < 80; i++) {
       const reply = await new Promise<string>((resolve) => {
         const parts: Buffer[] = [];
-        const sock = connect(t.hub.port, '127.0.0.1', () => sock.end(junk[i % junk.length]));
+        const sock = connect(t.hub.port, '127.0.0.1', () => sock.end(junk[i % junk.length]!));
         sock.on('data', (d: Buffer) => parts.push(d));
         sock.on('error', () => resolve(Buffer.concat(parts).toString()));
         sock.on('close', () => resolve(Buffer.concat(parts).toString()));

@@ -85,6 +85,19 @@ describe('all-reduce envelope v2 with signed contributions', () => {
     }
   });
 
+  it('refuses to encode a dropped index outside the group, which the decoder would refuse', () => {
+    for (const d of [3, -1, 1.5]) {
+      let caught: unknown;
+      try {
+        encodeAllReduce(reduce({ dropped: [d] }));
+      } catch (e) {
+        caught = e;
+      }
+      expect(isHearthError(caught, 'input/invalid')).toBe(true);
+      expect((caught as Error).message).toMatch(/^dropped: index/);
+    }
+  });
+
   it('refuses a signature on an all-gather message', () => {
     const { contribution: _, ...rest } = reduce();
     const gather = encodeAllReduce({ ...rest, phase: 'gather', digest: sha256 });

@@ -139,7 +139,7 @@ describe('BlobCache', () => {
     const stored = await db.get('blob-bytes', sha);
     expect(stored).toBeInstanceOf(ArrayBuffer);
     const damaged = new Uint8Array(stored!.slice(0));
-    damaged[1234] ^= 0x01;
+    damaged[1234]! ^= 0x01;
     await db.put('blob-bytes', damaged.buffer, sha);
 
     expect(await cache.get(sha)).toBeNull();

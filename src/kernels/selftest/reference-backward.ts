@@ -139,10 +139,10 @@ export function matmulGradRef(
     for (let m = 0; m < o.M; m++)
       for (let n = 0; n < o.N; n++) {
         const g = dC[(b * o.M + m) * o.N + n]!;
-        dBias[n] += g;
+        dBias[n]! += g;
         for (let k = 0; k < o.K; k++) {
-          dA[idxA(o, b, m, k)] += g * B[idxB(o, b, k, n)]!;
-          dB[idxB(o, b, k, n)] += g * A[idxA(o, b, m, k)]!;
+          dA[idxA(o, b, m, k)]! += g * B[idxB(o, b, k, n)]!;
+          dB[idxB(o, b, k, n)]! += g * A[idxA(o, b, m, k)]!;
         }
       }
   return { dA, dB, dBias };
@@ -245,8 +245,8 @@ export function layernormGradRef(
       const g = dy[i]! * gamma[j]!;
       a += g;
       c += g * xh;
-      dgamma[j] += dy[i]! * xh;
-      dbeta[j] += dy[i]!;
+      dgamma[j]! += dy[i]! * xh;
+      dbeta[j]! += dy[i]!;
     }
     for (let j = 0; j < D; j++) {
       const i = r * D + j;
@@ -286,7 +286,7 @@ export function embeddingGradRef(
   for (let t = 0; t < ids.length; t++) {
     const id = ids[t]!;
     if (id < 0 || id >= V) continue;
-    for (let d = 0; d < D; d++) dt[id * D + d] += dy[t * D + d]!;
+    for (let d = 0; d < D; d++) dt[id * D + d]! += dy[t * D + d]!;
   }
   return dt;
 }
