@@ -145,40 +145,33 @@ export async function readBody(req: IncomingMessage, limit: number, what = 'the 
   });
 }
 
-/** Unread request bodies up to this size are read and dropped before an error is answered. */
-const DRAIN_BYTES = 64 * 1024;
-/** …for at most this long. */
-const DRAIN_WAIT_MS = 500;
+/** How long an unread request body is read and dropped after an error was answered (see below). */
+export const LINGER_MS = 2000;
+/** After that, the hub half-closes and waits this long before it drops the connection. */
+const CLOSE_GRACE_MS = 1000;
 
 /**
- * Before answering an error: a small body the client is still sending is read and dropped, since
- * closing on it would reset the connection before the client reads the error. A large one is not
- * worth reading (the answer then closes the connection).
+ * After an error answered before the request's body was read (a 401 or 413 on an upload): the
+ * rest of the body is read and dropped for up to LINGER_MS, so the connection survives for the
+ * next request. Closing at once is what loses the answer: a socket closed with unread bytes
+ * makes the kernel send a reset, and a client still writing sees EPIPE or ECONNRESET and never
+ * reads the error it was sent. A client that keeps sending past LINGER_MS gets a half-close
+ * (end of answers), then the connection is dropped CLOSE_GRACE_MS later.
  */
-export async function drainSmallBody(req: IncomingMessage): Promise<void> {
-  const declared = Number(req.headers['content-length'] ?? 0);
-  if (req.complete || req.readableEnded || declared > DRAIN_BYTES || req.listenerCount('data') > 0) return;
-  await new Promise<void>((resolve) => {
-    let seen = 0;
-    // A client that trickles its body gets its error after a short wait, not never.
-    const timer = setTimeout(() => stop(), DRAIN_WAIT_MS);
-    const stop = () => {
-      clearTimeout(timer);
-      req.off('data', onData);
-      req.off('end', stop);
-      req.off('error', stop);
-      req.off('close', stop);
-      resolve();
-    };
-    const onData = (c: Buffer) => {
-      seen += c.length;
-      if (seen > DRAIN_BYTES) stop();
-    };
-    req.on('data', onData);
-    req.once('end', stop);
-    req.once('error', stop);
-    req.once('close', stop);
-    // A body a route paused (it stopped reading at its limit) flows again, into nothing.
-    req.resume();
-  });
+export function lingerAfterAnswer(res: ServerResponse): void {
+  const req = res.req;
+  if (req.complete || req.readableEnded) return;
+  const socket = req.socket;
+  // A route that stopped reading at its limit paused the body: it flows again, into nothing.
+  req.removeAllListeners('data');
+  req.resume();
+  const timer = setTimeout(() => {
+    if (req.complete || socket.destroyed) return;
+    socket.end();
+    setTimeout(() => socket.destroy(), CLOSE_GRACE_MS).unref();
+  }, LINGER_MS);
+  timer.unref();
+  const done = () => clearTimeout(timer);
+  req.once('end', done);
+  socket.once('close', done);
 }

@@ -24,7 +24,7 @@ import {
   type ControlPlaneOptions,
   refuseUpgrade,
 } from './control-plane.ts';
-import { drainSmallBody, httpError, JSON_TYPE, notFound, responseOf } from './http.ts';
+import { httpError, JSON_TYPE, lingerAfterAnswer, notFound, responseOf } from './http.ts';
 import { BLOB_ROUTES } from './hub-blobs.ts';
 import type { Ctx, HubLogEntry, HubStats } from './hub-context.ts';
 import { JOB_ROUTES, wgslChecker } from './hub-jobs.ts';
@@ -246,13 +246,13 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
     // Three areas on one port: the API under /v1/, PeerJS under /p2p, pages everywhere else.
     const path = (req.url ?? '/').split('?')[0]!;
     if (path === '/v1' || path.startsWith('/v1/')) {
-      handle(ctx, req, res).catch((e: unknown) => void fail(res, e, internal));
+      handle(ctx, req, res).catch((e: unknown) => fail(res, e, internal));
     } else if (path === PEER_PATH || path.startsWith(`${PEER_PATH}/`)) {
-      if (!p2p) return void fail(res, notFound(`route ${req.method} ${pathOf(req.url)}`));
+      if (!p2p) return fail(res, notFound(`route ${req.method} ${pathOf(req.url)}`));
       try {
-        p2p.handle(req, res, () => void fail(res, notFound(`route ${req.method} ${pathOf(req.url)}`)));
+        p2p.handle(req, res, () => fail(res, notFound(`route ${req.method} ${pathOf(req.url)}`)));
       } catch (e) {
-        void fail(res, e, internal);
+        fail(res, e, internal);
       }
     } else void pages(req, res);
   });
@@ -432,11 +432,11 @@ function cors(ctx: Ctx, req: IncomingMessage, res: ServerResponse): void {
  * The one place errors become responses: a HearthError by its code (http.ts responseOf), anything else a bare 500 (reported
  * to `onInternal`: the client learns only that the hub failed, the operator's log says how).
  */
-async function fail(
+function fail(
   res: ServerResponse,
   e: unknown,
   onInternal?: (req: IncomingMessage, e: unknown) => void,
-): Promise<void> {
+): void {
   if (!isHearthError(e)) onInternal?.(res.req, e);
   const err = responseOf(
     isHearthError(e)
@@ -447,8 +447,7 @@ async function fail(
     res.destroy();
     return;
   }
-  await drainSmallBody(res.req);
-  if (res.headersSent || res.destroyed) return;
+  if (res.destroyed) return;
   const body = JSON.stringify({
     error: {
       code: err.code,
@@ -462,10 +461,9 @@ async function fail(
     'content-length': Buffer.byteLength(body),
     'cache-control': 'no-store',
     'x-content-type-options': 'nosniff',
-    // The request body may be unread (refused early): don't read it to keep the connection.
-    ...(err.status >= 400 && !res.req.complete ? { connection: 'close' } : {}),
   });
   res.end(body);
+  lingerAfterAnswer(res);
 }
 
 /**
