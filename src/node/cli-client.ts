@@ -7,7 +7,7 @@ import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'no
 import { dirname, join, resolve } from 'node:path';
 import { HubApi } from '../client/hub-api.ts';
 import { HearthError } from '../core/errors.ts';
-import type { JobProgressAnswer } from '../protocol/api.ts';
+import type { JobProgressAnswer, ResultsIndex } from '../protocol/api.ts';
 import { formatCredit, type parseCreditReport } from '../protocol/credit.ts';
 import { parseManifest } from '../protocol/kinds/index.ts';
 import { type Command, type Flags, str, usage } from './cli-args.ts';
@@ -181,6 +181,61 @@ ${CONNECTION}`,
   },
 };
 
+/** What `downloadResults` wrote. */
+export interface Downloaded {
+  /** The hub's results index. */
+  readonly index: ResultsIndex;
+  /** index.json's shards: each output with the file it went to. */
+  readonly shards: readonly {
+    readonly shard: string;
+    readonly index: number;
+    readonly replicas?: number;
+    readonly outputs: readonly (ResultsIndex['shards'][number]['outputs'][number] & { file: string })[];
+  }[];
+  /** Output files written. */
+  readonly files: number;
+}
+
+/**
+ * Downloads every validated shard's outputs of `job` into `out` (created when absent): one `.npy`
+ * per output, each checked against the index's hash, and `index.json`.
+ */
+export async function downloadResults(api: HubApi, job: string, out: string): Promise<Downloaded> {
+  const index = await api.results(job);
+  mkdirSync(out, { recursive: true });
+  const taken = new Set<string>();
+  const shards = [];
+  for (const s of index.shards) {
+    const outputs = [];
+    for (const o of s.outputs) {
+      const data = await api.output(job, s.index, o.name);
+      const got = createHash('sha256').update(data).digest('hex');
+      if (got !== o.sha256 || data.byteLength !== o.bytes) {
+        throw new HearthError(
+          'blob/corrupt',
+          `shard ${s.index} output "${o.name}": the bytes do not match the index's hash.`,
+        );
+      }
+      // Output names are the researcher's; a file name gets only safe characters, made unique.
+      const stem = `${s.index}-${o.name.replace(/[^A-Za-z0-9._-]/g, '_')}`;
+      let file = `${stem}.npy`;
+      for (let k = 2; taken.has(file); k++) file = `${stem}~${k}.npy`;
+      taken.add(file);
+      writeFileSync(join(out, file), npy(o.dtype, o.shape, data));
+      outputs.push({ ...o, file });
+    }
+    shards.push({
+      shard: s.shard,
+      index: s.index,
+      ...(s.replicas !== undefined ? { replicas: s.replicas } : {}),
+      outputs,
+    });
+  }
+  const doc = { job: index.job, status: index.status, shards };
+  writeFileSync(join(out, 'index.json'), `${JSON.stringify(doc, null, 2)}\n`);
+  return { index, shards, files: shards.reduce((n, s) => n + s.outputs.length, 0) };
+}
+
 const results: Command = {
   name: 'results',
   summary: 'download validated results as .npy files plus index.json',
@@ -198,40 +253,7 @@ ${CONNECTION}`,
   async run(flags, [job]) {
     const out = str(flags, 'out');
     if (!out) throw usage('--out DIR is required.');
-    const c = client(flags);
-    const index = await c.results(job!);
-    mkdirSync(out, { recursive: true });
-    const taken = new Set<string>();
-    const shards = [];
-    for (const s of index.shards) {
-      const outputs = [];
-      for (const o of s.outputs) {
-        const data = await c.output(job!, s.index, o.name);
-        const got = createHash('sha256').update(data).digest('hex');
-        if (got !== o.sha256 || data.byteLength !== o.bytes) {
-          throw new HearthError(
-            'blob/corrupt',
-            `shard ${s.index} output "${o.name}": the bytes do not match the index's hash.`,
-          );
-        }
-        // Output names are the researcher's; a file name gets only safe characters, made unique.
-        const stem = `${s.index}-${o.name.replace(/[^A-Za-z0-9._-]/g, '_')}`;
-        let file = `${stem}.npy`;
-        for (let k = 2; taken.has(file); k++) file = `${stem}~${k}.npy`;
-        taken.add(file);
-        writeFileSync(join(out, file), npy(o.dtype, o.shape, data));
-        outputs.push({ ...o, file });
-      }
-      shards.push({
-        shard: s.shard,
-        index: s.index,
-        ...(s.replicas !== undefined ? { replicas: s.replicas } : {}),
-        outputs,
-      });
-    }
-    const doc = { job: index.job, status: index.status, shards };
-    writeFileSync(join(out, 'index.json'), `${JSON.stringify(doc, null, 2)}\n`);
-    const files = shards.reduce((n, s) => n + s.outputs.length, 0);
+    const { files, shards, index } = await downloadResults(client(flags), job!, out);
     process.stdout.write(
       `wrote ${files} tensor(s) from ${shards.length} shard(s) and index.json to ${out}\n`,
     );

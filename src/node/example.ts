@@ -190,24 +190,30 @@ export function heatJob(
   return { manifest, blobs, spec: { size, steps, alpha, bandRows, halo } };
 }
 
-export interface ExampleFiles {
-  readonly onnxManifest: string;
-  readonly wgslManifest: string;
-  readonly heatManifest: string;
-  readonly blobs: number;
+/** One job of the examples: the file name `hearth example` gives its manifest, and the manifest. */
+export interface ExampleJob {
+  readonly file: string;
+  readonly manifest: Record<string, unknown>;
+}
+
+export interface ExampleOptions {
+  /** Rows in the ONNX job's batch (default 64). */
+  readonly rows?: number;
+  /** Rows per ONNX shard (default 8). */
+  readonly shardSize?: number;
+  readonly heat?: Parameters<typeof heatJob>[0];
 }
 
 /**
- * Writes `onnx-job.json`, `wgsl-job.json` and their blobs into `dir`.
+ * The example jobs (ONNX MLP, WGSL saxpy, WGSL heat program) and every blob they name, in memory.
  *
  * @example
- * writeExample('job/'); // then: hearth submit job/onnx-job.json
+ * const { jobs, blobs } = exampleJobs({ rows: 16 });
  */
-export function writeExample(
-  dir: string,
-  opts: { rows?: number; shardSize?: number; heat?: Parameters<typeof heatJob>[0] } = {},
-): ExampleFiles {
-  mkdirSync(dir, { recursive: true });
+export function exampleJobs(opts: ExampleOptions = {}): {
+  jobs: ExampleJob[];
+  blobs: Map<string, Uint8Array>;
+} {
   const blobs = new Map<string, Uint8Array>();
   const put = (b: Uint8Array) => {
     const h = sha(b);
@@ -292,13 +298,38 @@ export function writeExample(
 
   const heat = heatJob(opts.heat ?? {});
   for (const [h, b] of heat.blobs) blobs.set(h, b);
+  return {
+    jobs: [
+      { file: 'onnx-job.json', manifest: onnx },
+      { file: 'wgsl-job.json', manifest: wgsl },
+      { file: 'heat-job.json', manifest: heat.manifest },
+    ],
+    blobs,
+  };
+}
 
+export interface ExampleFiles {
+  readonly onnxManifest: string;
+  readonly wgslManifest: string;
+  readonly heatManifest: string;
+  readonly blobs: number;
+}
+
+/**
+ * Writes `onnx-job.json`, `wgsl-job.json`, `heat-job.json` and their blobs into `dir`.
+ *
+ * @example
+ * writeExample('job/'); // then: hearth submit job/onnx-job.json
+ */
+export function writeExample(dir: string, opts: ExampleOptions = {}): ExampleFiles {
+  mkdirSync(dir, { recursive: true });
+  const { jobs, blobs } = exampleJobs(opts);
   for (const [h, b] of blobs) writeFileSync(join(dir, h), b);
-  const onnxManifest = join(dir, 'onnx-job.json');
-  const wgslManifest = join(dir, 'wgsl-job.json');
-  const heatManifest = join(dir, 'heat-job.json');
-  writeFileSync(onnxManifest, `${JSON.stringify(onnx, null, 2)}\n`);
-  writeFileSync(wgslManifest, `${JSON.stringify(wgsl, null, 2)}\n`);
-  writeFileSync(heatManifest, `${JSON.stringify(heat.manifest, null, 2)}\n`);
-  return { onnxManifest, wgslManifest, heatManifest, blobs: blobs.size };
+  for (const j of jobs) writeFileSync(join(dir, j.file), `${JSON.stringify(j.manifest, null, 2)}\n`);
+  return {
+    onnxManifest: join(dir, 'onnx-job.json'),
+    wgslManifest: join(dir, 'wgsl-job.json'),
+    heatManifest: join(dir, 'heat-job.json'),
+    blobs: blobs.size,
+  };
 }

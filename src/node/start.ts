@@ -1,0 +1,322 @@
+// `npm start` (`hearth start`): the whole of Hearth in one command. Builds the pages when they
+// are stale, starts a hub on 127.0.0.1 with a fresh SQLite file in a folder it names, makes a
+// researcher token, submits the demo jobs (an ONNX MLP, the WGSL heat-diffusion program, a WGSL
+// Mandelbrot picture and a WGSL saxpy), starts headless Chromium volunteers, shows each job's
+// progress as the hub pushes it, then downloads the validated results, writes the picture and
+// prints a summary: shards, agreeing replicas, throughput and every volunteer's credit.
+//
+// The operator running the command is the one saying yes for the headless volunteers
+// (volunteers.ts); no page computes before that click.
+import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { HubApi } from '../client/hub-api.ts';
+import { HearthError, isHearthError } from '../core/errors.ts';
+import { createToken } from '../hub/tokens.ts';
+import type { JobProgressAnswer } from '../protocol/api.ts';
+import { downloadResults } from './cli-client.ts';
+import { exampleJobs } from './example.ts';
+import { type FractalSpec, fractalJob, fractalPng } from './fractal.ts';
+import { type Hub, startHub } from './hub-server.ts';
+import { board, type JobRow, summaryText } from './start-view.ts';
+import { DEFAULT_PAGES_DIR } from './static-pages.ts';
+import { type AdapterChoice, launchVolunteers, type Volunteers } from './volunteers.ts';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+export interface StartOptions {
+  /** The run's folder: hub.db, blobs/, results/, the picture (created; must be empty or new). */
+  readonly dir: string;
+  /** Headless Chromium volunteers (default 2). */
+  readonly volunteers?: number;
+  /** Small jobs (CI, a quick look): a few shards each. */
+  readonly small?: boolean;
+  /** Hub port on 127.0.0.1 (default 0: a free one). */
+  readonly port?: number;
+  readonly adapter?: AdapterChoice;
+  /** Give up after this long (default 300 s). */
+  readonly timeoutMs?: number;
+  /** Where the pages are (default dist/ of this checkout, rebuilt when stale). */
+  readonly pagesDir?: string;
+  /** Progress and summary text; `tty` redraws the progress board in place. */
+  readonly write?: (text: string) => void;
+  readonly tty?: boolean;
+  /** Aborts the run (Ctrl-C). */
+  readonly signal?: AbortSignal;
+}
+
+/** One job of the run, as the summary reports it. */
+export interface StartJob {
+  readonly id: string;
+  readonly name: string;
+  readonly kind: string;
+  readonly status: string;
+  readonly shards: number;
+  readonly validated: number;
+  readonly failed: number;
+  /** Results that agreed, summed over validated shards (2 per shard at replication 2). */
+  readonly replicas: number;
+  readonly flops: number;
+  readonly seconds: number;
+  readonly results: string;
+}
+
+export interface StartCredit {
+  readonly volunteer: string;
+  readonly granted: bigint;
+  readonly pending: bigint;
+  readonly leases: number;
+}
+
+export interface StartSummary {
+  readonly ok: boolean;
+  /** Why not, when not ok. */
+  readonly reason?: string;
+  readonly dir: string;
+  readonly hubUrl: string;
+  readonly jobs: readonly StartJob[];
+  readonly credits: readonly StartCredit[];
+  readonly picture?: string;
+  readonly seconds: number;
+}
+
+/** A running demo: its summary, and (with keep) the hub and volunteers still up. */
+export interface StartRun {
+  readonly summary: StartSummary;
+  readonly hub: Hub;
+  readonly token: string;
+  readonly volunteers: Volunteers;
+  /** Stops the volunteers and the hub. */
+  close(): Promise<void>;
+}
+
+/** The newest modification time under `path` (files only), 0 when absent. */
+function newest(path: string): number {
+  if (!existsSync(path)) return 0;
+  const st = statSync(path);
+  if (!st.isDirectory()) return st.mtimeMs;
+  let t = 0;
+  for (const e of readdirSync(path)) t = Math.max(t, newest(join(path, e)));
+  return t;
+}
+
+/** True when the built pages are missing or older than what they are built from. */
+export function pagesStale(pagesDir: string, root = ROOT): boolean {
+  const built = join(pagesDir, 'volunteer', 'index.html');
+  if (!existsSync(built)) return true;
+  const sources = Math.max(
+    newest(join(root, 'src')),
+    newest(join(root, 'shaders')),
+    newest(join(root, 'vite.config.ts')),
+    newest(join(root, 'package-lock.json')),
+  );
+  return statSync(built).mtimeMs < sources;
+}
+
+/** The jobs of a run: name, manifest, blobs; the picture's spec. */
+export function demoJobs(small: boolean): {
+  jobs: { name: string; manifest: Record<string, unknown> }[];
+  blobs: Map<string, Uint8Array>;
+  fractal: FractalSpec;
+} {
+  const ex = exampleJobs(
+    small
+      ? { rows: 16, heat: { size: 64, steps: 40, bands: 2 } }
+      : { rows: 64, heat: { size: 256, steps: 500 } },
+  );
+  const fr = fractalJob(small ? { width: 96, height: 64, bands: 2 } : { width: 384, height: 256, bands: 8 });
+  const blobs = new Map([...ex.blobs, ...fr.blobs]);
+  const named = (file: string) => {
+    const j = ex.jobs.find((x) => x.file === file);
+    if (!j) throw new HearthError('input/invalid', `no example job ${file}`);
+    return j.manifest;
+  };
+  return {
+    jobs: [
+      { name: 'mlp', manifest: named('onnx-job.json') },
+      { name: 'heat', manifest: named('heat-job.json') },
+      { name: 'mandelbrot', manifest: fr.manifest },
+      { name: 'saxpy', manifest: named('wgsl-job.json') },
+    ],
+    blobs,
+    fractal: fr.spec,
+  };
+}
+
+const TERMINAL = new Set(['done', 'failed', 'cancelled']);
+
+/**
+ * Runs the demo to its summary. With `keep`, the hub and volunteers stay up: the caller closes
+ * the returned run; otherwise they are closed before this returns.
+ */
+export async function runStart(opts: StartOptions & { keep?: boolean }): Promise<StartRun> {
+  const write = opts.write ?? ((t: string) => process.stdout.write(t));
+  const t0 = Date.now();
+  const dir = opts.dir;
+  if (existsSync(dir) && readdirSync(dir).length > 0) {
+    throw new HearthError('input/invalid', `${dir} is not empty: give a new folder (--dir) for this run.`);
+  }
+  mkdirSync(dir, { recursive: true });
+  const pagesDir = opts.pagesDir ?? DEFAULT_PAGES_DIR;
+  if (pagesStale(pagesDir)) {
+    write(`building the pages (vite) into ${relative(process.cwd(), pagesDir) || pagesDir} …\n`);
+    const { build } = await import('vite');
+    await build({ configFile: join(ROOT, 'vite.config.ts'), logLevel: 'error', build: { outDir: pagesDir } });
+  }
+  const hub = await startHub({
+    dbPath: join(dir, 'hub.db'),
+    blobDir: join(dir, 'blobs'),
+    host: '127.0.0.1',
+    port: opts.port ?? 0,
+    pagesDir,
+    allowedOrigins: [],
+    maxBlobBytes: 64 * 2 ** 20,
+  });
+  let volunteers: Volunteers | undefined;
+  const closeAll = async () => {
+    await volunteers?.close().catch(() => {});
+    await hub.close();
+  };
+  try {
+    const { token } = createToken(hub.store, 'demo');
+    const api = new HubApi({ hub: hub.url, token });
+    write(`hub ${hub.url} · folder ${dir}\n`);
+
+    const demo = demoJobs(opts.small === true);
+    for (const [sha, bytes] of demo.blobs) await api.putBlob(sha, Uint8Array.from(bytes));
+    const rows: JobRow[] = [];
+    for (const j of demo.jobs) {
+      const { job } = await api.submit(JSON.stringify(j.manifest));
+      rows.push({ id: job, name: j.name, kind: String(j.manifest['kind']), progress: undefined });
+    }
+    write(`submitted ${rows.length} jobs; starting ${opts.volunteers ?? 2} headless Chromium volunteers …\n`);
+    volunteers = await launchVolunteers({
+      hubUrl: hub.url,
+      count: opts.volunteers ?? 2,
+      adapter: opts.adapter ?? 'auto',
+    });
+    const v = volunteers;
+
+    // Progress: each job's as the hub pushes it; the board redrawn a few times a second.
+    const started = Date.now();
+    const finishedAt = new Map<string, number>();
+    const watchers = rows.map(async (row) => {
+      for await (const p of api.watch(row.id, opts.signal)) {
+        row.progress = p;
+        if (TERMINAL.has(p.status) && !finishedAt.has(row.id)) finishedAt.set(row.id, Date.now());
+      }
+    });
+    const watching = Promise.all(watchers);
+    let watchError: unknown;
+    watching.catch((e: unknown) => {
+      watchError = e;
+    });
+    const deadline = started + (opts.timeoutMs ?? 300_000);
+    let reason: string | undefined;
+    let drawn = 0;
+    let lastPlain = '';
+    let lastPlainAt = 0;
+    for (;;) {
+      const reports = await v.report();
+      const text = board(rows, reports, Date.now() - started);
+      if (opts.tty) {
+        // Up over the last board, then the new one.
+        write(`${drawn > 0 ? `\x1b[${drawn}F` : ''}${text.map((l) => `\x1b[2K${l}`).join('\n')}\n`);
+        drawn = text.length;
+      } else {
+        const key = rows.map((r) => `${r.progress?.validated}/${r.progress?.status}`).join(',');
+        if (key !== lastPlain || Date.now() - lastPlainAt > 10_000) {
+          write(`${text.join('\n')}\n`);
+          lastPlain = key;
+          lastPlainAt = Date.now();
+        }
+      }
+      if (rows.every((r) => r.progress && TERMINAL.has(r.progress.status))) break;
+      const broken = reports.find((r) => r.error);
+      if (broken) {
+        reason = `volunteer ${broken.index} failed: ${broken.error}`;
+        break;
+      }
+      if (watchError) {
+        reason = `following the jobs failed: ${watchError instanceof Error ? watchError.message : watchError}`;
+        break;
+      }
+      if (opts.signal?.aborted) {
+        reason = 'interrupted';
+        break;
+      }
+      if (Date.now() > deadline) {
+        const open = rows.filter((r) => !r.progress || !TERMINAL.has(r.progress.status)).map((r) => r.name);
+        reason = `not finished after ${Math.round((opts.timeoutMs ?? 300_000) / 1000)} s: ${open.join(', ')} still running`;
+        break;
+      }
+      await new Promise((r) => setTimeout(r, opts.tty ? 250 : 500));
+    }
+
+    // Results, the picture, credits.
+    const jobs: StartJob[] = [];
+    let picture: string | undefined;
+    for (const [i, row] of rows.entries()) {
+      const p: JobProgressAnswer = row.progress ?? (await api.progress(row.id));
+      const out = join(dir, 'results', row.name);
+      const got = await downloadResults(api, row.id, out);
+      const manifest = demo.jobs[i]?.manifest ?? {};
+      jobs.push({
+        id: row.id,
+        name: row.name,
+        kind: row.kind,
+        status: p.status,
+        shards: p.shards,
+        validated: p.validated,
+        failed: p.failed,
+        replicas: got.shards.reduce((n, s) => n + (s.replicas ?? 0), 0),
+        flops: Number(manifest['flopsPerShard'] ?? 0) * p.validated,
+        seconds: ((finishedAt.get(row.id) ?? Date.now()) - started) / 1000,
+        results: out,
+      });
+      if (row.name === 'mandelbrot' && p.status === 'done') {
+        const bands = [];
+        for (const s of [...got.shards].sort((a, b) => a.index - b.index)) {
+          bands.push(await api.output(row.id, s.index, 'iters'));
+        }
+        picture = join(dir, 'mandelbrot.png');
+        writeFileSync(picture, fractalPng(demo.fractal, bands));
+      }
+    }
+    const credits: StartCredit[] = [];
+    for (const r of await v.report()) {
+      if (!r.volunteerId) continue;
+      const c = await api.credits(r.volunteerId);
+      credits.push({
+        volunteer: r.volunteerId,
+        granted: c.granted,
+        pending: c.pending,
+        leases: r.stats?.leases ?? 0,
+      });
+    }
+    if (!reason) {
+      const bad = jobs.filter((j) => j.status !== 'done' || j.validated !== j.shards);
+      if (bad.length > 0) reason = `${bad.map((j) => `${j.name} ${j.status}`).join(', ')}`;
+      else if (!picture) reason = 'the picture was not written';
+    }
+    const summary: StartSummary = {
+      ok: reason === undefined,
+      ...(reason ? { reason } : {}),
+      dir,
+      hubUrl: hub.url,
+      jobs,
+      credits,
+      ...(picture ? { picture } : {}),
+      seconds: (Date.now() - t0) / 1000,
+    };
+    write(`${summaryText(summary)}\n`);
+    if (!opts.keep) await closeAll();
+    return { summary, hub, token, volunteers: v, close: closeAll };
+  } catch (e) {
+    await closeAll();
+    if (isHearthError(e)) throw e;
+    throw new HearthError('shard/failed', `the demo failed: ${e instanceof Error ? e.message : String(e)}`, {
+      cause: e,
+    });
+  }
+}
