@@ -7,6 +7,7 @@
 //   hearth volunteer --count N              headless Chromium volunteers against a hub
 //   hearth example --out DIR                an example ONNX job and WGSL job to submit
 //   hearth start                            the demo: hub, jobs, volunteers, summary (npm start)
+//   hearth selftest [--verbose]             every kernel on this machine's adapter vs float64
 //
 // Exit codes: 0 done, 1 the work failed (hub unreachable, HTTP error, bad file), 2 bad usage.
 // Run from a checkout with `npm run hearth -- <command> …`.
@@ -17,6 +18,7 @@ import { createToken, listTokens, revokeToken } from '../hub/tokens.ts';
 import { type Command, type Flags, int, parse, str, usage } from './cli-args.ts';
 import { clientCommands, DEFAULT_HUB } from './cli-client.ts';
 import { exampleCommand } from './cli-example.ts';
+import { selftestCommand } from './cli-selftest.ts';
 import { startCommand } from './cli-start.ts';
 import { volunteerCommand } from './cli-volunteer.ts';
 import { startHub } from './hub-server.ts';
@@ -180,6 +182,7 @@ const commands: readonly Command[] = [
   volunteerCommand,
   exampleCommand,
   startCommand,
+  selftestCommand,
 ];
 
 function topUsage(): string {

@@ -1,5 +1,5 @@
 // Every kernel case, in one list: run by test/kernels/kernels.node.test.ts (Dawn), by the
-// Chromium worker in test/kernels/kernels.browser.test.ts, and by the demo (`npm run demo`).
+// Chromium worker in test/kernels/kernels.browser.test.ts, and by `npm run selftest` (src/node/cli-selftest.ts).
 
 import { cases as activationGrad } from './cases/activation-grad.cases.ts';
 import { cases as adamw } from './cases/adamw.cases.ts';

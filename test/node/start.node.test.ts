@@ -1,0 +1,120 @@
+// `npm start` end to end, small: real pages built by vite, a real hub on a SQLite file, two real
+// headless Chromium volunteers (SwiftShader WebGPU, onnxruntime-web), four jobs to validation,
+// results downloaded, the picture written, credit granted. Then the summary is what is asserted.
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PNG } from 'pngjs';
+import { afterAll, describe, expect, it } from 'vitest';
+import { isHearthError } from '../../src/core/errors.ts';
+import { fractalJob } from '../../src/node/fractal.ts';
+import { pagesStale, runStart, type StartSummary } from '../../src/node/start.ts';
+import { bar, summaryText } from '../../src/node/start-view.ts';
+
+const tmp = mkdtempSync(join(tmpdir(), 'hearth-start-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+/** Escape counts of the kernel's arithmetic in f32 (Math.fround after each operation). */
+function mandelbrotF32(width: number, height: number, maxIter: number): Uint32Array {
+  const f = Math.fround;
+  const step = f(3 / width);
+  const x0 = f(-2.2);
+  const y0 = f(-(height * (3 / width)) / 2);
+  const out = new Uint32Array(width * height);
+  for (let py = 0; py < height; py++) {
+    for (let px = 0; px < width; px++) {
+      const cx = f(x0 + f(f(px) * step));
+      const cy = f(y0 + f(f(py) * step));
+      let x = 0;
+      let y = 0;
+      let i = 0;
+      while (i < maxIter && f(f(x * x) + f(y * y)) <= 4) {
+        const xt = f(f(f(x * x) - f(y * y)) + cx);
+        y = f(f(f(2 * x) * y) + cy);
+        x = xt;
+        i++;
+      }
+      out[py * width + px] = i;
+    }
+  }
+  return out;
+}
+
+describe('npm start (hearth start --small)', () => {
+  let summary: StartSummary;
+  let log = '';
+
+  it('runs four jobs to validated results with two Chromium volunteers and prints the summary', async () => {
+    const run = await runStart({
+      dir: join(tmp, 'run'),
+      small: true,
+      volunteers: 2,
+      adapter: 'swiftshader',
+      pagesDir: join(tmp, 'pages'),
+      timeoutMs: 240_000,
+      write: (t) => (log += t),
+    });
+    summary = run.summary;
+    expect(summary.reason).toBeUndefined();
+    expect(summary.ok).toBe(true);
+    expect(summary.jobs.map((j) => [j.name, j.kind, j.status])).toEqual([
+      ['mlp', 'onnx', 'done'],
+      ['heat', 'wgsl', 'done'],
+      ['mandelbrot', 'wgsl', 'done'],
+      ['saxpy', 'wgsl', 'done'],
+    ]);
+    for (const j of summary.jobs) {
+      expect(j.shards, j.name).toBeGreaterThan(0);
+      expect(j.validated, j.name).toBe(j.shards);
+      // Replication 2: every validated shard rests on two agreeing results.
+      expect(j.replicas, j.name).toBe(2 * j.shards);
+      const index = JSON.parse(readFileSync(join(j.results, 'index.json'), 'utf8')) as { shards: unknown[] };
+      expect(index.shards, j.name).toHaveLength(j.shards);
+    }
+    expect(summary.credits).toHaveLength(2);
+    for (const c of summary.credits) {
+      expect(c.leases).toBeGreaterThan(0);
+      expect(c.granted).toBeGreaterThan(0n);
+      expect(c.pending).toBe(0n);
+    }
+    expect(log).toContain('building the pages');
+    expect(log).toMatch(/done in \d+ s: every shard validated/);
+    expect(log).toMatch(/mandelbrot\s+wgsl\s+done\s+2\s+2\s+0\s+4/);
+  }, 300_000);
+
+  it('wrote the Mandelbrot picture from the volunteers\u2019 counts (an f32 reference agrees)', () => {
+    const png = PNG.sync.read(readFileSync(summary.picture ?? ''));
+    const spec = fractalJob({ width: 96, height: 64, bands: 2 }).spec;
+    expect([png.width, png.height]).toEqual([spec.width, spec.height]);
+    const ref = mandelbrotF32(spec.width, spec.height, spec.maxIter);
+    let inside = 0;
+    let agree = 0;
+    for (let p = 0; p < ref.length; p++) {
+      const black = png.data[p * 4] === 0 && png.data[p * 4 + 1] === 0 && png.data[p * 4 + 2] === 0;
+      if (black) inside++;
+      // Inside the set is black; a fused multiply-add on the adapter may move a few edge pixels.
+      if (black === (ref[p] === spec.maxIter)) agree++;
+    }
+    expect(inside).toBeGreaterThan(ref.length * 0.1);
+    expect(inside).toBeLessThan(ref.length * 0.5);
+    expect(agree / ref.length).toBeGreaterThan(0.99);
+  });
+
+  it('refuses a folder that is not empty, before starting anything', async () => {
+    const dir = join(tmp, 'used');
+    mkdirSync(dir);
+    writeFileSync(join(dir, 'x'), 'x');
+    const e = await runStart({ dir, write: () => {} }).catch((x: unknown) => x);
+    expect(isHearthError(e, 'input/invalid')).toBe(true);
+    expect(String((e as Error).message)).toMatch(/is not empty/);
+  });
+
+  it('knows stale pages and says why a run failed', () => {
+    expect(pagesStale(join(tmp, 'nowhere'))).toBe(true);
+    expect(pagesStale(join(tmp, 'pages'))).toBe(false);
+    expect(bar(1, 4, 8)).toBe('[##......]');
+    expect(bar(0, 0, 4)).toBe('[####]');
+    const failed = summaryText({ ...summary, ok: false, reason: 'heat failed' });
+    expect(failed).toMatch(/FAILED after \d+ s: heat failed$/);
+  });
+});
