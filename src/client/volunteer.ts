@@ -52,7 +52,34 @@ export class MemoryResultQueue implements ResultQueue {
   }
 }
 
-export type VolunteerState = 'idle' | 'connecting' | 'connected' | 'working' | 'waiting' | 'stopped';
+/**
+ * `resting`: between shards, holding to the GPU cap (`dutyCycle`); `paused`: connected, asking for
+ * no work until `resume()` (the volunteer pressed pause, or the tab was hidden).
+ */
+export type VolunteerState =
+  | 'idle'
+  | 'connecting'
+  | 'connected'
+  | 'working'
+  | 'resting'
+  | 'paused'
+  | 'waiting'
+  | 'stopped';
+
+/** The GPU cap's bounds: the share of wall time the GPU may be busy with shards. */
+export const DUTY_CYCLE = { min: 0.1, max: 1, default: 0.5 } as const;
+
+/**
+ * How long to rest after `busyMs` of GPU work so that busy time is `duty` of wall time:
+ * busy / (busy + rest) = duty.
+ *
+ * @example
+ * restAfter(300, 0.25); // 900
+ */
+export function restAfter(busyMs: number, duty: number): number {
+  const d = Math.min(DUTY_CYCLE.max, Math.max(DUTY_CYCLE.min, duty));
+  return Math.max(0, (busyMs * (1 - d)) / d);
+}
 
 export type VolunteerEvent =
   | { readonly type: 'state'; readonly state: VolunteerState }
@@ -149,6 +176,15 @@ export interface VolunteerOptions {
   readonly replyTimeoutMs?: number;
   /** Uniform in [0, 1) for jitter; seeded in tests. */
   readonly random?: () => number;
+  /**
+   * The GPU cap: the share of wall time spent running shards, in [0.1, 1] (default 1 here; the
+   * page's default is `DUTY_CYCLE.default`). A shard that ran `ms` makes its whole cycle (lease
+   * request, blobs, shard, result, rest) last `ms / dutyCycle`: the volunteer rests for what is
+   * left of that before asking for the next. `setDutyCycle` changes it live.
+   */
+  readonly dutyCycle?: number;
+  /** Start paused (a remembered pause): connected, asking for no work until `resume()`. */
+  readonly paused?: boolean;
   readonly onEvent?: (e: VolunteerEvent) => void;
 }
 
@@ -191,9 +227,13 @@ export class Volunteer {
   #idle = 0;
   #current: string | undefined;
   #peer: PeerNode | undefined;
+  #duty: number;
+  #paused: boolean;
 
   constructor(opts: VolunteerOptions) {
     this.#opts = opts;
+    this.#duty = opts.dutyCycle === undefined ? 1 : clampDuty(opts.dutyCycle);
+    this.#paused = opts.paused === true;
     this.#fetcher = new BlobFetcher({
       hubUrl: opts.hubUrl,
       store: opts.blobs,
@@ -230,6 +270,41 @@ export class Volunteer {
     if (this.#current) await this.#opts.runner.cancel(this.#current);
     this.#session?.close();
     await this.#loop;
+  }
+
+  /** The GPU cap now, in [0.1, 1]. */
+  get dutyCycle(): number {
+    return this.#duty;
+  }
+
+  /** Changes the GPU cap; a rest in progress is cut short and recomputed by the next shard. */
+  setDutyCycle(duty: number): void {
+    this.#duty = clampDuty(duty);
+    if (this.#state === 'resting') this.#wake?.();
+  }
+
+  get paused(): boolean {
+    return this.#paused;
+  }
+
+  /**
+   * Stops GPU work now and asks for none until `resume()`: the shard in progress is cancelled and
+   * handed back to the hub (someone else runs it at once); the connection stays open, so
+   * results in flight are still delivered.
+   */
+  async pause(): Promise<void> {
+    if (this.#paused) return;
+    this.#paused = true;
+    this.#wake?.();
+    const current = this.#current;
+    if (current) await this.#opts.runner.cancel(current);
+  }
+
+  /** Asks for work again after `pause()`. */
+  resume(): void {
+    if (!this.#paused) return;
+    this.#paused = false;
+    this.#wake?.();
   }
 
   #emit(e: VolunteerEvent): void {
@@ -428,6 +503,15 @@ export class Volunteer {
 
   async #workLoop(session: HubSession, idleMs: number): Promise<void> {
     while (!this.#stopping && session.isOpen) {
+      if (this.#paused) {
+        this.#set('paused');
+        // Woken by resume(), stop() or a lost connection's close (checked on the next turn).
+        await Promise.race([this.#sleep(PAUSE_CHECK_MS), session.closed]);
+        continue;
+      }
+      // A cycle is the lease request, the blobs, the shard, the result and the rest: the rest
+      // makes the whole cycle busy / cap long, so the time spent talking counts as rest too.
+      const cycleStart = Date.now();
       let m: ReplyOf<'lease-request'> | undefined;
       try {
         m = await session.request({ type: 'lease-request' });
@@ -437,7 +521,14 @@ export class Volunteer {
       }
       if (m?.type === 'lease') {
         this.#idle = 0;
-        await this.#runLease(session, m);
+        const busy = await this.#runLease(session, m);
+        // A changed cap wakes the rest (setDutyCycle): its end is recomputed at the new cap.
+        while (!this.#stopping && !this.#paused) {
+          const left = cycleStart + busy + restAfter(busy, this.#duty) - Date.now();
+          if (left <= 0) break;
+          this.#set('resting');
+          await this.#sleep(left);
+        }
         continue;
       }
       // Shards this volunteer answered earlier may have been judged since (by later replicas):
@@ -451,7 +542,8 @@ export class Volunteer {
     }
   }
 
-  async #runLease(session: HubSession, lease: LeaseMessage): Promise<void> {
+  /** Runs one lease to its result (or failure); returns the time the runner took, ms. */
+  async #runLease(session: HubSession, lease: LeaseMessage): Promise<number> {
     this.stats.leases++;
     this.#set('working');
     this.#emit({ type: 'lease', shard: lease.shard, job: lease.job, kind: lease.work.kind });
@@ -484,6 +576,7 @@ export class Volunteer {
     const t0 = Date.now();
     this.#current = lease.shard;
     let result: ShardResult;
+    let runStart = 0;
     try {
       const before = this.#fetcher.downloadedBytes;
       const beforePeers = this.#fetcher.peerBytes;
@@ -500,6 +593,10 @@ export class Volunteer {
       this.stats.peerStalls = this.#fetcher.peerStalls;
       this.stats.peerWaitsExpired = this.#fetcher.peerWaitsExpired;
       this.stats.lastPeerFallback = this.#fetcher.lastPeerError?.message.slice(0, 500) ?? '';
+      // Paused while the blobs came: the shard goes back unrun.
+      if (this.#paused)
+        throw new HearthError('shard/cancelled', `Shard ${lease.shard}: paused before it ran.`);
+      runStart = Date.now();
       result = await this.#opts.runner.runShard(shard, (progress) =>
         this.#emit({ type: 'progress', progress }),
       );
@@ -511,7 +608,22 @@ export class Volunteer {
         : new HearthError('shard/failed', `Shard ${lease.shard}: ${(e as Error)?.message ?? String(e)}`, {
             cause: e,
           });
-      if (lost || this.#stopping) return;
+      const busy = runStart ? Date.now() - runStart : 0;
+      if (lost || this.#stopping) return busy;
+      if (this.#paused && isHearthError(e, 'shard/cancelled')) {
+        // Paused mid-shard: hand it back now rather than at its deadline.
+        clearTimeout(beat);
+        this.#current = undefined;
+        await session
+          .request({
+            type: 'shard-failed',
+            shard: lease.shard,
+            code: 'shard/cancelled',
+            message: 'The volunteer paused.',
+          })
+          .catch(() => {});
+        return busy;
+      }
       this.stats.failed++;
       clearTimeout(beat);
       this.#current = undefined;
@@ -530,7 +642,7 @@ export class Volunteer {
         // The connection is gone; the outer loop notices and reconnects.
       }
       this.#emit({ type: 'shard-failed', shard: lease.shard, error, ...(reported ? { reported } : {}) });
-      return;
+      return busy;
     } finally {
       clearTimeout(beat);
       this.#current = undefined;
@@ -538,7 +650,14 @@ export class Volunteer {
     }
     // Durable before it leaves: if the connection drops now, the next one sends it.
     await this.#opts.outbox.add(result);
-    if (this.#stopping) return;
+    if (this.#stopping) return result.ms;
     await this.#send(session, result);
+    return result.ms;
   }
 }
+
+/** How often a paused volunteer looks again without being woken (a safety net; resume() wakes it). */
+const PAUSE_CHECK_MS = 5000;
+
+const clampDuty = (d: number) =>
+  Number.isFinite(d) ? Math.min(DUTY_CYCLE.max, Math.max(DUTY_CYCLE.min, d)) : DUTY_CYCLE.default;
