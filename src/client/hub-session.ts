@@ -45,6 +45,8 @@ export interface HubSessionOptions {
   readonly socket?: SocketFactory;
   /** How long the hub may take to answer one message before the connection counts as dead. */
   readonly replyTimeoutMs?: number;
+  /** Pushes to ask for in the hello (`credit`: the hub pushes this volunteer's credit as it changes). */
+  readonly follow?: readonly 'credit'[];
 }
 
 const OPEN = 1;
@@ -220,6 +222,7 @@ export class HubSession {
         type: 'hello',
         publicKey: opts.identity.publicKey,
         capabilities: opts.capabilities,
+        ...(opts.follow?.length ? { follow: [...opts.follow] } : {}),
       });
       const w = await request(wire, { type: 'auth', signature: await opts.identity.sign(ch.nonce) });
       if (w.volunteerId !== opts.identity.id) {

@@ -17,6 +17,7 @@ import {
   type LeaseMessage,
   type ReplyOf,
 } from '../protocol/control.ts';
+import { parseCreditWire } from '../protocol/credit.ts';
 import { type JobKind, parseShardWork } from '../protocol/kinds/index.ts';
 import type { Shard, ShardProgress, ShardResult } from '../protocol/shard.ts';
 import { BlobFetcher, type BlobStore, type PeerBlobSource } from './blobs.ts';
@@ -116,6 +117,13 @@ export type VolunteerEvent =
    * connection: the volunteer stops rather than reconnect and take the connection back.
    */
   | { readonly type: 'replaced'; readonly message: string }
+  /** The hub's word on this volunteer's credit (pushed as it changes), in base units. */
+  | {
+      readonly type: 'credit';
+      readonly granted: bigint;
+      readonly pending: bigint;
+      readonly pendingResults: number;
+    }
   /** This connection's peer joined the blob swarm, or could not (blobs then come from the hub). */
   | { readonly type: 'swarm'; readonly peerId: string; readonly error?: HearthError };
 
@@ -348,8 +356,12 @@ export class Volunteer {
           capabilities: this.#opts.capabilities,
           ...(this.#opts.socket ? { socket: this.#opts.socket } : {}),
           ...(this.#opts.replyTimeoutMs ? { replyTimeoutMs: this.#opts.replyTimeoutMs } : {}),
+          follow: ['credit'],
         });
         this.#session = session;
+        session.onPush((m) => {
+          if (m.type === 'credit') this.#onCredit(m);
+        });
         failures = 0;
         await this.#joinSwarm(session);
         this.#set('connected');
@@ -434,6 +446,19 @@ export class Volunteer {
       },
     };
     this.#fetcher.peers = source;
+  }
+
+  #onCredit(m: { granted: string; pending: string; pendingResults: number }): void {
+    try {
+      this.#emit({
+        type: 'credit',
+        granted: parseCreditWire(m.granted, 'credit.granted'),
+        pending: parseCreditWire(m.pending, 'credit.pending'),
+        pendingResults: m.pendingResults,
+      });
+    } catch {
+      // Over the 64-bit bound: a hub's mistake, not worth a reconnect; the next push may do.
+    }
   }
 
   #leaveSwarm(): void {

@@ -25,6 +25,7 @@ import {
 } from '../protocol/control.ts';
 import type { Manifest } from '../protocol/manifest.ts';
 import { ALLREDUCE_HANDLERS } from './control/allreduce.ts';
+import { CreditPushes } from './control/credit-pushes.ts';
 import type {
   AllReduceHandling,
   Connection,
@@ -104,6 +105,11 @@ export interface ControlPlaneOptions {
   readonly onInternalError?: (e: unknown) => void;
   /** Called when a message changed a job's progress (every job's when undefined). */
   readonly onJobChanged?: (job?: string) => void;
+  /**
+   * Volunteers with a result on a shard; with it, connections that follow `credit` hear their
+   * credit as it changes (control/credit-pushes.ts). Without it, `follow` is ignored.
+   */
+  readonly resultVolunteers?: (shard: string) => readonly string[];
 }
 
 export interface ControlPlane {
@@ -124,7 +130,12 @@ export interface ControlPlane {
 
 type Phase =
   | { readonly name: 'new' }
-  | { readonly name: 'challenged'; readonly key: VolunteerKey; readonly caps: ControlCapabilities }
+  | {
+      readonly name: 'challenged';
+      readonly key: VolunteerKey;
+      readonly caps: ControlCapabilities;
+      readonly followsCredit: boolean;
+    }
   | { readonly name: 'ready'; readonly conn: Connection }
   | { readonly name: 'closed' };
 
@@ -243,6 +254,20 @@ export function attachControlPlane(
   const swarm = opts.swarm;
   const allreduce = opts.allreduce;
   const issued = allreduce?.issued ?? new IssuedPeers();
+  const resultVolunteers = opts.resultVolunteers;
+  const creditPushes = resultVolunteers
+    ? new CreditPushes({
+        creditOf: (v) => ({ ...scheduler.credits(v), pendingResults: scheduler.pendingResults(v) }),
+        resultVolunteers,
+        push: (v, m) => {
+          const l = live.get(v);
+          if (!l) return false;
+          l.push(m);
+          return true;
+        },
+        onInternal: (e) => onInternal(e),
+      })
+    : undefined;
   const context: HandlerContext = {
     scheduler,
     now,
@@ -251,6 +276,7 @@ export function attachControlPlane(
     ...(swarm ? { swarm } : {}),
     ...(allreduce ? { allreduce } : {}),
     ...(opts.onJobChanged ? { jobChanged: opts.onJobChanged } : {}),
+    ...(creditPushes ? { creditChanged: (v, shard) => creditPushes.changed(v, shard) } : {}),
   };
   // Sockets heard from (a pong or a message) since the last ping sweep.
   const heard = new WeakSet<WebSocket>();
@@ -367,7 +393,12 @@ export function attachControlPlane(
         const key = await importVolunteerKey(m.publicKey);
         nonce = newNonce();
         if (phase.name !== 'new') return;
-        phase = { name: 'challenged', key, caps: m.capabilities };
+        phase = {
+          name: 'challenged',
+          key,
+          caps: m.capabilities,
+          followsCredit: m.follow?.includes('credit') === true,
+        };
         return send({ type: 'challenge', nonce }, m.id);
       }
       if (phase.name === 'ready') {
@@ -375,7 +406,7 @@ export function attachControlPlane(
       }
       if (phase.name !== 'challenged')
         return fail('control/bad-state', 'auth: say hello first.', { re: m.id });
-      const { key, caps } = phase;
+      const { key, caps, followsCredit } = phase;
       if (!(await verifyChallenge(key, nonce, m.signature))) {
         return fail(
           'control/auth-failed',
@@ -418,7 +449,8 @@ export function attachControlPlane(
         }
       }
       live.set(key.id, { ...connection, conn });
-      return send({ type: 'welcome', volunteerId: key.id, ...(peerId ? { peerId } : {}) }, m.id);
+      send({ type: 'welcome', volunteerId: key.id, ...(peerId ? { peerId } : {}) }, m.id);
+      if (followsCredit) creditPushes?.follow(key.id);
     };
 
     const handle = async (m: ClientMessage): Promise<void> => {
@@ -532,7 +564,10 @@ export function attachControlPlane(
       phase = { name: 'closed' };
       if (was.name !== 'ready') return;
       const { volunteer, peerId } = was.conn;
-      if (live.get(volunteer)?.conn === was.conn) live.delete(volunteer);
+      if (live.get(volunteer)?.conn === was.conn) {
+        live.delete(volunteer);
+        creditPushes?.unfollow(volunteer);
+      }
       if (peerId) {
         peerIds.delete(peerId);
         issued.release(peerId);
@@ -589,6 +624,7 @@ export function attachControlPlane(
     close: async () => {
       closing = true;
       clearInterval(pinger);
+      creditPushes?.close();
       server.off('upgrade', onUpgrade);
       const gone = [...sockets].map(
         (ws) =>

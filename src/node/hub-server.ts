@@ -301,6 +301,7 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
     selfOrigins: [...self],
     manifestOf: (job) => store.getJob(job)?.manifest,
     onJobChanged: (job) => events.changed(job),
+    resultVolunteers: (shard) => store.resultsOfShard(shard).map((r) => r.volunteer),
     ...(swarm ? { swarm } : {}),
     ...(swarm
       ? { allreduce: { record: (r) => store.putAllReduceReport(r), ...(rounds ? { rounds } : {}) } }

@@ -16,6 +16,7 @@
 // REPLIES tables, spread in below.
 import { HearthError } from '../core/errors.ts';
 import { ALLREDUCE_HUB, ALLREDUCE_REPLIES, ALLREDUCE_REQUESTS } from './control/allreduce.ts';
+import { CREDIT_HUB, CREDIT_REPLIES, CREDIT_REQUESTS } from './control/credit.ts';
 import { LEASE_HUB, LEASE_REPLIES, LEASE_REQUESTS, type WireResult } from './control/leases.ts';
 import { SESSION_HUB, SESSION_REPLIES, SESSION_REQUESTS } from './control/session.ts';
 import { SWARM_HUB, SWARM_REPLIES, SWARM_REQUESTS } from './control/swarm.ts';
@@ -57,6 +58,7 @@ export {
 export const REQUESTS = {
   ...SESSION_REQUESTS,
   ...LEASE_REQUESTS,
+  ...CREDIT_REQUESTS,
   ...SWARM_REQUESTS,
   ...ALLREDUCE_REQUESTS,
 };
@@ -78,6 +80,7 @@ const error = object(
 export const HUB_MESSAGES = {
   ...SESSION_HUB,
   ...LEASE_HUB,
+  ...CREDIT_HUB,
   ...SWARM_HUB,
   ...ALLREDUCE_HUB,
   error,
@@ -87,6 +90,7 @@ export const HUB_MESSAGES = {
 export const REPLIES = {
   ...SESSION_REPLIES,
   ...LEASE_REPLIES,
+  ...CREDIT_REPLIES,
   ...SWARM_REPLIES,
   ...ALLREDUCE_REPLIES,
 } satisfies { readonly [K in RequestType]: readonly HubType[] };

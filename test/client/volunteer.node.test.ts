@@ -105,6 +105,18 @@ describe('volunteer runtime against a real hub', () => {
       expect(await v.outbox.pending()).toEqual([]);
       // Each volunteer downloaded each uniform once (16 bytes × 4) from the hub's blob route.
       expect(v.volunteer.stats.downloadedBytes).toBe(64);
+      // The hub pushed the credit as it changed: all of it granted in the end, including shards
+      // judged by the other volunteer's result.
+      await waitFor(
+        () => {
+          const last = v.events.findLast((e) => e.type === 'credit');
+          return last?.type === 'credit' && last.granted === 16n * CREDIT_UNITS;
+        },
+        5000,
+        'the credit push to say 16 granted',
+      );
+      const credits = v.events.filter((e) => e.type === 'credit');
+      expect(credits.at(-1)).toMatchObject({ granted: 16n * CREDIT_UNITS, pending: 0n, pendingResults: 0 });
     }
   });
 

@@ -45,6 +45,8 @@ export interface HandlerContext {
   readonly issued: IssuedPeers;
   /** A job's progress changed (every job's when undefined): live watchers are told. */
   readonly jobChanged?: (job?: string) => void;
+  /** A volunteer's credit changed (and, when a shard was judged, its other answerers'). */
+  readonly creditChanged?: (volunteer: string, judgedShard?: string) => void;
 }
 
 /** Requests an authenticated connection may send (hello and auth make it one). */

@@ -29,6 +29,7 @@ export const LEASE_HANDLERS: Handlers<'lease-request' | 'heartbeat' | 'result' |
   result: async (m, c, ctx) => {
     const outcome = await ctx.scheduler.submitResult(c.volunteer, m.result, ctx.now());
     ctx.jobChanged?.(m.result.job);
+    ctx.creditChanged?.(c.volunteer, outcome.status === 'pending' ? undefined : m.result.shard);
     return { type: 'ack', shard: m.result.shard, outcome: outcome.status };
   },
   'shard-failed': async (m, c, ctx) => {

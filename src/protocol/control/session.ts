@@ -12,6 +12,7 @@ import {
   string,
   unchecked,
 } from '../schema.ts';
+import { FOLLOWABLE } from './credit.ts';
 import { base64url, CONTROL_LIMITS, peerId } from './wire.ts';
 
 /** A P-256 public key as a JWK (only the public fields). */
@@ -50,7 +51,13 @@ export type ControlCapabilities = Infer<typeof capabilities>;
 /** Requests a client sends in this concern, by type. */
 export const SESSION_REQUESTS = {
   /** SPKI bytes as base64url, or a JWK. The volunteer id is the SHA-256 of the SPKI bytes. */
-  hello: object({ publicKey, capabilities }),
+  hello: object(
+    { publicKey, capabilities },
+    {
+      /** Pushes this connection wants as things change (`credit`: its earnings). */
+      follow: array(literal(FOLLOWABLE), FOLLOWABLE.length),
+    },
+  ),
   /** ECDSA P-256 / SHA-256 signature (IEEE P1363, r ‖ s) of `challengeBytes(nonce, id)`, base64url. */
   auth: object({ signature: base64url(CONTROL_LIMITS.maxSignatureChars) }),
 };
