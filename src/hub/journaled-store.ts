@@ -22,9 +22,11 @@
 //
 // Memory decides the exactly-once rule of credit without a read of the file: every entry of a
 // shard open in memory is in memory. Only a credit for a shard memory does not hold open (never
-// on the Scheduler's path) asks the file. Loads from the file happen on a miss only, off the hot
-// path: a volunteer that comes back, a read of a finished job. A store in front of an
-// asynchronous database (PostgreSQL) keeps this shape: the hot path never waits on a read.
+// on the Scheduler's path) asks the file. Reads of the file are misses: a finished job, a
+// route's question, and on the lease path only a volunteer the cache let go, once, on its first
+// lease back. A store in front of an asynchronous database (PostgreSQL) keeps this shape: the
+// hot path never waits on a read (such a store would load a returning volunteer at hello).
+// A start reads the whole ledger once for its pending entries (no index on status: one scan).
 //
 // Durability is unchanged (DESIGN.md invariant 2): a change made with `{ group: true }` is
 // durable once `settled()` resolves (the scheduler acknowledges a result only then), any other

@@ -1,7 +1,8 @@
-// JournaledStore: reads from memory, writes journaled to the SQLite file in group commits. What
+// JournaledStore: open work in memory, writes journaled to the SQLite file in group commits. What
 // must hold: a grouped change is on the file once settled() resolves (seen by a second
-// connection), a plain transaction is on the file when it returns, a restart reloads everything,
-// and tokens written by another process (hearth token create --db) are seen at once.
+// connection), a plain transaction is on the file when it returns, a restart loads the open work,
+// tokens written by another process (hearth token create --db) are seen at once, and memory holds
+// open work only while every read answers as the other stores do.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
