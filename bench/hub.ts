@@ -3,7 +3,7 @@
 // (a) Shard lifecycle throughput: lease → result → validate → credit, with many concurrent
 //     volunteers on a WGSL job of tiny shards (answers computed in JS, no GPU).
 //     1. In this process, straight on the Scheduler: MemoryStore vs SqliteStore (a real file, WAL,
-//        FULL sync for results) vs JournaledStore (reads from memory, writes journaled to the same
+//        FULL sync for results) vs JournaledStore (open work and its reads in memory, writes journaled to the same
 //        kind of file in group commits; the hub's store), replication 1 and 2.
 //     2. End to end: a real hub (`startHub`, JournaledStore in a temp dir, 127.0.0.1:0) in its own child
 //        process, volunteers in another child over real WebSockets with real P-256 keys.

@@ -1,19 +1,42 @@
-// The hub's store for speed: every read is answered from memory (MemoryStore's indexes), every
-// write is applied there and journaled, and the journal is replayed onto the SQLite file in
-// group commits (one synced transaction per few milliseconds, SqliteStore's schema and
-// migrations). Profiles of the SQLite-only store showed ~60% of the hub's time in SQLite, most of
-// it reads on the lease and result paths (bench/hub); here the hot path touches SQLite only to
-// write, in batches.
+// The hub's store for speed: the hub's open work is held in memory (MemoryStore's indexes) and
+// every read of it is answered there; every write is applied there and journaled, and the
+// journal is replayed onto the SQLite file in group commits (one synced transaction per few
+// milliseconds, SqliteStore's schema and migrations). Profiles of the SQLite-only store showed
+// ~60% of the hub's time in SQLite, most of it reads on the lease and result paths (bench/hub);
+// here the lease → result → validate → credit path touches SQLite only to write, in batches.
+//
+// What memory holds (`memoryStats()` counts it), and what only the file:
+// - Jobs: the running ones, with all their shards, and the results of their open shards. A job
+//   that is done, failed or cancelled leaves memory with its shards and results once the commit
+//   that closed it is on the file; reading it then reads the file. A judged shard's results leave
+//   memory the same way while its job runs on.
+// - Leases: every live one (they are open work by definition, and end with their job).
+// - Ledger: every pending entry, and the granted or void entries of shards still open (a
+//   honeypot's, until its job ends). Other settled entries are on the file only: `ledger()` merges
+//   the file's rows with memory's (memory is newer), `ledger(v, 'pending')` is memory alone.
+// - Volunteers: the most recently used, at most `volunteerCacheSize` (VOLUNTEER_CACHE_SIZE) after
+//   each commit; a volunteer not in memory is read from the file when asked for and kept again.
+// Nothing leaves memory before the commit that wrote its last change is on the file, so a record
+// not in memory is on the file as it is. A write to a closed job (or a judged shard's results, a
+// settled entry) brings the record back from the file first, and it leaves again at the commit.
+//
+// Memory decides the exactly-once rule of credit without a read of the file: every entry of a
+// shard open in memory is in memory. Only a credit for a shard memory does not hold open (never
+// on the Scheduler's path) asks the file. Reads of the file are misses: a finished job, a
+// route's question, and on the lease path only a volunteer the cache let go, once, on its first
+// lease back. A store in front of an asynchronous database (PostgreSQL) keeps this shape: the
+// hot path never waits on a read (such a store would load a returning volunteer at hello).
+// A start reads the whole ledger once for its pending entries (no index on status: one scan).
 //
 // Durability is unchanged (DESIGN.md invariant 2): a change made with `{ group: true }` is
 // durable once `settled()` resolves (the scheduler acknowledges a result only then), any other
-// transaction commits everything pending before it returns, and a restart reloads the file. If
-// a commit fails, memory is ahead of the file: the store then refuses every further change
-// ('store/failed') so that nothing more is acknowledged, and a restart reloads what is durable.
+// transaction commits everything pending before it returns, and a restart loads the file's open
+// work. If a commit fails, memory is ahead of the file: the store then refuses every further
+// change ('store/failed') so that nothing more is acknowledged, and keeps everything it holds
+// (nothing leaves memory for a file that lacks it); a restart loads what is durable.
 //
-// Tokens are read from the file, not memory: `hearth token create --db FILE` writes them from
-// another process while a hub runs. Results of judged shards (validated or failed) are kept on
-// the file only, once committed: memory holds what open shards need, not every output ever.
+// Tokens and all-reduce reports are read from the file, not memory: `hearth token create --db
+// FILE` writes tokens from another process while a hub runs.
 import { type Deferred, deferred } from '../core/deferred.ts';
 import { HearthError } from '../core/errors.ts';
 import { SqliteStore } from './sqlite-store.ts';
@@ -25,6 +48,7 @@ import {
   type JobRecord,
   type LeaseRecord,
   type LedgerEntry,
+  type MemoryStats,
   MemoryStore,
   type ResultRecord,
   type ResultStatus,
@@ -73,24 +97,34 @@ function set(pending: Map<string, Pending>, key: string, p: Pending): void {
   pending.set(key, p);
 }
 
+/** Volunteers a JournaledStore keeps in memory by default: the most recently used (~2 MB). */
+export const VOLUNTEER_CACHE_SIZE = 10_000;
+
 export interface JournaledStoreOptions {
   /** How long a group stays open for more changes before its commit (default 2 ms). */
   readonly groupWindowMs?: number;
+  /**
+   * Volunteers kept in memory after each commit, the most recently used (default
+   * VOLUNTEER_CACHE_SIZE); the others are read from the file when they come back.
+   */
+  readonly volunteerCacheSize?: number;
 }
 
 /**
- * A HubStore on a SQLite file with every read served from memory.
+ * A HubStore on a SQLite file with the hub's open work in memory, every read of it served there.
  *
  * @example
- * const store = new JournaledStore('hub.db'); // loads the file
+ * const store = new JournaledStore('hub.db'); // loads the file's open work
  * const s = new Scheduler(store);
  * await s.submitResult(v, result, Date.now()); // resolves once its group is on disk
+ * store.memoryStats();                         // { jobs, shards, leases, results, volunteers, ledger }
  * store.close();                               // commits what is pending
  */
 export class JournaledStore implements HubStore {
   readonly #disk: SqliteStore;
   readonly #mem = new MemoryStore();
   readonly #windowMs: number;
+  readonly #volunteerCap: number;
   /** Writes of the open transaction (outermost first); undefined outside one. */
   #ops: Op[] | undefined;
   /**
@@ -104,10 +138,21 @@ export class JournaledStore implements HubStore {
   readonly #onDisk: OnDisk = { leases: new Set() };
   /** Unkeyed bulk writes (voidPendingCredit) get unique keys in order. */
   #seq = 0;
-  /** Shards judged in the pending group: their results leave memory once it is committed. */
-  #judged = new Set<string>();
-  /** Judged shards whose results are read from the file. */
-  readonly #cold = new Set<string>();
+  // What may leave memory at the next commit; each is checked then against memory as it is. A
+  // write that is rolled back may leave an entry here: the check finds nothing to drop.
+  /** Shards judged (or results loaded for) since the last commit: their results leave unless open. */
+  #looseResults = new Set<string>();
+  /** Jobs closed (or loaded) since the last commit: they leave with their shards unless running. */
+  #looseJobs = new Set<string>();
+  /** Ledger keys granted or voided since the last commit: they leave unless their shard is open. */
+  #looseCredits = new Set<string>();
+  /**
+   * Settled ledger entries kept because their shard is open in memory (a honeypot's, until its
+   * job ends), by job and shard: they leave when the shard is judged or the job leaves.
+   */
+  readonly #held = new Map<string, Map<string, Set<string>>>();
+  /** Volunteers in memory, least recently used first (may name a few a rollback took out). */
+  readonly #recent = new Set<string>();
   /** The open group commit: settled when it is on the file. */
   #flush: { readonly commit: Deferred<void>; readonly timer: ReturnType<typeof setTimeout> } | undefined;
   #failed: HearthError | undefined;
@@ -116,34 +161,93 @@ export class JournaledStore implements HubStore {
   constructor(path: string, opts: JournaledStoreOptions = {}) {
     this.#disk = new SqliteStore(path, { groupWindowMs: 0 });
     this.#windowMs = opts.groupWindowMs ?? 2;
+    this.#volunteerCap = opts.volunteerCacheSize ?? VOLUNTEER_CACHE_SIZE;
     this.#load();
   }
 
-  /** Everything durable, into memory. Leases too: a restart keeps the same semantics as before. */
+  /**
+   * The file's open work, into memory: running jobs (with their shards, open shards' results and
+   * ledger entries), every live lease, every pending ledger entry. Not volunteers: each is read
+   * when it is first asked for. Leases too: a restart keeps the same semantics as before.
+   */
   #load(): void {
     const d = this.#disk;
     const m = this.#mem;
-    for (const j of d.listJobs()) {
-      m.putJob(j);
-      for (const s of d.shardsOfJob(j.id)) {
-        m.putShard(s);
-        if (s.status !== 'open') {
-          this.#cold.add(s.id);
-          continue;
-        }
-        for (const r of d.resultsOfShard(s.id)) {
-          m.putResult(r);
-        }
-      }
-    }
+    for (const j of d.runningJobs()) this.#loadJob(j.id);
     for (const l of d.expiredLeases(Number.MAX_SAFE_INTEGER)) {
       m.putLease(l);
       this.#onDisk.leases.add(l.id);
     }
-    for (const v of d.listVolunteers()) m.putVolunteer(v);
-    for (const e of d.ledger()) {
-      m.addCredit(e);
+    for (const e of d.ledger(undefined, 'pending')) {
+      if (!m.credit(e.volunteer, e.shard)) m.addCredit(e);
     }
+  }
+
+  /** Records in memory, by kind: for tests and the hub's stats. Read-only; O(1). */
+  memoryStats(): MemoryStats {
+    return this.#mem.stats();
+  }
+
+  /** Whether memory holds the job (its record or its shards): then it holds all of them. */
+  #hot(job: string): boolean {
+    return this.#mem.getJob(job) !== undefined || this.#mem.hasShards(job);
+  }
+
+  /**
+   * Brings a job that memory does not hold back from the file (untracked: the file has it so),
+   * before a write to it: its record, shards, open shards' results and ledger entries (settled
+   * ones of judged shards stay on the file). It leaves again at the next commit unless running.
+   */
+  #loadJob(job: string): void {
+    const d = this.#disk;
+    const m = this.#mem;
+    m.untracked(() => {
+      const j = d.getJob(job);
+      if (j && !m.getJob(job)) m.putJob(j);
+      for (const s of d.shardsOfJob(job)) {
+        if (m.getShard(s.id)) continue;
+        m.putShard(s);
+        if (s.status === 'open')
+          for (const r of d.resultsOfShard(s.id)) if (!m.getResult(r.id)) m.putResult(r);
+      }
+      for (const e of d.ledgerOfJob(job)) {
+        const sh = m.getShard(e.shard);
+        // A judged shard's settled entries stay on the file; the rest is what memory must hold.
+        if (e.status === 'pending' || !sh || sh.status === 'open') this.#loadCredit(e);
+      }
+    });
+    this.#looseJobs.add(job);
+  }
+
+  /** A ledger entry from the file into memory, unless memory has a newer one. */
+  #loadCredit(e: LedgerEntry): void {
+    const m = this.#mem;
+    if (m.credit(e.volunteer, e.shard)) return;
+    m.untracked(() => m.addCredit(e));
+    if (e.status !== 'pending') this.#looseCredits.add(creditKey(e.volunteer, e.shard));
+  }
+
+  /**
+   * Whether a settled entry stays in memory: its job is held and its shard is not judged there
+   * (open, or not held at all). Then a credit for the shard is decided in memory.
+   */
+  #keepSettled(e: LedgerEntry): boolean {
+    const sh = this.#mem.getShard(e.shard);
+    return sh ? sh.status === 'open' : this.#hot(e.job);
+  }
+
+  /** Whether memory holds every result of the shard: those of an open shard, or any of them. */
+  #resultsHot(shard: string): boolean {
+    return this.#mem.hasResults(shard) || this.#mem.getShard(shard)?.status === 'open';
+  }
+
+  /** Loads a shard's results from the file (untracked); they leave again at the next commit. */
+  #loadResults(shard: string): void {
+    const m = this.#mem;
+    m.untracked(() => {
+      for (const r of this.#disk.resultsOfShard(shard)) if (!m.getResult(r.id)) m.putResult(r);
+    });
+    this.#looseResults.add(shard);
   }
 
   transaction<T>(fn: () => T, opts: TransactionOptions = {}): T {
@@ -199,16 +303,23 @@ export class JournaledStore implements HubStore {
     this.#flush = { commit: deferred<void>(), timer };
   }
 
-  /** Replays everything pending onto the file in one synced transaction. */
+  /**
+   * Replays everything pending onto the file in one synced transaction, then lets go of what
+   * memory no longer needs. Runs outside any transaction: memory is then exactly what the file
+   * now holds, for every record that leaves.
+   */
   #commit(): void {
     const f = this.#flush;
     this.#flush = undefined;
     if (f) clearTimeout(f.timer);
     const batch = this.#pending;
     this.#pending = new Map();
-    const judged = this.#judged;
-    this.#judged = new Set();
-    if (batch.size > 0 && !this.#failed) {
+    if (this.#failed) {
+      // Memory is ahead of the file: nothing leaves it, and nothing more is promised.
+      f?.commit.reject(this.#failed);
+      return;
+    }
+    if (batch.size > 0) {
       try {
         this.#disk.transaction(() => {
           for (const p of batch.values()) this.#apply(p);
@@ -223,13 +334,87 @@ export class JournaledStore implements HubStore {
         throw this.#failed;
       }
     }
-    for (const id of judged) {
-      // Still judged (a group may reopen nothing, but be exact): its results now live on the file.
-      if (this.#mem.getShard(id)?.status === 'open') continue;
-      this.#mem.forgetResultsOf(id);
-      this.#cold.add(id);
-    }
+    this.#evict();
     f?.commit.resolve();
+  }
+
+  /** Drops from memory what is closed and on the file (see the header), and trims volunteers. */
+  #evict(): void {
+    const m = this.#mem;
+    if (this.#looseResults.size > 0) {
+      const shards = this.#looseResults;
+      this.#looseResults = new Set();
+      for (const id of shards) {
+        const sh = m.getShard(id);
+        // Still open (a group may reopen a shard, or load results of an open one): they stay.
+        if (sh?.status === 'open') continue;
+        m.forgetResultsOf(id);
+        if (sh) this.#release(sh.job, id);
+      }
+    }
+    if (this.#looseJobs.size > 0) {
+      const jobs = this.#looseJobs;
+      this.#looseJobs = new Set();
+      for (const id of jobs) {
+        if (m.getJob(id)?.status === 'running') continue;
+        m.forgetJob(id);
+        this.#release(id);
+      }
+    }
+    if (this.#looseCredits.size > 0) {
+      const keys = this.#looseCredits;
+      this.#looseCredits = new Set();
+      for (const k of keys) {
+        const cut = k.indexOf('\u0000');
+        const e = m.credit(k.slice(0, cut), k.slice(cut + 1));
+        if (!e || e.status === 'pending') continue;
+        if (this.#keepSettled(e)) this.#hold(e, k);
+        else m.forgetCredit(e.volunteer, e.shard);
+      }
+    }
+    this.#trimVolunteers();
+  }
+
+  /** Lets the least recently used volunteers go, down to the cap (memory matches the file). */
+  #trimVolunteers(): void {
+    const recent = this.#recent;
+    for (const id of recent) {
+      if (recent.size <= this.#volunteerCap) break;
+      recent.delete(id);
+      this.#mem.forgetVolunteer(id);
+    }
+  }
+
+  #hold(e: LedgerEntry, key: string): void {
+    let byShard = this.#held.get(e.job);
+    if (!byShard) this.#held.set(e.job, (byShard = new Map()));
+    let keys = byShard.get(e.shard);
+    if (!keys) byShard.set(e.shard, (keys = new Set()));
+    keys.add(key);
+  }
+
+  /** Lets held settled entries of a judged shard (or of every shard of a job) leave memory. */
+  #release(job: string, shard?: string): void {
+    const byShard = this.#held.get(job);
+    if (!byShard) return;
+    const m = this.#mem;
+    const drop = (keys: Set<string>) => {
+      for (const k of keys) {
+        const cut = k.indexOf('\u0000');
+        const e = m.credit(k.slice(0, cut), k.slice(cut + 1));
+        if (e && e.status !== 'pending') m.forgetCredit(e.volunteer, e.shard);
+      }
+    };
+    if (shard === undefined) {
+      for (const keys of byShard.values()) drop(keys);
+      this.#held.delete(job);
+      return;
+    }
+    const keys = byShard.get(shard);
+    if (!keys) return;
+    drop(keys);
+    byShard.delete(shard);
+    if (byShard.size === 0) this.#held.delete(job);
   }
 
   /** Writes one pending record to the file (inside the group's transaction). */
@@ -280,46 +465,80 @@ export class JournaledStore implements HubStore {
 
   putJob(j: JobRecord): void {
     this.#usable();
+    if (!this.#hot(j.id)) this.#loadJob(j.id);
     this.#mem.putJob(j);
+    if (j.status !== 'running') this.#looseJobs.add(j.id);
     this.#write((p) => set(p, `job:${j.id}`, { kind: 'put', write: (d) => d.putJob(j) }));
   }
   getJob(id: string): JobRecord | undefined {
-    return this.#mem.getJob(id);
+    return this.#mem.getJob(id) ?? this.#disk.getJob(id);
   }
   listJobs(): JobRecord[] {
-    return this.#mem.listJobs();
+    // The file's jobs in its order, memory's newer states over them, then jobs not on it yet
+    // (they arrived after every job there); the sort is stable, so arrival breaks ties.
+    const newer = new Map(this.#mem.listJobs().map((j) => [j.id, j]));
+    const out = this.#disk.listJobs().map((j) => {
+      const m = newer.get(j.id);
+      if (!m) return j;
+      newer.delete(j.id);
+      return m;
+    });
+    out.push(...newer.values());
+    return out.sort(byAge);
   }
   runningJobs(): JobRecord[] {
+    // Every running job is in memory: a job leaves it only once closed.
     return this.#mem.runningJobs();
   }
   putShard(s: ShardRecord): void {
     this.#usable();
+    if (!this.#hot(s.job)) this.#loadJob(s.job);
+    const prev = this.#mem.getShard(s.id);
+    if (s.status === 'open' && prev && prev.status !== 'open') {
+      // Reopened: its results and settled entries may have left memory; memory must hold them all.
+      this.#loadResults(s.id);
+      for (const e of this.#disk.ledgerOfJob(s.job)) if (e.shard === s.id) this.#loadCredit(e);
+    }
     this.#mem.putShard(s);
-    this.#write((p) => {
-      set(p, `shard:${s.id}`, { kind: 'put', write: (d) => d.putShard(s) });
-      if (s.status !== 'open') this.#judged.add(s.id);
-    });
+    if (s.status !== 'open') this.#looseResults.add(s.id);
+    this.#write((p) => set(p, `shard:${s.id}`, { kind: 'put', write: (d) => d.putShard(s) }));
   }
   getShard(id: string): ShardRecord | undefined {
-    return this.#mem.getShard(id);
+    return this.#mem.getShard(id) ?? this.#disk.getShard(id);
   }
   shardsOfJob(job: string): ShardRecord[] {
-    return this.#mem.shardsOfJob(job);
+    return this.#hot(job) ? this.#mem.shardsOfJob(job) : this.#disk.shardsOfJob(job);
   }
   openShards(): ShardRecord[] {
-    return this.#mem.openShards();
+    // Closed jobs' open shards (a cancelled job's) are on the file only.
+    const cold = new Map<string, ShardRecord[]>();
+    for (const s of this.#disk.openShards()) {
+      if (this.#hot(s.job)) continue;
+      let list = cold.get(s.job);
+      if (!list) cold.set(s.job, (list = []));
+      list.push(s);
+    }
+    return this.listJobs().flatMap((j) =>
+      this.#hot(j.id)
+        ? this.#mem.shardsOfJob(j.id).filter((s) => s.status === 'open')
+        : (cold.get(j.id) ?? []),
+    );
   }
   availableShard(job: string, volunteer: string, honeypot: boolean): AvailableShard | undefined {
-    return this.#mem.availableShard(job, volunteer, honeypot);
+    return this.#hot(job)
+      ? this.#mem.availableShard(job, volunteer, honeypot)
+      : this.#disk.availableShard(job, volunteer, honeypot);
   }
   replicasOf(shard: string): number {
-    return this.#mem.replicasOf(shard);
+    // Every live lease is in memory; results may be on the file only.
+    if (this.#resultsHot(shard)) return this.#mem.replicasOf(shard);
+    return this.#mem.leasesOfShard(shard).length + this.#disk.resultCount(shard);
   }
   hasOpenShards(job: string): boolean {
-    return this.#mem.hasOpenShards(job);
+    return this.#hot(job) ? this.#mem.hasOpenShards(job) : this.#disk.hasOpenShards(job);
   }
   shardStats(job: string): ShardStats {
-    return this.#mem.shardStats(job);
+    return this.#hot(job) ? this.#mem.shardStats(job) : this.#disk.shardStats(job);
   }
   putLease(l: LeaseRecord): void {
     this.#usable();
@@ -349,11 +568,18 @@ export class JournaledStore implements HubStore {
   }
   putResult(r: ResultRecord): void {
     this.#usable();
+    if (!this.#resultsHot(r.shard)) this.#loadResults(r.shard);
     this.#mem.putResult(r);
     this.#write((p) => set(p, `result:${r.id}`, { kind: 'result', result: r }));
   }
   setResultStatus(id: string, status: ResultStatus): void {
     this.#usable();
+    if (!this.#mem.getResult(id)) {
+      // A judged shard's result, on the file only: back into memory with its shard's others.
+      const r = this.#disk.result(id);
+      if (!r) return;
+      this.#loadResults(r.shard);
+    }
     this.#mem.setResultStatus(id, status);
     this.#write((p) => {
       const key = `result:${id}`;
@@ -364,36 +590,75 @@ export class JournaledStore implements HubStore {
     });
   }
   resultsOfShard(shard: string): ResultRecord[] {
-    return this.#cold.has(shard) ? this.#disk.resultsOfShard(shard) : this.#mem.resultsOfShard(shard);
+    return this.#resultsHot(shard) ? this.#mem.resultsOfShard(shard) : this.#disk.resultsOfShard(shard);
   }
   getVolunteer(id: string): VolunteerRecord | undefined {
-    return this.#mem.getVolunteer(id);
+    const m = this.#mem;
+    let v = m.getVolunteer(id);
+    if (!v) {
+      v = this.#disk.getVolunteer(id);
+      if (!v) return undefined;
+      const loaded = v;
+      m.untracked(() => m.putVolunteer(loaded));
+      this.#touch(id);
+      // Reads alone (a credit route asked about many volunteers) must not grow memory either;
+      // with nothing uncommitted, memory matches the file and may let go now.
+      if (this.#ops === undefined && this.#pending.size === 0) this.#trimVolunteers();
+      return v;
+    }
+    this.#touch(id);
+    return v;
   }
   putVolunteer(v: VolunteerRecord): void {
     this.#usable();
     this.#mem.putVolunteer(v);
+    this.#touch(v.id);
     this.#write((p) => set(p, `volunteer:${v.id}`, { kind: 'put', write: (d) => d.putVolunteer(v) }));
+  }
+  /** Marks a volunteer most recently used. */
+  #touch(id: string): void {
+    this.#recent.delete(id);
+    this.#recent.add(id);
   }
   addCredit(e: LedgerEntry): boolean {
     this.#usable();
-    const added = this.#mem.addCredit(e);
-    // Memory decided (the ledger's key is the same there), so the file gets only real inserts.
-    if (added)
-      this.#write((p) => set(p, `credit:${creditKey(e.volunteer, e.shard)}`, { kind: 'credit', entry: e }));
-    return added;
+    const m = this.#mem;
+    if (m.credit(e.volunteer, e.shard)) return false;
+    // Memory holds every entry of a shard it holds open (the Scheduler credits only those); for
+    // any other shard an entry may be on the file alone.
+    if (!this.#keepSettled(e) && this.#disk.credit(e.volunteer, e.shard)) return false;
+    m.addCredit(e);
+    // The file gets only real inserts.
+    this.#write((p) => set(p, `credit:${creditKey(e.volunteer, e.shard)}`, { kind: 'credit', entry: e }));
+    if (e.status !== 'pending') this.#looseCredits.add(creditKey(e.volunteer, e.shard));
+    return true;
   }
   setCreditStatus(volunteer: string, shard: string, status: CreditStatus): void {
     this.#usable();
-    this.#mem.setCreditStatus(volunteer, shard, status);
+    const m = this.#mem;
+    const key = creditKey(volunteer, shard);
+    if (!m.credit(volunteer, shard)) {
+      // Settled and on the file only: back into memory to change it (no entry: nothing to do).
+      const e = this.#disk.credit(volunteer, shard);
+      if (!e) return;
+      m.untracked(() => m.addCredit(e));
+      this.#looseCredits.add(key);
+    }
+    m.setCreditStatus(volunteer, shard, status);
+    if (status !== 'pending') this.#looseCredits.add(key);
     this.#write((p) => {
-      const key = `credit:${creditKey(volunteer, shard)}`;
-      const prev = p.get(key);
-      if (prev?.kind === 'credit') set(p, key, { kind: 'credit', entry: { ...prev.entry, status } });
-      else set(p, key, { kind: 'credit-status', volunteer, shard, status });
+      const k = `credit:${key}`;
+      const prev = p.get(k);
+      if (prev?.kind === 'credit') set(p, k, { kind: 'credit', entry: { ...prev.entry, status } });
+      else set(p, k, { kind: 'credit-status', volunteer, shard, status });
     });
   }
   voidPendingCredit(job: string): number {
     this.#usable();
+    // Every pending entry is in memory: memory's count is the file's.
+    for (const e of this.#mem.ledger(undefined, 'pending')) {
+      if (e.job === job) this.#looseCredits.add(creditKey(e.volunteer, e.shard));
+    }
     const n = this.#mem.voidPendingCredit(job);
     this.#write((p) => {
       // Entries still pending in this group are voided in memory already; rewrite them so.
@@ -406,8 +671,15 @@ export class JournaledStore implements HubStore {
     });
     return n;
   }
-  ledger(volunteer?: string): LedgerEntry[] {
-    return this.#mem.ledger(volunteer);
+  ledger(volunteer?: string, status?: CreditStatus): LedgerEntry[] {
+    // Every pending entry is in memory.
+    if (status === 'pending') return this.#mem.ledger(volunteer, 'pending').sort(byKey);
+    // Settled ones may be on the file only; memory's are newer.
+    const all = new Map<string, LedgerEntry>();
+    for (const e of this.#disk.ledger(volunteer)) all.set(creditKey(e.volunteer, e.shard), e);
+    for (const e of this.#mem.ledger(volunteer)) all.set(creditKey(e.volunteer, e.shard), e);
+    const out = [...all.values()].sort(byKey);
+    return status === undefined ? out : out.filter((e) => e.status === status);
   }
   // Tokens: straight to the file (see the header). Inside a transaction each write leaves its
   // undo, should the transaction throw.
@@ -471,3 +743,7 @@ export class JournaledStore implements HubStore {
 }
 
 const creditKey = (volunteer: string, shard: string) => `${volunteer}\u0000${shard}`;
+const byAge = (a: JobRecord, b: JobRecord) => a.createdAt - b.createdAt;
+// SqliteStore's order (TEXT compares by bytes; the ids are ASCII).
+const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+const byKey = (a: LedgerEntry, b: LedgerEntry) => cmp(a.volunteer, b.volunteer) || cmp(a.shard, b.shard);

@@ -27,6 +27,14 @@ export class Ledger {
   }
 
   /**
+   * How many of a volunteer's results wait for their shard to be judged: its pending entries only
+   * (every `no-work` asks; a store holds those at hand, not the volunteer's whole history).
+   */
+  pendingResults(volunteer: string): number {
+    return this.#store.ledger(volunteer, 'pending').length;
+  }
+
+  /**
    * A volunteer's credit in base units (`CREDIT_UNITS` per credit): pending (awaiting validation)
    * and granted, and how many results wait. Summed as bigints: exact at any total.
    */

@@ -542,7 +542,7 @@ export class Scheduler {
 
   /** How many of a volunteer's results still wait for their shard to be judged. */
   pendingResults(volunteerId: string): number {
-    return this.#ledger.of(volunteerId).pendingResults;
+    return this.#ledger.pendingResults(volunteerId);
   }
 
   /** The volunteer's record (reputation, streak), created on first sight. */

@@ -8,7 +8,8 @@
 // The scheduler's hot path (lease, result, validate, credit) is indexed: a lease reads the next
 // open shard that still wants replicas from a partial index, with the replica count kept in the
 // shards row by triggers, so no call scans a job's shards or parses its manifest again (parsed
-// jobs are cached).
+// jobs are cached). Nothing else is kept in memory: the job cache is bounded (JOB_CACHE_SIZE,
+// least recently used out first), so memory does not grow with the hub's history.
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import Database, { type SqliteDatabase, type SqliteStatement } from 'better-sqlite3';
@@ -116,7 +117,11 @@ const token = (r: TokenRow): TokenRecord => ({
 });
 
 type Doc = { doc: string };
+type ResultRow = { id: string; doc: string };
 const docs = <T>(rows: unknown[]): T[] => (rows as Doc[]).map((r) => JSON.parse(r.doc) as T);
+
+/** Parsed jobs a SqliteStore keeps in memory: the running ones of any real hub, and then some. */
+export const JOB_CACHE_SIZE = 256;
 
 /**
  * HubStore on a SQLite file: WAL, one transaction per state change.
@@ -127,9 +132,6 @@ const docs = <T>(rows: unknown[]): T[] => (rows as Doc[]).map((r) => JSON.parse(
  * // …
  * store.close();
  */
-/** Parsed jobs a SqliteStore keeps in memory: the running ones of any real hub, and then some. */
-export const JOB_CACHE_SIZE = 256;
-
 export class SqliteStore implements HubStore {
   readonly #db: SqliteDatabase;
   readonly #q: Record<string, SqliteStatement>;
@@ -231,6 +233,8 @@ export class SqliteStore implements HubStore {
         'INSERT INTO result_outputs (result, i, name, dtype, shape, sha256, data) VALUES (?, ?, ?, ?, ?, ?, ?)',
       ),
       resultsOfShard: p('SELECT id, doc FROM results WHERE shard = ? ORDER BY received_at, id'),
+      getResult: p('SELECT id, doc FROM results WHERE id = ?'),
+      resultCount: p('SELECT count(*) AS n FROM results WHERE shard = ?'),
       outputsOf: p('SELECT name, dtype, shape, sha256, data FROM result_outputs WHERE result = ? ORDER BY i'),
       getVolunteer: p('SELECT doc FROM volunteers WHERE id = ?'),
       putVolunteer: p('INSERT OR REPLACE INTO volunteers (id, doc) VALUES (?, ?)'),
@@ -243,6 +247,20 @@ export class SqliteStore implements HubStore {
       ledgerAll: wide('SELECT volunteer, shard, job, credits, status FROM ledger ORDER BY volunteer, shard'),
       ledgerOf: wide(
         'SELECT volunteer, shard, job, credits, status FROM ledger WHERE volunteer = ? ORDER BY shard',
+      ),
+      // By status: a volunteer's through the primary key; everyone's reads the table (only a
+      // JournaledStore's start asks, for the pending entries it keeps in memory).
+      ledgerAllWith: wide(
+        'SELECT volunteer, shard, job, credits, status FROM ledger WHERE status = ? ORDER BY volunteer, shard',
+      ),
+      ledgerOfWith: wide(
+        'SELECT volunteer, shard, job, credits, status FROM ledger WHERE volunteer = ? AND status = ? ORDER BY shard',
+      ),
+      credit: wide(
+        'SELECT volunteer, shard, job, credits, status FROM ledger WHERE volunteer = ? AND shard = ?',
+      ),
+      ledgerOfJob: wide(
+        'SELECT volunteer, shard, job, credits, status FROM ledger WHERE job = ? ORDER BY volunteer, shard',
       ),
       putToken: p('INSERT OR REPLACE INTO tokens (name, hash, created_at, revoked_at) VALUES (?, ?, ?, ?)'),
       addToken: p(
@@ -444,25 +462,26 @@ export class SqliteStore implements HubStore {
     this.#q.setResultStatus!.run(status, id);
   }
   resultsOfShard(shard: string): ResultRecord[] {
-    return (this.#q.resultsOfShard!.all(shard) as { id: string; doc: string }[]).map((row) => {
-      const outs = this.#q.outputsOf!.all(row.id) as {
-        name: string;
-        dtype: DType;
-        shape: string;
-        sha256: string;
-        data: Buffer;
-      }[];
-      return {
-        ...(JSON.parse(row.doc) as Omit<ResultRecord, 'outputs'>),
-        outputs: outs.map((o) => ({
-          name: o.name,
-          dtype: o.dtype,
-          shape: JSON.parse(o.shape) as number[],
-          sha256: o.sha256,
-          data: new Uint8Array(o.data).slice().buffer,
-        })),
-      };
-    });
+    return (this.#q.resultsOfShard!.all(shard) as ResultRow[]).map((row) => this.#result(row));
+  }
+  #result(row: ResultRow): ResultRecord {
+    const outs = this.#q.outputsOf!.all(row.id) as {
+      name: string;
+      dtype: DType;
+      shape: string;
+      sha256: string;
+      data: Buffer;
+    }[];
+    return {
+      ...(JSON.parse(row.doc) as Omit<ResultRecord, 'outputs'>),
+      outputs: outs.map((o) => ({
+        name: o.name,
+        dtype: o.dtype,
+        shape: JSON.parse(o.shape) as number[],
+        sha256: o.sha256,
+        data: new Uint8Array(o.data).slice().buffer,
+      })),
+    };
   }
   getVolunteer(id: string): VolunteerRecord | undefined {
     const r = this.#q.getVolunteer!.get(id) as Doc | undefined;
@@ -470,12 +489,6 @@ export class SqliteStore implements HubStore {
   }
   putVolunteer(v: VolunteerRecord): void {
     this.#q.putVolunteer!.run(v.id, JSON.stringify(v));
-  }
-  /** Every volunteer the hub knows (JournaledStore loads them at start). */
-  listVolunteers(): VolunteerRecord[] {
-    return (this.#db.prepare('SELECT doc FROM volunteers ORDER BY id').all() as Doc[]).map(
-      (r) => JSON.parse(r.doc) as VolunteerRecord,
-    );
   }
   addCredit(e: LedgerEntry): boolean {
     // The primary key (volunteer, shard) is what makes credit exactly-once, even across restarts.
@@ -487,9 +500,13 @@ export class SqliteStore implements HubStore {
   voidPendingCredit(job: string): number {
     return this.#q.voidPending!.run(job).changes;
   }
-  ledger(volunteer?: string): LedgerEntry[] {
+  ledger(volunteer?: string, status?: CreditStatus): LedgerEntry[] {
+    const q = this.#q;
+    if (status === undefined) {
+      return (volunteer === undefined ? q.ledgerAll!.all() : q.ledgerOf!.all(volunteer)) as LedgerEntry[];
+    }
     return (
-      volunteer === undefined ? this.#q.ledgerAll!.all() : this.#q.ledgerOf!.all(volunteer)
+      volunteer === undefined ? q.ledgerAllWith!.all(status) : q.ledgerOfWith!.all(volunteer, status)
     ) as LedgerEntry[];
   }
   putToken(t: TokenRecord): void {
@@ -531,6 +548,23 @@ export class SqliteStore implements HubStore {
   }
   deleteAllReduceReport(round: string, reporterPeer: string): void {
     this.#q.deleteReport!.run(round, reporterPeer);
+  }
+  /** One ledger entry (JournaledStore: is a credit it no longer holds in memory on the file?). */
+  credit(volunteer: string, shard: string): LedgerEntry | undefined {
+    return this.#q.credit!.get(volunteer, shard) as LedgerEntry | undefined;
+  }
+  /** A job's ledger entries (JournaledStore loads them when the job comes back into memory). */
+  ledgerOfJob(job: string): LedgerEntry[] {
+    return this.#q.ledgerOfJob!.all(job) as LedgerEntry[];
+  }
+  /** One result by id, with its bytes. */
+  result(id: string): ResultRecord | undefined {
+    const row = this.#q.getResult!.get(id) as ResultRow | undefined;
+    return row ? this.#result(row) : undefined;
+  }
+  /** How many results a shard has (pending or judged). */
+  resultCount(shard: string): number {
+    return (this.#q.resultCount!.get(shard) as { n: number }).n;
   }
   /** The reports `pruneAllReduceReports(before)` would forget. */
   allReduceReportsBefore(before: number): AllReduceReportRecord[] {

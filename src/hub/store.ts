@@ -237,7 +237,12 @@ export interface LedgerRepository {
   setCreditStatus(volunteer: string, shard: string, status: CreditStatus): void;
   /** Every pending entry of a job becomes void; granted ones stay. Returns how many changed. */
   voidPendingCredit(job: string): number;
-  ledger(volunteer?: string): LedgerEntry[];
+  /**
+   * Entries of one volunteer (every volunteer's when undefined), only those with `status` when
+   * given; in no set order. `ledger(v, 'pending')` is what a volunteer's `no-work` reads: a store
+   * answers it without reading its whole history.
+   */
+  ledger(volunteer?: string, status?: CreditStatus): LedgerEntry[];
 }
 
 /** Researcher tokens (their hashes). */
@@ -563,9 +568,12 @@ export class MemoryStore implements HubStore {
     }
     return n;
   }
-  ledger(volunteer?: string): LedgerEntry[] {
-    if (volunteer === undefined) return [...this.#ledger.values()];
-    return [...(this.#ledgerOf.get(volunteer) ?? [])].map((k) => this.#ledger.get(k)!);
+  ledger(volunteer?: string, status?: CreditStatus): LedgerEntry[] {
+    const all =
+      volunteer === undefined
+        ? [...this.#ledger.values()]
+        : [...(this.#ledgerOf.get(volunteer) ?? [])].map((k) => this.#ledger.get(k)!);
+    return status === undefined ? all : all.filter((e) => e.status === status);
   }
   putToken(t: TokenRecord): void {
     const prev = this.#tokens.get(t.name);
@@ -617,6 +625,83 @@ export class MemoryStore implements HubStore {
     return n;
   }
   close(): void {}
+
+  // Beyond HubStore: what JournaledStore needs to keep only open work here and the rest on its
+  // file. Each runs outside any transaction (or inside `untracked`), with no undo.
+
+  /**
+   * Runs fn without recording undo: JournaledStore's loads of records already on its file. A
+   * rollback of the transaction around it must not take them back out (memory would then lack
+   * part of what it claims to hold); a later put of one of them still undoes to the loaded value.
+   */
+  untracked<T>(fn: () => T): T {
+    const undo = this.#undo;
+    this.#undo = undefined;
+    try {
+      return fn();
+    } finally {
+      this.#undo = undo;
+    }
+  }
+  /** Whether any shard of the job is held (a job's shards are held all together or not at all). */
+  hasShards(job: string): boolean {
+    return this.#jobShards.has(job);
+  }
+  getResult(id: string): ResultRecord | undefined {
+    return this.#results.get(id);
+  }
+  /** Whether any result of the shard is held. */
+  hasResults(shard: string): boolean {
+    return this.#resultsByShard.has(shard);
+  }
+  /** The ledger entry of a volunteer for a shard. */
+  credit(volunteer: string, shard: string): LedgerEntry | undefined {
+    return this.#ledger.get(`${volunteer}\u0000${shard}`);
+  }
+  /** Drops a job, its shards and their results (not its leases or ledger entries). */
+  forgetJob(job: string): void {
+    for (const s of this.#jobShards.get(job) ?? []) {
+      if (s === undefined) continue;
+      this.#shards.delete(s.id);
+      this.forgetResultsOf(s.id);
+    }
+    this.#jobShards.delete(job);
+    this.#jobHoneypots.delete(job);
+    this.#cursor.delete(job);
+    this.#jobs.delete(job);
+  }
+  forgetVolunteer(id: string): void {
+    this.#volunteers.delete(id);
+  }
+  forgetCredit(volunteer: string, shard: string): void {
+    const k = `${volunteer}\u0000${shard}`;
+    this.#ledger.delete(k);
+    const keys = this.#ledgerOf.get(volunteer);
+    keys?.delete(k);
+    if (keys?.size === 0) this.#ledgerOf.delete(volunteer);
+  }
+  /** How many records of each kind are held. */
+  stats(): MemoryStats {
+    return {
+      jobs: this.#jobs.size,
+      shards: this.#shards.size,
+      leases: this.#leases.size,
+      results: this.#results.size,
+      volunteers: this.#volunteers.size,
+      ledger: this.#ledger.size,
+    };
+  }
+}
+
+/** Records a store holds in memory, by kind (`MemoryStore.stats`, `JournaledStore.memoryStats`). */
+export interface MemoryStats {
+  readonly jobs: number;
+  readonly shards: number;
+  readonly leases: number;
+  readonly results: number;
+  readonly volunteers: number;
+  /** Ledger entries. */
+  readonly ledger: number;
 }
 
 const byAge = (a: JobRecord, b: JobRecord) => a.createdAt - b.createdAt;

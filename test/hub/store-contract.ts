@@ -194,9 +194,18 @@ export function describeStore(name: string, make: () => HubStore): void {
         s.putJob(job('j'));
         for (const i of [0, 1, 2]) s.putShard(shard('j', i, { status: i < 2 ? 'validated' : 'open' }));
         expect(s.availableShard('j', 'a', false)?.shard.id).toBe('j/2');
+        // A judged shard's result and settled credit, then the shard opens again: both still count.
+        s.putResult(res(shard('j', 0), 'b', 1, { status: 'invalid' }));
+        s.addCredit({ volunteer: 'b', shard: 'j/0', job: 'j', credits: 1n, status: 'void' });
         s.putShard(shard('j', 0)); // open again (an afterJudged may add or reopen work)
         expect(s.availableShard('j', 'a', false)?.shard.id).toBe('j/0');
         expect(s.hasOpenShards('j')).toBe(true);
+        expect(s.resultsOfShard('j/0').map((r) => r.volunteer)).toEqual(['b']);
+        expect(s.replicasOf('j/0')).toBe(1);
+        expect(s.availableShard('j', 'b', false)?.shard.id).toBe('j/2');
+        expect(s.addCredit({ volunteer: 'b', shard: 'j/0', job: 'j', credits: 1n, status: 'pending' })).toBe(
+          false,
+        );
       });
 
       it('offers honeypots only when asked for one, whatever they want, never twice to one volunteer', () => {
@@ -349,6 +358,15 @@ export function describeStore(name: string, make: () => HubStore): void {
           ['k/0', 3n, 'pending'],
         ]);
         for (const e of s.ledger()) expect(typeof e.credits).toBe('bigint');
+        // By status: one volunteer's, or everyone's.
+        const keys = (es: readonly { volunteer: string; shard: string }[]) =>
+          es.map((e) => `${e.volunteer} ${e.shard}`).sort();
+        expect(keys(s.ledger('b', 'pending'))).toEqual(['b k/0']);
+        expect(keys(s.ledger('a', 'pending'))).toEqual([]);
+        expect(keys(s.ledger(undefined, 'void'))).toEqual(['a j/1', 'b j/1']);
+        expect(s.ledger('a', 'granted')).toEqual([
+          { volunteer: 'a', shard: 'j/0', job: 'j', credits: big, status: 'granted' },
+        ]);
       });
 
       it('accepts a result once and credits it once, also when both copies arrive in one group', async () => {
@@ -384,6 +402,89 @@ export function describeStore(name: string, make: () => HubStore): void {
         await expect(sched.submitResult('a', r, 2)).rejects.toThrow(/holds no lease/);
         expect(sched.credits('a')).toEqual({ pending: 0n, granted: creditUnits(100, 0.5) });
         expect(s.ledger('a')).toHaveLength(1);
+      });
+    });
+
+    describe('closed work', () => {
+      it('a closed job reads back whole, refuses a second credit, and still takes a change', async () => {
+        const s = fresh();
+        s.putJob(job('j'));
+        s.putJob(job('k', 1));
+        const a = shard('j', 0);
+        const hp = shard('j', 1, { honeypot: true, quorum: 1, wanted: 1 });
+        s.putShard(a);
+        s.putShard(hp);
+        s.putShard(shard('k', 0));
+        const credit = (sh: string, credits: bigint) =>
+          ({ volunteer: 'x', shard: sh, job: 'j', credits, status: 'pending' }) as const;
+        s.putResult(res(a, 'x', 1));
+        s.putResult(res(hp, 'x', 2));
+        s.addCredit(credit('j/0', 5n));
+        s.addCredit(credit('j/hp1', 1n));
+        // A honeypot is judged at once and stays open (each volunteer answers one for itself).
+        s.setResultStatus('j/hp1#x', 'valid');
+        s.setCreditStatus('x', 'j/hp1', 'granted');
+        expect(s.addCredit(credit('j/hp1', 1n))).toBe(false);
+        // The job ends in one group, as the Scheduler ends one.
+        s.transaction(
+          () => {
+            s.setResultStatus('j/0#x', 'valid');
+            s.setCreditStatus('x', 'j/0', 'granted');
+            s.putShard({ ...a, status: 'validated', canonical: 'j/0#x' });
+            s.putShard({ ...hp, status: 'validated' });
+            s.putJob(job('j', 0, { status: 'done' }));
+          },
+          { group: true },
+        );
+        const check = () => {
+          expect(s.getJob('j')?.status).toBe('done');
+          expect(ids(s.listJobs())).toEqual(['j', 'k']);
+          expect(ids(s.runningJobs())).toEqual(['k']);
+          expect(ids(s.openShards())).toEqual(['k/0']);
+          expect(s.shardsOfJob('j').map((x) => [x.id, x.status])).toEqual([
+            ['j/0', 'validated'],
+            ['j/hp1', 'validated'],
+          ]);
+          expect(s.getShard('j/0')?.canonical).toBe('j/0#x');
+          const [r] = s.resultsOfShard('j/0');
+          expect(r?.status).toBe('valid');
+          expect(bytes(r)).toEqual([[0, 1, 1, -1]]);
+          expect(s.resultsOfShard('j/hp1').map((x) => x.status)).toEqual(['valid']);
+          expect(s.replicasOf('j/0')).toBe(1);
+          expect(s.shardStats('j')).toEqual({ shards: 1, validated: 1, failed: 0, inFlight: 0, done: 0 });
+          expect(s.hasOpenShards('j')).toBe(false);
+          expect(s.availableShard('j', 'y', false)).toBeUndefined();
+          expect(s.availableShard('j', 'y', true)).toBeUndefined();
+          expect(s.addCredit(credit('j/0', 5n))).toBe(false);
+          expect(s.addCredit(credit('j/hp1', 1n))).toBe(false);
+          expect(s.ledger('x').map((e) => [e.shard, e.credits, e.status])).toEqual(
+            expect.arrayContaining([
+              ['j/0', 5n, 'granted'],
+              ['j/hp1', 1n, 'granted'],
+            ]),
+          );
+          expect(s.ledger('x')).toHaveLength(2);
+          expect(s.ledger('x', 'pending')).toEqual([]);
+        };
+        check(); // before its group is committed
+        await s.settled();
+        check(); // after
+        // A change to closed work still lands, and reads back.
+        s.setResultStatus('j/0#x', 'invalid');
+        s.setCreditStatus('x', 'j/0', 'void');
+        s.putResult(res(a, 'late', 9, { status: 'invalid' }));
+        expect(s.resultsOfShard('j/0').map((x) => [x.volunteer, x.status])).toEqual([
+          ['x', 'invalid'],
+          ['late', 'invalid'],
+        ]);
+        expect(bytes(s.resultsOfShard('j/0')[0])).toEqual([[0, 1, 1, -1]]);
+        expect(s.replicasOf('j/0')).toBe(2);
+        expect(s.ledger('x', 'void').map((e) => e.shard)).toEqual(['j/0']);
+        expect(s.ledger(undefined, 'granted').map((e) => e.shard)).toEqual(['j/hp1']);
+        // A credit for a closed job's shard that nobody had is taken once.
+        expect(s.addCredit({ ...credit('j/0', 2n), volunteer: 'late' })).toBe(true);
+        expect(s.addCredit({ ...credit('j/0', 2n), volunteer: 'late' })).toBe(false);
+        expect(s.ledger('late', 'pending').map((e) => e.credits)).toEqual([2n]);
       });
     });
 
