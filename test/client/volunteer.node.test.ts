@@ -109,7 +109,7 @@ describe('volunteer runtime against a real hub', () => {
       // judged by the other volunteer's result.
       await waitFor(
         () => {
-          const last = v.events.findLast((e) => e.type === 'credit');
+          const last = v.events.filter((e) => e.type === 'credit').at(-1);
           return last?.type === 'credit' && last.granted === 16n * CREDIT_UNITS;
         },
         5000,
