@@ -8,10 +8,12 @@
 // test. Nothing starts before `yes()` (DESIGN.md invariant 1): `startWorker` and `open` are called
 // after it, never before; `resume()` starts only where a yes is remembered.
 import { HearthError, isHearthError } from '../core/errors.ts';
+import { formatCredit } from '../protocol/credit.ts';
 import type { CapabilityReport } from '../worker/probe.ts';
 import type { BlobStore } from './blobs.ts';
 import type { Signer } from './hub-session.ts';
 import {
+  DUTY_CYCLE,
   type ResultQueue,
   type ShardRunner,
   Volunteer,
@@ -23,6 +25,76 @@ import {
 
 /** Where the controller is: asking for consent, declined, probing the GPU, the volunteer's own states, or failed. */
 export type ControllerState = 'asking' | 'declined' | 'probing' | VolunteerState | 'failed';
+
+/** What the volunteer chose on this device, kept across reloads. */
+export interface VolunteerSettings {
+  /** The GPU cap: share of wall time spent on shards, 0.1 to 1 (default 0.5). */
+  readonly dutyCycle: number;
+  /** Paused by the volunteer (the pause button). */
+  readonly paused: boolean;
+  /** Keep working while the tab is hidden (default no: a hidden tab pauses). */
+  readonly background: boolean;
+}
+
+export const DEFAULT_SETTINGS: VolunteerSettings = {
+  dutyCycle: DUTY_CYCLE.default,
+  paused: false,
+  background: false,
+};
+
+/** Below this battery level, when not charging, work pauses by itself. */
+export const BATTERY_PAUSE_LEVEL = 0.3;
+
+/** The device's state that decides comfort pauses: the tab hidden, the battery. */
+export interface Comfort {
+  readonly hidden: boolean;
+  /** Null where the Battery API is absent. */
+  readonly battery: { readonly charging: boolean; readonly level: number } | null;
+}
+
+/** Where comfort comes from: `document.visibilityState` and `navigator.getBattery()` in a page. */
+export interface ComfortSource {
+  current(): Comfort;
+  /** Calls `listener` on each change; returns how to stop. */
+  subscribe(listener: () => void): () => void;
+}
+
+/** Why work is paused: the volunteer pressed pause, the tab is hidden, the battery is low. */
+export type PauseReason = 'you' | 'hidden' | 'battery';
+
+/** A finished shard: when (epoch ms) and how long the GPU worked on it (the worker's own timing). */
+export interface FinishedShard {
+  readonly at: number;
+  readonly ms: number;
+}
+
+/** How far back `finished` and `gpuBusy` look. */
+export const HISTORY_MS = 10 * 60_000;
+/** The window of `gpuBusy`. */
+export const BUSY_WINDOW_MS = 60_000;
+
+/**
+ * The share of the last `windowMs` (or of the time since `since`, when shorter) that the GPU
+ * spent on shards, from the shards' own timings.
+ *
+ * @example
+ * gpuBusy([{ at: 10_000, ms: 3000 }], 10_000, 0); // 0.3
+ */
+export function gpuBusy(
+  finished: readonly FinishedShard[],
+  now: number,
+  since: number,
+  windowMs = BUSY_WINDOW_MS,
+) {
+  const start = Math.max(since, now - windowMs);
+  if (now <= start) return 0;
+  let busy = 0;
+  for (const f of finished) {
+    // Each shard's busy time is [at - ms, at]: count the part inside the window.
+    busy += Math.max(0, Math.min(f.at, now) - Math.max(f.at - f.ms, start));
+  }
+  return Math.min(1, busy / (now - start));
+}
 
 /** Everything a page, a widget or a headless volunteer shows of one volunteer. */
 export interface VolunteerSnapshot {
@@ -39,6 +111,15 @@ export interface VolunteerSnapshot {
   readonly stats: VolunteerStats | null;
   /** Why it failed or stopped, for the volunteer to read. */
   readonly error: string | null;
+  readonly settings: VolunteerSettings;
+  /** Why work is paused now; null while it is not. */
+  readonly pausedBy: PauseReason | null;
+  /** Share of the last minute the GPU spent on shards (0 to 1); null before any work. */
+  readonly gpuBusy: number | null;
+  /** Shards finished here in the last ten minutes, oldest first. */
+  readonly finished: readonly FinishedShard[];
+  /** Credit as the hub last pushed it, in credits (exact decimals); null until it does. */
+  readonly credit: { readonly granted: string; readonly pending: string } | null;
 }
 
 /** The remembered yes (per hub): localStorage in a page. */
@@ -71,6 +152,12 @@ export interface ControllerOptions {
   readonly volunteer?: Partial<
     Omit<VolunteerOptions, 'hubUrl' | 'identity' | 'capabilities' | 'runner' | 'outbox' | 'blobs' | 'onEvent'>
   >;
+  /** The volunteer's choices, kept on the device (localStorage in a page); default in memory. */
+  readonly settings?: { get(): Partial<VolunteerSettings> | null; set(s: VolunteerSettings): void };
+  /** Tab visibility and battery; default: always visible, no battery. */
+  readonly comfort?: ComfortSource;
+  /** Clock, ms since the epoch (default Date.now). */
+  readonly now?: () => number;
 }
 
 /** The features a volunteer reports on hello, by their WebGPU names. */
@@ -125,9 +212,20 @@ export class VolunteerController {
   #worker: ControllerWorker | undefined;
   #volunteer: Volunteer | undefined;
   #starting: Promise<void> | undefined;
+  #finished: FinishedShard[] = [];
+  #workingSince = 0;
+  #stopComfort: (() => void) | undefined;
+  readonly #now: () => number;
 
   constructor(opts: ControllerOptions) {
     this.#opts = opts;
+    this.#now = opts.now ?? Date.now;
+    const saved = opts.settings?.get() ?? {};
+    const settings: VolunteerSettings = {
+      dutyCycle: clampDuty(saved.dutyCycle ?? DEFAULT_SETTINGS.dutyCycle),
+      paused: saved.paused === true,
+      background: saved.background === true,
+    };
     this.#snapshot = {
       hub: opts.hubUrl,
       state: 'asking',
@@ -137,6 +235,11 @@ export class VolunteerController {
       progress: null,
       stats: null,
       error: null,
+      settings,
+      pausedBy: null,
+      gpuBusy: null,
+      finished: [],
+      credit: null,
     };
   }
 
@@ -167,8 +270,60 @@ export class VolunteerController {
     this.#set({ state: 'declined', error: 'Nothing will run. Reload the page if you change your mind.' });
   }
 
+  /** Sets the GPU cap (0.1 to 1), kept on the device; a running volunteer follows at once. */
+  setDutyCycle(duty: number): void {
+    this.#saveSettings({ dutyCycle: clampDuty(duty) });
+    this.#volunteer?.setDutyCycle(this.#snapshot.settings.dutyCycle);
+  }
+
+  /** The volunteer pauses work (kept across reloads until resume). */
+  pause(): void {
+    this.#saveSettings({ paused: true });
+    this.#applyPause();
+  }
+
+  /** The volunteer resumes work after `pause()` (comfort may still hold it: a hidden tab, a low battery). */
+  unpause(): void {
+    this.#saveSettings({ paused: false });
+    this.#applyPause();
+  }
+
+  /** Whether a hidden tab keeps working. */
+  setBackground(background: boolean): void {
+    this.#saveSettings({ background });
+    this.#applyPause();
+  }
+
+  #saveSettings(change: Partial<VolunteerSettings>): void {
+    const settings = { ...this.#snapshot.settings, ...change };
+    this.#opts.settings?.set(settings);
+    this.#set({ settings });
+  }
+
+  /** Why work should be paused now, from the settings and the device's comfort. */
+  #pauseReason(): PauseReason | null {
+    const s = this.#snapshot.settings;
+    if (s.paused) return 'you';
+    const c = this.#opts.comfort?.current();
+    if (c?.hidden && !s.background) return 'hidden';
+    if (c?.battery && !c.battery.charging && c.battery.level < BATTERY_PAUSE_LEVEL) return 'battery';
+    return null;
+  }
+
+  #applyPause(): void {
+    const by = this.#pauseReason();
+    const v = this.#volunteer;
+    if (v) {
+      if (by) void v.pause();
+      else v.resume();
+    }
+    if (by !== this.#snapshot.pausedBy) this.#set({ pausedBy: by });
+  }
+
   /** Stops work, forgets the yes and terminates the worker. */
   async stop(): Promise<void> {
+    this.#stopComfort?.();
+    this.#stopComfort = undefined;
     this.#opts.consent.set(false);
     await this.#starting?.catch(() => {});
     await this.#volunteer?.stop();
@@ -209,7 +364,10 @@ export class VolunteerController {
     const parts = await this.#opts.open();
     this.#set({ volunteerId: parts.identity.id });
     if (!this.#opts.consent.get()) return; // stopped while starting
+    const pausedBy = this.#pauseReason();
     const volunteer: Volunteer = new Volunteer({
+      dutyCycle: this.#snapshot.settings.dutyCycle,
+      paused: pausedBy !== null,
       ...this.#opts.volunteer,
       hubUrl: this.#opts.hubUrl,
       identity: parts.identity,
@@ -220,13 +378,29 @@ export class VolunteerController {
       onEvent: (e) => this.#onEvent(e, volunteer),
     });
     this.#volunteer = volunteer;
-    this.#set({ stats: { ...volunteer.stats } });
+    this.#workingSince = this.#now();
+    this.#set({ stats: { ...volunteer.stats }, pausedBy, gpuBusy: 0 });
+    this.#stopComfort = this.#opts.comfort?.subscribe(() => this.#applyPause());
     volunteer.start();
   }
 
   #onEvent(e: VolunteerEvent, v: Volunteer): void {
     const current = describeEvent(e);
+    const now = this.#now();
+    if (e.type === 'result') {
+      this.#finished.push({ at: now, ms: e.ms });
+      while ((this.#finished[0]?.at ?? now) < now - HISTORY_MS) this.#finished.shift();
+    }
     this.#set({
+      ...(e.type === 'result'
+        ? {
+            finished: [...this.#finished],
+            gpuBusy: gpuBusy(this.#finished, now, this.#workingSince),
+          }
+        : {}),
+      ...(e.type === 'credit'
+        ? { credit: { granted: formatCredit(e.granted), pending: formatCredit(e.pending) } }
+        : {}),
       ...(e.type === 'state' ? { state: e.state } : {}),
       ...(current === undefined ? {} : { current }),
       ...(e.type === 'lease' ? { progress: 0 } : {}),
@@ -238,3 +412,6 @@ export class VolunteerController {
     });
   }
 }
+
+const clampDuty = (d: number) =>
+  Number.isFinite(d) ? Math.min(DUTY_CYCLE.max, Math.max(DUTY_CYCLE.min, d)) : DUTY_CYCLE.default;

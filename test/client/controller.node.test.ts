@@ -4,8 +4,13 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { MemoryBlobStore } from '../../src/client/blobs.ts';
 import {
+  BATTERY_PAUSE_LEVEL,
+  type Comfort,
+  type ControllerOptions,
   type ControllerWorker,
+  gpuBusy,
   VolunteerController,
+  type VolunteerSettings,
   type VolunteerSnapshot,
 } from '../../src/client/controller.ts';
 import { MemoryResultQueue } from '../../src/client/volunteer.ts';
@@ -27,7 +32,11 @@ afterEach(async () => {
 });
 
 /** A controller whose worker is a ComputeEngine; counts how often the platform parts were made. */
-function controller(hubUrl: string, remembered: boolean) {
+function controller(
+  hubUrl: string,
+  remembered: boolean,
+  more: Pick<ControllerOptions, 'settings' | 'comfort'> = {},
+) {
   let yes = remembered;
   const made = { workers: 0, opened: 0, terminated: 0 };
   const blobs = new MemoryBlobStore();
@@ -61,6 +70,7 @@ function controller(hubUrl: string, remembered: boolean) {
       };
     },
     volunteer: { socket: nodeSocket(), idleMs: 50, backoff: { minMs: 50, maxMs: 500 } },
+    ...more,
   });
   controllers.push(c);
   const seen: VolunteerSnapshot[] = [];
@@ -120,4 +130,71 @@ describe('volunteer controller', () => {
     expect(made.workers).toBe(1);
     expect(c.snapshot.volunteerId).toMatch(/^[0-9a-f]{64}$/);
   }, 60_000);
+
+  it('comfort and settings: a hidden tab or a low battery pauses, the volunteer\u2019s choices are kept', async () => {
+    t = await testHub({ allowedOrigins: [EMBED_ORIGIN] });
+    let comfort: Comfort = { hidden: false, battery: { charging: true, level: 0.9 } };
+    const listeners = new Set<() => void>();
+    const change = (c: Comfort) => {
+      comfort = c;
+      for (const l of listeners) l();
+    };
+    let saved: VolunteerSettings | null = null;
+    const { c } = controller(t.hub.url, true, {
+      settings: { get: () => ({ dutyCycle: 0.3 }), set: (s) => (saved = s) },
+      comfort: {
+        current: () => comfort,
+        subscribe: (l) => {
+          listeners.add(l);
+          return () => listeners.delete(l);
+        },
+      },
+    });
+    expect(c.snapshot.settings).toEqual({ dutyCycle: 0.3, paused: false, background: false });
+    await c.resume();
+    await waitFor(() => c.snapshot.state === 'connected', 30_000, 'the volunteer to connect');
+    expect(c.snapshot.pausedBy).toBeNull();
+
+    change({ ...comfort, hidden: true });
+    expect(c.snapshot.pausedBy).toBe('hidden');
+    await waitFor(() => c.snapshot.state === 'paused', 2000, 'paused on hide');
+    c.setBackground(true);
+    expect(c.snapshot.pausedBy).toBeNull();
+    await waitFor(() => c.snapshot.state !== 'paused', 2000, 'working again in the background');
+    expect(saved).toEqual({ dutyCycle: 0.3, paused: false, background: true });
+
+    change({ hidden: true, battery: { charging: false, level: BATTERY_PAUSE_LEVEL - 0.05 } });
+    expect(c.snapshot.pausedBy).toBe('battery');
+    change({ hidden: true, battery: { charging: true, level: BATTERY_PAUSE_LEVEL - 0.05 } });
+    expect(c.snapshot.pausedBy).toBeNull();
+
+    c.pause();
+    expect(c.snapshot.pausedBy).toBe('you');
+    expect(saved).toMatchObject({ paused: true });
+    await waitFor(() => c.snapshot.state === 'paused', 2000, 'paused by the volunteer');
+    c.unpause();
+    expect(c.snapshot.pausedBy).toBeNull();
+    c.setDutyCycle(0.01);
+    expect(c.snapshot.settings.dutyCycle).toBe(0.1);
+    expect(saved).toEqual({ dutyCycle: 0.1, paused: false, background: true });
+  }, 60_000);
+
+  it('gpuBusy counts the part of each shard inside the window', () => {
+    expect(gpuBusy([], 10_000, 0)).toBe(0);
+    expect(gpuBusy([{ at: 10_000, ms: 3000 }], 10_000, 0)).toBeCloseTo(0.3, 12);
+    // A minute's window: a shard that ended 90 s ago counts nothing, one straddling the edge half.
+    const now = 200_000;
+    expect(
+      gpuBusy(
+        [
+          { at: now - 90_000, ms: 5000 },
+          { at: now - 59_000, ms: 2000 },
+          { at: now, ms: 6000 },
+        ],
+        now,
+        0,
+      ),
+    ).toBeCloseTo(7000 / 60_000, 12);
+    expect(gpuBusy([{ at: now, ms: 120_000 }], now, 0)).toBe(1);
+  });
 });
