@@ -144,8 +144,8 @@ export interface VolunteerParts {
 export interface ControllerOptions {
   readonly hubUrl: string;
   readonly consent: ConsentRecord;
-  /** Starts the compute worker; called only after a yes. */
-  readonly startWorker: () => ControllerWorker;
+  /** Starts the compute worker (a page may load its code only now); called only after a yes. */
+  readonly startWorker: () => ControllerWorker | Promise<ControllerWorker>;
   /** Opens identity, outbox and blob cache; called only after a yes. */
   readonly open: () => Promise<VolunteerParts>;
   /** Passed to the Volunteer as they are (p2p settings, socket, timings). */
@@ -357,7 +357,7 @@ export class VolunteerController {
 
   async #run(): Promise<void> {
     this.#set({ state: 'probing', error: null });
-    const worker = this.#opts.startWorker();
+    const worker = await this.#opts.startWorker();
     this.#worker = worker;
     const caps = await worker.probe();
     this.#set({ device: caps.adapter.summary });

@@ -1,23 +1,33 @@
-// The volunteer page: asks first, and only after "Yes" starts the compute worker, probes the GPU
-// and connects to the hub (DESIGN.md invariant 1); while it works, a meter shows what runs.
+// The volunteer page: asks first, and only after "Yes" loads the compute worker, probes the GPU
+// and connects to the hub (DESIGN.md invariant 1); while it works, a meter shows what runs, what
+// it earned and how hard the GPU works, with the volunteer's controls (pause, GPU cap, background).
 // The hub is the origin that served this page, or `?hub=URL` (that hub must list this page's
 // origin in its allowed origins). The work is client/controller.ts's: this file renders its
-// snapshots and wires the buttons. `window.hearthVolunteer` is the controller, for programs that
+// snapshots and wires the controls. `window.hearthVolunteer` is the controller, for programs that
 // drive the page (`hearth volunteer` reads its snapshot).
+//
+// What loads before the yes is this file and the controller; the worker, the store, the identity
+// and the chart are imported after it.
 
-import { VolunteerController, type VolunteerSnapshot } from '../../client/controller.ts';
-import { loadOrCreateIdentity } from '../../client/identity.ts';
+import type { FinishedShard } from '../../client/controller.ts';
+import {
+  type ComfortSource,
+  type VolunteerController as Controller,
+  type ControllerWorker,
+  VolunteerController,
+  type VolunteerSettings,
+  type VolunteerSnapshot,
+} from '../../client/controller.ts';
 import { parseIceServers } from '../../net/ice.ts';
-import { BlobCache } from '../../store/blob-cache.ts';
-import { openHearthDB, requestPersistentStorage } from '../../store/db.ts';
-import { ResultOutbox } from '../../store/outbox.ts';
-import { startComputeWorker } from '../../worker/client.ts';
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
 
-const hubUrl = new URLSearchParams(location.search).get('hub') ?? location.origin;
+const params = new URLSearchParams(location.search);
+const hubUrl = params.get('hub') ?? location.origin;
 /** A yes is remembered on this device (per hub) until the volunteer presses Stop. */
 const CONSENT_KEY = `hearth-consent:${hubUrl}`;
+/** The volunteer's choices (GPU cap, pause, background), per hub. */
+const SETTINGS_KEY = `hearth-settings:${hubUrl}`;
 $('hub-name').textContent = new URL(hubUrl).host;
 
 /**
@@ -29,7 +39,7 @@ function peerSettings(hub: string) {
   const u = new URL(hub);
   const secure = u.protocol === 'https:';
   let iceServers: RTCIceServer[] = [];
-  const ice = new URLSearchParams(location.search).get('ice');
+  const ice = params.get('ice');
   if (ice) {
     try {
       iceServers = parseIceServers(ice);
@@ -58,6 +68,48 @@ function showError(message: string): void {
   el.textContent = message;
 }
 
+const PAUSED_WHY = {
+  you: 'Paused: press Resume to go on.',
+  hidden: 'Paused while this tab is hidden (tick "Keep working while this tab is hidden" to change that).',
+  battery: 'Paused: the battery is low and not charging. Work resumes when it charges.',
+} as const;
+
+/** Visibility and battery from the browser. */
+function pageComfort(): ComfortSource {
+  let battery: { charging: boolean; level: number } | null = null;
+  const listeners = new Set<() => void>();
+  const tell = () => {
+    for (const l of listeners) l();
+  };
+  document.addEventListener('visibilitychange', tell);
+  const nav = navigator as Navigator & {
+    getBattery?: () => Promise<EventTarget & { charging: boolean; level: number }>;
+  };
+  nav
+    .getBattery?.()
+    .then((b) => {
+      const read = () => {
+        battery = { charging: b.charging, level: b.level };
+        tell();
+      };
+      b.addEventListener('chargingchange', read);
+      b.addEventListener('levelchange', read);
+      read();
+    })
+    .catch(() => {});
+  return {
+    current: () => ({ hidden: document.visibilityState === 'hidden', battery }),
+    subscribe(l) {
+      listeners.add(l);
+      return () => listeners.delete(l);
+    },
+  };
+}
+
+let chart: { update(finished: readonly FinishedShard[]): void } | undefined;
+let chartLoading = false;
+let lastFinished: readonly FinishedShard[] = [];
+
 function render(s: VolunteerSnapshot): void {
   document.body.dataset.state = s.state;
   $('state').textContent = s.state;
@@ -71,25 +123,83 @@ function render(s: VolunteerSnapshot): void {
   if (s.current !== null) $('current').textContent = s.current;
   $<HTMLProgressElement>('progress').value = s.progress ?? 0;
   if (s.error !== null) showError(s.error);
+  const why = $('paused-why');
+  why.hidden = s.pausedBy === null;
+  why.textContent = s.pausedBy ? PAUSED_WHY[s.pausedBy] : '';
+  renderSettings(s.settings);
+  $('busy').textContent = s.gpuBusy === null ? '–' : `${Math.round(s.gpuBusy * 100)}%`;
+  if (s.credit) {
+    $('granted').textContent = s.credit.granted;
+    $('credit-pending').textContent = s.credit.pending;
+  }
   const stats = s.stats;
-  if (!stats) return;
-  const acked = stats.valid + stats.pending + stats.invalid + stats.inconclusive + stats.refused;
-  $('done').textContent = String(acked);
-  $('valid').textContent = String(stats.valid);
-  $('pending').textContent = String(stats.pending);
-  $('rejected').textContent = String(stats.invalid + stats.refused);
-  $('downloaded').textContent =
-    `${bytes(stats.downloadedBytes)} from the hub, ${bytes(stats.peerBytes)} from peers`;
+  if (stats) {
+    const acked = stats.valid + stats.pending + stats.invalid + stats.inconclusive + stats.refused;
+    $('done').textContent = String(acked);
+    $('valid').textContent = String(stats.valid);
+    $('pending').textContent = String(stats.pending);
+    $('rejected').textContent = String(stats.invalid + stats.refused);
+    $('downloaded').textContent =
+      `${bytes(stats.downloadedBytes)} from the hub, ${bytes(stats.peerBytes)} from peers`;
+  }
+  if (s.finished !== lastFinished) {
+    lastFinished = s.finished;
+    chart?.update(s.finished);
+  }
+  if (!$('meter').hidden && !chart && !chartLoading) {
+    chartLoading = true;
+    import('./chart.ts')
+      .then((m) => {
+        chart = m.throughputChart($('chart'));
+        chart.update(lastFinished);
+      })
+      .catch((e: unknown) => showError(`The chart did not load: ${e instanceof Error ? e.message : e}`));
+  }
 }
 
-const controller = new VolunteerController({
+function renderSettings(st: VolunteerSettings): void {
+  const pct = Math.round(st.dutyCycle * 100);
+  $('consent-cap').textContent = `${pct}%`;
+  const cap = $<HTMLInputElement>('cap');
+  if (document.activeElement !== cap) cap.value = String(pct);
+  $('cap-value').textContent = `${pct}%`;
+  const pause = $<HTMLButtonElement>('pause');
+  pause.textContent = st.paused ? 'Resume' : 'Pause';
+  pause.setAttribute('aria-pressed', String(st.paused));
+  $<HTMLInputElement>('background').checked = st.background;
+}
+
+const controller: Controller = new VolunteerController({
   hubUrl,
   consent: {
     get: () => localStorage.getItem(CONSENT_KEY) === 'yes',
     set: (yes) => (yes ? localStorage.setItem(CONSENT_KEY, 'yes') : localStorage.removeItem(CONSENT_KEY)),
   },
-  startWorker: () => startComputeWorker(),
+  settings: {
+    get: () => {
+      try {
+        return JSON.parse(localStorage.getItem(SETTINGS_KEY) ?? 'null') as Partial<VolunteerSettings> | null;
+      } catch {
+        return null;
+      }
+    },
+    set: (s) => localStorage.setItem(SETTINGS_KEY, JSON.stringify(s)),
+  },
+  comfort: pageComfort(),
+  startWorker: async (): Promise<ControllerWorker> =>
+    (await import('../../worker/client.ts')).startComputeWorker(),
   open: async () => {
+    const [
+      { loadOrCreateIdentity },
+      { BlobCache },
+      { openHearthDB, requestPersistentStorage },
+      { ResultOutbox },
+    ] = await Promise.all([
+      import('../../client/identity.ts'),
+      import('../../store/blob-cache.ts'),
+      import('../../store/db.ts'),
+      import('../../store/outbox.ts'),
+    ]);
     await requestPersistentStorage();
     const db = await openHearthDB();
     return { identity: await loadOrCreateIdentity(), outbox: new ResultOutbox(db), blobs: new BlobCache(db) };
@@ -99,9 +209,24 @@ const controller = new VolunteerController({
 (window as unknown as { hearthVolunteer: VolunteerController }).hearthVolunteer = controller;
 controller.subscribe(render);
 render(controller.snapshot);
+// The chart's minutes move on even when nothing finishes.
+setInterval(() => chart?.update(lastFinished), 15_000);
 
 $('consent-yes').addEventListener('click', () => void controller.yes());
 $('consent-no').addEventListener('click', () => controller.no());
+$('pause').addEventListener('click', () =>
+  controller.snapshot.settings.paused ? controller.unpause() : controller.pause(),
+);
+$<HTMLInputElement>('cap').addEventListener('input', (e) => {
+  const pct = Number((e.target as HTMLInputElement).value);
+  $('cap-value').textContent = `${pct}%`;
+});
+$<HTMLInputElement>('cap').addEventListener('change', (e) =>
+  controller.setDutyCycle(Number((e.target as HTMLInputElement).value) / 100),
+);
+$<HTMLInputElement>('background').addEventListener('change', (e) =>
+  controller.setBackground((e.target as HTMLInputElement).checked),
+);
 $('stop').addEventListener('click', async () => {
   $<HTMLButtonElement>('stop').disabled = true;
   await controller.stop();
