@@ -10,9 +10,12 @@ import { suite } from '../kernels/selftest/suite.ts';
 import { acquireDawn } from './dawn.ts';
 
 function table(rows: string[][]): string {
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  const line = (r: string[]) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ');
-  return [line(rows[0]!), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.slice(1).map(line)].join('\n');
+  const [head, ...body] = rows;
+  if (head === undefined) return '';
+  // A missing cell is empty: it widens nothing and is padded by nothing.
+  const widths = head.map((_, i) => Math.max(...rows.map((r) => r[i]?.length ?? 0)));
+  const line = (r: string[]) => r.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ');
+  return [line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...body.map(line)].join('\n');
 }
 
 const uncaptured: string[] = [];
