@@ -66,3 +66,21 @@ export function first<T>(xs: Iterable<T>, what: string): T {
   for (const x of xs) return x;
   throw new HearthError('input/invalid', `${what}: empty, where a first value was expected.`);
 }
+
+/**
+ * Checks, once before a loop, that `xs` has at least `n` elements: the loop may then read
+ * `xs[i] as number` for any i < n. This is the form for hot loops over typed arrays (kernel
+ * references, tensor walks), where `at()` on every element would cost a call per element.
+ * Fails naming the array, the length needed and the length it has.
+ *
+ * @example
+ * expectLength(bias, N, 'bias');
+ * for (let n = 0; n < N; n++) s[n] += bias[n] as number;
+ */
+export function expectLength(xs: ArrayLike<unknown>, n: number, what: string): void {
+  if (xs.length < n) {
+    throw new HearthError('input/invalid', `${what}: needs ${n} elements, has ${xs.length}.`, {
+      details: { needed: n, length: xs.length },
+    });
+  }
+}

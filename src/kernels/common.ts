@@ -55,7 +55,12 @@ export function shapeError(kernel: string, message: string, details: Record<stri
  * @example
  * const [M, K] = matrixDims('matmul', [8, 3, 4], false, 'a'); // [3, 4]
  */
-export function matrixDims(kernel: string, shape: Shape, transposed: boolean, what: string): [number, number] {
+export function matrixDims(
+  kernel: string,
+  shape: Shape,
+  transposed: boolean,
+  what: string,
+): [number, number] {
   const rows = shape[shape.length - 2];
   const cols = shape[shape.length - 1];
   if (rows === undefined || cols === undefined) {

@@ -112,8 +112,6 @@ export async function matmulBackward(
   }
   const transA = !!opts.transA;
   const transB = !!opts.transB;
-  const ar = a.shape.length;
-  const br = b.shape.length;
   const [M, Ka] = matrixDims(K, a.shape, transA, 'a');
   const [Kb, N] = matrixDims(K, b.shape, transB, 'b');
   if (Ka !== Kb) {

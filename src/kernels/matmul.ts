@@ -47,8 +47,6 @@ export async function matmul(
       },
     );
   }
-  const ar = a.shape.length;
-  const br = b.shape.length;
   const [M, Ka] = matrixDims('matmul', a.shape, !!opts.transA, 'a');
   const [Kb, N] = matrixDims('matmul', b.shape, !!opts.transB, 'b');
   if (Ka !== Kb) {

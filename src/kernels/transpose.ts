@@ -40,7 +40,8 @@ function collapsePermutation(
     if (last && last.to + 1 === a) last.to = a;
     else groups.push({ from: a, to: a, stride: 0 });
   }
-  const size = (g: { from: number; to: number }) => inShape.slice(g.from, g.to + 1).reduce((u, d) => u * d, 1);
+  const size = (g: { from: number; to: number }) =>
+    inShape.slice(g.from, g.to + 1).reduce((u, d) => u * d, 1);
   // Strides in input order: the innermost run (highest axes) has stride 1.
   let s = 1;
   for (const g of [...groups].sort((g, h) => h.from - g.from)) {
