@@ -5,7 +5,7 @@ const u32 = new Uint32Array(f32.buffer);
 /** The f16 bits nearest to `x` (round to nearest even; overflow to ±Infinity; NaN kept). */
 export function f32ToF16Bits(x: number): number {
   f32[0] = x;
-  const b = u32[0]!;
+  const b = u32[0] as number; // u32 is one element long
   const sign = (b >>> 16) & 0x8000;
   const exp = (b >>> 23) & 0xff;
   let mant = b & 0x7fffff;
@@ -40,12 +40,12 @@ export function f16BitsToF32(h: number): number {
 
 export function toF16Array(x: ArrayLike<number>): Uint16Array {
   const out = new Uint16Array(x.length);
-  for (let i = 0; i < x.length; i++) out[i] = f32ToF16Bits(x[i]!);
+  for (let i = 0; i < x.length; i++) out[i] = f32ToF16Bits(x[i] as number);
   return out;
 }
 
 export function fromF16Array(x: Uint16Array): Float32Array {
   const out = new Float32Array(x.length);
-  for (let i = 0; i < x.length; i++) out[i] = f16BitsToF32(x[i]!);
+  for (let i = 0; i < x.length; i++) out[i] = f16BitsToF32(x[i] as number);
   return out;
 }

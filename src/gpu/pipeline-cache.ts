@@ -125,12 +125,13 @@ export function getLayoutPipeline(
     });
     lc.layouts.set(sk, layout);
   }
+  const bgl = layout;
+  const pipelines = lc.pipelines;
   const entryPoint = spec.entryPoint ?? 'main';
   const key = `${entryPoint}|${sk}|${spec.code}`;
-  let p = lc.pipelines.get(key);
+  let p = pipelines.get(key);
   if (!p) {
     const cache = cacheFor(device);
-    const bgl = layout;
     p = (async () => {
       let module = cache.modules.get(spec.code);
       if (!module) {
@@ -161,8 +162,8 @@ export function getLayoutPipeline(
         );
       }
     })();
-    lc.pipelines.set(key, p);
-    p.catch(() => lc!.pipelines.delete(key));
+    pipelines.set(key, p);
+    p.catch(() => pipelines.delete(key));
   }
-  return p.then((pipeline) => ({ pipeline, layout: layout! }));
+  return p.then((pipeline) => ({ pipeline, layout: bgl }));
 }

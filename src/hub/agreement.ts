@@ -18,7 +18,7 @@ function values(dtype: DType, data: ArrayBuffer): ArrayLike<number> {
     default: {
       const h = new Uint16Array(data);
       const f = new Float32Array(h.length);
-      for (let i = 0; i < h.length; i++) f[i] = f16BitsToF32(h[i]!);
+      for (let i = 0; i < h.length; i++) f[i] = f16BitsToF32(h[i] as number);
       return f;
     }
   }
@@ -35,10 +35,10 @@ export function tensorsAgree(
   if (tol === 'exact') return a.sha256 === b.sha256;
   if (a.data.byteLength !== b.data.byteLength) return false;
   const x = values(a.dtype, a.data);
-  const y = values(b.dtype, b.data);
+  const y = values(b.dtype, b.data); // as long as x: same dtype, same byte length
   for (let i = 0; i < x.length; i++) {
-    const p = x[i]!;
-    const q = y[i]!;
+    const p = x[i] as number;
+    const q = y[i] as number;
     if (p === q) continue;
     // NaN and ±Infinity agree with nothing but (for infinities) themselves; without this check an
     // infinite bound (rtol·∞) would accept ∞ against any number.

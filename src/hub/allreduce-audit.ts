@@ -4,6 +4,7 @@
 // its authenticated connection — and keeps the reports. Later, anyone who learns what a member
 // should have contributed (a recomputation, a replica) compares hashes: the one that differs
 // names its volunteer, who signed it, and the round is run again without that peer.
+import { at } from '../core/at.ts';
 import { HearthError } from '../core/errors.ts';
 import { contributionMessage } from '../protocol/allreduce.ts';
 import {
@@ -164,8 +165,9 @@ export function auditRound(round: string, reports: readonly AllReduceReportRecor
     reports,
     contributions: [...byPeer].map(([peer, forms]) => {
       const variants = [...forms.values()].map((f) => ({ ...f.v, reporters: f.reporters }));
-      const consistent = variants.length === 1;
-      return { peer, variants, consistent, valid: consistent && variants[0]!.verdict === 'valid' };
+      const [only, ...others] = variants;
+      const consistent = only !== undefined && others.length === 0;
+      return { peer, variants, consistent, valid: consistent && only.verdict === 'valid' };
     }),
     means: [...means].map(([sha256, reporters]) => ({ sha256, reporters })),
   };
@@ -208,7 +210,7 @@ export function wrongContributions(
         { details: { round: audit.round, peer: c.peer } },
       );
     }
-    const v = c.variants[0]!;
+    const v = at(c.variants, 0, `round ${audit.round}: contributions reported for ${c.peer}`);
     if (v.sha256 !== want) {
       out.push({
         peer: c.peer,

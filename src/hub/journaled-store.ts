@@ -253,8 +253,8 @@ export class JournaledStore implements HubStore {
   transaction<T>(fn: () => T, opts: TransactionOptions = {}): T {
     this.#usable();
     const outer = this.#ops === undefined;
-    if (outer) this.#ops = [];
-    const ops = this.#ops!;
+    const ops = this.#ops ?? [];
+    this.#ops = ops;
     const mark = ops.length;
     const undo = this.#fileUndo;
     const undoMark = undo.length;
@@ -265,7 +265,7 @@ export class JournaledStore implements HubStore {
       // MemoryStore undid this level's writes; drop their journal entries too, and take back what
       // this level wrote to the file directly.
       ops.length = mark;
-      while (undo.length > undoMark) undo.pop()!();
+      while (undo.length > undoMark) undo.pop()?.();
       if (outer) this.#ops = undefined;
       throw e;
     }

@@ -13,15 +13,16 @@ import { randomId } from '../core/ids.ts';
 import type { ControlCapabilities } from '../protocol/control.ts';
 import type { Manifest, ShardWork } from '../protocol/kinds/index.ts';
 import { blocked, freshVolunteer, type TrustPolicy, trusted } from './reputation.ts';
-import type {
-  JobRecord,
-  JobRepository,
-  LeaseRecord,
-  LeaseRepository,
-  ShardQueue,
-  ShardRecord,
-  VolunteerRecord,
-  VolunteerRepository,
+import {
+  type JobRecord,
+  type JobRepository,
+  jobOf,
+  type LeaseRecord,
+  type LeaseRepository,
+  type ShardQueue,
+  type ShardRecord,
+  type VolunteerRecord,
+  type VolunteerRepository,
 } from './store.ts';
 
 /** What leasing reads and writes: jobs, the shard queue, leases and volunteers. */
@@ -110,7 +111,7 @@ export class Leases {
     const s = this.#store;
     const l = s.leasesOfVolunteer(volunteerId).find((x) => x.id === leaseId);
     if (!l) throw noLease(`heartbeat: volunteer ${volunteerId} holds no lease ${leaseId}.`, { leaseId });
-    const next = { ...l, deadline: now + s.getJob(l.job)!.manifest.deadlineMs };
+    const next = { ...l, deadline: now + jobOf(s, l.job).manifest.deadlineMs };
     s.putLease(next);
     return next;
   }
@@ -146,7 +147,7 @@ export class Leases {
     let next: ShardRecord = sh;
     // A single-replica grant that never came back loses its trust: the next taker may be anyone.
     if (sh.quorum === 1 && s.replicasOf(sh.id) === 0) {
-      const r = s.getJob(sh.job)!.manifest.replication;
+      const r = jobOf(s, sh.job).manifest.replication;
       if (r !== 1) next = { ...next, quorum: r, wanted: r };
     }
     if (opts.remember !== false && !(sh.released ?? []).includes(l.volunteer)) {

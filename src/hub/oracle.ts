@@ -3,6 +3,7 @@
 // n of the job's own shards at random, runs them on its own device, and adds them as honeypots
 // with the answers it got. They look exactly like the job's other shards to a volunteer — same
 // kernel or model, same kind of inputs — so a volunteer cannot tell them apart and skip them.
+import { at } from '../core/at.ts';
 import { HearthError } from '../core/errors.ts';
 import { type Manifest, type ShardWork, shardContextOf, shardFromWork } from '../protocol/kinds/index.ts';
 import type { ExpectedOutput } from '../protocol/manifest.ts';
@@ -83,7 +84,7 @@ function pick(count: number, n: number, random: () => number): number[] {
   const k = Math.min(n, count);
   for (let i = 0; i < k; i++) {
     const j = i + Math.floor(random() * (count - i));
-    [all[i], all[j]] = [all[j]!, all[i]!];
+    [all[i], all[j]] = [at(all, j, 'shard indices'), at(all, i, 'shard indices')];
   }
   return all.slice(0, k);
 }

@@ -304,16 +304,18 @@ export class HubRounds {
       const members = r.group
         .map((p) => r.members.get(p))
         .filter((m): m is Member & { data: Float32Array } => m?.data !== undefined);
-      if (members.length === 0) {
+      const head = members[0];
+      if (head === undefined) {
         throw err('net/refused', 410, `round ${r.id}: no member uploaded its tensor before the deadline.`);
       }
-      // f32 walk in group order: each += rounds to f32 (a Float32Array store), then one division.
-      const sum = Float32Array.from(members[0]!.data);
+      // f32 walk in group order: each + rounds to f32 (a Float32Array store), then one division.
+      // Every upload was checked to be r.elements long, so the reads below are in range.
+      const sum = Float32Array.from(head.data);
       for (const m of members.slice(1)) {
         const x = m.data;
-        for (let i = 0; i < sum.length; i++) sum[i]! += x[i]!;
+        for (let i = 0; i < sum.length; i++) sum[i] = (sum[i] as number) + (x[i] as number);
       }
-      for (let i = 0; i < sum.length; i++) sum[i]! /= members.length;
+      for (let i = 0; i < sum.length; i++) sum[i] = (sum[i] as number) / members.length;
       const contributions = members.map((m) => ({ peer: m.peer, volunteer: m.volunteer, sha256: m.sha256 }));
       this.#free(r);
       return {

@@ -20,14 +20,15 @@ import type { HubKind, PlannedShard } from './kinds/kind.ts';
 import { type Capabilities, type LeaseGrant, Leases } from './leases.ts';
 import { Ledger } from './ledger.ts';
 import { freshVolunteer, judged } from './reputation.ts';
-import type {
-  HubStore,
-  JobRecord,
-  JobStatus,
-  LeaseRecord,
-  ResultRecord,
-  ShardRecord,
-  VolunteerRecord,
+import {
+  type HubStore,
+  type JobRecord,
+  type JobStatus,
+  jobOf,
+  type LeaseRecord,
+  type ResultRecord,
+  type ShardRecord,
+  type VolunteerRecord,
 } from './store.ts';
 import {
   type Candidate,
@@ -306,7 +307,7 @@ export class Scheduler {
     const s = this.#store;
     const shard = s.getShard(shardId);
     if (!shard) throw reject('shard/unknown', `${what}: unknown shard ${shardId}.`, { shard: shardId });
-    const owner = s.getJob(shard.job)!;
+    const owner = jobOf(s, shard.job);
     if (owner.status === 'cancelled') {
       throw reject('job/closed', `${what}: job ${shard.job} was cancelled; it takes no more results.`, {
         job: shard.job,
@@ -412,7 +413,7 @@ export class Scheduler {
           error,
         });
         this.#evaluate(shard, job, volunteerId);
-        const after = s.getJob(job.id)!;
+        const after = jobOf(s, job.id);
         if (after.status === 'failed' && after.error) return { status: 'failed', job: true };
         return s.getShard(shard.id)?.status === 'failed'
           ? { status: 'failed', job: false }
@@ -505,7 +506,7 @@ export class Scheduler {
     return s
       .shardsOfJob(jobId)
       .filter((sh) => !sh.honeypot && sh.status === 'validated')
-      .map((sh) => this.#canonical(sh)!)
+      .map((sh) => this.#canonical(sh))
       .filter((r) => r !== undefined);
   }
 
@@ -611,7 +612,7 @@ export class Scheduler {
     // A count from the index, not a read of every shard: this runs on every validation.
     if (s.hasOpenShards(sh.job)) return;
     const status: JobStatus = s.shardStats(sh.job).failed > 0 ? 'failed' : 'done';
-    s.putJob({ ...s.getJob(sh.job)!, status });
+    s.putJob({ ...jobOf(s, sh.job), status });
     this.#closeHoneypots(sh.job);
   }
 
@@ -622,7 +623,7 @@ export class Scheduler {
    */
   #failJob(job: JobRecord, error: ShardError): void {
     const s = this.#store;
-    s.putJob({ ...s.getJob(job.id)!, status: 'failed', error });
+    s.putJob({ ...jobOf(s, job.id), status: 'failed', error });
     for (const l of s.leasesOfJob(job.id)) s.deleteLease(l.id);
     this.#ledger.voidJob(job.id);
     this.#closeHoneypots(job.id);

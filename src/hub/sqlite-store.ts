@@ -13,25 +13,27 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import Database, { type SqliteDatabase, type SqliteStatement } from 'better-sqlite3';
+import { at, first } from '../core/at.ts';
 import { type Deferred, deferred } from '../core/deferred.ts';
 import { HearthError } from '../core/errors.ts';
 import type { DType } from '../core/tensor.ts';
 import { creditsToUnits } from '../protocol/credit.ts';
-import type {
-  AllReduceReportRecord,
-  AvailableShard,
-  CreditStatus,
-  HubStore,
-  JobRecord,
-  LeaseRecord,
-  LedgerEntry,
-  ResultRecord,
-  ResultStatus,
-  ShardRecord,
-  ShardStats,
-  TokenRecord,
-  TransactionOptions,
-  VolunteerRecord,
+import {
+  type AllReduceReportRecord,
+  type AvailableShard,
+  type CreditStatus,
+  type HubStore,
+  type JobRecord,
+  jobOf,
+  type LeaseRecord,
+  type LedgerEntry,
+  type ResultRecord,
+  type ResultStatus,
+  type ShardRecord,
+  type ShardStats,
+  type TokenRecord,
+  type TransactionOptions,
+  type VolunteerRecord,
 } from './store.ts';
 
 /**
@@ -75,7 +77,7 @@ function readMigrations(): string[] {
 const SQL = readMigrations();
 
 /** Schema version 0 (`000-schema.sql`). */
-export const SCHEMA: string = SQL[0]!;
+export const SCHEMA: string = at(SQL, 0, 'hub database schema files'); // readMigrations found at least one
 
 /**
  * Schema versions after the first, in order: MIGRATIONS[v] brings a version-v file to v + 1. Each
@@ -132,9 +134,132 @@ export const JOB_CACHE_SIZE = 256;
  * // …
  * store.close();
  */
+/** The store's prepared statements, by name (prepared once, after the schema is current). */
+function prepareStatements(db: SqliteDatabase) {
+  const p = (sql: string): SqliteStatement => db.prepare(sql);
+  const wide = (sql: string): SqliteStatement => p(sql).safeIntegers(true);
+  return {
+    // seq: arrival order, the tie-break between jobs of one millisecond (ids are random).
+    putJob: p(
+      `INSERT INTO jobs (id, created_at, status, doc, seq)
+         VALUES (?, ?, ?, ?, (SELECT coalesce(max(seq), 0) + 1 FROM jobs))
+       ON CONFLICT (id) DO UPDATE SET status = excluded.status, doc = excluded.doc`,
+    ),
+    getJob: p('SELECT doc FROM jobs WHERE id = ?'),
+    listJobs: p('SELECT doc FROM jobs ORDER BY created_at, seq'),
+    runningJobs: p("SELECT id FROM jobs WHERE status = 'running' ORDER BY created_at, seq"),
+    // An upsert, never INSERT OR REPLACE: a replace would reset the trigger-kept replica count.
+    putShard: p(
+      `INSERT INTO shards (id, job, idx, status, honeypot, wanted, doc) VALUES (?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (id) DO UPDATE SET status = excluded.status, wanted = excluded.wanted, doc = excluded.doc`,
+    ),
+    getShard: p('SELECT doc FROM shards WHERE id = ?'),
+    shardsOfJob: p('SELECT doc FROM shards WHERE job = ? ORDER BY idx'),
+    openShards: p(
+      `SELECT s.doc FROM shards s JOIN jobs j ON j.id = s.job WHERE s.status = 'open'
+       ORDER BY j.created_at, j.seq, s.idx`,
+    ),
+    available: p(
+      `SELECT s.doc, s.replicas FROM shards s
+       WHERE s.job = @job AND s.honeypot = 0 AND s.status = 'open' AND s.replicas < s.wanted
+         AND NOT EXISTS (SELECT 1 FROM leases l WHERE l.shard = s.id AND l.volunteer = @volunteer)
+         AND NOT EXISTS (SELECT 1 FROM results r WHERE r.shard = s.id AND r.volunteer = @volunteer)
+       ORDER BY s.idx LIMIT 1`,
+    ),
+    availableHoneypot: p(
+      `SELECT s.doc, s.replicas FROM shards s
+       WHERE s.job = @job AND s.honeypot = 1 AND s.status = 'open'
+         AND NOT EXISTS (SELECT 1 FROM leases l WHERE l.shard = s.id AND l.volunteer = @volunteer)
+         AND NOT EXISTS (SELECT 1 FROM results r WHERE r.shard = s.id AND r.volunteer = @volunteer)
+       ORDER BY s.idx LIMIT 1`,
+    ),
+    replicasOf: p('SELECT replicas FROM shards WHERE id = ?'),
+    // LIMIT 1: a count would read every open shard on every validation.
+    hasOpenShards: p("SELECT 1 FROM shards WHERE job = ? AND honeypot = 0 AND status = 'open' LIMIT 1"),
+    shardStats: p(
+      `SELECT count(*) AS shards,
+         coalesce(sum(status = 'validated'), 0) AS validated,
+         coalesce(sum(status = 'failed'), 0) AS failed,
+         coalesce(sum(status = 'open' AND EXISTS (SELECT 1 FROM leases l WHERE l.shard = s.id)), 0) AS inFlight,
+         coalesce(sum(status = 'open' AND EXISTS (SELECT 1 FROM results r WHERE r.shard = s.id)), 0) AS done
+       FROM shards s WHERE job = ? AND honeypot = 0`,
+    ),
+    putLease: p(
+      `INSERT INTO leases (id, shard, job, volunteer, deadline, doc) VALUES (?, ?, ?, ?, ?, ?)
+       ON CONFLICT (id) DO UPDATE SET deadline = excluded.deadline, doc = excluded.doc`,
+    ),
+    deleteLease: p('DELETE FROM leases WHERE id = ?'),
+    leasesOfShard: p('SELECT doc FROM leases WHERE shard = ? ORDER BY id'),
+    leasesOfVolunteer: p('SELECT doc FROM leases WHERE volunteer = ? ORDER BY id'),
+    // Through the job's shards: cancel is rare, and one index less makes every lease cheaper.
+    leasesOfJob: p(
+      'SELECT l.doc FROM shards s JOIN leases l ON l.shard = s.id WHERE s.job = ? ORDER BY l.id',
+    ),
+    expiredLeases: p('SELECT doc FROM leases WHERE deadline < ? ORDER BY deadline, id'),
+    // A new result (the common case) is a plain insert; only a replaced one rewrites its bytes.
+    addResult: p(
+      'INSERT OR IGNORE INTO results (id, shard, volunteer, received_at, doc) VALUES (?, ?, ?, ?, ?)',
+    ),
+    replaceResult: p('UPDATE results SET received_at = ?, doc = ? WHERE id = ?'),
+    setResultStatus: p("UPDATE results SET doc = json_set(doc, '$.status', ?) WHERE id = ?"),
+    delOutputs: p('DELETE FROM result_outputs WHERE result = ?'),
+    putOutput: p(
+      'INSERT INTO result_outputs (result, i, name, dtype, shape, sha256, data) VALUES (?, ?, ?, ?, ?, ?, ?)',
+    ),
+    resultsOfShard: p('SELECT id, doc FROM results WHERE shard = ? ORDER BY received_at, id'),
+    getResult: p('SELECT id, doc FROM results WHERE id = ?'),
+    resultCount: p('SELECT count(*) AS n FROM results WHERE shard = ?'),
+    outputsOf: p('SELECT name, dtype, shape, sha256, data FROM result_outputs WHERE result = ? ORDER BY i'),
+    getVolunteer: p('SELECT doc FROM volunteers WHERE id = ?'),
+    putVolunteer: p('INSERT OR REPLACE INTO volunteers (id, doc) VALUES (?, ?)'),
+    addCredit: p(
+      'INSERT OR IGNORE INTO ledger (volunteer, shard, job, credits, status) VALUES (?, ?, ?, ?, ?)',
+    ),
+    setCredit: p('UPDATE ledger SET status = ? WHERE volunteer = ? AND shard = ?'),
+    voidPending: p("UPDATE ledger SET status = 'void' WHERE job = ? AND status = 'pending'"),
+    // Credit comes back as bigint: base units are money, exact past 2⁵³.
+    ledgerAll: wide('SELECT volunteer, shard, job, credits, status FROM ledger ORDER BY volunteer, shard'),
+    ledgerOf: wide(
+      'SELECT volunteer, shard, job, credits, status FROM ledger WHERE volunteer = ? ORDER BY shard',
+    ),
+    // By status: a volunteer's through the primary key; everyone's reads the table (only a
+    // JournaledStore's start asks, for the pending entries it keeps in memory).
+    ledgerAllWith: wide(
+      'SELECT volunteer, shard, job, credits, status FROM ledger WHERE status = ? ORDER BY volunteer, shard',
+    ),
+    ledgerOfWith: wide(
+      'SELECT volunteer, shard, job, credits, status FROM ledger WHERE volunteer = ? AND status = ? ORDER BY shard',
+    ),
+    credit: wide(
+      'SELECT volunteer, shard, job, credits, status FROM ledger WHERE volunteer = ? AND shard = ?',
+    ),
+    ledgerOfJob: wide(
+      'SELECT volunteer, shard, job, credits, status FROM ledger WHERE job = ? ORDER BY volunteer, shard',
+    ),
+    putToken: p('INSERT OR REPLACE INTO tokens (name, hash, created_at, revoked_at) VALUES (?, ?, ?, ?)'),
+    addToken: p(
+      'INSERT INTO tokens (name, hash, created_at, revoked_at) VALUES (?, ?, ?, ?) ON CONFLICT (name) DO NOTHING',
+    ),
+    getToken: p('SELECT name, hash, created_at, revoked_at FROM tokens WHERE name = ?'),
+    tokenByHash: p('SELECT name, hash, created_at, revoked_at FROM tokens WHERE hash = ?'),
+    listTokens: p('SELECT name, hash, created_at, revoked_at FROM tokens ORDER BY created_at, name'),
+    putReport: p(
+      'INSERT OR REPLACE INTO allreduce_reports (round, reporter_peer, received_at, doc) VALUES (?, ?, ?, ?)',
+    ),
+    pruneReports: p('DELETE FROM allreduce_reports WHERE received_at < ?'),
+    reportsBefore: p(
+      'SELECT doc FROM allreduce_reports WHERE received_at < ? ORDER BY received_at, reporter_peer',
+    ),
+    getReport: p('SELECT doc FROM allreduce_reports WHERE round = ? AND reporter_peer = ?'),
+    deleteReport: p('DELETE FROM allreduce_reports WHERE round = ? AND reporter_peer = ?'),
+    deleteToken: p('DELETE FROM tokens WHERE name = ?'),
+    reportsOf: p('SELECT doc FROM allreduce_reports WHERE round = ? ORDER BY received_at, reporter_peer'),
+  };
+}
+
 export class SqliteStore implements HubStore {
   readonly #db: SqliteDatabase;
-  readonly #q: Record<string, SqliteStatement>;
+  readonly #q: ReturnType<typeof prepareStatements>;
   /**
    * Parsed jobs by id. A job's manifest can be large (a WGSL job lists every shard) and is read on
    * every lease and result; only its status ever changes, through putJob, which refreshes this.
@@ -162,125 +287,7 @@ export class SqliteStore implements HubStore {
     this.#db.pragma('foreign_keys = ON');
     this.#db.function('hearth_credit_units', { deterministic: true }, legacyCreditUnits);
     this.#migrate();
-    const p = (sql: string) => this.#db.prepare(sql);
-    const wide = (sql: string) => p(sql).safeIntegers(true);
-    this.#q = {
-      // seq: arrival order, the tie-break between jobs of one millisecond (ids are random).
-      putJob: p(
-        `INSERT INTO jobs (id, created_at, status, doc, seq)
-           VALUES (?, ?, ?, ?, (SELECT coalesce(max(seq), 0) + 1 FROM jobs))
-         ON CONFLICT (id) DO UPDATE SET status = excluded.status, doc = excluded.doc`,
-      ),
-      getJob: p('SELECT doc FROM jobs WHERE id = ?'),
-      listJobs: p('SELECT doc FROM jobs ORDER BY created_at, seq'),
-      runningJobs: p("SELECT id FROM jobs WHERE status = 'running' ORDER BY created_at, seq"),
-      // An upsert, never INSERT OR REPLACE: a replace would reset the trigger-kept replica count.
-      putShard: p(
-        `INSERT INTO shards (id, job, idx, status, honeypot, wanted, doc) VALUES (?, ?, ?, ?, ?, ?, ?)
-         ON CONFLICT (id) DO UPDATE SET status = excluded.status, wanted = excluded.wanted, doc = excluded.doc`,
-      ),
-      getShard: p('SELECT doc FROM shards WHERE id = ?'),
-      shardsOfJob: p('SELECT doc FROM shards WHERE job = ? ORDER BY idx'),
-      openShards: p(
-        `SELECT s.doc FROM shards s JOIN jobs j ON j.id = s.job WHERE s.status = 'open'
-         ORDER BY j.created_at, j.seq, s.idx`,
-      ),
-      available: p(
-        `SELECT s.doc, s.replicas FROM shards s
-         WHERE s.job = @job AND s.honeypot = 0 AND s.status = 'open' AND s.replicas < s.wanted
-           AND NOT EXISTS (SELECT 1 FROM leases l WHERE l.shard = s.id AND l.volunteer = @volunteer)
-           AND NOT EXISTS (SELECT 1 FROM results r WHERE r.shard = s.id AND r.volunteer = @volunteer)
-         ORDER BY s.idx LIMIT 1`,
-      ),
-      availableHoneypot: p(
-        `SELECT s.doc, s.replicas FROM shards s
-         WHERE s.job = @job AND s.honeypot = 1 AND s.status = 'open'
-           AND NOT EXISTS (SELECT 1 FROM leases l WHERE l.shard = s.id AND l.volunteer = @volunteer)
-           AND NOT EXISTS (SELECT 1 FROM results r WHERE r.shard = s.id AND r.volunteer = @volunteer)
-         ORDER BY s.idx LIMIT 1`,
-      ),
-      replicasOf: p('SELECT replicas FROM shards WHERE id = ?'),
-      // LIMIT 1: a count would read every open shard on every validation.
-      hasOpenShards: p("SELECT 1 FROM shards WHERE job = ? AND honeypot = 0 AND status = 'open' LIMIT 1"),
-      shardStats: p(
-        `SELECT count(*) AS shards,
-           coalesce(sum(status = 'validated'), 0) AS validated,
-           coalesce(sum(status = 'failed'), 0) AS failed,
-           coalesce(sum(status = 'open' AND EXISTS (SELECT 1 FROM leases l WHERE l.shard = s.id)), 0) AS inFlight,
-           coalesce(sum(status = 'open' AND EXISTS (SELECT 1 FROM results r WHERE r.shard = s.id)), 0) AS done
-         FROM shards s WHERE job = ? AND honeypot = 0`,
-      ),
-      putLease: p(
-        `INSERT INTO leases (id, shard, job, volunteer, deadline, doc) VALUES (?, ?, ?, ?, ?, ?)
-         ON CONFLICT (id) DO UPDATE SET deadline = excluded.deadline, doc = excluded.doc`,
-      ),
-      deleteLease: p('DELETE FROM leases WHERE id = ?'),
-      leasesOfShard: p('SELECT doc FROM leases WHERE shard = ? ORDER BY id'),
-      leasesOfVolunteer: p('SELECT doc FROM leases WHERE volunteer = ? ORDER BY id'),
-      // Through the job's shards: cancel is rare, and one index less makes every lease cheaper.
-      leasesOfJob: p(
-        'SELECT l.doc FROM shards s JOIN leases l ON l.shard = s.id WHERE s.job = ? ORDER BY l.id',
-      ),
-      expiredLeases: p('SELECT doc FROM leases WHERE deadline < ? ORDER BY deadline, id'),
-      // A new result (the common case) is a plain insert; only a replaced one rewrites its bytes.
-      addResult: p(
-        'INSERT OR IGNORE INTO results (id, shard, volunteer, received_at, doc) VALUES (?, ?, ?, ?, ?)',
-      ),
-      replaceResult: p('UPDATE results SET received_at = ?, doc = ? WHERE id = ?'),
-      setResultStatus: p("UPDATE results SET doc = json_set(doc, '$.status', ?) WHERE id = ?"),
-      delOutputs: p('DELETE FROM result_outputs WHERE result = ?'),
-      putOutput: p(
-        'INSERT INTO result_outputs (result, i, name, dtype, shape, sha256, data) VALUES (?, ?, ?, ?, ?, ?, ?)',
-      ),
-      resultsOfShard: p('SELECT id, doc FROM results WHERE shard = ? ORDER BY received_at, id'),
-      getResult: p('SELECT id, doc FROM results WHERE id = ?'),
-      resultCount: p('SELECT count(*) AS n FROM results WHERE shard = ?'),
-      outputsOf: p('SELECT name, dtype, shape, sha256, data FROM result_outputs WHERE result = ? ORDER BY i'),
-      getVolunteer: p('SELECT doc FROM volunteers WHERE id = ?'),
-      putVolunteer: p('INSERT OR REPLACE INTO volunteers (id, doc) VALUES (?, ?)'),
-      addCredit: p(
-        'INSERT OR IGNORE INTO ledger (volunteer, shard, job, credits, status) VALUES (?, ?, ?, ?, ?)',
-      ),
-      setCredit: p('UPDATE ledger SET status = ? WHERE volunteer = ? AND shard = ?'),
-      voidPending: p("UPDATE ledger SET status = 'void' WHERE job = ? AND status = 'pending'"),
-      // Credit comes back as bigint: base units are money, exact past 2⁵³.
-      ledgerAll: wide('SELECT volunteer, shard, job, credits, status FROM ledger ORDER BY volunteer, shard'),
-      ledgerOf: wide(
-        'SELECT volunteer, shard, job, credits, status FROM ledger WHERE volunteer = ? ORDER BY shard',
-      ),
-      // By status: a volunteer's through the primary key; everyone's reads the table (only a
-      // JournaledStore's start asks, for the pending entries it keeps in memory).
-      ledgerAllWith: wide(
-        'SELECT volunteer, shard, job, credits, status FROM ledger WHERE status = ? ORDER BY volunteer, shard',
-      ),
-      ledgerOfWith: wide(
-        'SELECT volunteer, shard, job, credits, status FROM ledger WHERE volunteer = ? AND status = ? ORDER BY shard',
-      ),
-      credit: wide(
-        'SELECT volunteer, shard, job, credits, status FROM ledger WHERE volunteer = ? AND shard = ?',
-      ),
-      ledgerOfJob: wide(
-        'SELECT volunteer, shard, job, credits, status FROM ledger WHERE job = ? ORDER BY volunteer, shard',
-      ),
-      putToken: p('INSERT OR REPLACE INTO tokens (name, hash, created_at, revoked_at) VALUES (?, ?, ?, ?)'),
-      addToken: p(
-        'INSERT INTO tokens (name, hash, created_at, revoked_at) VALUES (?, ?, ?, ?) ON CONFLICT (name) DO NOTHING',
-      ),
-      getToken: p('SELECT name, hash, created_at, revoked_at FROM tokens WHERE name = ?'),
-      tokenByHash: p('SELECT name, hash, created_at, revoked_at FROM tokens WHERE hash = ?'),
-      listTokens: p('SELECT name, hash, created_at, revoked_at FROM tokens ORDER BY created_at, name'),
-      putReport: p(
-        'INSERT OR REPLACE INTO allreduce_reports (round, reporter_peer, received_at, doc) VALUES (?, ?, ?, ?)',
-      ),
-      pruneReports: p('DELETE FROM allreduce_reports WHERE received_at < ?'),
-      reportsBefore: p(
-        'SELECT doc FROM allreduce_reports WHERE received_at < ? ORDER BY received_at, reporter_peer',
-      ),
-      getReport: p('SELECT doc FROM allreduce_reports WHERE round = ? AND reporter_peer = ?'),
-      deleteReport: p('DELETE FROM allreduce_reports WHERE round = ? AND reporter_peer = ?'),
-      deleteToken: p('DELETE FROM tokens WHERE name = ?'),
-      reportsOf: p('SELECT doc FROM allreduce_reports WHERE round = ? ORDER BY received_at, reporter_peer'),
-    };
+    this.#q = prepareStatements(this.#db);
   }
 
   #migrate(): void {
@@ -301,7 +308,7 @@ export class SqliteStore implements HubStore {
         const now = this.#db.pragma('user_version', { simple: true }) as number;
         // SCHEMA is version 0 (a new file, or one from before versions were kept).
         if (now === 0) this.#db.exec(SCHEMA);
-        for (let v = now; v < MIGRATIONS.length; v++) this.#db.exec(MIGRATIONS[v]!);
+        for (const sql of MIGRATIONS.slice(now)) this.#db.exec(sql);
         this.#db.pragma(`user_version = ${MIGRATIONS.length}`);
       })
       .immediate();
@@ -361,7 +368,7 @@ export class SqliteStore implements HubStore {
     }
   }
   putJob(j: JobRecord): void {
-    this.#q.putJob!.run(j.id, j.createdAt, j.status, JSON.stringify(j));
+    this.#q.putJob.run(j.id, j.createdAt, j.status, JSON.stringify(j));
     this.#remember(j);
   }
   getJob(id: string): JobRecord | undefined {
@@ -372,7 +379,7 @@ export class SqliteStore implements HubStore {
       this.#jobs.set(id, hit);
       return hit;
     }
-    const r = this.#q.getJob!.get(id) as Doc | undefined;
+    const r = this.#q.getJob.get(id) as Doc | undefined;
     if (!r) return undefined;
     const j = JSON.parse(r.doc) as JobRecord;
     this.#remember(j);
@@ -381,91 +388,83 @@ export class SqliteStore implements HubStore {
   #remember(j: JobRecord): void {
     this.#jobs.delete(j.id);
     this.#jobs.set(j.id, j);
-    if (this.#jobs.size > JOB_CACHE_SIZE) this.#jobs.delete(this.#jobs.keys().next().value!);
+    if (this.#jobs.size > JOB_CACHE_SIZE) this.#jobs.delete(first(this.#jobs.keys(), 'job cache'));
   }
   /** Parsed jobs held in memory (at most JOB_CACHE_SIZE): for tests and the hub's stats. */
   get cachedJobs(): number {
     return this.#jobs.size;
   }
   listJobs(): JobRecord[] {
-    return docs(this.#q.listJobs!.all());
+    return docs(this.#q.listJobs.all());
   }
   runningJobs(): JobRecord[] {
-    return (this.#q.runningJobs!.all() as { id: string }[]).map((r) => this.getJob(r.id)!);
+    return (this.#q.runningJobs.all() as { id: string }[]).map((r) => jobOf(this, r.id));
   }
   putShard(s: ShardRecord): void {
-    this.#q.putShard!.run(s.id, s.job, s.index, s.status, s.honeypot ? 1 : 0, s.wanted, JSON.stringify(s));
+    this.#q.putShard.run(s.id, s.job, s.index, s.status, s.honeypot ? 1 : 0, s.wanted, JSON.stringify(s));
   }
   availableShard(job: string, volunteer: string, honeypot: boolean): AvailableShard | undefined {
-    const q = honeypot ? this.#q.availableHoneypot! : this.#q.available!;
+    const q = honeypot ? this.#q.availableHoneypot : this.#q.available;
     const r = q.get({ job, volunteer }) as { doc: string; replicas: number } | undefined;
     return r ? { shard: JSON.parse(r.doc) as ShardRecord, replicas: r.replicas } : undefined;
   }
   replicasOf(shard: string): number {
-    return (this.#q.replicasOf!.get(shard) as { replicas: number } | undefined)?.replicas ?? 0;
+    return (this.#q.replicasOf.get(shard) as { replicas: number } | undefined)?.replicas ?? 0;
   }
   hasOpenShards(job: string): boolean {
-    return this.#q.hasOpenShards!.get(job) !== undefined;
+    return this.#q.hasOpenShards.get(job) !== undefined;
   }
   shardStats(job: string): ShardStats {
-    return this.#q.shardStats!.get(job) as ShardStats;
+    return this.#q.shardStats.get(job) as ShardStats;
   }
   getShard(id: string): ShardRecord | undefined {
-    const r = this.#q.getShard!.get(id) as Doc | undefined;
+    const r = this.#q.getShard.get(id) as Doc | undefined;
     return r ? (JSON.parse(r.doc) as ShardRecord) : undefined;
   }
   shardsOfJob(job: string): ShardRecord[] {
-    return docs(this.#q.shardsOfJob!.all(job));
+    return docs(this.#q.shardsOfJob.all(job));
   }
   openShards(): ShardRecord[] {
-    return docs(this.#q.openShards!.all());
+    return docs(this.#q.openShards.all());
   }
   putLease(l: LeaseRecord): void {
-    this.#q.putLease!.run(l.id, l.shard, l.job, l.volunteer, l.deadline, JSON.stringify(l));
+    this.#q.putLease.run(l.id, l.shard, l.job, l.volunteer, l.deadline, JSON.stringify(l));
   }
   deleteLease(id: string): void {
-    this.#q.deleteLease!.run(id);
+    this.#q.deleteLease.run(id);
   }
   leasesOfShard(shard: string): LeaseRecord[] {
-    return docs(this.#q.leasesOfShard!.all(shard));
+    return docs(this.#q.leasesOfShard.all(shard));
   }
   leasesOfVolunteer(volunteer: string): LeaseRecord[] {
-    return docs(this.#q.leasesOfVolunteer!.all(volunteer));
+    return docs(this.#q.leasesOfVolunteer.all(volunteer));
   }
   leasesOfJob(job: string): LeaseRecord[] {
-    return docs(this.#q.leasesOfJob!.all(job));
+    return docs(this.#q.leasesOfJob.all(job));
   }
   expiredLeases(now: number): LeaseRecord[] {
-    return docs(this.#q.expiredLeases!.all(now));
+    return docs(this.#q.expiredLeases.all(now));
   }
   putResult(r: ResultRecord): void {
     // Bytes go in their own rows as BLOBs; the document keeps everything else.
     const { outputs, ...rest } = r;
     const doc = JSON.stringify(rest);
-    if (this.#q.addResult!.run(r.id, r.shard, r.volunteer, r.receivedAt, doc).changes === 0) {
-      this.#q.replaceResult!.run(r.receivedAt, doc, r.id);
-      this.#q.delOutputs!.run(r.id);
+    if (this.#q.addResult.run(r.id, r.shard, r.volunteer, r.receivedAt, doc).changes === 0) {
+      this.#q.replaceResult.run(r.receivedAt, doc, r.id);
+      this.#q.delOutputs.run(r.id);
     }
     outputs.forEach((o, i) => {
-      this.#q.putOutput!.run(
-        r.id,
-        i,
-        o.name,
-        o.dtype,
-        JSON.stringify(o.shape),
-        o.sha256,
-        Buffer.from(o.data),
-      );
+      this.#q.putOutput.run(r.id, i, o.name, o.dtype, JSON.stringify(o.shape), o.sha256, Buffer.from(o.data));
     });
   }
   setResultStatus(id: string, status: ResultStatus): void {
-    this.#q.setResultStatus!.run(status, id);
+    this.#q.setResultStatus.run(status, id);
   }
   resultsOfShard(shard: string): ResultRecord[] {
-    return (this.#q.resultsOfShard!.all(shard) as ResultRow[]).map((row) => this.#result(row));
+    return (this.#q.resultsOfShard.all(shard) as ResultRow[]).map((row) => this.#result(row));
   }
   #result(row: ResultRow): ResultRecord {
-    const outs = this.#q.outputsOf!.all(row.id) as {
+    const outs = this.#q.outputsOf.all(row.id) as {
       name: string;
       dtype: DType;
       shape: string;
@@ -484,91 +483,91 @@ export class SqliteStore implements HubStore {
     };
   }
   getVolunteer(id: string): VolunteerRecord | undefined {
-    const r = this.#q.getVolunteer!.get(id) as Doc | undefined;
+    const r = this.#q.getVolunteer.get(id) as Doc | undefined;
     return r ? (JSON.parse(r.doc) as VolunteerRecord) : undefined;
   }
   putVolunteer(v: VolunteerRecord): void {
-    this.#q.putVolunteer!.run(v.id, JSON.stringify(v));
+    this.#q.putVolunteer.run(v.id, JSON.stringify(v));
   }
   addCredit(e: LedgerEntry): boolean {
     // The primary key (volunteer, shard) is what makes credit exactly-once, even across restarts.
-    return this.#q.addCredit!.run(e.volunteer, e.shard, e.job, e.credits, e.status).changes === 1;
+    return this.#q.addCredit.run(e.volunteer, e.shard, e.job, e.credits, e.status).changes === 1;
   }
   setCreditStatus(volunteer: string, shard: string, status: CreditStatus): void {
-    this.#q.setCredit!.run(status, volunteer, shard);
+    this.#q.setCredit.run(status, volunteer, shard);
   }
   voidPendingCredit(job: string): number {
-    return this.#q.voidPending!.run(job).changes;
+    return this.#q.voidPending.run(job).changes;
   }
   ledger(volunteer?: string, status?: CreditStatus): LedgerEntry[] {
     const q = this.#q;
     if (status === undefined) {
-      return (volunteer === undefined ? q.ledgerAll!.all() : q.ledgerOf!.all(volunteer)) as LedgerEntry[];
+      return (volunteer === undefined ? q.ledgerAll.all() : q.ledgerOf.all(volunteer)) as LedgerEntry[];
     }
     return (
-      volunteer === undefined ? q.ledgerAllWith!.all(status) : q.ledgerOfWith!.all(volunteer, status)
+      volunteer === undefined ? q.ledgerAllWith.all(status) : q.ledgerOfWith.all(volunteer, status)
     ) as LedgerEntry[];
   }
   putToken(t: TokenRecord): void {
-    this.#q.putToken!.run(t.name, t.hash, t.createdAt, t.revokedAt ?? null);
+    this.#q.putToken.run(t.name, t.hash, t.createdAt, t.revokedAt ?? null);
   }
   addToken(t: TokenRecord): boolean {
-    return this.#q.addToken!.run(t.name, t.hash, t.createdAt, t.revokedAt ?? null).changes === 1;
+    return this.#q.addToken.run(t.name, t.hash, t.createdAt, t.revokedAt ?? null).changes === 1;
   }
   getToken(name: string): TokenRecord | undefined {
-    const r = this.#q.getToken!.get(name) as TokenRow | undefined;
+    const r = this.#q.getToken.get(name) as TokenRow | undefined;
     return r ? token(r) : undefined;
   }
   tokenByHash(hash: string): TokenRecord | undefined {
-    const r = this.#q.tokenByHash!.get(hash) as TokenRow | undefined;
+    const r = this.#q.tokenByHash.get(hash) as TokenRow | undefined;
     return r ? token(r) : undefined;
   }
   listTokens(): TokenRecord[] {
-    return (this.#q.listTokens!.all() as TokenRow[]).map(token);
+    return (this.#q.listTokens.all() as TokenRow[]).map(token);
   }
   putAllReduceReport(r: AllReduceReportRecord): void {
-    this.#q.putReport!.run(r.round, r.reporterPeer, r.receivedAt, JSON.stringify(r));
+    this.#q.putReport.run(r.round, r.reporterPeer, r.receivedAt, JSON.stringify(r));
   }
   allReduceReports(round: string): AllReduceReportRecord[] {
-    return docs(this.#q.reportsOf!.all(round));
+    return docs(this.#q.reportsOf.all(round));
   }
   pruneAllReduceReports(before: number): number {
-    return this.#q.pruneReports!.run(before).changes;
+    return this.#q.pruneReports.run(before).changes;
   }
   // Beyond HubStore: what JournaledStore needs to undo a token or report it wrote straight to the
   // file inside a transaction that then threw.
   /** Deletes a token outright (JournaledStore's undo of a create; revoking is `putToken`). */
   deleteToken(name: string): void {
-    this.#q.deleteToken!.run(name);
+    this.#q.deleteToken.run(name);
   }
   /** One reporter's report of a round. */
   allReduceReport(round: string, reporterPeer: string): AllReduceReportRecord | undefined {
-    const r = this.#q.getReport!.get(round, reporterPeer) as Doc | undefined;
+    const r = this.#q.getReport.get(round, reporterPeer) as Doc | undefined;
     return r ? (JSON.parse(r.doc) as AllReduceReportRecord) : undefined;
   }
   deleteAllReduceReport(round: string, reporterPeer: string): void {
-    this.#q.deleteReport!.run(round, reporterPeer);
+    this.#q.deleteReport.run(round, reporterPeer);
   }
   /** One ledger entry (JournaledStore: is a credit it no longer holds in memory on the file?). */
   credit(volunteer: string, shard: string): LedgerEntry | undefined {
-    return this.#q.credit!.get(volunteer, shard) as LedgerEntry | undefined;
+    return this.#q.credit.get(volunteer, shard) as LedgerEntry | undefined;
   }
   /** A job's ledger entries (JournaledStore loads them when the job comes back into memory). */
   ledgerOfJob(job: string): LedgerEntry[] {
-    return this.#q.ledgerOfJob!.all(job) as LedgerEntry[];
+    return this.#q.ledgerOfJob.all(job) as LedgerEntry[];
   }
   /** One result by id, with its bytes. */
   result(id: string): ResultRecord | undefined {
-    const row = this.#q.getResult!.get(id) as ResultRow | undefined;
+    const row = this.#q.getResult.get(id) as ResultRow | undefined;
     return row ? this.#result(row) : undefined;
   }
   /** How many results a shard has (pending or judged). */
   resultCount(shard: string): number {
-    return (this.#q.resultCount!.get(shard) as { n: number }).n;
+    return (this.#q.resultCount.get(shard) as { n: number }).n;
   }
   /** The reports `pruneAllReduceReports(before)` would forget. */
   allReduceReportsBefore(before: number): AllReduceReportRecord[] {
-    return docs(this.#q.reportsBefore!.all(before));
+    return docs(this.#q.reportsBefore.all(before));
   }
   close(): void {
     this.#commitGroup();

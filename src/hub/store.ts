@@ -2,6 +2,8 @@
 // server later). Records are immutable values: a change is a put of a new record, which lets the
 // in-memory store roll a transaction back by undoing its puts.
 
+import { entry } from '../core/at.ts';
+import { HearthError } from '../core/errors.ts';
 import type { ShardWork } from '../protocol/kinds/index.ts';
 import type { ExpectedOutput, Manifest } from '../protocol/manifest.ts';
 import type { OutputTensor } from '../protocol/shard.ts';
@@ -173,6 +175,24 @@ export interface Transactions {
   close(): void;
 }
 
+/**
+ * The job another record names (a shard's, a lease's, one the caller just wrote): the hub never
+ * deletes a job while records name it, so a missing one is a broken store, failed as
+ * 'job/unknown' naming the job rather than as an `undefined` read further on.
+ *
+ * @example
+ * const deadline = now + jobOf(store, lease.job).manifest.deadlineMs;
+ */
+export function jobOf(s: Pick<JobRepository, 'getJob'>, id: string): JobRecord {
+  const j = s.getJob(id);
+  if (!j) {
+    throw new HearthError('job/unknown', `job ${id} is not in the store, though a record names it.`, {
+      details: { job: id },
+    });
+  }
+  return j;
+}
+
 /** Jobs. */
 export interface JobRepository {
   putJob(j: JobRecord): void;
@@ -331,13 +351,13 @@ export class MemoryStore implements HubStore {
 
   transaction<T>(fn: () => T, _opts?: TransactionOptions): T {
     const outer = this.#undo === undefined;
-    if (outer) this.#undo = [];
-    const log = this.#undo!;
+    const log = this.#undo ?? [];
+    this.#undo = log;
     const mark = log.length;
     try {
       return fn();
     } catch (e) {
-      while (log.length > mark) log.pop()!();
+      while (log.length > mark) log.pop()?.();
       throw e;
     } finally {
       if (outer) this.#undo = undefined;
@@ -431,7 +451,7 @@ export class MemoryStore implements HubStore {
   /** Moves a job's cursor past its judged prefix and returns it: nothing below it is open. */
   #advance(job: string, list: readonly (ShardRecord | undefined)[]): number {
     let start = this.#cursor.get(job) ?? 0;
-    while (start < list.length && list[start] !== undefined && list[start]!.status !== 'open') start++;
+    for (let s = list[start]; s !== undefined && s.status !== 'open'; s = list[start]) start++;
     this.#cursor.set(job, start);
     return start;
   }
@@ -572,7 +592,7 @@ export class MemoryStore implements HubStore {
     const all =
       volunteer === undefined
         ? [...this.#ledger.values()]
-        : [...(this.#ledgerOf.get(volunteer) ?? [])].map((k) => this.#ledger.get(k)!);
+        : [...(this.#ledgerOf.get(volunteer) ?? [])].map((k) => entry(this.#ledger, k, 'ledger'));
     return status === undefined ? all : all.filter((e) => e.status === status);
   }
   putToken(t: TokenRecord): void {

@@ -2,6 +2,7 @@
 // few peers that have it instead of to the hub (issue 5: the hub's bandwidth must not be the
 // limit). Held in memory only: a holder is a live connection, and a restart forgets them all,
 // which costs nothing but a few fetches from the hub until volunteers announce again.
+import { at } from '../core/at.ts';
 
 export interface BlobSwarmOptions {
   /** Blobs one holder may be listed for (default 4096); announcements past it are ignored. */
@@ -90,7 +91,7 @@ export class BlobSwarm {
     // Partial Fisher–Yates: a random sample spreads requesters over holders.
     for (let i = 0; i < Math.min(n, all.length); i++) {
       const j = i + Math.floor(this.#random() * (all.length - i));
-      [all[i], all[j]] = [all[j]!, all[i]!];
+      [all[i], all[j]] = [at(all, j, 'holders'), at(all, i, 'holders')];
     }
     return all.slice(0, n);
   }

@@ -48,9 +48,33 @@ export function shapeError(kernel: string, message: string, details: Record<stri
   return new HearthError('tensor/shape', `${kernel}: ${message}`, { details: { kernel, ...details } });
 }
 
+/**
+ * The matrix dims (the last two) of operand `what`, as [rows, cols] of op(X): swapped when
+ * `transposed`. A 'tensor/shape' error when the shape has fewer than 2 dimensions.
+ *
+ * @example
+ * const [M, K] = matrixDims('matmul', [8, 3, 4], false, 'a'); // [3, 4]
+ */
+export function matrixDims(
+  kernel: string,
+  shape: Shape,
+  transposed: boolean,
+  what: string,
+): [number, number] {
+  const rows = shape[shape.length - 2];
+  const cols = shape[shape.length - 1];
+  if (rows === undefined || cols === undefined) {
+    throw shapeError(kernel, `${what} needs at least 2 dimensions, got ${shapeToString(shape)}.`, {
+      [what]: shape,
+    });
+  }
+  return transposed ? [cols, rows] : [rows, cols];
+}
+
 /** Checks that every tensor is a float tensor of the same dtype, and returns it. */
-export function floatDType(kernel: string, ...ts: GpuTensor[]): FloatDType {
-  const d = ts[0]!.dtype;
+export function floatDType(kernel: string, first: GpuTensor, ...rest: GpuTensor[]): FloatDType {
+  const ts = [first, ...rest];
+  const d = first.dtype;
   for (const t of ts) {
     if (t.isReleased) {
       throw new HearthError('input/invalid', `${kernel}: tensor ${t} was already released.`, {
@@ -113,7 +137,5 @@ export function uniforms(fields: readonly (number | { f: number })[]): ArrayBuff
 
 /** Product of a shape's leading dimensions (all but the last `keep`). */
 export function leading(shape: Shape, keep: number): number {
-  let n = 1;
-  for (let i = 0; i < shape.length - keep; i++) n *= shape[i]!;
-  return n;
+  return shape.slice(0, Math.max(0, shape.length - keep)).reduce((n, d) => n * d, 1);
 }

@@ -51,7 +51,8 @@ export async function softmaxCrossEntropy(
   const ctx = rec.ctx;
   const dtype = floatDType(K, logits);
   expectDType(K, targets, ['i32'], 'targets');
-  if (logits.shape.length < 2 || logits.shape[logits.shape.length - 1]! < 1) {
+  const V = logits.shape.length < 2 ? undefined : logits.shape[logits.shape.length - 1];
+  if (V === undefined || V < 1) {
     throw shapeError(
       K,
       `logits must be [rows, V] (or [..., V]) with V ≥ 1, got ${shapeToString(logits.shape)}.`,
@@ -69,7 +70,6 @@ export async function softmaxCrossEntropy(
       },
     );
   }
-  const V = logits.shape[logits.shape.length - 1]!;
   const rows = leading(logits.shape, 1);
   const label = opts.label ?? 'softmaxCrossEntropy';
   const loss = emptyTensor(ctx, targets.shape, dtype, `${label}.loss`);

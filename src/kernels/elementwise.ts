@@ -25,7 +25,7 @@ async function run(
   label: string | undefined,
 ): Promise<GpuTensor> {
   const ctx = rec.ctx;
-  const dtype = floatDType(op, ...(b ? [x, b] : [x]));
+  const dtype = b ? floatDType(op, x, b) : floatDType(op, x);
   const out = emptyTensor(ctx, x.shape, dtype, label ?? `${op}.out`);
   const n = x.numel;
   if (n === 0) return out;

@@ -1,4 +1,5 @@
 import embeddingWgsl from '../../shaders/embedding.wgsl?raw';
+import { at } from '../core/at.ts';
 import { HearthError } from '../core/errors.ts';
 import { shapeToString } from '../core/tensor.ts';
 import { grid1d, type Recorder } from '../gpu/recorder.ts';
@@ -73,7 +74,7 @@ export async function embeddingBackward(
       { ids: ids.shape, dy: dy.shape },
     );
   }
-  const D = dy.shape[dy.shape.length - 1]!;
+  const D = at(dy.shape, dy.shape.length - 1, 'dy shape'); // rank ids + 1, checked above
   const T = ids.numel;
   const N = Math.max(SORT_BLOCK, 2 ** Math.ceil(Math.log2(Math.max(T, 1))));
   const dTable = emptyTensor(ctx, [V, D], dtype, 'embeddingBackward.dTable');

@@ -49,8 +49,8 @@ export async function layernormBackward(
   const dtype = floatDType(K, x, gamma, dy);
   expectDType(K, mean, ['f32'], 'mean');
   expectDType(K, rstd, ['f32'], 'rstd');
-  if (x.shape.length < 1) throw shapeError(K, 'x must have at least one dimension.', { x: x.shape });
-  const D = x.shape[x.shape.length - 1]!;
+  const D = x.shape[x.shape.length - 1];
+  if (D === undefined) throw shapeError(K, 'x must have at least one dimension.', { x: x.shape });
   const rows = leading(x.shape, 1);
   expectShape(K, gamma, [D], 'gamma');
   expectShape(K, dy, x.shape, 'dy');

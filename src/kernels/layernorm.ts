@@ -45,14 +45,14 @@ export async function layernormWithStats(
       details: { kernel: 'layernorm', eps },
     });
   }
-  if (x.shape.length < 1 || x.shape[x.shape.length - 1] === 0) {
+  const C = x.shape[x.shape.length - 1];
+  if (C === undefined || C === 0) {
     throw shapeError(
       'layernorm',
       `x ${shapeToString(x.shape)} needs a non-empty last axis to normalise over.`,
       { shape: x.shape },
     );
   }
-  const C = x.shape[x.shape.length - 1]!;
   expectShape('layernorm', gamma, [C], 'gamma');
   expectShape('layernorm', beta, [C], 'beta');
   const rows = leading(x.shape, 1);

@@ -3,7 +3,7 @@ import type { Shape } from '../core/tensor.ts';
 import { shapeToString } from '../core/tensor.ts';
 import { grid1d, type Recorder } from '../gpu/recorder.ts';
 import { emptyTensor, type GpuTensor } from '../gpu/tensor.ts';
-import { expectShape, floatDType, kernelPipeline, shapeError, uniforms } from './common.ts';
+import { expectShape, floatDType, kernelPipeline, matrixDims, shapeError, uniforms } from './common.ts';
 import { matmul } from './matmul.ts';
 
 /** Rows one workgroup of the column-sum kernel adds before the partial sums meet again. */
@@ -112,10 +112,8 @@ export async function matmulBackward(
   }
   const transA = !!opts.transA;
   const transB = !!opts.transB;
-  const ar = a.shape.length;
-  const br = b.shape.length;
-  const [M, Ka] = transA ? [a.shape[ar - 1]!, a.shape[ar - 2]!] : [a.shape[ar - 2]!, a.shape[ar - 1]!];
-  const [Kb, N] = transB ? [b.shape[br - 1]!, b.shape[br - 2]!] : [b.shape[br - 2]!, b.shape[br - 1]!];
+  const [M, Ka] = matrixDims(K, a.shape, transA, 'a');
+  const [Kb, N] = matrixDims(K, b.shape, transB, 'b');
   if (Ka !== Kb) {
     throw shapeError(
       K,

@@ -2,7 +2,7 @@ import matmulWgsl from '../../shaders/matmul.wgsl?raw';
 import { shapeToString } from '../core/tensor.ts';
 import type { Recorder } from '../gpu/recorder.ts';
 import { emptyTensor, type GpuTensor } from '../gpu/tensor.ts';
-import { floatDType, kernelPipeline, shapeError, uniforms } from './common.ts';
+import { floatDType, kernelPipeline, matrixDims, shapeError, uniforms } from './common.ts';
 
 export type Activation = 'none' | 'relu' | 'gelu' | 'silu';
 const ACT_CODE: Record<Activation, number> = { none: 0, relu: 1, gelu: 2, silu: 3 };
@@ -36,8 +36,7 @@ export async function matmul(
   opts: MatmulOptions = {},
 ): Promise<GpuTensor> {
   const ctx = rec.ctx;
-  const tensors = opts.bias ? [a, b, opts.bias] : [a, b];
-  const dtype = floatDType('matmul', ...tensors);
+  const dtype = opts.bias ? floatDType('matmul', a, b, opts.bias) : floatDType('matmul', a, b);
   if (a.shape.length < 2 || b.shape.length < 2) {
     throw shapeError(
       'matmul',
@@ -48,10 +47,8 @@ export async function matmul(
       },
     );
   }
-  const ar = a.shape.length;
-  const br = b.shape.length;
-  const [M, Ka] = opts.transA ? [a.shape[ar - 1]!, a.shape[ar - 2]!] : [a.shape[ar - 2]!, a.shape[ar - 1]!];
-  const [Kb, N] = opts.transB ? [b.shape[br - 1]!, b.shape[br - 2]!] : [b.shape[br - 2]!, b.shape[br - 1]!];
+  const [M, Ka] = matrixDims('matmul', a.shape, !!opts.transA, 'a');
+  const [Kb, N] = matrixDims('matmul', b.shape, !!opts.transB, 'b');
   if (Ka !== Kb) {
     throw shapeError(
       'matmul',

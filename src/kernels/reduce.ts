@@ -1,4 +1,5 @@
 import reduceWgsl from '../../shaders/reduce.wgsl?raw';
+import { at } from '../core/at.ts';
 import { HearthError } from '../core/errors.ts';
 import { shapeToString } from '../core/tensor.ts';
 import { grid1d, type Recorder } from '../gpu/recorder.ts';
@@ -61,7 +62,7 @@ export async function reduce(rec: Recorder, x: GpuTensor, opts: ReduceOptions): 
     );
   }
   const axis = given < 0 ? given + rank : given;
-  const n = x.shape[axis]!;
+  const n = at(x.shape, axis, 'x shape'); // axis checked above
   if (n === 0 && op !== 'sum') {
     throw shapeError(
       'reduce',

@@ -19,12 +19,12 @@ export interface SoftmaxOptions {
 export async function softmax(rec: Recorder, x: GpuTensor, opts: SoftmaxOptions = {}): Promise<GpuTensor> {
   const ctx = rec.ctx;
   const dtype = floatDType('softmax', x);
-  if (x.shape.length < 1) {
+  const C = x.shape[x.shape.length - 1];
+  if (C === undefined) {
     throw shapeError('softmax', `x needs at least 1 dimension, got ${shapeToString(x.shape)}.`, {
       shape: x.shape,
     });
   }
-  const C = x.shape[x.shape.length - 1]!;
   const rows = leading(x.shape, 1);
   const out = emptyTensor(ctx, x.shape, dtype, opts.label ?? 'softmax.out');
   if (rows * C === 0) return out;

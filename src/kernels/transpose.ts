@@ -1,4 +1,5 @@
 import transposeWgsl from '../../shaders/transpose.wgsl?raw';
+import { at } from '../core/at.ts';
 import { shapeToString } from '../core/tensor.ts';
 import { grid1d, type Recorder } from '../gpu/recorder.ts';
 import { emptyTensor, type GpuTensor } from '../gpu/tensor.ts';
@@ -21,26 +22,33 @@ function collapsePermutation(
   shape: readonly number[],
   perm: readonly number[],
 ): { shape: number[]; stride: number[] } {
-  const kept = shape.map((d, i) => (d === 1 ? -1 : i)).filter((i) => i >= 0);
-  const newIndex = new Map(kept.map((a, i) => [a, i]));
-  const inShape = kept.map((a) => shape[a]!);
-  const p = perm.filter((a) => newIndex.has(a)).map((a) => newIndex.get(a)!);
-  // Runs of output positions whose input axes are consecutive become one axis.
-  const groups: number[][] = [];
-  for (const a of p) {
+  // The input axes of size > 1, numbered 0… in input order.
+  const inShape: number[] = [];
+  const newIndex = new Map<number, number>();
+  shape.forEach((d, a) => {
+    if (d === 1) return;
+    newIndex.set(a, inShape.length);
+    inShape.push(d);
+  });
+  // Runs of output positions whose input axes are consecutive become one axis: kept axes
+  // from…to (inclusive), and the input stride of the run, filled in below.
+  const groups: { from: number; to: number; stride: number }[] = [];
+  for (const axis of perm) {
+    const a = newIndex.get(axis);
+    if (a === undefined) continue;
     const last = groups[groups.length - 1];
-    if (last && last[last.length - 1]! + 1 === a) last.push(a);
-    else groups.push([a]);
+    if (last && last.to + 1 === a) last.to = a;
+    else groups.push({ from: a, to: a, stride: 0 });
   }
-  const byInput = [...groups].sort((g, h) => g[0]! - h[0]!);
-  const size = (g: number[]) => g.reduce((u, a) => u * inShape[a]!, 1);
-  const inStride = new Map<number[], number>();
+  const size = (g: { from: number; to: number }) =>
+    inShape.slice(g.from, g.to + 1).reduce((u, d) => u * d, 1);
+  // Strides in input order: the innermost run (highest axes) has stride 1.
   let s = 1;
-  for (let i = byInput.length - 1; i >= 0; i--) {
-    inStride.set(byInput[i]!, s);
-    s *= size(byInput[i]!);
+  for (const g of [...groups].sort((g, h) => h.from - g.from)) {
+    g.stride = s;
+    s *= size(g);
   }
-  return { shape: groups.map(size), stride: groups.map((g) => inStride.get(g)!) };
+  return { shape: groups.map(size), stride: groups.map((g) => g.stride) };
 }
 
 /**
@@ -90,7 +98,7 @@ export async function transpose(
   }
   const out = emptyTensor(
     ctx,
-    p.map((a) => x.shape[a]!),
+    p.map((a) => at(x.shape, a, 'x shape')), // p is a permutation of x's axes, checked above
     dtype,
     opts.label ?? 'transpose.out',
   );

@@ -305,13 +305,13 @@ export class RoundRun {
       const mine = chunk(mod(r - s - 1, n));
       // received + local, one f32 rounding per element: the fixed walk order makes it deterministic.
       // #admit checked that the payload is exactly this chunk's length.
-      for (let i = 0; i < mine.length; i++) mine[i] = m.payload[i]! + mine[i]!;
+      for (let i = 0; i < mine.length; i++) mine[i] = (m.payload[i] as number) + (mine[i] as number);
       const c = m.contribution as ForwardedContribution;
       seen.set(c.index, c);
       await this.#guard(a, sent);
     }
     const owned = chunk(mod(r + 1, n));
-    for (let i = 0; i < owned.length; i++) owned[i] = owned[i]! / n;
+    for (let i = 0; i < owned.length; i++) owned[i] = (owned[i] as number) / n;
 
     const list: Contribution[] = a.members.map((peer) => {
       const c = seen.get(this.#index.get(peer) as number) as ForwardedContribution;

@@ -3,6 +3,7 @@
 // holder that dies, stalls or lies drops out and hands its pieces back (piece-scheduler.ts
 // decides which pieces go where). The whole blob's hash is checked here; a mismatch without a
 // piece list is sorted out by asking one holder at a time.
+import { at } from '../core/at.ts';
 import { HearthError, isHearthError } from '../core/errors.ts';
 import { sha256Hex } from '../core/hash.ts';
 import type { PieceHashes } from '../protocol/blob-pieces.ts';
@@ -153,7 +154,7 @@ export async function fetchFromHolders(
       const senders = [...pass.senders];
       const what = `${partial.totalBytes} bytes that hash to ${got}, not ${sha256}`;
       for (let i = attempts.length - pass.attempts.length; i < attempts.length; i++) {
-        const a = attempts[i]!;
+        const a = at(attempts, i, 'fetch attempts');
         if (!pass.senders.has(a.peer) || a.error) continue;
         const error =
           senders.length === 1
@@ -167,9 +168,9 @@ export async function fetchFromHolders(
               );
         attempts[i] = { ...a, error };
       }
-      if (senders.length === 1) {
+      const liar = senders.length === 1 ? senders[0] : undefined;
+      if (liar !== undefined) {
         // The one sender lied: drop it, as a link does when a whole blob hashes wrong.
-        const liar = senders[0]!;
         host.scores.penalize(liar, 'blob/corrupt');
         host.drop(liar);
         queue = queue.filter((p) => p !== liar);

@@ -18,6 +18,7 @@
 //   blob start at different pieces and soon hold different pieces to serve one another.
 // - Probe: while the size is unknown (no piece list), one holder is asked for the first few
 //   pieces; its header sizes the blob.
+import { at } from '../core/at.ts';
 
 /** Pieces asked of the first holder while the blob's size is unknown (no piece list). */
 export const PROBE_PIECES = 4;
@@ -186,8 +187,8 @@ export class PieceScheduler {
     let free: number[] = [];
     for (let i = 0; i < n; i++) if (!this.#landed[i] && !this.#flying[i]) free.push(i);
     if (opts.rotate && free.length > 1) {
-      const at = Math.floor(this.#random() * free.length);
-      free = [...free.slice(at), ...free.slice(0, at)];
+      const cut = Math.floor(this.#random() * free.length);
+      free = [...free.slice(cut), ...free.slice(0, cut)];
     }
     this.#chunk = Math.max(1, Math.min(MAX_RANGE_PIECES, Math.ceil(free.length / (this.#shares * 4))));
     // Shares go to the holders that joined so far; later ones take from them.
@@ -197,7 +198,7 @@ export class PieceScheduler {
     });
     if (live.length === 0) return;
     free.forEach((piece, j) => {
-      this.#owner[piece] = live[Math.floor((j * live.length) / free.length)]!;
+      this.#owner[piece] = at(live, Math.floor((j * live.length) / free.length), 'live holders');
     });
   }
 
@@ -237,7 +238,7 @@ export class PieceScheduler {
     if (holder.partial) return undefined;
     const waiting = new Map<number, number[]>();
     for (let i = 0; i < n; i++) {
-      const o = owner[i]!;
+      const o = owner[i] as number; // owner is n long once the size is known
       if (o >= 0 && o !== h && open(i)) {
         const list = waiting.get(o) ?? [];
         list.push(i);

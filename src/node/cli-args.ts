@@ -52,6 +52,19 @@ export function parse(cmd: Command, argv: string[]): { flags: Flags; positionals
   return { flags: parsed.values, positionals: parsed.positionals, help };
 }
 
+/**
+ * Positional argument `i` (`name` as the usage writes it, e.g. JOB). `parse` already checked the
+ * count against `Command.positionals`; a command that reads past it fails as 'cli/usage'.
+ *
+ * @example
+ * const job = positional(args, 0, 'JOB');
+ */
+export function positional(args: readonly string[], i: number, name: string): string {
+  const v = args[i];
+  if (v === undefined) throw usage(`missing ${name}.`);
+  return v;
+}
+
 /** A string flag's value, or `fallback`. */
 export function str(flags: Flags, name: string, fallback: string): string;
 export function str(flags: Flags, name: string): string | undefined;

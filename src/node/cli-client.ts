@@ -10,7 +10,7 @@ import { HearthError } from '../core/errors.ts';
 import type { JobProgressAnswer, ResultsIndex } from '../protocol/api.ts';
 import { formatCredit, type parseCreditReport } from '../protocol/credit.ts';
 import { parseManifest } from '../protocol/kinds/index.ts';
-import { type Command, type Flags, str, usage } from './cli-args.ts';
+import { type Command, type Flags, positional, str, usage } from './cli-args.ts';
 import { npy } from './cli-npy.ts';
 import { manifestBlobs } from './hub-jobs.ts';
 
@@ -53,9 +53,10 @@ DIR/<sha256> and not yet on the hub, submits the job and prints its id on stdout
 ${CONNECTION}`,
   options: { ...connectionOptions, 'blobs-from': { type: 'string' } },
   positionals: 1,
-  async run(flags, [file]) {
+  async run(flags, args) {
+    const file = positional(args, 0, 'MANIFEST.json');
     const c = client(flags);
-    const path = resolve(file!);
+    const path = resolve(file);
     let manifest: ReturnType<typeof parseManifest>;
     let text: string;
     try {
@@ -114,9 +115,8 @@ export function detailLines(p: Progress): string[] {
     if (p.error && f.message === p.error.message) continue;
     out.push(`shard ${f.index} failed: ${f.code ? `${f.code}: ` : ''}${f.message}`);
   }
-  if (p.failed > (p.failures?.length ?? 0) && (p.failures?.length ?? 0) > 0) {
-    out.push(`(${p.failed - p.failures!.length} more failed shards)`);
-  }
+  const listed = p.failures?.length ?? 0;
+  if (p.failed > listed && listed > 0) out.push(`(${p.failed - listed} more failed shards)`);
   if (p.waiting) out.push(`waiting: ${p.waiting}`);
   return out;
 }
@@ -147,9 +147,10 @@ Exits 1 when the job has failed.
 ${CONNECTION}`,
   options: { ...connectionOptions, watch: { type: 'boolean' } },
   positionals: 1,
-  async run(flags, [job]) {
+  async run(flags, args) {
+    const job = positional(args, 0, 'JOB');
     const c = client(flags);
-    let p = await c.progress(job!);
+    let p = await c.progress(job);
     if (flags.watch !== true) {
       process.stdout.write(`${progressLine(p)}\n`);
       for (const d of detailLines(p)) process.stdout.write(`  ${d}\n`);
@@ -172,7 +173,7 @@ ${CONNECTION}`,
     };
     show();
     // The hub pushes each change (GET /v1/jobs/:id/events); the stream ends with the job.
-    for await (const next of c.watch(job!)) {
+    for await (const next of c.watch(job)) {
       p = next;
       show();
     }
@@ -250,10 +251,11 @@ against the hash in the hub's index. A running job gives the shards validated so
 ${CONNECTION}`,
   options: { ...connectionOptions, out: { type: 'string' } },
   positionals: 1,
-  async run(flags, [job]) {
+  async run(flags, args) {
+    const job = positional(args, 0, 'JOB');
     const out = str(flags, 'out');
     if (!out) throw usage('--out DIR is required.');
-    const { files, shards, index } = await downloadResults(client(flags), job!, out);
+    const { files, shards, index } = await downloadResults(client(flags), job, out);
     process.stdout.write(
       `wrote ${files} tensor(s) from ${shards.length} shard(s) and index.json to ${out}\n`,
     );
@@ -285,9 +287,10 @@ cannot be cancelled (exit 1).
 ${CONNECTION}`,
   options: connectionOptions,
   positionals: 1,
-  async run(flags, [job]) {
+  async run(flags, args) {
+    const job = positional(args, 0, 'JOB');
     const c = client(flags);
-    const out = await c.cancel(job!);
+    const out = await c.cancel(job);
     process.stdout.write(
       out.already
         ? `${job} was already cancelled\n`
@@ -318,9 +321,10 @@ hub's integer base units (10^6 per credit); --units prints the integers themselv
 ${CONNECTION}`,
   options: { ...connectionOptions, units: { type: 'boolean' } },
   positionals: 1,
-  async run(flags, [volunteer]) {
+  async run(flags, args) {
+    const volunteer = positional(args, 0, 'VOLUNTEER');
     const c = client(flags);
-    const report = await c.credits(volunteer!);
+    const report = await c.credits(volunteer);
     process.stdout.write(
       flags.units === true
         ? `${report.volunteer} ${report.granted} ${report.pending}\n`

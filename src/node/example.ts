@@ -84,12 +84,13 @@ export interface HeatSpec {
 /** The heat example's initial grid: sin·sin over the grid (0 on its edges) plus a hot square. */
 export function heatInitial(size: number): Float32Array {
   const u = new Float32Array(size * size);
-  const hot = [Math.floor(size * 0.3), Math.floor(size * 0.45)];
+  const hotFrom = Math.floor(size * 0.3);
+  const hotTo = Math.floor(size * 0.45);
   for (let y = 0; y < size; y++) {
     for (let x = 0; x < size; x++) {
       const edge = x === 0 || y === 0 || x === size - 1 || y === size - 1;
       const base = Math.sin((Math.PI * x) / (size - 1)) * Math.sin((Math.PI * y) / (size - 1));
-      const inHot = x >= hot[0]! && x < hot[1]! && y >= hot[0]! && y < hot[1]!;
+      const inHot = x >= hotFrom && x < hotTo && y >= hotFrom && y < hotTo;
       u[y * size + x] = edge ? 0 : 0.5 * base + (inHot ? 0.5 : 0);
     }
   }

@@ -7,7 +7,7 @@ import { isHearthError } from '../core/errors.ts';
 import { HUB_KINDS, hubKindOf } from '../hub/kinds/index.ts';
 import type { SubmitEnv } from '../hub/kinds/kind.ts';
 import { type OracleRunner, withHubHoneypots } from '../hub/oracle.ts';
-import type { JobRecord } from '../hub/store.ts';
+import { type JobRecord, jobOf } from '../hub/store.ts';
 import type { Principal } from '../hub/tokens.ts';
 import {
   manifestBlobs as kindManifestBlobs,
@@ -169,7 +169,7 @@ const HUB_SIDE_FAILURES: ReadonlySet<string> = new Set([
 ]);
 
 export function resultsIndex(ctx: Ctx, id: string) {
-  const job = ctx.store.getJob(id)!;
+  const job = jobOf(ctx.store, id);
   return {
     job: id,
     status: job.status,

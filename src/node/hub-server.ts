@@ -39,7 +39,7 @@ import {
   type PeerServerOptions,
 } from './peer-server.ts';
 import { dispatch, pathOf, type Route } from './routes.ts';
-import { DEFAULT_PAGES_DIR, staticPages } from './static-pages.ts';
+import { DEFAULT_PAGES_DIR, staticPages, urlPath } from './static-pages.ts';
 
 export interface HubOptions {
   /** The SQLite file (created when absent), kept by a JournaledStore; ignored when `store` is given. */
@@ -188,7 +188,12 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
         ]);
         const e = new ComputeEngine({
           runtime: new GpuRuntime({ gpu: dawnGpu() }),
-          blobs: { get: async (sha) => (blobs.has(sha) ? new Uint8Array(blobs.read(sha)!) : null) },
+          blobs: {
+            get: async (sha) => {
+              const b = blobs.read(sha);
+              return b ? new Uint8Array(b) : null;
+            },
+          },
           onnx: (shard, model, o) => runOnnx(shard, model, o),
         });
         await e.probe();
@@ -244,7 +249,7 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
 
   const server = createServer({ maxHeaderSize: 16 * 1024 }, (req, res) => {
     // Three areas on one port: the API under /v1/, PeerJS under /p2p, pages everywhere else.
-    const path = (req.url ?? '/').split('?')[0]!;
+    const path = urlPath(req.url ?? '/');
     if (path === '/v1' || path.startsWith('/v1/')) {
       handle(ctx, req, res).catch((e: unknown) => fail(res, e, internal));
     } else if (path === PEER_PATH || path.startsWith(`${PEER_PATH}/`)) {

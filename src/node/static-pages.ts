@@ -83,12 +83,23 @@ export function staticPages(dir: string): PagesHandler {
   };
 }
 
+/** `s` up to the first `sep`, or all of it when there is none. */
+function before(s: string, sep: string): string {
+  const i = s.indexOf(sep);
+  return i < 0 ? s : s.slice(0, i);
+}
+
+/** A request URL's path: everything before its query (`/a/b?x=1` → `/a/b`). */
+export function urlPath(url: string): string {
+  return before(url, '?');
+}
+
 /**
  * The request path as safe segments below the pages folder. Refuses (400) what could climb out
  * or confuse the file system; hidden names (`.git`, `.env`) read as missing (404).
  */
 export function pageSegments(url: string): string[] {
-  const path = url.split('?')[0]!.split('#')[0]!;
+  const path = before(urlPath(url), '#');
   if (!path.startsWith('/') || path.length > 2048) {
     throw httpError('input/invalid', 'path: expected an absolute path of at most 2048 characters.');
   }
@@ -136,7 +147,7 @@ async function serve(dir: string, req: IncomingMessage, res: ServerResponse): Pr
   let file = join(root, ...segs);
   let st = await statOrNull(file);
   if (st?.isDirectory()) {
-    const path = url.split('?')[0]!;
+    const path = urlPath(url);
     // Relative links in the folder's index.html resolve against the URL: it must end with '/'.
     if (!path.endsWith('/')) {
       const q = url.indexOf('?');
@@ -147,10 +158,10 @@ async function serve(dir: string, req: IncomingMessage, res: ServerResponse): Pr
     file = join(file, 'index.html');
     st = await statOrNull(file);
   }
-  if (!st?.isFile()) throw notFound(url.split('?')[0]!);
+  if (!st?.isFile()) throw notFound(urlPath(url));
   // A symlink inside the folder may point anywhere: only its target's real path counts.
   const real = await realpath(file).catch(() => undefined);
-  if (real === undefined || !real.startsWith(root + sep)) throw notFound(url.split('?')[0]!);
+  if (real === undefined || !real.startsWith(root + sep)) throw notFound(urlPath(url));
 
   const etag = `W/"${st.size.toString(16)}-${Math.floor(st.mtimeMs).toString(16)}"`;
   const lastModified = new Date(Math.floor(st.mtimeMs / 1000) * 1000).toUTCString();

@@ -1,6 +1,7 @@
 // Which execution providers a shard tries, in order: 'auto' is WebGPU where this environment
 // has a WebGPU adapter, then the wasm (CPU) EP; a model that failed on WebGPU here but ran on
 // wasm goes straight to wasm next time.
+import { first } from '../core/at.ts';
 import { HearthError } from '../core/errors.ts';
 import type { OnnxBackend, OnnxShard } from '../protocol/shard.ts';
 
@@ -48,5 +49,5 @@ export async function backendsFor(shard: OnnxShard): Promise<OnnxBackend[]> {
 export function noteWebgpuFailed(model: string): void {
   webgpuFailed.add(model);
   // Bounded like everything a stranger can make grow: forget the oldest.
-  if (webgpuFailed.size > 256) webgpuFailed.delete(webgpuFailed.values().next().value!);
+  if (webgpuFailed.size > 256) webgpuFailed.delete(first(webgpuFailed, 'models that failed on WebGPU'));
 }

@@ -2,6 +2,7 @@
 // ("Can't create a session. ERROR_CODE: 6, ERROR_MESSAGE: No Op registered for …"). These
 // functions turn them into HearthErrors whose code says whose problem it is and whose message
 // names what was wrong (the operator, the input, the node), with ORT's own text in `details.ort`.
+import { defined } from '../core/at.ts';
 import { HearthError, type HearthErrorCode } from '../core/errors.ts';
 import type { OnnxBackend } from '../protocol/shard.ts';
 
@@ -26,7 +27,7 @@ export function errorText(e: unknown): string {
 
 function parseStatus(raw: string): OrtStatus {
   const m = /ERROR_CODE: (\d+), ERROR_MESSAGE: ([\s\S]*)$/.exec(raw);
-  return { code: m ? Number(m[1]) : undefined, text: stripSourceLocation((m ? m[2]! : raw).trim()) };
+  return { code: m ? Number(m[1]) : undefined, text: stripSourceLocation((m?.[2] ?? raw).trim()) };
 }
 
 /** "/path/file.h:56 void ns::fn(const T &, int) The message" → "The message". */
@@ -153,7 +154,9 @@ export function sessionRunError(e: unknown, model: string, backend: OnnxBackend)
       text,
     ))
   ) {
-    const dims = [...m[2]!.matchAll(/index: (\d+) Got: (\d+) Expected: (\d+)/g)].map((d) => ({
+    const dims = [
+      ...defined(m[2], 'ORT dimension list').matchAll(/index: (\d+) Got: (\d+) Expected: (\d+)/g),
+    ].map((d) => ({
       index: Number(d[1]),
       got: Number(d[2]),
       expected: Number(d[3]),
@@ -177,7 +180,7 @@ export function sessionRunError(e: unknown, model: string, backend: OnnxBackend)
     return make('onnx/run', `${where}: an input has type ${m[1]}, the model expects ${m[2]}.`, e, base);
   }
   if ((m = /running (\S+) node\. Name:'([^']*)' Status Message: ([\s\S]*)$/.exec(text))) {
-    const why = stripSourceLocation(m[3]!.trim());
+    const why = stripSourceLocation(defined(m[3], 'ORT status message').trim());
     // The WebGPU EP takes f16 nodes at partitioning and only finds out at shader generation.
     if (/requires f16 but the device does not support it/.test(why)) {
       return make(

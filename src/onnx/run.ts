@@ -1,6 +1,7 @@
 // One ONNX shard: check the shard against the model, run it on the best backend there is, and
 // hand back host tensors, stopping as soon as the shard is cancelled or over its budget.
 import type { InferenceSession, Tensor } from 'onnxruntime-web';
+import { at } from '../core/at.ts';
 import { HearthError, isHearthError } from '../core/errors.ts';
 import { BYTES_PER_ELEMENT, numel } from '../core/tensor.ts';
 import type { HostTensor, OnnxBackend, OnnxShard, ShardProgress } from '../protocol/shard.ts';
@@ -98,6 +99,18 @@ function invalid(message: string, details: Record<string, unknown>): HearthError
   return new HearthError('input/invalid', message, { details });
 }
 
+/** The shard's input `name`, which the model needs: 'input/invalid' naming it when absent. */
+function inputOf(shard: OnnxShard, name: string): HostTensor {
+  const t = shard.inputs[name];
+  if (!t) {
+    throw invalid(
+      `shard.inputs: ONNX model ${shard.model.slice(0, 12)}… needs input "${name}", and the shard does not give it.`,
+      { path: 'shard.inputs', input: name },
+    );
+  }
+  return t;
+}
+
 function fmtShape(shape: readonly (number | string)[]): string {
   return `[${shape.join(', ')}]`;
 }
@@ -122,20 +135,14 @@ function checkShard(shard: OnnxShard, s: OnnxSession): string[] {
   }
   const symbols = new Map<string, { size: number; input: string }>();
   for (const info of s.inputs) {
-    const t = shard.inputs[info.name];
-    if (!t) {
-      throw invalid(`shard.inputs: ${model} needs input "${info.name}", and the shard does not give it.`, {
-        path: 'shard.inputs',
-        input: info.name,
-      });
-    }
-    checkInput(model, info, t, symbols);
+    checkInput(model, info, inputOf(shard, info.name), symbols);
   }
   const outNames = s.outputs.map((o) => o.name);
   const fetches = shard.outputs ? [...shard.outputs] : outNames;
   const seen = new Set<string>();
   for (const [i, name] of fetches.entries()) {
-    if (!outNames.includes(name)) {
+    const info = s.outputs.find((o) => o.name === name);
+    if (!info) {
       throw invalid(
         `shard.outputs[${i}]: ${model} has no output named "${name}" (its outputs: ${outNames.join(', ')}).`,
         { path: `shard.outputs[${i}]`, output: name, modelOutputs: outNames },
@@ -148,7 +155,6 @@ function checkShard(shard: OnnxShard, s: OnnxSession): string[] {
       });
     }
     seen.add(name);
-    const info = s.outputs.find((o) => o.name === name)!;
     if (info.type !== 'unknown' && !isSupportedOrtType(info.type)) {
       throw new HearthError(
         'onnx/unsupported',
@@ -202,7 +208,7 @@ function checkInput(
     throw wrong(`rank ${t.shape.length}, not ${info.shape.length}`);
   }
   info.shape.forEach((d, i) => {
-    const size = t.shape[i]!;
+    const size = at(t.shape, i, `input "${name}" shape`); // same rank, checked above
     if (typeof d === 'number') {
       if (d >= 0 && d !== size) throw wrong(`dimension ${i} is ${size}, not ${d}`);
     } else if (d) {
@@ -243,7 +249,7 @@ async function runOn(
       const feeds: Record<string, Tensor> = {};
       try {
         for (const info of s.inputs)
-          feeds[info.name] = toOrtTensor(s.ort, shard.inputs[info.name]!, info.type);
+          feeds[info.name] = toOrtTensor(s.ort, inputOf(shard, info.name), info.type);
         return await session.run(feeds, fetches);
       } catch (e) {
         throw isHearthError(e) ? e : sessionRunError(e, shard.model, s.backend);

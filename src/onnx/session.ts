@@ -10,6 +10,7 @@
 // behind the one before; across sessions, nothing overlaps. Nothing is lost by it: the wasm EP
 // runs on this one thread anyway.
 import type { InferenceSession } from 'onnxruntime-web';
+import { first } from '../core/at.ts';
 import { HearthError } from '../core/errors.ts';
 import { isSha256Hex, sha256Hex } from '../core/hash.ts';
 import type { OnnxBackend } from '../protocol/shard.ts';
@@ -119,7 +120,7 @@ const cache = new Map<string, Promise<CachedSession>>();
 
 function evictOverflow(): void {
   while (cache.size > MAX_CACHED_SESSIONS) {
-    const [key, oldest] = cache.entries().next().value!;
+    const [key, oldest] = first(cache, 'session cache');
     cache.delete(key);
     oldest.then(
       (s) => s.release(),

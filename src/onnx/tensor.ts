@@ -41,9 +41,9 @@ export function toOrtTensor(ort: OrtModule, t: HostTensor, ortType: string | und
   const dims = [...t.shape];
   const n = numel(t.shape);
   if (ortType === 'int64' && t.dtype === 'i32') {
-    const src = new Int32Array(t.data);
+    const src = new Int32Array(t.data); // at least n long: the caller checked the byte length
     const wide = new BigInt64Array(n);
-    for (let i = 0; i < n; i++) wide[i] = BigInt(src[i]!);
+    for (let i = 0; i < n; i++) wide[i] = BigInt(src[i] as number);
     return new ort.Tensor('int64', wide, dims);
   }
   switch (t.dtype) {
@@ -74,7 +74,7 @@ export async function fromOrtTensor(t: Tensor, name: string): Promise<HostTensor
     const src = data as BigInt64Array;
     const out = new Int32Array(src.length);
     for (let i = 0; i < src.length; i++) {
-      const v = src[i]!;
+      const v = src[i] as bigint;
       if (v < -2147483648n || v > 2147483647n) {
         throw new HearthError(
           'onnx/unsupported',

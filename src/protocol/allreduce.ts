@@ -62,13 +62,15 @@ export function contributionMessage(round: string, sha256: string): string {
 
 /** Whether `message` is a contribution message (a signer refuses to sign anything else). */
 export function isContributionMessage(message: string): boolean {
-  const parts = message.split('\n');
+  const [domain, round, hash, ...rest] = message.split('\n');
   return (
-    parts.length === 3 &&
-    parts[0] === CONTRIBUTION_DOMAIN &&
-    parts[1]!.length > 0 &&
-    utf8.encode(parts[1]).byteLength <= MAX_ROUND_ID_BYTES &&
-    /^[0-9a-f]{64}$/.test(parts[2]!)
+    rest.length === 0 &&
+    domain === CONTRIBUTION_DOMAIN &&
+    round !== undefined &&
+    round.length > 0 &&
+    utf8.encode(round).byteLength <= MAX_ROUND_ID_BYTES &&
+    hash !== undefined &&
+    /^[0-9a-f]{64}$/.test(hash)
   );
 }
 
@@ -203,7 +205,10 @@ export function encodeAllReduce(m: AllReduceMessage): Uint8Array {
   buf.set(round, at);
   at += round.byteLength;
   // In range: each index was checked against groupSize above, and the mask has groupSize bits.
-  for (const i of m.dropped) buf[at + (i >> 3)]! |= 1 << (i & 7);
+  for (const i of m.dropped) {
+    const k = at + (i >> 3);
+    buf[k] = (buf[k] as number) | (1 << (i & 7));
+  }
   at += maskBytes;
   buf.set(identity, at);
   at += identity.byteLength;
@@ -273,8 +278,10 @@ export function decodeAllReduce(bytes: Uint8Array): AllReduceMessage {
   if (!SIGNATURE.test(signature)) throw bad('the signature is not base64url', 'signature');
   const mask = bytes.subarray(FIXED_BYTES + roundLen, FIXED_BYTES + roundLen + maskBytes);
   const dropped: number[] = [];
-  for (let i = 0; i < maskBytes * 8; i++) {
-    if (mask[i >> 3]! & (1 << (i & 7))) {
+  for (const [byte, bits] of mask.entries()) {
+    for (let bit = 0; bit < 8; bit++) {
+      if ((bits & (1 << bit)) === 0) continue;
+      const i = byte * 8 + bit;
       if (i >= groupSize) throw bad(`dropped bit ${i} is past the group of ${groupSize}`, 'dropped');
       dropped.push(i);
     }

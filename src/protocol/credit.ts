@@ -8,6 +8,7 @@
 // `1e-9` is exactly 10⁻⁹, `0.3` is 3/10, not the nearest double), multiplied as integers, and
 // rounded down to a whole base unit. Rounding down never pays for work nobody did; what it drops is
 // under a millionth of a credit per shard.
+import { defined } from '../core/at.ts';
 import { HearthError } from '../core/errors.ts';
 
 /**
@@ -44,7 +45,7 @@ function decimalOf(x: number, path: string): { digits: bigint; exp: number } {
     });
   }
   const frac = m[2] ?? '';
-  return { digits: BigInt(m[1]! + frac), exp: Number(m[3] ?? 0) - frac.length };
+  return { digits: BigInt(defined(m[1], 'integer digits') + frac), exp: Number(m[3] ?? 0) - frac.length };
 }
 
 /**

@@ -22,7 +22,7 @@
 // | LayerNormalization | 8 per output element |
 // | anything else (reshapes, pools, reductions, casts, other domains, control flow) | 0 |
 import { HearthError } from '../core/errors.ts';
-import type { OnnxManifest } from './kinds/onnx.ts';
+import { batchOf, type OnnxManifest } from './kinds/onnx.ts';
 import { MANIFEST_LIMITS } from './manifest.ts';
 import { type OnnxGraph, type OnnxGraphNode, readOnnxGraph } from './onnx-graph.ts';
 import { inferShapes, type ShapeMap, UNARY_ELEMENTWISE_OPS } from './onnx-shapes.ts';
@@ -79,7 +79,14 @@ function nodeFlops(node: OnnxGraphNode, shapes: ShapeMap): number {
   }
   if (node.opType === 'Gemm') {
     const a = need(node.inputs[0], 'input');
-    const k = node.attributes.get('transA')?.i ? a[0]! : a[1]!;
+    const k = node.attributes.get('transA')?.i ? a[0] : a[1];
+    if (k === undefined) {
+      throw new HearthError(
+        'onnx/unsupported',
+        `cannot count the FLOPs of node ${node.name} (Gemm): its input has shape [${a.join(', ')}], not a matrix; declare manifest.flopsPerShard instead.`,
+        { details: { node: node.name, opType: node.opType, value: node.inputs[0] } },
+      );
+    }
     return 2 * elements(out) * k;
   }
   // Conv: every output element is a dot product over (Cin/group)·kernel taps.
@@ -143,7 +150,7 @@ export function countJobFlops(m: OnnxManifest, model: Uint8Array | ArrayBuffer):
     }
     byRows[rows] = countOnnxFlops(graph, shapes);
   };
-  const total = m.inputs[m.batchInput]!.shape[0]!;
+  const total = batchOf(m).rows;
   count(m.inputs, Math.min(total, m.shardSize));
   if (total % m.shardSize !== 0) count(m.inputs, total % m.shardSize);
   for (const h of m.honeypots ?? []) count(h.inputs, h.inputs[m.batchInput]?.shape[0] ?? 0);

@@ -105,13 +105,20 @@ class Reader {
     return this.pos >= this.end;
   }
 
+  /** The next byte of a varint; an 'onnx/model' error when the message ends first. */
+  varintByte(): number {
+    const b = this.pos < this.end ? this.buf[this.pos] : undefined;
+    if (b === undefined) return this.fail('a varint runs past the end of its message.');
+    this.pos++;
+    return b;
+  }
+
   /** An unsigned varint as a number; over 2^53 is an error (no ONNX size gets there). */
   varint(): number {
     let value = 0;
     let scale = 1;
     for (let i = 0; i < 10; i++) {
-      if (this.pos >= this.end) this.fail('a varint runs past the end of its message.');
-      const b = this.buf[this.pos++]!;
+      const b = this.varintByte();
       value += (b & 0x7f) * scale;
       if ((b & 0x80) === 0) {
         if (!Number.isSafeInteger(value)) this.fail('a varint is larger than 2^53.');
@@ -128,8 +135,7 @@ class Reader {
     let big = 0n;
     let shift = 0n;
     for (let i = 0; i < 10; i++) {
-      if (this.pos >= this.end) this.fail('a varint runs past the end of its message.');
-      const b = this.buf[this.pos++]!;
+      const b = this.varintByte();
       big |= BigInt(b & 0x7f) << shift;
       if ((b & 0x80) === 0) {
         const v = Number(BigInt.asIntN(64, big));
@@ -190,8 +196,7 @@ class Reader {
 
   varint64Skip(): void {
     for (let i = 0; i < 10; i++) {
-      if (this.pos >= this.end) this.fail('a varint runs past the end of its message.');
-      if ((this.buf[this.pos++]! & 0x80) === 0) return;
+      if ((this.varintByte() & 0x80) === 0) return;
     }
     this.fail('a varint is longer than 10 bytes.');
   }

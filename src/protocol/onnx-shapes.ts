@@ -13,6 +13,29 @@ const shapeFail = (node: OnnxGraphNode, message: string): HearthError =>
     details: { node: node.name, opType: node.opType },
   });
 
+/**
+ * Element `i` of a list the node's own checks sized (a shape of a checked rank, an attribute of
+ * a checked length); an 'onnx/model' error naming the node if it is not there.
+ */
+function item(node: OnnxGraphNode, xs: readonly number[], i: number, what: string): number {
+  const v = xs[i];
+  if (v === undefined) throw shapeFail(node, `${what} [${xs.join(', ')}] has no index ${i}.`);
+  return v;
+}
+
+/** Both dims of a 2-D shape; an 'onnx/model' error naming the node for any other rank. */
+function matrixDims(node: OnnxGraphNode, s: readonly number[], message: string): [number, number] {
+  const [rows, cols] = s;
+  if (s.length !== 2 || rows === undefined || cols === undefined) throw shapeFail(node, message);
+  return [rows, cols];
+}
+
+/** The shapes when every one is known, else undefined. */
+function allKnown(ins: readonly (readonly number[] | undefined)[]): (readonly number[])[] | undefined {
+  const known = ins.filter((s): s is readonly number[] => s !== undefined);
+  return known.length === ins.length ? known : undefined;
+}
+
 /** numpy broadcasting of two shapes; undefined when either is unknown. */
 function broadcast(node: OnnxGraphNode, a: readonly number[], b: readonly number[]): number[] {
   const n = Math.max(a.length, b.length);
@@ -52,12 +75,14 @@ function windowOut(
   const pads = at('pads', 0, 2 * n);
   const autoPad = node.attributes.get('auto_pad')?.s ?? 'NOTSET';
   return spatial.map((size, i) => {
-    const s = strides[i]!;
-    const k = (kernel[i]! - 1) * dil[i]! + 1;
-    if (s < 1 || kernel[i]! < 1 || dil[i]! < 1)
-      throw shapeFail(node, 'strides, kernel and dilations must be ≥ 1.');
+    const s = item(node, strides, i, 'strides');
+    const kernelSize = item(node, kernel, i, 'kernel_shape');
+    const d = item(node, dil, i, 'dilations');
+    const k = (kernelSize - 1) * d + 1;
+    if (s < 1 || kernelSize < 1 || d < 1) throw shapeFail(node, 'strides, kernel and dilations must be ≥ 1.');
     if (autoPad === 'SAME_UPPER' || autoPad === 'SAME_LOWER') return Math.ceil(size / s);
-    const padded = autoPad === 'VALID' ? size : size + pads[i]! + pads[i + n]!;
+    const padded =
+      autoPad === 'VALID' ? size : size + item(node, pads, i, 'pads') + item(node, pads, i + n, 'pads');
     const span = padded - k;
     if (span < 0) throw shapeFail(node, `a kernel of ${k} does not fit a padded size of ${padded}.`);
     return (ceil ? Math.ceil(span / s) : Math.floor(span / s)) + 1;
@@ -66,17 +91,18 @@ function windowOut(
 
 function matmulShape(node: OnnxGraphNode, a: readonly number[], b: readonly number[]): number[] {
   if (a.length === 0 || b.length === 0) throw shapeFail(node, 'MatMul of a scalar.');
-  const a2 = a.length === 1 ? [1, a[0]!] : a;
-  const b2 = b.length === 1 ? [b[0]!, 1] : b;
-  const k = a2[a2.length - 1]!;
+  const a2 = a.length === 1 ? [1, ...a] : a;
+  const b2 = b.length === 1 ? [...b, 1] : b;
+  const k = item(node, a2, a2.length - 1, 'A');
   if (b2[b2.length - 2] !== k) {
     throw shapeFail(node, `inner dims differ: [${a.join(', ')}] × [${b.join(', ')}].`);
   }
   const batch = broadcast(node, a2.slice(0, -2), b2.slice(0, -2));
   return [
     ...batch,
-    ...(a.length === 1 ? [] : [a2[a2.length - 2]!]),
-    ...(b.length === 1 ? [] : [b2[b2.length - 1]!]),
+    // a2 and b2 have rank ≥ 2: their last two dims are M × K and K × N.
+    ...(a.length === 1 ? [] : a2.slice(-2, -1)),
+    ...(b.length === 1 ? [] : b2.slice(-1)),
   ];
 }
 
@@ -92,8 +118,9 @@ function inferNode(
   if (node.domain !== '' && node.domain !== 'ai.onnx') return undefined;
   if (SAME_SHAPE.has(node.opType)) return x ? [...x] : undefined;
   if (BROADCAST.has(node.opType)) {
-    if (ins.length === 0 || ins.some((s) => !s)) return undefined;
-    return ins.reduce<number[]>((acc, s) => broadcast(node, acc, s!), []);
+    const known = allKnown(ins);
+    if (ins.length === 0 || !known) return undefined;
+    return known.reduce<number[]>((acc, s) => broadcast(node, acc, s), []);
   }
   switch (node.opType) {
     case 'MatMul':
@@ -101,9 +128,10 @@ function inferNode(
     case 'Gemm': {
       const b = ins[1];
       if (!x || !b) return undefined;
-      if (x.length !== 2 || b.length !== 2) throw shapeFail(node, 'Gemm takes 2-D A and B.');
-      const [m, ka] = attr.get('transA')?.i ? [x[1]!, x[0]!] : [x[0]!, x[1]!];
-      const [kb, n] = attr.get('transB')?.i ? [b[1]!, b[0]!] : [b[0]!, b[1]!];
+      const [x0, x1] = matrixDims(node, x, 'Gemm takes 2-D A and B.');
+      const [b0, b1] = matrixDims(node, b, 'Gemm takes 2-D A and B.');
+      const [m, ka] = attr.get('transA')?.i ? [x1, x0] : [x0, x1];
+      const [kb, n] = attr.get('transB')?.i ? [b1, b0] : [b0, b1];
       if (ka !== kb) throw shapeFail(node, `inner dims differ: ${ka} and ${kb}.`);
       return [m, n];
     }
@@ -113,13 +141,13 @@ function inferNode(
       if (x.length < 3 || w.length !== x.length)
         throw shapeFail(node, 'Conv needs X and W of equal rank ≥ 3.');
       const group = attr.get('group')?.i ?? 1;
-      if (group < 1 || x[1]! !== w[1]! * group) {
+      if (group < 1 || item(node, x, 1, 'X') !== item(node, w, 1, 'W') * group) {
         throw shapeFail(node, `X has ${x[1]} channels; W expects ${w[1]} × group ${group}.`);
       }
       const kernel = attr.get('kernel_shape')?.ints ?? w.slice(2);
       if (kernel.length !== x.length - 2)
         throw shapeFail(node, 'kernel_shape does not match the spatial rank.');
-      return [x[0]!, w[0]!, ...windowOut(node, x.slice(2), kernel, false)];
+      return [item(node, x, 0, 'X'), item(node, w, 0, 'W'), ...windowOut(node, x.slice(2), kernel, false)];
     }
     case 'MaxPool':
     case 'AveragePool':
@@ -128,21 +156,22 @@ function inferNode(
       const kernel = attr.get('kernel_shape')?.ints;
       if (!kernel || kernel.length !== x.length - 2)
         throw shapeFail(node, 'kernel_shape does not match the spatial rank.');
-      return [x[0]!, x[1]!, ...windowOut(node, x.slice(2), kernel, (attr.get('ceil_mode')?.i ?? 0) === 1)];
+      const ceil = (attr.get('ceil_mode')?.i ?? 0) === 1;
+      return [item(node, x, 0, 'X'), item(node, x, 1, 'X'), ...windowOut(node, x.slice(2), kernel, ceil)];
     }
     case 'GlobalAveragePool':
     case 'GlobalMaxPool':
     case 'GlobalLpPool':
       if (!x) return undefined;
       if (x.length < 2) throw shapeFail(node, 'expects [N, C, …].');
-      return [x[0]!, x[1]!, ...x.slice(2).map(() => 1)];
+      return [item(node, x, 0, 'X'), item(node, x, 1, 'X'), ...x.slice(2).map(() => 1)];
     case 'Transpose': {
       if (!x) return undefined;
       const perm = attr.get('perm')?.ints ?? x.map((_, i) => x.length - 1 - i);
       if (perm.length !== x.length || new Set(perm).size !== perm.length) {
         throw shapeFail(node, `perm [${perm.join(', ')}] is not a permutation of ${x.length} axes.`);
       }
-      return perm.map((p) => x[axisOf(node, p, x.length)]!);
+      return perm.map((p) => item(node, x, axisOf(node, p, x.length), 'input'));
     }
     case 'Flatten': {
       if (!x) return undefined;
@@ -169,15 +198,15 @@ function inferNode(
       return filled;
     }
     case 'Concat': {
-      if (ins.length === 0 || ins.some((s) => !s)) return undefined;
-      const first = ins[0]!;
+      const [first, ...rest] = allKnown(ins) ?? [];
+      if (!first) return undefined;
       const axis = axisOf(node, attr.get('axis')?.i ?? 0, first.length);
       const out = [...first];
-      for (const s of ins.slice(1)) {
-        if (s!.length !== first.length || s!.some((d, i) => i !== axis && d !== first[i])) {
+      for (const s of rest) {
+        if (s.length !== first.length || s.some((d, i) => i !== axis && d !== first[i])) {
           throw shapeFail(node, 'inputs differ outside the concatenation axis.');
         }
-        out[axis]! += s![axis]!;
+        out[axis] = item(node, out, axis, 'output') + item(node, s, axis, 'input');
       }
       return out;
     }
@@ -193,9 +222,10 @@ function inferNode(
       if (!axes) return undefined;
       const rank = x.length + axes.length;
       const add = new Set(axes.map((a) => axisOf(node, a, rank)));
+      if (add.size !== axes.length) throw shapeFail(node, `axes [${axes.join(', ')}] name an axis twice.`);
       const out: number[] = [];
       let j = 0;
-      for (let i = 0; i < rank; i++) out.push(add.has(i) ? 1 : x[j++]!);
+      for (let i = 0; i < rank; i++) out.push(add.has(i) ? 1 : item(node, x, j++, 'input'));
       return out;
     }
     case 'ReduceMean':
@@ -318,7 +348,8 @@ export function inferShapes(graph: OnnxGraph, inputs: Readonly<Record<string, re
       );
     }
     v.shape.forEach((d, i) => {
-      if (typeof d === 'string' && !symbols.has(d)) symbols.set(d, given[i]!);
+      const size = given[i]; // same rank: checked above
+      if (typeof d === 'string' && size !== undefined && !symbols.has(d)) symbols.set(d, size);
     });
   }
   const declared = new Map<string, readonly number[]>();

@@ -2,6 +2,7 @@
 // anything runs: the resource declarations (group, binding, address space, access, element
 // type) and the entry points with their workgroup sizes. WebGPU has no reflection API; the
 // pipeline built with an explicit layout is the final check, this gives the readable errors.
+import { defined } from '../core/at.ts';
 import type { DType } from '../core/tensor.ts';
 
 export interface WgslResource {
@@ -27,7 +28,7 @@ export function stripComments(src: string): string {
   let out = '';
   let depth = 0;
   for (let i = 0; i < src.length; i++) {
-    const c = src[i]!;
+    const c = src.charAt(i);
     const n = src[i + 1];
     if (depth === 0 && c === '/' && n === '/') {
       while (i < src.length && src[i] !== '\n') i++;
@@ -65,18 +66,19 @@ export function reflectResources(source: string): WgslResource[] {
   // A declaration: attributes, `var<...>` name `:` type up to `;`.
   const decl = /((?:@\w+\s*(?:\([^)]*\))?\s*)+)var\s*(<[^>]*>)?\s*([A-Za-z_]\w*)\s*:\s*([^;]+);/g;
   for (let m = decl.exec(src); m; m = decl.exec(src)) {
-    const attrs = m[1]!;
+    // Groups 1, 3 and 4 are not optional in the pattern: a match has them.
+    const attrs = defined(m[1], 'declaration attributes');
     const g = ATTR_GROUP.exec(attrs);
     const b = ATTR_BINDING.exec(attrs);
     if (!g || !b) continue;
     const qual = (m[2] ?? '').replace(/[<>\s]/g, '').split(',');
     const space = qual[0] === 'storage' ? 'storage' : qual[0] === 'uniform' ? 'uniform' : 'other';
     const access = qual[1] === 'read_write' ? 'read_write' : 'read';
-    const type = m[4]!.trim();
+    const type = defined(m[4], 'declaration type').trim();
     out.push({
       group: Number(g[1]),
       binding: Number(b[1]),
-      name: m[3]!,
+      name: defined(m[3], 'declaration name'),
       space,
       access,
       scalar: scalarOf(type),
@@ -108,7 +110,7 @@ export function reflectEntryPoints(source: string): WgslEntryPoint[] {
         workgroupSize = [n[0] ?? 1, n[1] ?? 1, n[2] ?? 1];
       }
     }
-    out.push({ name: m[1]!, workgroupSize });
+    out.push({ name: defined(m[1], 'function name'), workgroupSize });
   }
   return out;
 }

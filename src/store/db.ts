@@ -2,6 +2,7 @@
 // both of which exist in pages and in dedicated workers, so the compute worker can open the
 // same database as the page (IndexedDB serialises their transactions).
 import { type DBSchema, type IDBPDatabase, type IDBPTransaction, openDB, type StoreNames } from 'idb';
+import { at } from '../core/at.ts';
 import { HearthError } from '../core/errors.ts';
 import type { ShardResult } from '../protocol/shard.ts';
 
@@ -86,7 +87,8 @@ export async function openHearthDB(name: string = HEARTH_DB_NAME): Promise<Heart
   try {
     return await openDB<HearthSchema>(name, HEARTH_DB_VERSION, {
       upgrade(db, oldVersion, _newVersion, tx) {
-        for (let v = oldVersion; v < HEARTH_DB_VERSION; v++) MIGRATIONS[v]!(db, tx);
+        for (let v = oldVersion; v < HEARTH_DB_VERSION; v++)
+          at(MIGRATIONS, v, 'IndexedDB migrations')(db, tx);
       },
       blocking(_current, _blocked, event) {
         // Another tab wants a newer schema (or to delete the database): step aside.

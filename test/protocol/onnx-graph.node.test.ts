@@ -171,6 +171,27 @@ describe('countOnnxFlops: the published table against hand counts', () => {
     expect(() => count(symbolicMatmul().bytes, { a: [2, 3], b: [5, 4] })).toThrow(/MatMul_0.*inner dims/);
     expect(() => count(mlp().bytes, { x: [2, 16, 1] })).toThrow(/declared with rank 2/);
   });
+
+  it('Unsqueeze inserts its axes; axes that name one axis twice are a model error naming the node', () => {
+    const unsqueeze = (axes: number[]) =>
+      readOnnxGraph(
+        onnxModel({
+          nodes: [{ opType: 'Unsqueeze', inputs: ['x'], outputs: ['y'], attributes: { axes } }],
+          inputs: [value('x', 'float', [2, 3])],
+          outputs: [value('y', 'float', ['p', 'q', 'r', 's'])],
+          opsets: { '': 11 },
+        }),
+      );
+    expect(inferShapes(unsqueeze([0, 3]), { x: [2, 3] }).get('y')).toEqual([1, 2, 3, 1]);
+    let err: unknown;
+    try {
+      inferShapes(unsqueeze([1, 1]), { x: [2, 3] });
+    } catch (e) {
+      err = e;
+    }
+    expect(isHearthError(err, 'onnx/model')).toBe(true);
+    expect((err as HearthError).message).toMatch(/Unsqueeze.*axes \[1, 1\] name an axis twice/);
+  });
 });
 
 describe('FLOPs per shard of an ONNX job', () => {

@@ -6,7 +6,7 @@ import { HearthError, isHearthError } from '../../core/errors.ts';
 import { sha256Hex } from '../../core/hash.ts';
 import type { DType } from '../../core/tensor.ts';
 import { countJobFlops } from '../../protocol/flops.ts';
-import type { OnnxHoneypot, OnnxManifest, OnnxWork } from '../../protocol/kinds/onnx.ts';
+import { batchOf, type OnnxHoneypot, type OnnxManifest, type OnnxWork } from '../../protocol/kinds/onnx.ts';
 import type { TensorBlob } from '../../protocol/manifest.ts';
 import { type OnnxGraph, readOnnxGraph } from '../../protocol/onnx-graph.ts';
 import type { HubKind, PlannedShard } from './kind.ts';
@@ -32,7 +32,7 @@ const ONNX_TYPE_NAMES: Record<number, string> = {
 };
 
 function plan(m: OnnxManifest): PlannedShard<OnnxWork>[] {
-  const rows = m.inputs[m.batchInput]!.shape[0]!;
+  const { rows } = batchOf(m);
   const out: PlannedShard<OnnxWork>[] = [];
   for (let start = 0; start < rows; start += m.shardSize) {
     out.push({
@@ -156,7 +156,7 @@ export const onnxHub: HubKind<OnnxManifest, OnnxWork> = {
   // ONNX outputs are whatever the model gives; replicas compare them by name.
   checkOutputs: () => {},
   async addHoneypots(m, n, env) {
-    const rows = m.inputs[m.batchInput]!.shape[0]!;
+    const { tensor: batch, rows } = batchOf(m);
     const starts = env.pick(Math.ceil(rows / m.shardSize), n).map((s) => s * m.shardSize);
     const honeypots: OnnxHoneypot[] = [];
     for (const [k, start] of starts.entries()) {
@@ -166,7 +166,6 @@ export const onnxHub: HubKind<OnnxManifest, OnnxWork> = {
         k,
       );
       // The honeypot's batch is its own blob, so its work names no rows — like a researcher's.
-      const batch = m.inputs[m.batchInput]!;
       const whole = await env.blob(batch.sha256);
       const rowBytes = whole.byteLength / rows;
       const slice = whole.slice(start * rowBytes, end * rowBytes);

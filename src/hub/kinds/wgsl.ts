@@ -3,6 +3,7 @@
 // blobs, and the kernel is compiled — every pass's pipeline built — on the hub's own device when
 // it has one, so a syntax error is refused with its line and column instead of failing on every
 // volunteer.
+import { at } from '../../core/at.ts';
 import { HearthError } from '../../core/errors.ts';
 import {
   specOutputs,
@@ -81,7 +82,7 @@ export const wgslHub: HubKind<WgslManifest, WgslWork> = {
   async addHoneypots(m, n, env) {
     const honeypots: WgslHoneypot[] = [];
     for (const [k, i] of env.pick(m.shards.length, n).entries()) {
-      const spec = m.shards[i]!;
+      const spec = at(m.shards, i, 'manifest.shards'); // pick gives indices in [0, count)
       const r = await env.run({ kind: 'wgsl', spec }, k);
       honeypots.push({ ...spec, expected: await env.expectedOf(r) });
     }

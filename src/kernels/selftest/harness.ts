@@ -2,6 +2,7 @@
 // reference. Shared by the Node (Dawn) and browser-worker (Chromium) test runs and by `npm run
 // demo` — which is why it lives in src/ (src never imports test/): cases are plain async
 // functions that throw on failure, so the same code runs under all three.
+import { at } from '../../core/at.ts';
 import type { GpuContext } from '../../gpu/context.ts';
 import { Recorder } from '../../gpu/recorder.ts';
 import { type GpuTensor, type HostArray, readTensor, uploadTensor } from '../../gpu/tensor.ts';
@@ -59,8 +60,8 @@ export function assertClose(
   const bad: string[] = [];
   let worst = 0;
   for (let i = 0; i < want.length; i++) {
-    const g = got[i]!;
-    const w = want[i]!;
+    const g = got[i] as number; // i < want.length = got.length
+    const w = want[i] as number;
     const err = Math.abs(g - w);
     if (!Number.isFinite(g) || !(err <= tol.atol + tol.rtol * Math.abs(w))) {
       if (bad.length < 5) bad.push(`[${i}] got ${g}, want ${w}`);
@@ -113,20 +114,28 @@ export async function assertRejects(
     if (!e.message?.includes(p)) throw new Error(`${what}: message lacks "${p}": ${e.message}`);
 }
 
+/** A host tensor for runKernel to upload. */
+export interface KernelInput {
+  readonly data: HostArray;
+  readonly shape: readonly number[];
+}
+
 /**
  * Uploads inputs, records what `body` does, submits, reads back every returned tensor and
- * releases all GPU memory it touched.
+ * releases all GPU memory it touched. `body` gets one tensor per input, in order: with the
+ * inputs written as a list (or a tuple), its parameters are typed one for one.
  */
-export async function runKernel(
+export async function runKernel<const I extends readonly KernelInput[]>(
   ctx: GpuContext,
-  inputs: readonly { data: HostArray; shape: readonly number[] }[],
-  body: (rec: Recorder, ...ts: GpuTensor[]) => Promise<GpuTensor | GpuTensor[]>,
+  inputs: I,
+  body: (rec: Recorder, ...ts: { -readonly [K in keyof I]: GpuTensor }) => Promise<GpuTensor | GpuTensor[]>,
 ): Promise<{ outputs: HostArray[]; shapes: (readonly number[])[] }> {
   const ts = inputs.map((x, i) => uploadTensor(ctx, x.data, x.shape, `input${i}`));
   const rec = new Recorder(ctx, 'test');
   let outs: GpuTensor[] = [];
   try {
-    const r = await body(rec, ...ts);
+    // One tensor per input, in order: map keeps the length of the inputs.
+    const r = await body(rec, ...(ts as { -readonly [K in keyof I]: GpuTensor }));
     outs = Array.isArray(r) ? r : [r];
     await rec.submit();
     const outputs = await Promise.all(outs.map((t) => readTensor(t)));
@@ -140,7 +149,8 @@ export async function runKernel(
 export async function assertDeterministic(run: () => Promise<HostArray[]>, what: string): Promise<void> {
   const a = await run();
   const b = await run();
-  for (const [i, x] of a.entries()) assertBitEqual(x, b[i]!, `${what} output ${i}`);
+  if (a.length !== b.length) throw new Error(`${what}: ${a.length} outputs, then ${b.length}`);
+  for (const [i, x] of a.entries()) assertBitEqual(x, at(b, i, `${what} outputs`), `${what} output ${i}`);
 }
 
 /** Float64 copy of any array (references compute in double precision). */

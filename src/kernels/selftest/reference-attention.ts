@@ -1,4 +1,8 @@
 // Float64 reference for causal self-attention: plain loops, written for clarity, not speed.
+//
+// Element reads in the loops are `x[i] as number`: the function first checks (expectLength) that
+// q, k and v hold B·H·T·D elements, so every index the loops form is in range.
+import { expectLength } from '../../core/at.ts';
 
 /**
  * out[b, h, t] = Σ_{s≤t} softmax_s(q_t·k_s·scale) · v_s for q, k, v laid out [B, H, T, D]
@@ -12,6 +16,13 @@ export function causalAttentionRef(
 ): Float64Array {
   const { B, H, T, D } = o;
   const scale = o.scale ?? 1 / Math.sqrt(D);
+  for (const [x, name] of [
+    [q, 'q'],
+    [k, 'k'],
+    [v, 'v'],
+  ] as const) {
+    expectLength(x, B * H * T * D, `causalAttentionRef: ${name}`);
+  }
   const out = new Float64Array(B * H * T * D);
   const scores = new Float64Array(T);
   for (let bh = 0; bh < B * H; bh++) {
@@ -20,15 +31,16 @@ export function causalAttentionRef(
       let max = Number.NEGATIVE_INFINITY;
       for (let s = 0; s <= t; s++) {
         let dot = 0;
-        for (let d = 0; d < D; d++) dot += q[base + t * D + d]! * k[base + s * D + d]!;
-        scores[s] = dot * scale;
-        max = Math.max(max, scores[s]!);
+        for (let d = 0; d < D; d++) dot += (q[base + t * D + d] as number) * (k[base + s * D + d] as number);
+        const score = dot * scale;
+        scores[s] = score;
+        max = Math.max(max, score);
       }
       let sum = 0;
-      for (let s = 0; s <= t; s++) sum += scores[s] = Math.exp(scores[s]! - max);
+      for (let s = 0; s <= t; s++) sum += scores[s] = Math.exp((scores[s] as number) - max);
       for (let d = 0; d < D; d++) {
         let acc = 0;
-        for (let s = 0; s <= t; s++) acc += scores[s]! * v[base + s * D + d]!;
+        for (let s = 0; s <= t; s++) acc += (scores[s] as number) * (v[base + s * D + d] as number);
         out[base + t * D + d] = acc / sum;
       }
     }

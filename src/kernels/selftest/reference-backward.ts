@@ -1,6 +1,10 @@
 // Float64 references for the backward kernels: the forward functions they differentiate, the
 // analytic gradients, and central finite differences to check those gradients independently.
 // Plain loops, written for clarity, not speed.
+//
+// Element reads in the loops are `x[i] as number`: each function first checks (expectLength) that
+// its inputs are as long as the sizes it is given say, so every index the loops form is in range.
+import { at, expectLength } from '../../core/at.ts';
 import { rng } from './harness.ts';
 
 export type GradAct = 'relu' | 'gelu' | 'silu';
@@ -43,8 +47,9 @@ export function actDerivative(x: number, a: GradAct): number {
 
 /** Σ a ⊙ b: the scalar loss L = Σ dy ⊙ y whose gradient a backward kernel computes. */
 export function dot(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  expectLength(b, a.length, 'dot: b');
   let s = 0;
-  for (let i = 0; i < a.length; i++) s += a[i]! * b[i]!;
+  for (let i = 0; i < a.length; i++) s += (a[i] as number) * (b[i] as number);
   return s;
 }
 
@@ -70,7 +75,7 @@ export function finiteDiff(
   const xs = Float64Array.from(x);
   const out = new Float64Array(indices.length);
   for (const [n, i] of indices.entries()) {
-    const x0 = xs[i]!;
+    const x0 = at(xs, i, 'finiteDiff: x');
     xs[i] = x0 + h;
     const up = f(xs);
     xs[i] = x0 - h;
@@ -83,7 +88,7 @@ export function finiteDiff(
 
 /** The elements of `x` at `indices`. */
 export function pick(x: ArrayLike<number>, indices: readonly number[]): Float64Array {
-  return Float64Array.from(indices, (i) => x[i]!);
+  return Float64Array.from(indices, (i) => at(x, i, 'pick: x'));
 }
 
 // ---- matmul ----
@@ -105,6 +110,16 @@ const idxA = (o: MmDims, b: number, m: number, k: number) =>
 const idxB = (o: MmDims, b: number, k: number, n: number) =>
   b * o.strideB + (o.transB ? n * o.K + k : k * o.N + n);
 
+/** Elements a batched operand spans: `batch` matrices of `size`, `stride` apart (0 broadcasts). */
+const spanOf = (batch: number, stride: number, size: number) =>
+  batch > 0 && size > 0 ? (batch - 1) * stride + size : 0;
+
+/** Checks that A and B hold every element idxA and idxB can name. */
+function expectOperands(A: ArrayLike<number>, B: ArrayLike<number>, o: MmDims, what: string): void {
+  expectLength(A, spanOf(o.batch, o.strideA, o.M * o.K), `${what}: A`);
+  expectLength(B, spanOf(o.batch, o.strideB, o.K * o.N), `${what}: B`);
+}
+
 /** C[b] = op(A[b])·op(B[b]) (+ bias), [batch, M, N]. */
 export function matmulForward(
   A: ArrayLike<number>,
@@ -112,12 +127,14 @@ export function matmulForward(
   o: MmDims,
   bias?: ArrayLike<number>,
 ): Float64Array {
+  expectOperands(A, B, o, 'matmulForward');
+  if (bias) expectLength(bias, o.N, 'matmulForward: bias');
   const C = new Float64Array(o.batch * o.M * o.N);
   for (let b = 0; b < o.batch; b++)
     for (let m = 0; m < o.M; m++)
       for (let n = 0; n < o.N; n++) {
-        let s = bias ? bias[n]! : 0;
-        for (let k = 0; k < o.K; k++) s += A[idxA(o, b, m, k)]! * B[idxB(o, b, k, n)]!;
+        let s = bias ? (bias[n] as number) : 0;
+        for (let k = 0; k < o.K; k++) s += (A[idxA(o, b, m, k)] as number) * (B[idxB(o, b, k, n)] as number);
         C[(b * o.M + m) * o.N + n] = s;
       }
   return C;
@@ -132,17 +149,22 @@ export function matmulGradRef(
   sizeA: number,
   sizeB: number,
 ): { dA: Float64Array; dB: Float64Array; dBias: Float64Array } {
+  expectOperands(A, B, o, 'matmulGradRef');
+  expectLength(dC, o.batch * o.M * o.N, 'matmulGradRef: dC');
   const dA = new Float64Array(sizeA);
   const dB = new Float64Array(sizeB);
+  expectOperands(dA, dB, o, 'matmulGradRef (sizeA, sizeB)');
   const dBias = new Float64Array(o.N);
   for (let b = 0; b < o.batch; b++)
     for (let m = 0; m < o.M; m++)
       for (let n = 0; n < o.N; n++) {
-        const g = dC[(b * o.M + m) * o.N + n]!;
-        dBias[n]! += g;
+        const g = dC[(b * o.M + m) * o.N + n] as number;
+        dBias[n] = (dBias[n] as number) + g;
         for (let k = 0; k < o.K; k++) {
-          dA[idxA(o, b, m, k)]! += g * B[idxB(o, b, k, n)]!;
-          dB[idxB(o, b, k, n)]! += g * A[idxA(o, b, m, k)]!;
+          const ia = idxA(o, b, m, k);
+          const ib = idxB(o, b, k, n);
+          dA[ia] = (dA[ia] as number) + g * (B[ib] as number);
+          dB[ib] = (dB[ib] as number) + g * (A[ia] as number);
         }
       }
   return { dA, dB, dBias };
@@ -158,24 +180,26 @@ export function crossEntropyRef(
   V: number,
   ignoreIndex = -1,
 ): { loss: Float64Array; dlogits: Float64Array; count: number } {
+  expectLength(logits, rows * V, 'crossEntropyRef: logits');
+  expectLength(targets, rows, 'crossEntropyRef: targets');
   const loss = new Float64Array(rows);
   const dlogits = new Float64Array(rows * V);
   let count = 0;
   for (let r = 0; r < rows; r++) if (targets[r] !== ignoreIndex) count++;
   for (let r = 0; r < rows; r++) {
-    const t = targets[r]!;
+    const t = targets[r] as number;
     if (t === ignoreIndex) continue;
     if (t < 0 || t >= V) {
       loss[r] = Number.NaN;
       continue;
     }
     let mx = Number.NEGATIVE_INFINITY;
-    for (let j = 0; j < V; j++) mx = Math.max(mx, logits[r * V + j]!);
+    for (let j = 0; j < V; j++) mx = Math.max(mx, logits[r * V + j] as number);
     let s = 0;
-    for (let j = 0; j < V; j++) s += Math.exp(logits[r * V + j]! - mx);
-    loss[r] = mx + Math.log(s) - logits[r * V + t]!;
+    for (let j = 0; j < V; j++) s += Math.exp((logits[r * V + j] as number) - mx);
+    loss[r] = mx + Math.log(s) - (logits[r * V + t] as number);
     for (let j = 0; j < V; j++) {
-      dlogits[r * V + j] = (Math.exp(logits[r * V + j]! - mx) / s - (j === t ? 1 : 0)) / count;
+      dlogits[r * V + j] = (Math.exp((logits[r * V + j] as number) - mx) / s - (j === t ? 1 : 0)) / count;
     }
   }
   return { loss, dlogits, count };
@@ -191,7 +215,7 @@ export function crossEntropyMean(
 ): number {
   const { loss, count } = crossEntropyRef(logits, targets, rows, V, ignoreIndex);
   let s = 0;
-  for (let r = 0; r < rows; r++) if (targets[r] !== ignoreIndex) s += loss[r]!;
+  for (let r = 0; r < rows; r++) if (targets[r] !== ignoreIndex) s += loss[r] as number;
   return count ? s / count : 0;
 }
 
@@ -206,19 +230,24 @@ export function layernormForward(
   D: number,
   eps: number,
 ): { y: Float64Array; mean: Float64Array; rstd: Float64Array } {
+  expectLength(x, rows * D, 'layernormForward: x');
+  expectLength(gamma, D, 'layernormForward: gamma');
+  expectLength(beta, D, 'layernormForward: beta');
   const y = new Float64Array(rows * D);
   const mean = new Float64Array(rows);
   const rstd = new Float64Array(rows);
   for (let r = 0; r < rows; r++) {
     let s = 0;
-    for (let j = 0; j < D; j++) s += x[r * D + j]!;
+    for (let j = 0; j < D; j++) s += x[r * D + j] as number;
     const mu = s / D;
     let v = 0;
-    for (let j = 0; j < D; j++) v += (x[r * D + j]! - mu) ** 2;
+    for (let j = 0; j < D; j++) v += ((x[r * D + j] as number) - mu) ** 2;
     const rs = 1 / Math.sqrt(v / D + eps);
     mean[r] = mu;
     rstd[r] = rs;
-    for (let j = 0; j < D; j++) y[r * D + j] = (x[r * D + j]! - mu) * rs * gamma[j]! + beta[j]!;
+    for (let j = 0; j < D; j++) {
+      y[r * D + j] = ((x[r * D + j] as number) - mu) * rs * (gamma[j] as number) + (beta[j] as number);
+    }
   }
   return { y, mean, rstd };
 }
@@ -233,25 +262,33 @@ export function layernormGradRef(
   rows: number,
   D: number,
 ): { dx: Float64Array; dgamma: Float64Array; dbeta: Float64Array } {
+  expectLength(x, rows * D, 'layernormGradRef: x');
+  expectLength(dy, rows * D, 'layernormGradRef: dy');
+  expectLength(gamma, D, 'layernormGradRef: gamma');
+  expectLength(mean, rows, 'layernormGradRef: mean');
+  expectLength(rstd, rows, 'layernormGradRef: rstd');
   const dx = new Float64Array(rows * D);
   const dgamma = new Float64Array(D);
   const dbeta = new Float64Array(D);
   for (let r = 0; r < rows; r++) {
+    const mu = mean[r] as number;
+    const rs = rstd[r] as number;
     let a = 0;
     let c = 0;
     for (let j = 0; j < D; j++) {
       const i = r * D + j;
-      const xh = (x[i]! - mean[r]!) * rstd[r]!;
-      const g = dy[i]! * gamma[j]!;
+      const dyi = dy[i] as number;
+      const xh = ((x[i] as number) - mu) * rs;
+      const g = dyi * (gamma[j] as number);
       a += g;
       c += g * xh;
-      dgamma[j]! += dy[i]! * xh;
-      dbeta[j]! += dy[i]!;
+      dgamma[j] = (dgamma[j] as number) + dyi * xh;
+      dbeta[j] = (dbeta[j] as number) + dyi;
     }
     for (let j = 0; j < D; j++) {
       const i = r * D + j;
-      const xh = (x[i]! - mean[r]!) * rstd[r]!;
-      dx[i] = rstd[r]! * (dy[i]! * gamma[j]! - a / D - (xh * c) / D);
+      const xh = ((x[i] as number) - mu) * rs;
+      dx[i] = rs * ((dy[i] as number) * (gamma[j] as number) - a / D - (xh * c) / D);
     }
   }
   return { dx, dgamma, dbeta };
@@ -266,11 +303,12 @@ export function embeddingForward(
   V: number,
   D: number,
 ): Float64Array {
+  expectLength(table, V * D, 'embeddingForward: table');
   const out = new Float64Array(ids.length * D);
   for (let t = 0; t < ids.length; t++) {
-    const id = ids[t]!;
+    const id = ids[t] as number;
     if (id < 0 || id >= V) continue;
-    for (let d = 0; d < D; d++) out[t * D + d] = table[id * D + d]!;
+    for (let d = 0; d < D; d++) out[t * D + d] = table[id * D + d] as number;
   }
   return out;
 }
@@ -282,11 +320,12 @@ export function embeddingGradRef(
   V: number,
   D: number,
 ): Float64Array {
+  expectLength(dy, ids.length * D, 'embeddingGradRef: dy');
   const dt = new Float64Array(V * D);
   for (let t = 0; t < ids.length; t++) {
-    const id = ids[t]!;
+    const id = ids[t] as number;
     if (id < 0 || id >= V) continue;
-    for (let d = 0; d < D; d++) dt[id * D + d]! += dy[t * D + d]!;
+    for (let d = 0; d < D; d++) dt[id * D + d] = (dt[id * D + d] as number) + (dy[t * D + d] as number);
   }
   return dt;
 }
@@ -310,13 +349,19 @@ export function adamwRef(
   v: Float64Array,
   o: AdamWRefOptions,
 ): void {
+  expectLength(g, p.length, 'adamwRef: g');
+  expectLength(m, p.length, 'adamwRef: m');
+  expectLength(v, p.length, 'adamwRef: v');
   const bc1 = 1 - o.beta1 ** o.step;
   const bc2 = 1 - o.beta2 ** o.step;
   for (let i = 0; i < p.length; i++) {
-    m[i] = o.beta1 * m[i]! + (1 - o.beta1) * g[i]!;
-    v[i] = o.beta2 * v[i]! + (1 - o.beta2) * g[i]! ** 2;
+    const gi = g[i] as number;
+    const mi = o.beta1 * (m[i] as number) + (1 - o.beta1) * gi;
+    const vi = o.beta2 * (v[i] as number) + (1 - o.beta2) * gi ** 2;
+    m[i] = mi;
+    v[i] = vi;
     p[i] =
-      p[i]! * (1 - o.lr * o.weightDecay) -
-      ((o.lr / bc1) * m[i]!) / (Math.sqrt(v[i]!) / Math.sqrt(bc2) + o.eps);
+      (p[i] as number) * (1 - o.lr * o.weightDecay) -
+      ((o.lr / bc1) * mi) / (Math.sqrt(vi) / Math.sqrt(bc2) + o.eps);
   }
 }

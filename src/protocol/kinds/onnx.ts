@@ -79,6 +79,29 @@ export interface OnnxShard {
   readonly budgetMs?: number;
 }
 
+/**
+ * The batch input of an ONNX manifest and its rows (dim 0). parseManifest guarantees both; a
+ * manifest that lacks them (not one parseManifest passed) fails as a manifest error naming
+ * `manifest.batchInput`, not as an `undefined` somewhere later.
+ *
+ * @example
+ * const { rows } = batchOf(m); // 1000 for a batch input of shape [1000, 784]
+ */
+export function batchOf(m: Pick<OnnxManifest, 'inputs' | 'batchInput'>): {
+  tensor: TensorBlob;
+  rows: number;
+} {
+  const tensor = m.inputs[m.batchInput];
+  const rows = tensor?.shape[0];
+  if (tensor === undefined || rows === undefined) {
+    throw manifestError(
+      'manifest.batchInput',
+      `"${m.batchInput}" is not an input with a dim 0 to split along.`,
+    );
+  }
+  return { tensor, rows };
+}
+
 const bad = (path: string, message: string) =>
   new HearthError('input/invalid', `${path}: ${message}`, { details: { path } });
 
@@ -95,11 +118,12 @@ function parseManifest(
   const batchInput = str(o.batchInput, 'manifest.batchInput', { max: 256 });
   const batch = inputs[batchInput];
   if (!batch) throw manifestError('manifest.batchInput', `"${batchInput}" is not one of manifest.inputs.`);
-  if (batch.shape.length === 0 || batch.shape[0] === 0) {
+  const rows = batch.shape[0];
+  if (rows === undefined || rows === 0) {
     throw manifestError('manifest.batchInput', `"${batchInput}" needs a non-empty dim 0 to split along.`);
   }
   const shardSize = int(o.shardSize, 'manifest.shardSize', 1, 2 ** 31 - 1);
-  if (Math.ceil(batch.shape[0]! / shardSize) > MANIFEST_LIMITS.maxShards) {
+  if (Math.ceil(rows / shardSize) > MANIFEST_LIMITS.maxShards) {
     throw manifestError('manifest.shardSize', `splits into more than ${MANIFEST_LIMITS.maxShards} shards.`);
   }
   const outputs =
@@ -152,7 +176,7 @@ function rowsOf(m: OnnxManifest, work: OnnxWork | undefined): number {
     if (work.rows) return work.rows[1] - work.rows[0];
     return work.inputs[work.batchInput]?.shape[0] ?? 0;
   }
-  return Math.min(m.inputs[m.batchInput]!.shape[0]!, m.shardSize);
+  return Math.min(batchOf(m).rows, m.shardSize);
 }
 
 function parseShard(

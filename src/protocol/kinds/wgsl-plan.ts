@@ -174,7 +174,16 @@ export function checkProgramAgainstSource(source: string, plan: PlannedProgram, 
       }
     }
     for (const slot of pass.bind) {
-      const b = byKey.get(slot.buffer)!;
+      const b = byKey.get(slot.buffer);
+      if (!b) {
+        throw manifestCheck(
+          at,
+          `slot ${slot.binding} names buffer "${slot.buffer}", which the shard does not declare.`,
+          {
+            binding: slot.binding,
+          },
+        );
+      }
       const r = resources.find((x) => x.binding === slot.binding && x.group === 0);
       const what = plan.single ? b.label : `slot ${slot.binding} (${b.label})`;
       if (!r) {

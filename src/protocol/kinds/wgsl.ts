@@ -365,6 +365,10 @@ function parseManifest(
     o.entryPoint === undefined
       ? undefined
       : str(o.entryPoint, 'manifest.entryPoint', { max: 128, pattern: ENTRY });
+  // parseManifestBase requires it for this kind (flopsRequired): a WGSL kernel's work cannot be counted.
+  if (declaredFlops === undefined) {
+    throw manifestError('manifest.flopsPerShard', 'a WGSL job must declare the FLOPs of one shard.');
+  }
   const list = arr(o.shards, 'manifest.shards', 100_000);
   if (list.length === 0) throw manifestError('manifest.shards', 'a WGSL job needs at least one shard.');
   const shards = list.map((s, i) => parseWgslShardSpec(s, `manifest.shards[${i}]`));
@@ -380,7 +384,7 @@ function parseManifest(
     ...(entryPoint ? { entryPoint } : {}),
     shards,
     ...(honeypots ? { honeypots } : {}),
-    flopsPerShard: declaredFlops!,
+    flopsPerShard: declaredFlops,
   };
 }
 

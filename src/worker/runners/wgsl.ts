@@ -5,7 +5,9 @@
 // pipeline-cache.ts), so the second shard of a job — and every repeat of a pass — builds nothing.
 // Passes are recorded in chunks of one command buffer each: between chunks the runner reports
 // progress (dispatches done of the total) and stops at once when cancelled or over its budget.
+import { at, entry } from '../../core/at.ts';
 import { HearthError } from '../../core/errors.ts';
+import type { DType } from '../../core/tensor.ts';
 import type { GpuContext } from '../../gpu/context.ts';
 import { getLayoutPipeline } from '../../gpu/pipeline-cache.ts';
 import { MAP_READ_MODE, Usage } from '../../gpu/usage.ts';
@@ -283,13 +285,17 @@ export async function runWgslShard(
       }
       gpu.set(b.key, { b, buf });
     }
-    const groups = plan.passes.map((pass, i) =>
-      device.createBindGroup({
+    // checkProgramAgainstSource saw every slot name a planned buffer; pipelinesOf built one per pass.
+    const bufferOf = (key: string) => entry(gpu, key, `${label} buffers`).buf;
+    const steps = plan.passes.map((p, i) => {
+      const { pipeline, layout } = at(pipelines, i, `${label} pipelines`);
+      const group = device.createBindGroup({
         label: `${label}:bind:${i}`,
-        layout: pipelines[i]!.layout,
-        entries: pass.bind.map((s) => ({ binding: s.binding, resource: { buffer: gpu.get(s.buffer)!.buf } })),
-      }),
-    );
+        layout,
+        entries: p.bind.map((s) => ({ binding: s.binding, resource: { buffer: bufferOf(s.buffer) } })),
+      });
+      return { dispatch: p.dispatch, pipeline, group };
+    });
     await popScopes(device, shard.id);
 
     // The passes, a chunk per command buffer; the chunk grows or shrinks toward CHUNK_TARGET_MS.
@@ -309,10 +315,10 @@ export async function runWgslShard(
       for (; n < chunk; n++) {
         const next = it.next();
         if (next.done) break;
-        const p = plan.passes[next.value]!;
-        pass.setPipeline(pipelines[next.value]!.pipeline);
-        pass.setBindGroup(0, groups[next.value]!);
-        pass.dispatchWorkgroups(p.dispatch[0], p.dispatch[1], p.dispatch[2]);
+        const step = at(steps, next.value, `${label} passes`);
+        pass.setPipeline(step.pipeline);
+        pass.setBindGroup(0, step.group);
+        pass.dispatchWorkgroups(step.dispatch[0], step.dispatch[1], step.dispatch[2]);
       }
       pass.end();
       device.queue.submit([enc.finish()]);
@@ -327,27 +333,30 @@ export async function runWgslShard(
       chunk = Math.max(1, Math.min(MAX_CHUNK, Math.round((n * CHUNK_TARGET_MS) / Math.max(ms, 1))));
     }
 
-    const outputs = plan.buffers.filter((b) => b.role === 'output');
+    // An output is a storage buffer: planProgram gives it a dtype and a shape.
+    const outputs = plan.buffers.filter(
+      (b): b is PlannedBuffer & { dtype: DType; shape: readonly number[] } =>
+        b.role === 'output' && b.dtype !== null && b.shape !== null,
+    );
     const enc = device.createCommandEncoder({ label: `${label}:read` });
-    const staging = outputs.map((b) => {
+    const staged = outputs.map((b) => {
       const s = device.createBuffer({
         label: `${label}:${b.name}:read`,
         size: align4(b.bytes),
         usage: Usage.MAP_READ | Usage.COPY_DST,
       });
       buffers.push(s);
-      enc.copyBufferToBuffer(gpu.get(b.key)!.buf, 0, s, 0, align4(b.bytes));
-      return s;
+      enc.copyBufferToBuffer(bufferOf(b.key), 0, s, 0, align4(b.bytes));
+      return { b, s };
     });
     device.queue.submit([enc.finish()]);
     const result: { name: string; tensor: HostTensor }[] = [];
-    for (const [i, b] of outputs.entries()) {
+    for (const [i, { b, s }] of staged.entries()) {
       progress('read', i, outputs.length);
-      const s = staging[i]!;
       await raceAbort(s.mapAsync(MAP_READ_MODE), signal);
       const data = s.getMappedRange().slice(0, b.bytes);
       s.unmap();
-      result.push({ name: b.name, tensor: { dtype: b.dtype!, shape: [...b.shape!], data } });
+      result.push({ name: b.name, tensor: { dtype: b.dtype, shape: [...b.shape], data } });
     }
     progress('read', outputs.length, outputs.length);
     return result;

@@ -45,8 +45,8 @@ function adamwCase(
           ...grads.map((g) => ({ data: g, shape })),
         ],
         async (rec, p, m, v, ...gs) => {
-          for (const [s, g] of gs.entries()) await adamw(rec, p!, g!, m!, v!, { ...h, step: firstStep + s });
-          return [p!, m!, v!] as GpuTensor[];
+          for (const [s, g] of gs.entries()) await adamw(rec, p, g, m, v, { ...h, step: firstStep + s });
+          return [p, m, v] as GpuTensor[];
         },
       );
       const p64 = Float64Array.from(P);
@@ -91,8 +91,8 @@ export const cases: KernelCase[] = [
           { data: new Float32Array(n), shape: [n] },
         ],
         async (rec, p, g, m, v) => {
-          await adamw(rec, p!, g!, m!, v!, { ...DEFAULTS, lr: 0.1, weightDecay: 0.5, step: 1 });
-          return [p!, m!, v!];
+          await adamw(rec, p, g, m, v, { ...DEFAULTS, lr: 0.1, weightDecay: 0.5, step: 1 });
+          return [p, m, v];
         },
       );
       assertClose(
@@ -120,8 +120,8 @@ export const cases: KernelCase[] = [
               [4, 3],
             ]),
             async (rec, p, g, m, v) => {
-              await adamw(rec, p!, g!, m!, v!, step());
-              return p!;
+              await adamw(rec, p, g, m, v, step());
+              return p;
             },
           ),
         'tensor/shape',
@@ -139,8 +139,8 @@ export const cases: KernelCase[] = [
               { data: new Uint16Array(4), shape: [4] },
             ],
             async (rec, p, g, m, v) => {
-              await adamw(rec, p!, g!, m!, v!, step());
-              return p!;
+              await adamw(rec, p, g, m, v, step());
+              return p;
             },
           ),
         'tensor/dtype',
@@ -150,8 +150,8 @@ export const cases: KernelCase[] = [
       await assertRejects(
         () =>
           runKernel(ctx, inputs([[5], [5], [5]]), async (rec, p, g, m) => {
-            await adamw(rec, p!, g!, m!, m!, step());
-            return p!;
+            await adamw(rec, p, g, m, m, step());
+            return p;
           }),
         'input/invalid',
         ['adamw', 'four different buffers'],
@@ -169,8 +169,8 @@ export const cases: KernelCase[] = [
         await assertRejects(
           () =>
             runKernel(ctx, inputs([[5], [5], [5], [5]]), async (rec, p, g, m, v) => {
-              await adamw(rec, p!, g!, m!, v!, step(edit));
-              return p!;
+              await adamw(rec, p, g, m, v, step(edit));
+              return p;
             }),
           'input/invalid',
           ['adamw', message],

@@ -1,3 +1,4 @@
+import { at } from '../../../core/at.ts';
 import { fromF16Array, toF16Array } from '../../../core/f16.ts';
 import { softmaxCrossEntropy } from '../../../kernels/cross-entropy.ts';
 import {
@@ -55,8 +56,8 @@ function ceCase(name: string, c: Ce, seed: number): KernelCase {
         async (rec, x, t) => {
           const r = await softmaxCrossEntropy(
             rec,
-            x!,
-            t!,
+            x,
+            t,
             c.ignoreIndex === undefined ? {} : { ignoreIndex: ignore },
           );
           assertShape(r.loss, lead, 'loss');
@@ -70,7 +71,10 @@ function ceCase(name: string, c: Ce, seed: number): KernelCase {
       assertClose(dl, want.dlogits, CE_GRAD_F32(want.count), `${name} dlogits`);
       // Independently: finite differences of the mean loss, at a few logits (and each row's target).
       const idx = sampleIndices(seed + 2, rows * V, 10);
-      for (const r of sampleIndices(seed + 3, rows, 3)) if (targets[r]! >= 0) idx.push(r * V + targets[r]!);
+      for (const r of sampleIndices(seed + 3, rows, 3)) {
+        const t = at(targets, r, 'targets');
+        if (t >= 0) idx.push(r * V + t);
+      }
       const fd = finiteDiff((x) => crossEntropyMean(x, targets, rows, V, ignore), X, idx);
       assertClose(pick(dl, idx), fd, CE_FD(want.count), `${name} dlogits vs finite differences`);
     },
@@ -101,8 +105,7 @@ export const cases: KernelCase[] = [
           { data: randn(1, rows * V), shape: [rows, V] },
           { data: new Int32Array(rows).fill(-100), shape: [rows] },
         ],
-        (rec, x, t) =>
-          softmaxCrossEntropy(rec, x!, t!, { ignoreIndex: -100 }).then((r) => [r.loss, r.dlogits]),
+        (rec, x, t) => softmaxCrossEntropy(rec, x, t, { ignoreIndex: -100 }).then((r) => [r.loss, r.dlogits]),
       );
       assertClose(outputs[0] as Float32Array, new Float64Array(rows), { rtol: 0, atol: 0 }, 'loss');
       assertClose(outputs[1] as Float32Array, new Float64Array(rows * V), { rtol: 0, atol: 0 }, 'dlogits');
@@ -120,7 +123,7 @@ export const cases: KernelCase[] = [
           { data: X, shape: [rows, V] },
           { data: targets, shape: [rows] },
         ],
-        (rec, x, t) => softmaxCrossEntropy(rec, x!, t!).then((r) => [r.loss, r.dlogits]),
+        (rec, x, t) => softmaxCrossEntropy(rec, x, t).then((r) => [r.loss, r.dlogits]),
       );
       const loss = outputs[0] as Float32Array;
       const dl = outputs[1] as Float32Array;
@@ -130,7 +133,12 @@ export const cases: KernelCase[] = [
       for (const r of [1, 3, 4]) {
         if (!Number.isNaN(loss[r])) throw new Error(`row ${r}: loss ${loss[r]}, expected NaN`);
       }
-      assertClose([loss[0]!, loss[2]!], [want.loss[0]!, 0], CE_LOSS_F32, 'in-range and ignored rows');
+      assertClose(
+        [at(loss, 0, 'loss'), at(loss, 2, 'loss')],
+        [at(want.loss, 0, 'reference loss'), 0],
+        CE_LOSS_F32,
+        'in-range and ignored rows',
+      );
       assertClose(dl, want.dlogits, CE_GRAD_F32(4), 'dlogits (zero on the bad rows)');
     },
   },
@@ -150,7 +158,7 @@ export const cases: KernelCase[] = [
                 { data: X, shape: [rows, V] },
                 { data: targets, shape: [rows] },
               ],
-              (rec, x, t) => softmaxCrossEntropy(rec, x!, t!).then((r) => [r.loss, r.dlogits]),
+              (rec, x, t) => softmaxCrossEntropy(rec, x, t).then((r) => [r.loss, r.dlogits]),
             )
           ).outputs,
         'softmaxCrossEntropy 300×211',
@@ -168,7 +176,7 @@ export const cases: KernelCase[] = [
               { data: randn(1, 12), shape: [4, 3] },
               { data: randInts(2, 3, 3), shape: [3] },
             ],
-            (rec, x, t) => softmaxCrossEntropy(rec, x!, t!).then((r) => [r.loss, r.dlogits]),
+            (rec, x, t) => softmaxCrossEntropy(rec, x, t).then((r) => [r.loss, r.dlogits]),
           ),
         'tensor/shape',
         ['softmaxCrossEntropy', 'targets', 'must have shape [4]', 'got [3]'],
@@ -182,7 +190,7 @@ export const cases: KernelCase[] = [
               { data: randn(1, 12), shape: [4, 3] },
               { data: randn(2, 4), shape: [4] },
             ],
-            (rec, x, t) => softmaxCrossEntropy(rec, x!, t!).then((r) => [r.loss, r.dlogits]),
+            (rec, x, t) => softmaxCrossEntropy(rec, x, t).then((r) => [r.loss, r.dlogits]),
           ),
         'tensor/dtype',
         ['softmaxCrossEntropy', 'targets must be i32', 'got f32'],
@@ -196,7 +204,7 @@ export const cases: KernelCase[] = [
               { data: randn(1, 12), shape: [12] },
               { data: randInts(2, 1, 3), shape: [1] },
             ],
-            (rec, x, t) => softmaxCrossEntropy(rec, x!, t!).then((r) => [r.loss, r.dlogits]),
+            (rec, x, t) => softmaxCrossEntropy(rec, x, t).then((r) => [r.loss, r.dlogits]),
           ),
         'tensor/shape',
         ['logits must be [rows, V]', 'got [12]'],
@@ -211,7 +219,7 @@ export const cases: KernelCase[] = [
               { data: randInts(2, 4, 3), shape: [4] },
             ],
             (rec, x, t) =>
-              softmaxCrossEntropy(rec, x!, t!, { ignoreIndex: 0.5 }).then((r) => [r.loss, r.dlogits]),
+              softmaxCrossEntropy(rec, x, t, { ignoreIndex: 0.5 }).then((r) => [r.loss, r.dlogits]),
           ),
         'input/invalid',
         ['ignoreIndex must be a 32-bit integer', '0.5'],
@@ -232,7 +240,7 @@ export const cases: KernelCase[] = [
           { data: X, shape: [rows, V] },
           { data: targets, shape: [rows] },
         ],
-        (rec, x, t) => softmaxCrossEntropy(rec, x!, t!).then((r) => [r.loss, r.dlogits]),
+        (rec, x, t) => softmaxCrossEntropy(rec, x, t).then((r) => [r.loss, r.dlogits]),
       );
       const want = crossEntropyRef(fromF16Array(X), targets, rows, V);
       assertClose(fromF16Array(outputs[0] as Uint16Array), want.loss, CE_LOSS_F16, 'f16 loss');

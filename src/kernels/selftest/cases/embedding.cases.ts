@@ -1,3 +1,4 @@
+import { at } from '../../../core/at.ts';
 import { fromF16Array, toF16Array } from '../../../core/f16.ts';
 import { embedding, embeddingBackward } from '../../../kernels/embedding.ts';
 import {
@@ -71,7 +72,7 @@ function gatherCase(name: string, c: Em, seed: number): KernelCase {
           { data: I, shape: c.idShape },
         ],
         async (rec, t, i) => {
-          const out = await embedding(rec, t!, i!);
+          const out = await embedding(rec, t, i);
           assertShape(out, [...c.idShape, c.D], 'embedding output');
           return out;
         },
@@ -94,7 +95,7 @@ function gradCase(name: string, c: Em, seed: number): KernelCase {
           { data: dY, shape: [...c.idShape, c.D] },
         ],
         async (rec, i, dy) => {
-          const out = await embeddingBackward(rec, i!, dy!, c.V);
+          const out = await embeddingBackward(rec, i, dy, c.V);
           assertShape(out, [c.V, c.D], 'dTable');
           return out;
         },
@@ -106,7 +107,8 @@ function gradCase(name: string, c: Em, seed: number): KernelCase {
       // entries, plus every entry of the row of the first token's id.
       const table = randn(seed + 2, c.V * c.D);
       const idx = sampleIndices(seed + 3, c.V * c.D, 10);
-      if (I[0]! >= 0 && I[0]! < c.V) for (let d = 0; d < c.D; d++) idx.push(I[0]! * c.D + d);
+      const first = at(I, 0, 'ids');
+      if (first >= 0 && first < c.V) for (let d = 0; d < c.D; d++) idx.push(first * c.D + d);
       const fd = finiteDiff((t) => dot(dY, embeddingForward(t, I, c.V, c.D)), table, idx, 1e-3);
       assertClose(pick(got, idx), fd, EMBEDDING_FD(most), `${name} dTable vs finite differences`);
     },
@@ -168,12 +170,16 @@ export const cases: KernelCase[] = [
           { data: I, shape: [T] },
           { data: dY, shape: [T, D] },
         ],
-        (rec, i, dy) => embeddingBackward(rec, i!, dy!, V),
+        (rec, i, dy) => embeddingBackward(rec, i, dy, V),
       );
       const serial = new Float32Array(V * D);
-      for (let t = 0; t < T; t++)
-        for (let d = 0; d < D; d++)
-          serial[I[t]! * D + d] = Math.fround(serial[I[t]! * D + d]! + dY[t * D + d]!);
+      // I is T long and dY T·D; every id is in [0, V).
+      for (let t = 0; t < T; t++) {
+        const row = (I[t] as number) * D;
+        for (let d = 0; d < D; d++) {
+          serial[row + d] = Math.fround((serial[row + d] as number) + (dY[t * D + d] as number));
+        }
+      }
       assertClose(
         outputs[0] as Float32Array,
         serial,
@@ -196,7 +202,7 @@ export const cases: KernelCase[] = [
                 { data: I, shape: [1500] },
                 { data: dY, shape: [1500, 33] },
               ],
-              async (rec, i, dy) => embeddingBackward(rec, i!, dy!, 40),
+              async (rec, i, dy) => embeddingBackward(rec, i, dy, 40),
             )
           ).outputs,
         'embeddingBackward 1500 tokens, V 40, D 33',
@@ -214,7 +220,7 @@ export const cases: KernelCase[] = [
               { data: randn(1, 12), shape: [4, 3] },
               { data: Float32Array.from([0, 1]), shape: [2] },
             ],
-            (rec, t, i) => embedding(rec, t!, i!),
+            (rec, t, i) => embedding(rec, t, i),
           ),
         'tensor/dtype',
         ['embedding', 'ids must be i32', 'got f32'],
@@ -228,7 +234,7 @@ export const cases: KernelCase[] = [
               { data: randn(1, 12), shape: [12] },
               { data: Int32Array.from([0, 1]), shape: [2] },
             ],
-            (rec, t, i) => embedding(rec, t!, i!),
+            (rec, t, i) => embedding(rec, t, i),
           ),
         'tensor/shape',
         ['embedding', 'table must be [V, D]', 'got [12]'],
@@ -250,7 +256,7 @@ export const cases: KernelCase[] = [
         },
       ];
       await assertRejects(
-        () => runKernel(ctx, inputs([4, 5]), (rec, i, dy) => embeddingBackward(rec, i!, dy!, 10)),
+        () => runKernel(ctx, inputs([4, 5]), (rec, i, dy) => embeddingBackward(rec, i, dy, 10)),
         'tensor/shape',
         ['embeddingBackward', 'dy must be [...ids.shape, D] = [3, D]', 'got [4, 5]'],
         'embeddingBackward dy [4, 5] for 3 ids',
@@ -258,14 +264,14 @@ export const cases: KernelCase[] = [
       await assertRejects(
         () =>
           runKernel(ctx, inputs([3, 5], Uint32Array.from([1, 2, 3])), (rec, i, dy) =>
-            embeddingBackward(rec, i!, dy!, 10),
+            embeddingBackward(rec, i, dy, 10),
           ),
         'tensor/dtype',
         ['embeddingBackward', 'ids must be i32', 'got u32'],
         'embeddingBackward u32 ids',
       );
       await assertRejects(
-        () => runKernel(ctx, inputs([3, 5]), (rec, i, dy) => embeddingBackward(rec, i!, dy!, 0)),
+        () => runKernel(ctx, inputs([3, 5]), (rec, i, dy) => embeddingBackward(rec, i, dy, 0)),
         'input/invalid',
         ['embeddingBackward', 'V (the vocabulary size) must be a positive integer', 'got 0'],
         'embeddingBackward V = 0',
@@ -287,7 +293,7 @@ export const cases: KernelCase[] = [
           { data: I, shape: [T] },
           { data: dY, shape: [T, D] },
         ],
-        async (rec, t, i, dy) => [await embedding(rec, t!, i!), await embeddingBackward(rec, i!, dy!, V)],
+        async (rec, t, i, dy) => [await embedding(rec, t, i), await embeddingBackward(rec, i, dy, V)],
       );
       const f = (i: number) => fromF16Array(outputs[i] as Uint16Array);
       assertClose(f(0), embeddingForward(fromF16Array(table), I, V, D), EMBEDDING_EXACT, 'f16 gather');

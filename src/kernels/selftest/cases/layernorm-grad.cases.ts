@@ -1,3 +1,4 @@
+import { at } from '../../../core/at.ts';
 import { fromF16Array, toF16Array } from '../../../core/f16.ts';
 import type { HostArray } from '../../../gpu/tensor.ts';
 import { layernormBackward } from '../../../kernels/layernorm-grad.ts';
@@ -47,7 +48,7 @@ function lnCase(name: string, c: Lg, seed: number): KernelCase {
   return {
     name: `layernormBackward ${name} ${c.shape.join('×')}`,
     async run(ctx) {
-      const D = c.shape[c.shape.length - 1]!;
+      const D = at(c.shape, c.shape.length - 1, 'case shape');
       const rows = c.shape.slice(0, -1).reduce((a, b) => a * b, 1);
       const X = randn(seed, rows * D, c.lo ?? -1, c.hi ?? 1);
       const G = randn(seed + 1, D, 0.5, 1.5);
@@ -64,18 +65,18 @@ function lnCase(name: string, c: Lg, seed: number): KernelCase {
           { data: rstd, shape: [rows] },
         ],
         async (rec, x, g, dy, mu, rs) => {
-          const r = await layernormBackward(rec, x!, g!, dy!, mu!, rs!);
+          const r = await layernormBackward(rec, x, g, dy, mu, rs);
           assertShape(r.dx, c.shape, 'dx');
           assertShape(r.dgamma, [D], 'dgamma');
           assertShape(r.dbeta, [D], 'dbeta');
           return [r.dx, r.dgamma, r.dbeta];
         },
       );
-      const [dx, dgamma, dbeta] = outputs as Float32Array[];
+      const [dx, dgamma, dbeta] = outputs as [Float32Array, Float32Array, Float32Array];
       const want = layernormGradRef(X, G, dY, mean, rstd, rows, D);
-      assertClose(dx!, want.dx, LN_DX_F32(D), `${name} dx`);
-      assertClose(dgamma!, want.dgamma, LN_DPARAM_F32(rows), `${name} dgamma`);
-      assertClose(dbeta!, want.dbeta, LN_DPARAM_F32(rows), `${name} dbeta`);
+      assertClose(dx, want.dx, LN_DX_F32(D), `${name} dx`);
+      assertClose(dgamma, want.dgamma, LN_DPARAM_F32(rows), `${name} dgamma`);
+      assertClose(dbeta, want.dbeta, LN_DPARAM_F32(rows), `${name} dbeta`);
       // Independently: finite differences of L = Σ dy ⊙ layernorm(x; gamma, beta), whose own
       // statistics move with x (so this also checks the terms that come through mean and rstd).
       const L = (x: ArrayLike<number>, g: ArrayLike<number>, b: ArrayLike<number>) =>
@@ -84,19 +85,19 @@ function lnCase(name: string, c: Lg, seed: number): KernelCase {
       const ix = sampleIndices(seed + 4, rows * D, 8);
       const ip = sampleIndices(seed + 5, D, 4);
       assertClose(
-        pick(dx!, ix),
+        pick(dx, ix),
         finiteDiff((x) => L(x, G, Bt), X, ix),
         tol,
         `${name} dx vs finite differences`,
       );
       assertClose(
-        pick(dgamma!, ip),
+        pick(dgamma, ip),
         finiteDiff((g) => L(X, g, Bt), G, ip),
         tol,
         `${name} dgamma vs finite differences`,
       );
       assertClose(
-        pick(dbeta!, ip),
+        pick(dbeta, ip),
         finiteDiff((b) => L(X, G, b), Bt, ip),
         tol,
         `${name} dbeta vs finite differences`,
@@ -133,7 +134,7 @@ export const cases: KernelCase[] = [
         async () =>
           (
             await runKernel(ctx, lnInputs(1000, 40, 30), async (rec, x, g, dy, mu, rs) => {
-              const r = await layernormBackward(rec, x!, g!, dy!, mu!, rs!);
+              const r = await layernormBackward(rec, x, g, dy, mu, rs);
               return [r.dx, r.dgamma, r.dbeta];
             })
           ).outputs,
@@ -148,7 +149,7 @@ export const cases: KernelCase[] = [
         const ins = lnInputs(4, 6, 40);
         edit(ins);
         return runKernel(ctx, ins, async (rec, x, g, dy, mu, rs) => {
-          const r = await layernormBackward(rec, x!, g!, dy!, mu!, rs!);
+          const r = await layernormBackward(rec, x, g, dy, mu, rs);
           return [r.dx, r.dgamma, r.dbeta];
         });
       };
@@ -198,7 +199,7 @@ export const cases: KernelCase[] = [
           { data: rstd, shape: [rows] },
         ],
         async (rec, x, g, dy, mu, rs) => {
-          const r = await layernormBackward(rec, x!, g!, dy!, mu!, rs!);
+          const r = await layernormBackward(rec, x, g, dy, mu, rs);
           return [r.dx, r.dgamma, r.dbeta];
         },
       );

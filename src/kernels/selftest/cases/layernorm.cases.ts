@@ -1,3 +1,4 @@
+import { at } from '../../../core/at.ts';
 import { fromF16Array, toF16Array } from '../../../core/f16.ts';
 import { layernorm, layernormWithStats } from '../../../kernels/layernorm.ts';
 import {
@@ -30,7 +31,7 @@ function layernormCase(name: string, c: Ln, seed: number): KernelCase {
   return {
     name: `layernorm ${name} ${c.shape.join('×')}`,
     async run(ctx) {
-      const C = c.shape[c.shape.length - 1]!;
+      const C = at(c.shape, c.shape.length - 1, 'case shape');
       const rows = c.shape.slice(0, -1).reduce((u, v) => u * v, 1);
       const X = randn(seed, rows * C, c.lo ?? -2, c.hi ?? 2);
       const G = randn(seed + 1, C, 0.5, 1.5);
@@ -44,7 +45,7 @@ function layernormCase(name: string, c: Ln, seed: number): KernelCase {
           { data: B, shape: [C] },
         ],
         async (rec, x, g, b) => {
-          const r = await layernormWithStats(rec, x!, g!, b!, c.eps === undefined ? {} : { eps: c.eps });
+          const r = await layernormWithStats(rec, x, g, b, c.eps === undefined ? {} : { eps: c.eps });
           assertShape(r.y, c.shape, 'layernorm y');
           assertShape(r.mean, [rows], 'layernorm mean');
           assertShape(r.rstd, [rows], 'layernorm rstd');
@@ -84,10 +85,7 @@ export const cases: KernelCase[] = [
           { data: G, shape: [C] },
           { data: B, shape: [C] },
         ],
-        async (rec, x, g, b) => [
-          await layernorm(rec, x!, g!, b!),
-          (await layernormWithStats(rec, x!, g!, b!)).y,
-        ],
+        async (rec, x, g, b) => [await layernorm(rec, x, g, b), (await layernormWithStats(rec, x, g, b)).y],
       );
       assertClose(outputs[0] as Float32Array, layernormRef(X, G, B, C, 1e-5).y, LAYERNORM_F32, 'layernorm');
       assertClose(outputs[0] as Float32Array, outputs[1] as Float32Array, { rtol: 0, atol: 0 }, 'same bits');
@@ -111,7 +109,7 @@ export const cases: KernelCase[] = [
                 { data: B, shape: [C] },
               ],
               async (rec, x, g, b) => {
-                const r = await layernormWithStats(rec, x!, g!, b!);
+                const r = await layernormWithStats(rec, x, g, b);
                 return [r.y, r.mean, r.rstd];
               },
             )
@@ -129,14 +127,14 @@ export const cases: KernelCase[] = [
         { data: randn(3, b), shape: [b] },
       ];
       await assertRejects(
-        () => runKernel(ctx, inputs(5, 4), (rec, x, g, b) => layernorm(rec, x!, g!, b!)),
+        () => runKernel(ctx, inputs(5, 4), (rec, x, g, b) => layernorm(rec, x, g, b)),
         'tensor/shape',
         ['layernorm', 'gamma', 'shape [4]', 'got [5]'],
         'layernorm gamma [5] for C=4',
       );
       await assertRejects(
         () =>
-          runKernel(ctx, inputs(4, 3), async (rec, x, g, b) => (await layernormWithStats(rec, x!, g!, b!)).y),
+          runKernel(ctx, inputs(4, 3), async (rec, x, g, b) => (await layernormWithStats(rec, x, g, b)).y),
         'tensor/shape',
         ['layernorm', 'beta', 'shape [4]', 'got [3]'],
         'layernorm beta [3] for C=4',
@@ -159,7 +157,7 @@ export const cases: KernelCase[] = [
           { data: B, shape: [C] },
         ],
         async (rec, x, g, b) => {
-          const r = await layernormWithStats(rec, x!, g!, b!);
+          const r = await layernormWithStats(rec, x, g, b);
           return [r.y, r.mean, r.rstd];
         },
       );

@@ -83,7 +83,7 @@ function gradCase(name: string, c: Mg, seed: number): KernelCase {
           { data: dC, shape: s.dC },
         ],
         async (rec, a, b, dc) => {
-          const r = await matmulBackward(rec, a!, b!, dc!, {
+          const r = await matmulBackward(rec, a, b, dc, {
             transA: !!c.transA,
             transB: !!c.transB,
             withBias: !!c.bias,
@@ -92,8 +92,8 @@ function gradCase(name: string, c: Mg, seed: number): KernelCase {
           return r.dBias ? [r.dA, r.dB, r.dBias] : [r.dA, r.dB];
         },
       );
-      if (got[0]!.join() !== s.a.join()) throw new Error(`dA shape [${got[0]}], expected [${s.a}]`);
-      if (got[1]!.join() !== s.b.join()) throw new Error(`dB shape [${got[1]}], expected [${s.b}]`);
+      if (got[0]?.join() !== s.a.join()) throw new Error(`dA shape [${got[0]}], expected [${s.a}]`);
+      if (got[1]?.join() !== s.b.join()) throw new Error(`dB shape [${got[1]}], expected [${s.b}]`);
       const want = matmulGradRef(A, B, dC, o, A.length, B.length);
       const batch = o.batch;
       // dA sums over N (and the batch if A was broadcast), dB over M (and the batch if B was).
@@ -106,7 +106,7 @@ function gradCase(name: string, c: Mg, seed: number): KernelCase {
       assertClose(dB, want.dB, tolB, `${name} dB`);
       const bias = c.bias ? randn(seed + 3, c.N) : undefined;
       if (c.bias) {
-        if (got[2]!.join() !== String(c.N)) throw new Error(`dBias shape [${got[2]}], expected [${c.N}]`);
+        if (got[2]?.join() !== String(c.N)) throw new Error(`dBias shape [${got[2]}], expected [${c.N}]`);
         assertClose(outputs[2] as Float32Array, want.dBias, tolBias, `${name} dBias`);
       }
       // Independently of the analytic reference: finite differences of L = Σ dC ⊙ C.
@@ -172,8 +172,9 @@ export const cases: KernelCase[] = [
                 { data: dC, shape: [M, N] },
               ],
               async (rec, a, b, dc) => {
-                const r = await matmulBackward(rec, a!, b!, dc!, { withBias: true });
-                return [r.dA, r.dB, r.dBias!];
+                const r = await matmulBackward(rec, a, b, dc, { withBias: true });
+                if (!r.dBias) throw new Error('no dBias with withBias');
+                return [r.dA, r.dB, r.dBias];
               },
             )
           ).outputs,
@@ -193,7 +194,7 @@ export const cases: KernelCase[] = [
               { data: randn(2, 12), shape: [3, 4] },
               { data: randn(3, 6), shape: [2, 3] },
             ],
-            (rec, a, b, dc) => matmulBackward(rec, a!, b!, dc!).then((r) => [r.dA, r.dB]),
+            (rec, a, b, dc) => matmulBackward(rec, a, b, dc).then((r) => [r.dA, r.dB]),
           ),
         'tensor/shape',
         ['matmulBackward', 'dC must have shape [2, 4]', 'got [2, 3]'],
@@ -213,7 +214,7 @@ export const cases: KernelCase[] = [
               { data: randn(2, 8), shape: [4, 2] },
               { data: randn(3, 4), shape: [2, 2] },
             ],
-            (rec, a, b, dc) => matmulBackward(rec, a!, b!, dc!).then((r) => [r.dA, r.dB]),
+            (rec, a, b, dc) => matmulBackward(rec, a, b, dc).then((r) => [r.dA, r.dB]),
           ),
         'tensor/shape',
         ['inner dimensions differ', 'K=3', 'K=4'],
@@ -228,7 +229,7 @@ export const cases: KernelCase[] = [
               { data: randn(2, 18), shape: [3, 3, 2] },
               { data: randn(3, 8), shape: [2, 2, 2] },
             ],
-            (rec, a, b, dc) => matmulBackward(rec, a!, b!, dc!).then((r) => [r.dA, r.dB]),
+            (rec, a, b, dc) => matmulBackward(rec, a, b, dc).then((r) => [r.dA, r.dB]),
           ),
         'tensor/shape',
         ['batch dimensions do not match', '[2] vs [3]'],
@@ -252,8 +253,9 @@ export const cases: KernelCase[] = [
           { data: dC, shape: [M, N] },
         ],
         async (rec, a, b, dc) => {
-          const r = await matmulBackward(rec, a!, b!, dc!, { withBias: true });
-          return [r.dA, r.dB, r.dBias!];
+          const r = await matmulBackward(rec, a, b, dc, { withBias: true });
+          if (!r.dBias) throw new Error('no dBias with withBias');
+          return [r.dA, r.dB, r.dBias];
         },
       );
       const o = dims({ M, N, K });

@@ -44,10 +44,10 @@ function mmCase(name: string, c: Mm, seed: number): KernelCase {
         { data: bias, shape: [c.N] },
       ];
       const { outputs, shapes } = await runKernel(ctx, inputs, (rec, a, b, bi) =>
-        matmul(rec, a!, b!, {
+        matmul(rec, a, b, {
           transA: !!c.transA,
           transB: !!c.transB,
-          ...(c.bias ? { bias: bi! } : {}),
+          ...(c.bias ? { bias: bi } : {}),
           activation: c.act ?? 'none',
         }),
       );
@@ -59,7 +59,7 @@ function mmCase(name: string, c: Mm, seed: number): KernelCase {
         ...(withBias ? { bias } : {}),
       });
       const expected = c.batch ? [batch, c.M, c.N] : [c.M, c.N];
-      if (shapes[0]!.join() !== expected.join()) throw new Error(`shape ${shapes[0]} != ${expected}`);
+      if (shapes[0]?.join() !== expected.join()) throw new Error(`shape ${shapes[0]} != ${expected}`);
       assertClose(outputs[0] as Float32Array, want, MATMUL_F32(c.K), `matmul ${name}`);
     },
   };
@@ -93,7 +93,7 @@ export const cases: KernelCase[] = [
                 { data: A, shape: [70, 300] },
                 { data: B, shape: [300, 90] },
               ],
-              (rec, a, b) => matmul(rec, a!, b!),
+              (rec, a, b) => matmul(rec, a, b),
             )
           ).outputs,
         'matmul 70×90×300',
@@ -111,7 +111,7 @@ export const cases: KernelCase[] = [
               { data: randn(1, 6), shape: [2, 3] },
               { data: randn(2, 8), shape: [4, 2] },
             ],
-            (rec, a, b) => matmul(rec, a!, b!),
+            (rec, a, b) => matmul(rec, a, b),
           ),
         'tensor/shape',
         ['inner dimensions differ', 'K=3', 'K=4'],
@@ -132,7 +132,7 @@ export const cases: KernelCase[] = [
           { data: A, shape: [M, K] },
           { data: B, shape: [K, N] },
         ],
-        (rec, a, b) => matmul(rec, a!, b!),
+        (rec, a, b) => matmul(rec, a, b),
       );
       const want = matmulRef(fromF16Array(A), fromF16Array(B), { M, N, K });
       assertClose(fromF16Array(outputs[0] as Uint16Array), want, MATMUL_F16(K), 'matmul f16');

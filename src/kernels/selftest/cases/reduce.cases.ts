@@ -1,3 +1,4 @@
+import { at } from '../../../core/at.ts';
 import { fromF16Array, toF16Array } from '../../../core/f16.ts';
 import { type ReduceOp, reduce } from '../../../kernels/reduce.ts';
 import {
@@ -34,11 +35,11 @@ function reduceCase(op: ReduceOp, shape: number[], axis: number, seed: number): 
       const ax = axis < 0 ? axis + shape.length : axis;
       const outShape = shape.filter((_, i) => i !== ax);
       const { outputs } = await runKernel(ctx, [{ data: X, shape }], async (rec, x) => {
-        const y = await reduce(rec, x!, { op, axis });
+        const y = await reduce(rec, x, { op, axis });
         assertShape(y, outShape, `reduce ${op}`);
         return y;
       });
-      const n = shape[ax]!;
+      const n = at(shape, ax, 'case shape');
       assertClose(
         outputs[0] as Float32Array,
         reduceRef(X, shape, axis, op),
@@ -73,7 +74,7 @@ export const cases: KernelCase[] = [
       // All the same sign, so no cancellation hides a badly ordered sum.
       const X = randn(14, 4 * 999, 1000, 2000);
       const { outputs } = await runKernel(ctx, [{ data: X, shape: [4, 999] }], (rec, x) =>
-        reduce(rec, x!, { op: 'sum', axis: 1 }),
+        reduce(rec, x, { op: 'sum', axis: 1 }),
       );
       assertClose(
         outputs[0] as Float32Array,
@@ -91,9 +92,9 @@ export const cases: KernelCase[] = [
         async () =>
           (
             await runKernel(ctx, [{ data: X, shape: [5, 3000] }], async (rec, x) => [
-              await reduce(rec, x!, { op: 'sum', axis: 1 }),
-              await reduce(rec, x!, { op: 'mean', axis: -1 }),
-              await reduce(rec, x!, { op: 'sum', axis: 0 }),
+              await reduce(rec, x, { op: 'sum', axis: 1 }),
+              await reduce(rec, x, { op: 'mean', axis: -1 }),
+              await reduce(rec, x, { op: 'sum', axis: 0 }),
             ])
           ).outputs,
         'reduce 5×3000',
@@ -107,7 +108,7 @@ export const cases: KernelCase[] = [
         await assertRejects(
           () =>
             runKernel(ctx, [{ data: randn(1, 6), shape: [2, 3] }], (rec, x) =>
-              reduce(rec, x!, { op: 'sum', axis }),
+              reduce(rec, x, { op: 'sum', axis }),
             ),
           'tensor/shape',
           ['reduce', `axis ${axis}`, '[2, 3]', 'out of range'],
@@ -117,7 +118,7 @@ export const cases: KernelCase[] = [
       await assertRejects(
         () =>
           runKernel(ctx, [{ data: new Float32Array(0), shape: [2, 0] }], (rec, x) =>
-            reduce(rec, x!, { op: 'max', axis: 1 }),
+            reduce(rec, x, { op: 'max', axis: 1 }),
           ),
         'tensor/shape',
         ['reduce', 'max', 'empty'],
@@ -132,13 +133,13 @@ export const cases: KernelCase[] = [
       const shape = [3, 301];
       const X = toF16Array(randn(30, 3 * 301));
       const { outputs } = await runKernel(ctx, [{ data: X, shape }], async (rec, x) => [
-        await reduce(rec, x!, { op: 'sum', axis: 1 }),
-        await reduce(rec, x!, { op: 'max', axis: 0 }),
+        await reduce(rec, x, { op: 'sum', axis: 1 }),
+        await reduce(rec, x, { op: 'max', axis: 0 }),
       ]);
       const x = fromF16Array(X);
       const got = outputs.map((o) => fromF16Array(o as Uint16Array));
-      assertClose(got[0]!, reduceRef(x, shape, 1, 'sum'), REDUCE_F16(301), 'reduce sum f16');
-      assertClose(got[1]!, reduceRef(x, shape, 0, 'max'), REDUCE_F16(3), 'reduce max f16');
+      assertClose(at(got, 0, 'outputs'), reduceRef(x, shape, 1, 'sum'), REDUCE_F16(301), 'reduce sum f16');
+      assertClose(at(got, 1, 'outputs'), reduceRef(x, shape, 0, 'max'), REDUCE_F16(3), 'reduce max f16');
     },
   },
 ];
