@@ -10,8 +10,8 @@ import { HearthError } from '../core/errors.ts';
 import type { JobProgressAnswer, ResultsIndex } from '../protocol/api.ts';
 import { formatCredit, type parseCreditReport } from '../protocol/credit.ts';
 import { parseManifest } from '../protocol/kinds/index.ts';
+import { npy } from '../protocol/npy.ts';
 import { type Command, type Flags, str, usage } from './cli-args.ts';
-import { npy } from './cli-npy.ts';
 import { manifestBlobs } from './hub-jobs.ts';
 
 /** Where `hearth hub` listens by default, and where the client commands look for it. */
