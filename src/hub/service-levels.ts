@@ -191,6 +191,11 @@ export class ServiceLevels {
     return this.#jobs.size;
   }
 
+  /** The jobs followed, the most recently active first. */
+  followed(): string[] {
+    return [...this.#jobs.keys()].reverse();
+  }
+
   /** Takes one scheduler event into the figures: O(1). */
   record(e: SchedulerEvent): void {
     switch (e.type) {

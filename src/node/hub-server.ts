@@ -14,6 +14,7 @@ import { JournaledStore } from '../hub/journaled-store.ts';
 import type { OracleRunner } from '../hub/oracle.ts';
 import { HubRounds, type HubRoundsOptions } from '../hub/rounds.ts';
 import { Scheduler } from '../hub/scheduler.ts';
+import { ServiceLevels } from '../hub/service-levels.ts';
 import type { HubStore } from '../hub/store.ts';
 import { BlobSwarm } from '../hub/swarm.ts';
 import { ALLREDUCE_ROUTES } from './allreduce-routes.ts';
@@ -28,6 +29,7 @@ import { httpError, JSON_TYPE, lingerAfterAnswer, notFound, responseOf } from '.
 import { BLOB_ROUTES } from './hub-blobs.ts';
 import type { Ctx, HubLogEntry, HubStats } from './hub-context.ts';
 import { JOB_ROUTES, wgslChecker } from './hub-jobs.ts';
+import { STATS_ROUTES } from './hub-stats.ts';
 import { TOKEN_ROUTES } from './hub-tokens.ts';
 import { VOLUNTEER_ROUTES } from './hub-volunteers.ts';
 import { JobEvents } from './job-events.ts';
@@ -169,7 +171,11 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
     });
   }
   const store: HubStore = opts.store ?? new JournaledStore(opts.dbPath ?? '');
-  const scheduler = new Scheduler(store, { blob: (sha) => blobs.read(sha) });
+  const levels = new ServiceLevels();
+  const scheduler = new Scheduler(store, {
+    blob: (sha) => blobs.read(sha),
+    observer: (e) => levels.record(e),
+  });
   const allowed = new Set(opts.allowedOrigins);
   // Filled once the port is known, before the first request can arrive.
   const self = new Set<string>();
@@ -237,6 +243,8 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
     // The control plane is attached below, once the server exists.
     workAvailable: () => controlPlane?.workAvailable(),
     events,
+    levels,
+    volunteersConnected: () => controlPlane?.volunteers() ?? 0,
   };
   let controlPlane: ControlPlane | undefined;
   const pages = staticPages(opts.pagesDir ?? DEFAULT_PAGES_DIR);
@@ -405,6 +413,7 @@ const ROUTES: readonly Route[] = [
   ...BLOB_ROUTES,
   ...ALLREDUCE_ROUTES,
   ...JOB_ROUTES,
+  ...STATS_ROUTES,
   ...VOLUNTEER_ROUTES,
   ...TOKEN_ROUTES,
 ];
