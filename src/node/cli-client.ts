@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { HubApi } from '../client/hub-api.ts';
+import { formatMs } from '../core/duration.ts';
 import { HearthError } from '../core/errors.ts';
 import type { HubStatsAnswer, JobProgressAnswer, ResultsIndex } from '../protocol/api.ts';
 import { formatCredit, type parseCreditReport } from '../protocol/credit.ts';
@@ -129,16 +130,6 @@ export function progressLine(p: Progress, perSecond?: number): string {
   const pct = (p.progress * 100).toFixed(0).padStart(3);
   const rate = perSecond === undefined ? '' : ` · ${perSecond.toFixed(1)} shards/s`;
   return `${p.job} [${bar}] ${pct}% ${p.validated}/${p.shards} validated · ${p.done} done awaiting agreement · ${p.inFlight} in flight · ${p.failed} failed · ${p.status}${rate}`;
-}
-
-/** A duration for people: `850 ms`, `12.3 s`, `4m 05s`, `2h 10m`. */
-export function formatMs(ms: number): string {
-  if (ms < 1000) return `${Math.round(ms)} ms`;
-  if (ms < 60_000) return `${(ms / 1000).toFixed(1)} s`;
-  const s = Math.round(ms / 1000);
-  if (s < 3600) return `${Math.floor(s / 60)}m ${String(s % 60).padStart(2, '0')}s`;
-  const m = Math.round(s / 60);
-  return `${Math.floor(m / 60)}h ${String(m % 60).padStart(2, '0')}m`;
 }
 
 type Latency = HubStatsAnswer['latency'];

@@ -10,12 +10,7 @@ import { type OracleRunner, withHubHoneypots } from '../hub/oracle.ts';
 import type { JobRecord } from '../hub/store.ts';
 import type { Principal } from '../hub/tokens.ts';
 import { JOB_LIST_LIMIT, type JobList } from '../protocol/api.ts';
-import {
-  manifestBlobs as kindManifestBlobs,
-  type Manifest,
-  manifestTensors,
-  parseManifest,
-} from '../protocol/kinds/index.ts';
+import { type Manifest, manifestTensors, parseManifest, submitBlobs } from '../protocol/kinds/index.ts';
 import { tensorBytes } from '../protocol/shard.ts';
 import { httpError, notFound, send } from './http.ts';
 import { type Ctx, readJson } from './hub-context.ts';
@@ -50,11 +45,7 @@ export function wgslChecker(): NonNullable<SubmitEnv['checkWgsl']> {
 
 /** Every blob a manifest names that a volunteer (or the scheduler, for honeypot answers) needs. */
 export function manifestBlobs(m: Manifest): string[] {
-  const out = kindManifestBlobs(m);
-  // Honeypot answers are only compared as bytes for tolerance jobs; exact ones compare hashes.
-  if (m.tolerance !== 'exact')
-    for (const h of m.honeypots ?? []) for (const e of h.expected) out.push(e.sha256);
-  return [...new Set(out)];
+  return submitBlobs(m);
 }
 
 export async function submitJob(
