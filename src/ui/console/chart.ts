@@ -8,7 +8,10 @@ import type { ThroughputAnswer } from '../../protocol/api.ts';
 export const JOB_COLOR = '#f0a04b';
 export const HUB_COLOR = '#8fd3ff';
 
-/** Per-minute rates of two bucket series on one time axis (seconds), aligned by bucket. */
+/**
+ * Per-minute rates of two bucket series on one time axis (seconds), aligned by bucket: x, the
+ * hub's, the job's (drawn last, on top). null where a series has no bucket.
+ */
 export function alignSeries(
   hub: ThroughputAnswer,
   job: ThroughputAnswer | undefined,
@@ -33,10 +36,10 @@ export function alignSeries(
   const h: (number | null)[] = [];
   for (let t = from; t < to; t += step) {
     xs.push(t / 1000);
-    j.push(at(job, t));
     h.push(at(hub, t));
+    j.push(at(job, t));
   }
-  return [xs, j, h];
+  return [xs, h, j];
 }
 
 export class ThroughputChart {
@@ -60,6 +63,8 @@ export class ThroughputChart {
       this.#plot.setData(data);
       return;
     }
+    // Points where they are few (a young hub, a short job): a single bucket has no line to draw.
+    const points = { show: (_u: uPlot, _s: number, i0: number, i1: number) => i1 - i0 < 40, size: 6 };
     const axis = {
       stroke: '#f3ece4',
       grid: { stroke: '#3a332c', width: 1 },
@@ -74,8 +79,8 @@ export class ThroughputChart {
         axes: [axis, { ...axis, size: 48 }],
         series: [
           {},
-          { label: 'this job', stroke: JOB_COLOR, width: 2, fill: 'rgba(240,160,75,0.15)', spanGaps: false },
-          { label: 'whole hub', stroke: HUB_COLOR, width: 1.5, dash: [6, 4] },
+          { label: 'whole hub', stroke: HUB_COLOR, width: 1.5, dash: [6, 4], points },
+          { label: 'this job', stroke: JOB_COLOR, width: 2, fill: 'rgba(240,160,75,0.15)', points },
         ],
       },
       data,

@@ -349,7 +349,7 @@ function renderResults(job: string): void {
       const button = document.createElement('button');
       button.type = 'button';
       button.textContent = 'Download .npy';
-      button.setAttribute('aria-label', `Download shard ${s.index} output ${o.name} as .npy`);
+      button.setAttribute('aria-label', `Download .npy of shard ${s.index} output ${o.name}`);
       button.addEventListener('click', () => {
         button.disabled = true;
         download(job, s.index, o)
