@@ -143,7 +143,10 @@ const MiB = 2 ** 20;
  * - `GET|HEAD /v1/blobs/:sha256` raw bytes with `Range` (206). Public: a blob is named by its
  *   hash, volunteers fetch inputs here as the data plane's fallback, and knowing the hash is
  *   knowing what to ask for — results are never blobs, so they stay behind tokens.
- * - `POST /v1/jobs` a manifest → 201 `{ job }`; every blob it names must be uploaded first
+ * - `POST /v1/jobs` a manifest → 201 `{ job }`; every blob it names must be uploaded first;
+ *   `GET /v1/jobs` the caller's jobs (the admin's: all), newest first, at most 200, with counts
+ * - `GET /v1/stats` (any token) service levels over the last hour (hub/service-levels.ts) and the
+ *   caller's running or recently active jobs with rate, latency p50/p95 and ETA
  * - `GET /v1/jobs/:id` progress; `DELETE /v1/jobs/:id` cancels it (→ `CancelOutcome`; 409 once it
  *   is done or failed); `GET /v1/jobs/:id/results` the canonical results index;
  *   `GET /v1/jobs/:id/results/:shard/:output` raw bytes (`:shard` is the index or the shard id).

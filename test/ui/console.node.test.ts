@@ -186,6 +186,8 @@ describe('the researcher console', () => {
     await page.locator('#app').waitFor({ state: 'visible' });
     await page.getByRole('button', { name: `Follow job ${other}` }).click();
     await page.locator('#d-status').filter({ hasText: 'running' }).waitFor();
+    // Running with nobody to run it: no recent rate, so no ETA rather than a made-up one.
+    await page.locator('#d-eta').filter({ hasText: 'unknown: no shard validated' }).waitFor();
     // Dismissed: nothing happens. Accepted: cancelled, and the pushed stream says so.
     page.once('dialog', (d) => void d.dismiss());
     await page.getByRole('button', { name: 'Cancel this job…' }).click();
