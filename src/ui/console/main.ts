@@ -52,6 +52,7 @@ async function signIn(token: string): Promise<void> {
   hideError();
   renderJobs(list);
   void refreshStats();
+  if (timer !== undefined) clearInterval(timer);
   timer = setInterval(() => void refreshAll(), REFRESH_MS);
 }
 
@@ -113,25 +114,43 @@ function failed(e: unknown): void {
 
 // ---- the job list and the service levels ----
 
-let refreshing: Promise<void> | undefined;
+/**
+ * `fn` run one at a time: a call while it runs is not dropped but runs once more after it (so
+ * the last change is always read), and calls meanwhile share that one rerun.
+ */
+function oneAtATime<A extends unknown[]>(fn: (...args: A) => Promise<void>): (...args: A) => Promise<void> {
+  let running: Promise<void> | undefined;
+  let again: A | undefined;
+  const run = (...args: A): Promise<void> => {
+    if (running) {
+      again = args;
+      return running;
+    }
+    running = fn(...args).finally(() => {
+      running = undefined;
+      const next = again;
+      again = undefined;
+      if (next) void run(...next);
+    });
+    return running;
+  };
+  return run;
+}
+
 let lastRefresh = 0;
 let due: ReturnType<typeof setTimeout> | undefined;
 
-async function refreshAll(): Promise<void> {
-  if (!api) return;
-  refreshing ??= (async () => {
-    lastRefresh = Date.now();
-    try {
-      const [list] = await Promise.all([api.jobs(), refreshStats()]);
-      renderJobs(list);
-    } catch (e) {
-      failed(e);
-    } finally {
-      refreshing = undefined;
-    }
-  })();
-  return refreshing;
-}
+const refreshAll = oneAtATime(async () => {
+  const client = api;
+  if (!client) return;
+  lastRefresh = Date.now();
+  try {
+    const [list] = await Promise.all([client.jobs(), refreshStats()]);
+    if (api === client) renderJobs(list);
+  } catch (e) {
+    failed(e);
+  }
+});
 
 /** Something changed (a pushed event): read the list and stats again, at most every 2 s. */
 function soon(): void {
@@ -319,24 +338,18 @@ function renderJobLevels(): void {
 
 // ---- results, as .npy ----
 
-let loadingResults: Promise<void> | undefined;
-async function refreshResults(job: string): Promise<void> {
-  if (!api || loadingResults) return loadingResults;
+const refreshResults = oneAtATime(async (job: string) => {
   const client = api;
-  loadingResults = (async () => {
-    try {
-      const index = await client.results(job);
-      if (job !== selected) return;
-      results = index;
-      renderResults(job);
-    } catch (e) {
-      failed(e);
-    } finally {
-      loadingResults = undefined;
-    }
-  })();
-  return loadingResults;
-}
+  if (!client || job !== selected) return;
+  try {
+    const index = await client.results(job);
+    if (job !== selected || api !== client) return;
+    results = index;
+    renderResults(job);
+  } catch (e) {
+    failed(e);
+  }
+});
 
 function renderResults(job: string): void {
   const rows: HTMLTableRowElement[] = [];
