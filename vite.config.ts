@@ -25,7 +25,7 @@ const isolation = {
 };
 
 // `vite build` (npm run build) builds the pages the hub serves: src/ui/ → dist/, so the volunteer
-// page is at /volunteer/. Tests and the dev server keep the repository root as their root.
+// page is at /volunteer/ and the researcher console at /console/. Tests and the dev server keep the repository root as their root.
 export default defineConfig(({ command }) => ({
   ...(command === 'build'
     ? {
@@ -36,7 +36,11 @@ export default defineConfig(({ command }) => ({
           emptyOutDir: true,
           target: 'es2022',
           rollupOptions: {
-            input: { index: here('src/ui/index.html'), volunteer: here('src/ui/volunteer/index.html') },
+            input: {
+              index: here('src/ui/index.html'),
+              volunteer: here('src/ui/volunteer/index.html'),
+              console: here('src/ui/console/index.html'),
+            },
           },
         },
       }

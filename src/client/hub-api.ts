@@ -1,5 +1,5 @@
-// The one typed client of the hub's HTTP API (protocol/api.ts): the `hearth` CLI uses it, the
-// researcher console page will. Every call has a deadline (a half-open hub, a proxy that
+// The one typed client of the hub's HTTP API (protocol/api.ts): the `hearth` CLI and the
+// researcher console page (src/ui/console/) use it. Every call has a deadline (a half-open hub, a proxy that
 // accepted and froze, never holds a caller forever), every answer is parsed rather than cast,
 // and every failure is a HearthError: 'net/unreachable' (no connection), 'net/timeout' (no answer
 // in time), 'net/refused' (the hub said no: `details.status`, `details.code` are its own) or
@@ -11,7 +11,11 @@ import {
   cancelled,
   creditReport,
   errorBody,
+  type HubStatsAnswer,
+  hubStats,
+  type JobList,
   type JobProgressAnswer,
+  jobList,
   jobProgress,
   type ResultsIndex,
   resultsIndex,
@@ -57,7 +61,8 @@ export class HubApi {
     this.hub = opts.hub.replace(/\/+$/, '');
     this.#token = opts.token;
     this.#timeoutMs = opts.timeoutMs ?? 30_000;
-    this.#fetch = opts.fetch ?? fetch;
+    // Called unbound (`this.#fetch(...)`), a browser's own fetch throws "Illegal invocation".
+    this.#fetch = opts.fetch ?? ((input, init) => fetch(input, init));
   }
 
   /** Whether the hub holds a blob (`HEAD /v1/blobs/:sha256`, public). */
@@ -74,6 +79,20 @@ export class HubApi {
   /** Submits a job manifest (JSON text, as the researcher wrote it). */
   async submit(manifest: string): Promise<Submitted> {
     return this.#json(await this.#call('POST', '/jobs', { body: manifest }), submitted, 'POST /v1/jobs');
+  }
+
+  /** The caller's jobs (the admin's: every job), newest first, at most 200, with their counts. */
+  jobs(): Promise<JobList> {
+    return this.#call('GET', '/jobs').then((r) => this.#json(r, jobList, `GET ${API_PREFIX}/jobs`));
+  }
+
+  /**
+   * The hub's service levels over the last hour (`GET /v1/stats`): shard latency p50/p95,
+   * validated shards per minute, volunteers connected, the fraction of leases that ended in a
+   * valid result, and the caller's running (and recently active) jobs with their rate and ETA.
+   */
+  stats(): Promise<HubStatsAnswer> {
+    return this.#call('GET', '/stats').then((r) => this.#json(r, hubStats, `GET ${API_PREFIX}/stats`));
   }
 
   progress(job: string): Promise<JobProgressAnswer> {

@@ -39,12 +39,17 @@ export interface LeaseGrant {
   readonly work: ShardWork;
 }
 
+/** Why a lease ended without a result. */
+export type LeaseEnd = 'expired' | 'disconnected' | 'released' | 'failed' | 'dropped' | 'cancelled';
+
 export interface LeasePolicy {
   readonly rng: () => number;
   readonly honeypotRate: number;
   readonly spotCheckRate: number;
   readonly blockBelow: number;
   readonly trust: TrustPolicy;
+  /** Told of each lease that ends without a result, and why (the scheduler's events). */
+  readonly ended?: (l: LeaseRecord, why: LeaseEnd) => void;
 }
 
 /** Volunteers remembered per shard whose lease ended without a result. */
@@ -124,14 +129,14 @@ export class Leases {
   /** Ends leases past their deadline; returns how many. */
   expire(now: number): number {
     const gone = this.#store.expiredLeases(now);
-    for (const l of gone) this.release(l);
+    for (const l of gone) this.release(l, { why: 'expired' });
     return gone.length;
   }
 
   /** Ends every lease of a volunteer that left; returns how many. */
   disconnect(volunteerId: string): number {
     const gone = this.#store.leasesOfVolunteer(volunteerId);
-    for (const l of gone) this.release(l);
+    for (const l of gone) this.release(l, { why: 'disconnected' });
     return gone.length;
   }
 
@@ -139,9 +144,10 @@ export class Leases {
    * Ends a lease without a result: the shard is leased again at once. Its volunteer is remembered
    * on the shard, so work it finishes offline is still taken while the shard is open.
    */
-  release(l: LeaseRecord, opts: { remember?: boolean } = {}): void {
+  release(l: LeaseRecord, opts: { remember?: boolean; why?: LeaseEnd } = {}): void {
     const s = this.#store;
     s.deleteLease(l.id);
+    this.#policy.ended?.(l, opts.why ?? 'released');
     const sh = s.getShard(l.shard);
     if (!sh || sh.honeypot || sh.status !== 'open') return;
     let next: ShardRecord = sh;
@@ -158,7 +164,10 @@ export class Leases {
 
   /** Drops every lease of a shard (judged: replicas still out are no longer needed). */
   dropShard(shardId: string): void {
-    for (const l of this.#store.leasesOfShard(shardId)) this.#store.deleteLease(l.id);
+    for (const l of this.#store.leasesOfShard(shardId)) {
+      this.#store.deleteLease(l.id);
+      this.#policy.ended?.(l, 'dropped');
+    }
   }
 
   #grant(sh: ShardRecord, volunteerId: string, job: JobRecord, now: number): LeaseGrant {

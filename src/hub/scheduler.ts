@@ -17,7 +17,7 @@ import { flopsPerShard, type Manifest, type ShardWork } from '../protocol/kinds/
 import { type OutputTensor, type ShardResult, verifyResultHashes } from '../protocol/shard.ts';
 import { HUB_KINDS, type HubKinds, hubKindOf } from './kinds/index.ts';
 import type { HubKind, PlannedShard } from './kinds/kind.ts';
-import { type Capabilities, type LeaseGrant, Leases } from './leases.ts';
+import { type Capabilities, type LeaseEnd, type LeaseGrant, Leases } from './leases.ts';
 import { Ledger } from './ledger.ts';
 import { freshVolunteer, judged } from './reputation.ts';
 import {
@@ -28,6 +28,7 @@ import {
   type LeaseRecord,
   type ResultRecord,
   type ShardRecord,
+  type TransactionOptions,
   type VolunteerRecord,
 } from './store.ts';
 import {
@@ -38,7 +39,7 @@ import {
   type ShardError,
 } from './validation.ts';
 
-export type { Capabilities, LeaseGrant } from './leases.ts';
+export type { Capabilities, LeaseEnd, LeaseGrant } from './leases.ts';
 
 export interface SchedulerOptions {
   /** Uniform in [0, 1); inject a seeded one in tests. */
@@ -59,7 +60,38 @@ export interface SchedulerOptions {
   readonly blob?: (sha256: string) => ArrayBuffer | undefined;
   /** The kinds' hub modules (default: every kind this build knows). */
   readonly kinds?: HubKinds;
+  /**
+   * Told of each change once its transaction has been applied (never of one that was rolled
+   * back), in order: service levels (service-levels.ts) are fed from here. It must be quick and
+   * must not call back into the scheduler; what it throws is ignored.
+   */
+  readonly observer?: (e: SchedulerEvent) => void;
 }
+
+/**
+ * What the scheduler did, as `SchedulerOptions.observer` hears it; `at` is the `now` the change was
+ * made with (ms).
+ */
+export type SchedulerEvent =
+  /** A shard (or a honeypot) was leased. */
+  | { readonly type: 'leased'; readonly job: string; readonly shard: string; readonly at: number }
+  /**
+   * A result was accepted (stored, credit pending or granted); `leasedAt` is when the lease it
+   * answers was issued (absent for a result that came after its lease was reissued).
+   */
+  | {
+      readonly type: 'result';
+      readonly job: string;
+      readonly shard: string;
+      readonly leasedAt?: number;
+      readonly at: number;
+    }
+  /** A result was judged: valid (it agrees with the canonical one, or a honeypot's answer) or not. */
+  | { readonly type: 'judged'; readonly job: string; readonly valid: boolean; readonly at: number }
+  /** A lease ended without a result. */
+  | { readonly type: 'lease-ended'; readonly job: string; readonly why: LeaseEnd; readonly at: number }
+  /** A shard of the job (never a honeypot) was validated. */
+  | { readonly type: 'validated'; readonly job: string; readonly shard: string; readonly at: number };
 
 export type SubmitOutcome =
   /** Stored; waiting for more replicas to agree. Credit is pending. */
@@ -170,20 +202,64 @@ export class Scheduler {
   readonly #kinds: HubKinds;
   readonly #errorQuorum: number;
   readonly #blob: ((sha256: string) => ArrayBuffer | undefined) | undefined;
+  readonly #observer: ((e: SchedulerEvent) => void) | undefined;
+  /** Events of the transaction in progress: told once it returns, dropped when it throws. */
+  readonly #events: SchedulerEvent[] = [];
+  /** The `now` of the change in progress (for events raised by the parts). */
+  #at = 0;
 
   constructor(store: HubStore, opts: SchedulerOptions = {}) {
     this.#store = store;
+    this.#observer = opts.observer;
     this.#leases = new Leases(store, {
       rng: opts.rng ?? Math.random,
       honeypotRate: opts.honeypotRate ?? 0.1,
       spotCheckRate: opts.spotCheckRate ?? 0.2,
       blockBelow: opts.blockBelow ?? -20,
       trust: { streak: opts.trustStreak ?? 20, honeypots: opts.trustHoneypots ?? 3 },
+      ...(opts.observer ? { ended: (l: LeaseRecord, why: LeaseEnd) => this.#leaseEnded(l, why) } : {}),
     });
     this.#ledger = new Ledger(store);
     this.#kinds = opts.kinds ?? HUB_KINDS;
     this.#errorQuorum = opts.errorQuorum ?? 2;
     this.#blob = opts.blob;
+  }
+
+  /**
+   * `fn` in one store transaction, made at `now`; the events it raised reach the observer once it
+   * returns (a nested call's wait for the outermost), and are dropped when it throws.
+   */
+  #run<T>(now: number, fn: () => T, opts?: TransactionOptions): T {
+    const mark = this.#events.length;
+    const outer = this.#at;
+    this.#at = now;
+    let out: T;
+    try {
+      out = this.#store.transaction(fn, opts);
+    } catch (e) {
+      this.#events.length = mark;
+      throw e;
+    } finally {
+      this.#at = outer;
+    }
+    if (mark === 0 && this.#events.length > 0) {
+      for (const e of this.#events.splice(0)) {
+        try {
+          this.#observer?.(e);
+        } catch {
+          // An observer's fault is not the scheduler's: the change stands.
+        }
+      }
+    }
+    return out;
+  }
+
+  #emit(e: SchedulerEvent): void {
+    if (this.#observer) this.#events.push(e);
+  }
+
+  #leaseEnded(l: LeaseRecord, why: LeaseEnd): void {
+    this.#emit({ type: 'lease-ended', job: l.job, why, at: this.#at });
   }
 
   /**
@@ -208,7 +284,7 @@ export class Scheduler {
   /** Plans a parsed manifest into shards and returns the new job's id. */
   submit(manifest: Manifest, now: number, opts: SubmitOptions = {}): string {
     const s = this.#store;
-    return s.transaction(() => {
+    return this.#run(now, () => {
       // Random: a count would collide between hubs on one database and tell strangers the next id.
       const id = randomId('job-');
       s.putJob({
@@ -262,22 +338,30 @@ export class Scheduler {
    */
   lease(volunteerId: string, caps: Capabilities, now: number): LeaseGrant | undefined {
     // Grouped: a lease lost with its group (a crash before the commit) is only work to reissue.
-    return this.#store.transaction(() => this.#leases.next(volunteerId, caps, now), { group: true });
+    return this.#run(
+      now,
+      () => {
+        const grant = this.#leases.next(volunteerId, caps, now);
+        if (grant) this.#emit({ type: 'leased', job: grant.job, shard: grant.shard, at: now });
+        return grant;
+      },
+      { group: true },
+    );
   }
 
   /** Extends a lease the volunteer holds by the job's deadline; throws when it holds none. */
   heartbeat(volunteerId: string, leaseId: string, now: number): LeaseRecord {
-    return this.#store.transaction(() => this.#leases.heartbeat(volunteerId, leaseId, now), { group: true });
+    return this.#run(now, () => this.#leases.heartbeat(volunteerId, leaseId, now), { group: true });
   }
 
   /** Ends every lease past its deadline so that its shard is leased again; returns how many. */
   expire(now: number): number {
-    return this.#store.transaction(() => this.#leases.expire(now), { group: true });
+    return this.#run(now, () => this.#leases.expire(now), { group: true });
   }
 
   /** A volunteer left: its leases are reissued at once, not after their deadlines. */
-  disconnect(volunteerId: string): number {
-    return this.#store.transaction(() => this.#leases.disconnect(volunteerId), { group: true });
+  disconnect(volunteerId: string, now = Date.now()): number {
+    return this.#run(now, () => this.#leases.disconnect(volunteerId), { group: true });
   }
 
   /**
@@ -291,7 +375,7 @@ export class Scheduler {
     // Hashing is async (WebCrypto), so it runs before the synchronous transaction.
     await verifyResultHashes(result, hashOutput);
     const s = this.#store;
-    const outcome = s.transaction(() => this.#accept(volunteerId, result, now), { group: true });
+    const outcome = this.#run(now, () => this.#accept(volunteerId, result, now), { group: true });
     // "Accepted" means durable: wait for the group's commit (it rejects if the commit failed).
     await s.settled();
     return outcome;
@@ -366,6 +450,13 @@ export class Scheduler {
       );
     }
     s.putResult(rec);
+    this.#emit({
+      type: 'result',
+      job: shard.job,
+      shard: shard.id,
+      ...(lease ? { leasedAt: lease.issuedAt } : {}),
+      at: now,
+    });
     if (shard.honeypot) {
       const ok = honeypotPasses(rec.outputs, shard.expected ?? [], job.manifest.tolerance, (sha) =>
         this.#blob?.(sha),
@@ -392,16 +483,20 @@ export class Scheduler {
     now: number,
   ): Promise<FailureOutcome> {
     const s = this.#store;
-    const outcome = s.transaction(
+    const outcome = this.#run(
+      now,
       (): FailureOutcome => {
         const { shard, job, lease } = this.#answerable(volunteerId, shardId, 'shard-failed');
         if (!DETERMINISTIC_ERRORS.has(error.code) || shard.honeypot) {
           // Said of this volunteer's device, not the job: someone else runs it (and this volunteer
           // may get it again later, when it may work).
-          if (lease) this.#leases.release(lease, { remember: false });
+          if (lease) this.#leases.release(lease, { remember: false, why: 'failed' });
           return { status: 'released' };
         }
-        if (lease) s.deleteLease(lease.id);
+        if (lease) {
+          s.deleteLease(lease.id);
+          this.#leaseEnded(lease, 'failed');
+        }
         s.putResult({
           id: `${shard.id}#${volunteerId}`,
           shard: shard.id,
@@ -436,7 +531,7 @@ export class Scheduler {
    */
   cancel(jobId: string, now: number): CancelOutcome {
     const s = this.#store;
-    return s.transaction(() => {
+    return this.#run(now, () => {
       const job = s.getJob(jobId);
       if (!job) throw reject('job/unknown', `job ${jobId} does not exist.`, { job: jobId });
       const none = { job: jobId, status: 'cancelled' as const, leasesDropped: 0, creditVoided: 0 };
@@ -453,7 +548,10 @@ export class Scheduler {
       }
       s.putJob({ ...job, status: 'cancelled', cancelledAt: now });
       const leases = s.leasesOfJob(jobId);
-      for (const l of leases) s.deleteLease(l.id);
+      for (const l of leases) {
+        s.deleteLease(l.id);
+        this.#leaseEnded(l, 'cancelled');
+      }
       const creditVoided = this.#ledger.voidJob(jobId);
       return { ...none, already: false, leasesDropped: leases.length, creditVoided };
     });
@@ -554,6 +652,7 @@ export class Scheduler {
   #judge(r: ResultRecord, valid: boolean, weight: number, honeypot = false): void {
     const s = this.#store;
     s.setResultStatus(r.id, valid ? 'valid' : 'invalid');
+    this.#emit({ type: 'judged', job: r.job, valid, at: this.#at });
     this.#ledger.settle(r.volunteer, r.shard, valid);
     s.putVolunteer(judged(this.#leases.volunteer(r.volunteer), { valid, weight, honeypot }));
   }
@@ -579,11 +678,16 @@ export class Scheduler {
       const agreeing = new Set(decision.agreeing);
       for (const r of results) if (!r.error) this.#judge(r, agreeing.has(r.id), 1);
       this.#finish({ ...sh, status: 'validated', canonical: decision.canonical }, job);
+      this.#emit({ type: 'validated', job: sh.job, shard: sh.id, at: this.#at });
       return { status: results.some((r) => r.volunteer === by && agreeing.has(r.id)) ? 'valid' : 'invalid' };
     }
     if (decision.kind === 'failed') {
       // Nobody can be shown right, so nobody is credited or blamed.
-      for (const r of results) if (!r.error) this.#ledger.settle(r.volunteer, r.shard, false);
+      for (const r of results) {
+        if (r.error) continue;
+        this.#ledger.settle(r.volunteer, r.shard, false);
+        this.#emit({ type: 'judged', job: r.job, valid: false, at: this.#at });
+      }
       this.#finish({ ...sh, status: 'failed', ...(decision.error ? { error: decision.error } : {}) }, job);
       return { status: 'inconclusive' };
     }
@@ -624,7 +728,10 @@ export class Scheduler {
   #failJob(job: JobRecord, error: ShardError): void {
     const s = this.#store;
     s.putJob({ ...jobOf(s, job.id), status: 'failed', error });
-    for (const l of s.leasesOfJob(job.id)) s.deleteLease(l.id);
+    for (const l of s.leasesOfJob(job.id)) {
+      s.deleteLease(l.id);
+      this.#leaseEnded(l, 'failed');
+    }
     this.#ledger.voidJob(job.id);
     this.#closeHoneypots(job.id);
   }

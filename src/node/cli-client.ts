@@ -6,12 +6,13 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { HubApi } from '../client/hub-api.ts';
+import { formatMs } from '../core/duration.ts';
 import { HearthError } from '../core/errors.ts';
-import type { JobProgressAnswer, ResultsIndex } from '../protocol/api.ts';
+import type { HubStatsAnswer, JobProgressAnswer, ResultsIndex } from '../protocol/api.ts';
 import { formatCredit, type parseCreditReport } from '../protocol/credit.ts';
 import { parseManifest } from '../protocol/kinds/index.ts';
+import { npy } from '../protocol/npy.ts';
 import { type Command, type Flags, positional, str, usage } from './cli-args.ts';
-import { npy } from './cli-npy.ts';
 import { manifestBlobs } from './hub-jobs.ts';
 
 /** Where `hearth hub` listens by default, and where the client commands look for it. */
@@ -131,6 +132,56 @@ export function progressLine(p: Progress, perSecond?: number): string {
   return `${p.job} [${bar}] ${pct}% ${p.validated}/${p.shards} validated · ${p.done} done awaiting agreement · ${p.inFlight} in flight · ${p.failed} failed · ${p.status}${rate}`;
 }
 
+type Latency = HubStatsAnswer['latency'];
+const latencyText = (l: Latency) =>
+  l.p50Ms === undefined || l.p95Ms === undefined
+    ? 'no results in the last hour'
+    : `p50 ${formatMs(l.p50Ms)}, p95 ${formatMs(l.p95Ms)} (${l.samples} result${l.samples === 1 ? '' : 's'}, last hour)`;
+
+/** The line `hearth status` prints under the details: the job's ETA and shard latency. */
+export function jobLevelsLine(j: HubStatsAnswer['jobs'][number]): string {
+  const eta =
+    j.status !== 'running'
+      ? ''
+      : j.etaMs !== undefined
+        ? `eta ${formatMs(j.etaMs)} at ${j.validatedPerMinute.toFixed(1)} shards/min · `
+        : 'eta unknown (no shard validated in the last 10 minutes) · ';
+  return `${eta}shard latency ${latencyText(j.latency)}`;
+}
+
+/** What `hearth stats` prints. */
+export function statsLines(s: HubStatsAnswer): string[] {
+  const pct =
+    s.leases.validFraction === undefined ? 'no lease ended' : `${(s.leases.validFraction * 100).toFixed(1)}%`;
+  const out = [
+    `volunteers connected   ${s.volunteers}`,
+    `validated shards       ${s.validatedPerMinute.toFixed(1)} per minute (last hour)`,
+    `shard latency          ${latencyText(s.latency)}`,
+    `leases ending valid    ${pct} (${s.leases.valid} of ${s.leases.ended} that ended in the last hour)`,
+  ];
+  if (s.jobs.length > 0) {
+    const w = Math.max(...s.jobs.map((j) => j.job.length), 3);
+    out.push('', `${'job'.padEnd(w)}  status     remaining  shards/min  eta       p50       p95`);
+    for (const j of s.jobs) {
+      const eta = j.status !== 'running' ? '-' : j.etaMs === undefined ? '?' : formatMs(j.etaMs);
+      out.push(
+        `${j.job.padEnd(w)}  ${j.status.padEnd(9)}  ${String(j.remaining).padEnd(9)}  ${j.validatedPerMinute.toFixed(1).padEnd(10)}  ${eta.padEnd(8)}  ${(j.latency.p50Ms === undefined ? '-' : formatMs(j.latency.p50Ms)).padEnd(8)}  ${j.latency.p95Ms === undefined ? '-' : formatMs(j.latency.p95Ms)}`,
+      );
+    }
+  }
+  return out;
+}
+
+/** The job's line of `GET /v1/stats`, or undefined (a hub older than the route: 404). */
+async function jobLevels(c: HubApi, job: string): Promise<HubStatsAnswer['jobs'][number] | undefined> {
+  try {
+    return (await c.stats()).jobs.find((j) => j.job === job);
+  } catch (e) {
+    if (e instanceof HearthError && e.code === 'net/refused' && e.details.status === 404) return undefined;
+    throw e;
+  }
+}
+
 const status: Command = {
   name: 'status',
   summary: 'a job\u2019s progress: shards validated, done, in flight',
@@ -139,9 +190,11 @@ const status: Command = {
 Prints one progress line: validated shards as a bar, shards done but still awaiting agreement,
 shards in flight (leased now), failed shards and the job's status; then, on lines of their own,
 why the job or its shards failed (a kernel's compile error with its line and column, the error
-volunteers reported) and what it waits for (shards whose replicas need another volunteer).
+volunteers reported) and what it waits for (shards whose replicas need another volunteer); then
+the job's ETA at its recent validation rate and its shard latency (lease to accepted result)
+p50/p95 over the last hour, from the hub's service levels (GET /v1/stats).
 
-  --watch        refresh every second until the job is done or failed (adds shards/s)
+  --watch        follow the hub's pushed progress until the job ends (adds shards/s)
 
 Exits 1 when the job has failed.
 ${CONNECTION}`,
@@ -154,6 +207,8 @@ ${CONNECTION}`,
     if (flags.watch !== true) {
       process.stdout.write(`${progressLine(p)}\n`);
       for (const d of detailLines(p)) process.stdout.write(`  ${d}\n`);
+      const levels = await jobLevels(c, job);
+      if (levels) process.stdout.write(`  ${jobLevelsLine(levels)}\n`);
       return p.status === 'failed' ? 1 : 0;
     }
     const tty = process.stdout.isTTY === true;
@@ -178,6 +233,8 @@ ${CONNECTION}`,
       show();
     }
     if (tty) process.stdout.write('\n');
+    const levels = await jobLevels(c, job);
+    if (levels) process.stdout.write(`  ${jobLevelsLine(levels)}\n`);
     return p.status === 'failed' ? 1 : 0;
   },
 };
@@ -334,4 +391,23 @@ ${CONNECTION}`,
   },
 };
 
-export const clientCommands: readonly Command[] = [submit, status, results, cancel, credits];
+const stats: Command = {
+  name: 'stats',
+  summary: 'the hub\u2019s service levels: latency p50/p95, shards/min, volunteers, ETAs',
+  help: `usage: hearth stats [--hub URL] [--token T]
+
+Prints the hub's service levels over the last hour (GET /v1/stats): volunteers connected now,
+validated shards per minute, shard latency (a lease issued to its result accepted) p50 and p95,
+and the fraction of leases that ended in a valid result; then your running and recently active
+jobs with shards remaining, their recent rate, ETA and latency.
+${CONNECTION}`,
+  options: connectionOptions,
+  positionals: 0,
+  async run(flags) {
+    const s = await client(flags).stats();
+    for (const l of statsLines(s)) process.stdout.write(`${l}\n`);
+    return 0;
+  },
+};
+
+export const clientCommands: readonly Command[] = [submit, status, results, cancel, credits, stats];

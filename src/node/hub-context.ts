@@ -4,6 +4,7 @@ import type { SubmitEnv } from '../hub/kinds/kind.ts';
 import type { OracleRunner } from '../hub/oracle.ts';
 import type { HubRounds } from '../hub/rounds.ts';
 import type { Scheduler } from '../hub/scheduler.ts';
+import type { ServiceLevels } from '../hub/service-levels.ts';
 import type { HubStore } from '../hub/store.ts';
 import { httpError, readBody } from './http.ts';
 import type { JobEvents } from './job-events.ts';
@@ -28,6 +29,10 @@ export interface Ctx {
   readonly workAvailable: () => void;
   /** Live progress streams (`GET /v1/jobs/:id/events`). */
   readonly events: JobEvents;
+  /** Service levels over the last hour, fed by the scheduler's events (`GET /v1/stats`). */
+  readonly levels: ServiceLevels;
+  /** Volunteers connected (authenticated) now. */
+  readonly volunteersConnected: () => number;
 }
 
 /** Counters of one hub process since it started. */

@@ -9,12 +9,8 @@ import type { SubmitEnv } from '../hub/kinds/kind.ts';
 import { type OracleRunner, withHubHoneypots } from '../hub/oracle.ts';
 import { type JobRecord, jobOf } from '../hub/store.ts';
 import type { Principal } from '../hub/tokens.ts';
-import {
-  manifestBlobs as kindManifestBlobs,
-  type Manifest,
-  manifestTensors,
-  parseManifest,
-} from '../protocol/kinds/index.ts';
+import { JOB_LIST_LIMIT, type JobList } from '../protocol/api.ts';
+import { type Manifest, manifestTensors, parseManifest, submitBlobs } from '../protocol/kinds/index.ts';
 import { tensorBytes } from '../protocol/shard.ts';
 import { httpError, notFound, send } from './http.ts';
 import { type Ctx, readJson } from './hub-context.ts';
@@ -49,11 +45,7 @@ export function wgslChecker(): NonNullable<SubmitEnv['checkWgsl']> {
 
 /** Every blob a manifest names that a volunteer (or the scheduler, for honeypot answers) needs. */
 export function manifestBlobs(m: Manifest): string[] {
-  const out = kindManifestBlobs(m);
-  // Honeypot answers are only compared as bytes for tolerance jobs; exact ones compare hashes.
-  if (m.tolerance !== 'exact')
-    for (const h of m.honeypots ?? []) for (const e of h.expected) out.push(e.sha256);
-  return [...new Set(out)];
+  return submitBlobs(m);
 }
 
 export async function submitJob(
@@ -226,13 +218,49 @@ function ownJob(ctx: Ctx, who: Principal | undefined, id: string): JobRecord {
   return job;
 }
 
-/** Job routes: submit, progress, cancel, results. */
+/** The jobs `who` may see: a researcher its own, the admin every job; oldest first. */
+export function visibleJobs(ctx: Ctx, who: Principal | undefined): JobRecord[] {
+  const all = ctx.store.listJobs();
+  return who?.kind === 'researcher' ? all.filter((j) => j.owner === who.name) : all;
+}
+
+/** `GET /v1/jobs`: the caller's jobs, newest first, at most JOB_LIST_LIMIT, with their counts. */
+export function jobList(ctx: Ctx, who: Principal | undefined): JobList {
+  const mine = visibleJobs(ctx, who);
+  const jobs = mine
+    .slice(-JOB_LIST_LIMIT)
+    .reverse()
+    .map((j) => {
+      const { shards, validated, failed, inFlight, done } = ctx.store.shardStats(j.id);
+      return {
+        job: j.id,
+        status: j.status,
+        kind: j.manifest.kind,
+        createdAt: j.createdAt,
+        shards,
+        validated,
+        failed,
+        inFlight,
+        done,
+        ...(j.owner !== undefined ? { owner: j.owner } : {}),
+      };
+    });
+  return { jobs, total: mine.length };
+}
+
+/** Job routes: list, submit, progress, cancel, results. */
 export const JOB_ROUTES: readonly Route[] = [
   {
     methods: ['POST'],
     path: '/v1/jobs',
     auth: 'token',
     handle: ({ ctx, req, res, who }) => submitJob(ctx, req, res, who ?? { kind: 'admin' }),
+  },
+  {
+    methods: ['GET', 'HEAD'],
+    path: '/v1/jobs',
+    auth: 'token',
+    handle: ({ ctx, req, res, who }) => send(req, res, 200, jobList(ctx, who)),
   },
   {
     methods: ['GET', 'HEAD'],

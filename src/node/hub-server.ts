@@ -14,6 +14,7 @@ import { JournaledStore } from '../hub/journaled-store.ts';
 import type { OracleRunner } from '../hub/oracle.ts';
 import { HubRounds, type HubRoundsOptions } from '../hub/rounds.ts';
 import { Scheduler } from '../hub/scheduler.ts';
+import { ServiceLevels } from '../hub/service-levels.ts';
 import type { HubStore } from '../hub/store.ts';
 import { BlobSwarm } from '../hub/swarm.ts';
 import { ALLREDUCE_ROUTES } from './allreduce-routes.ts';
@@ -28,6 +29,7 @@ import { httpError, JSON_TYPE, lingerAfterAnswer, notFound, responseOf } from '.
 import { BLOB_ROUTES } from './hub-blobs.ts';
 import type { Ctx, HubLogEntry, HubStats } from './hub-context.ts';
 import { JOB_ROUTES, wgslChecker } from './hub-jobs.ts';
+import { STATS_ROUTES } from './hub-stats.ts';
 import { TOKEN_ROUTES } from './hub-tokens.ts';
 import { VOLUNTEER_ROUTES } from './hub-volunteers.ts';
 import { JobEvents } from './job-events.ts';
@@ -141,7 +143,10 @@ const MiB = 2 ** 20;
  * - `GET|HEAD /v1/blobs/:sha256` raw bytes with `Range` (206). Public: a blob is named by its
  *   hash, volunteers fetch inputs here as the data plane's fallback, and knowing the hash is
  *   knowing what to ask for — results are never blobs, so they stay behind tokens.
- * - `POST /v1/jobs` a manifest → 201 `{ job }`; every blob it names must be uploaded first
+ * - `POST /v1/jobs` a manifest → 201 `{ job }`; every blob it names must be uploaded first;
+ *   `GET /v1/jobs` the caller's jobs (the admin's: all), newest first, at most 200, with counts
+ * - `GET /v1/stats` (any token) service levels over the last hour (hub/service-levels.ts) and the
+ *   caller's running or recently active jobs with rate, latency p50/p95 and ETA
  * - `GET /v1/jobs/:id` progress; `DELETE /v1/jobs/:id` cancels it (→ `CancelOutcome`; 409 once it
  *   is done or failed); `GET /v1/jobs/:id/results` the canonical results index;
  *   `GET /v1/jobs/:id/results/:shard/:output` raw bytes (`:shard` is the index or the shard id).
@@ -169,7 +174,11 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
     });
   }
   const store: HubStore = opts.store ?? new JournaledStore(opts.dbPath ?? '');
-  const scheduler = new Scheduler(store, { blob: (sha) => blobs.read(sha) });
+  const levels = new ServiceLevels();
+  const scheduler = new Scheduler(store, {
+    blob: (sha) => blobs.read(sha),
+    observer: (e) => levels.record(e),
+  });
   const allowed = new Set(opts.allowedOrigins);
   // Filled once the port is known, before the first request can arrive.
   const self = new Set<string>();
@@ -242,6 +251,8 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
     // The control plane is attached below, once the server exists.
     workAvailable: () => controlPlane?.workAvailable(),
     events,
+    levels,
+    volunteersConnected: () => controlPlane?.volunteers() ?? 0,
   };
   let controlPlane: ControlPlane | undefined;
   const pages = staticPages(opts.pagesDir ?? DEFAULT_PAGES_DIR);
@@ -411,6 +422,7 @@ const ROUTES: readonly Route[] = [
   ...BLOB_ROUTES,
   ...ALLREDUCE_ROUTES,
   ...JOB_ROUTES,
+  ...STATS_ROUTES,
   ...VOLUNTEER_ROUTES,
   ...TOKEN_ROUTES,
 ];

@@ -107,6 +107,89 @@ export const resultsIndex = object(
 );
 export type ResultsIndex = Infer<typeof resultsIndex>;
 
+/** `GET /v1/jobs`: the caller's jobs (the admin's: every job), newest first, at most `JOB_LIST_LIMIT`. */
+export const JOB_LIST_LIMIT = 200;
+export const jobList = object(
+  {
+    jobs: array(
+      object(
+        {
+          job: string({ max: 256 }),
+          status: literal(JOB_STATUSES),
+          kind: string({ max: 64 }),
+          /** Submit time (ms since the epoch, the hub's clock). */
+          createdAt: count,
+          shards: count,
+          validated: count,
+          failed: count,
+          inFlight: count,
+          done: count,
+        },
+        /** The token name that submitted it (absent for the admin's jobs). */
+        { owner: string({ max: 256 }) },
+        loose,
+      ),
+      JOB_LIST_LIMIT,
+    ),
+    /** How many jobs the caller has in all (more than `jobs` lists when over the limit). */
+    total: count,
+  },
+  {},
+  loose,
+);
+export type JobList = Infer<typeof jobList>;
+
+/** Shard latency (lease issued → result accepted) over the window: nearest-rank percentiles. */
+const latency = object({ samples: count }, { p50Ms: nonNegative, p95Ms: nonNegative }, loose);
+
+/** Validated shards per bucket, oldest first, from `start` (ms). */
+const throughput = object(
+  { bucketMs: integer(1, Number.MAX_SAFE_INTEGER), start: count, validated: array(count, 100_000) },
+  {},
+  loose,
+);
+export type ThroughputAnswer = Infer<typeof throughput>;
+
+/** `GET /v1/stats` (any token): the hub's service levels, and the caller's running jobs' ETAs. */
+export const hubStats = object(
+  {
+    /** The hub's clock when it answered (ms). */
+    at: count,
+    /** How far back the figures look (ms; an hour). */
+    windowMs: count,
+    /** Volunteers connected (authenticated) now. */
+    volunteers: count,
+    latency,
+    validatedPerMinute: nonNegative,
+    /** Leases that ended in the window, how many with a valid result, and the fraction. */
+    leases: object({ ended: count, valid: count }, { validFraction: nonNegative }, loose),
+    throughput,
+    /**
+     * The caller's jobs (the admin's: every job) that are running or were active in the window,
+     * most recently active first, at most `JOB_LIST_LIMIT`.
+     */
+    jobs: array(
+      object(
+        {
+          job: string({ max: 256 }),
+          status: literal(JOB_STATUSES),
+          /** Shards neither validated nor failed. */
+          remaining: count,
+          validatedPerMinute: nonNegative,
+          latency,
+        },
+        /** ms to validate `remaining` at the recent rate; absent without a recent rate. */
+        { etaMs: nonNegative, throughput },
+        loose,
+      ),
+      JOB_LIST_LIMIT,
+    ),
+  },
+  {},
+  loose,
+);
+export type HubStatsAnswer = Infer<typeof hubStats>;
+
 /** `GET /v1/volunteers/:id/credits` (protocol/credit.ts: amounts in base units, exact). */
 export const creditReport: Schema<ReturnType<typeof parseCreditReport>> = (v) => parseCreditReport(v);
 

@@ -393,9 +393,9 @@ describe('jobs', () => {
     expect((await errorOf(r)).code).toBe('http/not-found');
     r = await fetch(`${h.url}/v1/jobs/job-that-is-not`, { headers: h.auth });
     expect(r.status).toBe(404);
-    r = await fetch(`${h.url}/v1/jobs`, { method: 'GET', headers: h.auth });
+    r = await fetch(`${h.url}/v1/jobs`, { method: 'PUT', headers: h.auth });
     expect(r.status).toBe(405);
-    expect(r.headers.get('allow')).toBe('POST');
+    expect(r.headers.get('allow')).toBe('POST, GET, HEAD');
     expect(h.hub.store.listJobs()).toHaveLength(0);
   });
 

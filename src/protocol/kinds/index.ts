@@ -126,6 +126,18 @@ export function manifestBlobs(m: Manifest): string[] {
   return [...new Set(kindOf(m.kind).manifestBlobs(m))];
 }
 
+/**
+ * Every blob the hub must hold before it takes the manifest: what volunteers fetch, and the
+ * honeypots' answers of a tolerance job (compared as bytes; exact jobs compare hashes). The
+ * `hearth submit` command and the researcher console upload these.
+ */
+export function submitBlobs(m: Manifest): string[] {
+  const out = manifestBlobs(m);
+  if (m.tolerance !== 'exact')
+    for (const h of m.honeypots ?? []) for (const e of h.expected) out.push(e.sha256);
+  return [...new Set(out)];
+}
+
 /** Every tensor a manifest names, with the path of its field. */
 export function manifestTensors(m: Manifest): NamedTensor[] {
   return kindOf(m.kind).manifestTensors(m);

@@ -1,4 +1,5 @@
-// NumPy's .npy format, version 1.0, written by hand so `hearth results` needs no dependency:
+// NumPy's .npy format, version 1.0, written by hand so `hearth results` and the researcher console
+// (which download results as .npy) need no dependency:
 // magic "\x93NUMPY", version 1.0, a little-endian u16 header length, then a Python dict literal
 // padded with spaces (and a final newline) so the data starts on a 64-byte boundary.
 // https://numpy.org/doc/stable/reference/generated/numpy.lib.format.html
