@@ -104,6 +104,11 @@ export interface VolunteerSnapshot {
   readonly volunteerId: string | null;
   /** The GPU adapter, once probed. */
   readonly device: string | null;
+  /**
+   * Whether this browser has WebGPU, once probed: without it ONNX shards run on WebAssembly and
+   * the hub leases no WGSL shards here.
+   */
+  readonly webgpu: boolean | null;
   /** What runs now, or what happened last, as a sentence. */
   readonly current: string | null;
   /** The running shard's progress in [0, 1]; null between shards. */
@@ -231,6 +236,7 @@ export class VolunteerController {
       state: 'asking',
       volunteerId: null,
       device: null,
+      webgpu: null,
       current: null,
       progress: null,
       stats: null,
@@ -360,7 +366,7 @@ export class VolunteerController {
     const worker = await this.#opts.startWorker();
     this.#worker = worker;
     const caps = await worker.probe();
-    this.#set({ device: caps.adapter.summary });
+    this.#set({ device: caps.adapter.summary, webgpu: caps.limits.maxBufferSize > 0 });
     const parts = await this.#opts.open();
     this.#set({ volunteerId: parts.identity.id });
     if (!this.#opts.consent.get()) return; // stopped while starting

@@ -12,6 +12,7 @@ import { HearthError } from '../core/errors.ts';
 import { randomId } from '../core/ids.ts';
 import type { ControlCapabilities } from '../protocol/control.ts';
 import type { Manifest, ShardWork } from '../protocol/kinds/index.ts';
+import { HUB_KINDS, hubKindOf } from './kinds/index.ts';
 import { blocked, freshVolunteer, type TrustPolicy, trusted } from './reputation.ts';
 import {
   type JobRecord,
@@ -187,6 +188,8 @@ export class Leases {
 }
 
 function fits(m: Manifest, caps: Capabilities): boolean {
+  // No buffers: the volunteer's browser has no WebGPU (it runs ONNX on WebAssembly only).
+  if (caps.maxBufferBytes === 0 && hubKindOf(HUB_KINDS, m.kind).needsGpu) return false;
   const r = m.requirements;
   if (!r) return true;
   if (r.minBufferBytes !== undefined && caps.maxBufferBytes < r.minBufferBytes) return false;

@@ -1,9 +1,9 @@
-import { HearthError } from '../core/errors.ts';
+import { HearthError, isHearthError } from '../core/errors.ts';
 import { sha256Hex } from '../core/hash.ts';
 import type { GpuRuntime } from '../gpu/context.ts';
 import { parseShard } from '../protocol/kinds/index.ts';
 import type { OutputTensor, ShardProgress, ShardResult } from '../protocol/shard.ts';
-import { type CapabilityReport, probeDevice } from './probe.ts';
+import { type CapabilityReport, noGpuReport, probeDevice } from './probe.ts';
 import { runnerOf } from './runners/index.ts';
 import type { BlobSource, OnnxRunner } from './runners/runner.ts';
 
@@ -36,7 +36,16 @@ export class ComputeEngine {
    * page makes it only after the volunteer said yes.
    */
   async probe(): Promise<CapabilityReport> {
-    const ctx = await this.opts.runtime.context();
+    let ctx: Awaited<ReturnType<GpuRuntime['context']>>;
+    try {
+      ctx = await this.opts.runtime.context();
+    } catch (e) {
+      // No WebGPU here: ONNX shards still run (onnxruntime-web's WebAssembly backend); the
+      // report's zero buffers tell the hub to lease this device no WGSL shards.
+      if (!isHearthError(e, 'gpu/unavailable')) throw e;
+      this.probed = noGpuReport(e.message);
+      return this.probed;
+    }
     this.probed = await probeDevice(ctx);
     return this.probed;
   }

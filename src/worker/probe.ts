@@ -88,3 +88,37 @@ export async function probeDevice(ctx: GpuContext, budgetMs = 600): Promise<Capa
     ms: Math.round(performance.now() - t0),
   };
 }
+
+/** What a device without WebGPU reports: no adapter, no buffers (the hub leases it no WGSL shards). */
+export function noGpuReport(reason: string): CapabilityReport {
+  const limits = Object.fromEntries(
+    [
+      'maxBufferSize',
+      'maxStorageBufferBindingSize',
+      'maxUniformBufferBindingSize',
+      'maxComputeWorkgroupStorageSize',
+      'maxComputeInvocationsPerWorkgroup',
+      'maxComputeWorkgroupSizeX',
+      'maxComputeWorkgroupSizeY',
+      'maxComputeWorkgroupSizeZ',
+      'maxComputeWorkgroupsPerDimension',
+      'maxStorageBuffersPerShaderStage',
+      'minStorageBufferOffsetAlignment',
+    ].map((k) => [k, 0]),
+  ) as unknown as GpuLimits;
+  return {
+    adapter: {
+      vendor: '',
+      architecture: '',
+      device: '',
+      description: reason,
+      isFallbackAdapter: false,
+      summary: 'no WebGPU (ONNX on WebAssembly)',
+    },
+    limits,
+    features: { shaderF16: false, subgroups: false, timestampQuery: false },
+    matmulGflops: 0,
+    copyGBps: 0,
+    ms: 0,
+  };
+}

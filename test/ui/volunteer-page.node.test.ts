@@ -12,10 +12,13 @@ import { type Browser, type BrowserContext, chromium, type Page } from 'playwrig
 import { build } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { VolunteerSnapshot } from '../../src/client/controller.ts';
+import { sha256Hex } from '../../src/core/hash.ts';
 import { createToken } from '../../src/hub/tokens.ts';
 import { chromiumArgs } from '../../src/node/volunteers.ts';
 import { spinJob, waitFor } from '../client/client-helpers.ts';
 import { type TestHub, testHub, upload } from '../node/hub-helpers.ts';
+import { mlp } from '../onnx/models.ts';
+import { uniform } from '../onnx/reference.ts';
 
 /** The GPU cap must hold within this share of its set value over whole shard cycles (the issue's ±10%). */
 const DUTY_RTOL = 0.1;
@@ -246,4 +249,76 @@ describe('the volunteer page', () => {
       'work to resume when visible',
     );
   }, 300_000);
+
+  it('without WebGPU runs ONNX shards on WebAssembly, is leased no WGSL shard, and says so', async () => {
+    // Chromium without --enable-unsafe-webgpu: navigator.gpu gives no adapter.
+    const plain = await chromium.launch({
+      executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
+      args: chromiumArgs('swiftshader').filter((a) => !/webgpu/.test(a)),
+    });
+    try {
+      const model = mlp(3);
+      const rows = 8;
+      const x = new Uint8Array(Float32Array.from(uniform(5, rows * model.dims.D, -1, 1)).buffer);
+      await upload(hub.hub.url, token, [model.bytes as Uint8Array<ArrayBuffer>, x]);
+      const wgsl = await spinJob(4, 1000, { replication: 1, maxReplicas: 1 });
+      await upload(hub.hub.url, token, wgsl.blobs);
+      const submit = async (m: unknown) => {
+        const r = await fetch(`${hub.hub.url}/v1/jobs`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+          body: JSON.stringify(m),
+        });
+        expect(r.status).toBe(201);
+        return ((await r.json()) as { job: string }).job;
+      };
+      // The WGSL job first: a volunteer without WebGPU must pass it by.
+      const wgslJob = await submit(wgsl.manifest);
+      const onnxJob = await submit({
+        v: 1,
+        kind: 'onnx',
+        model: await sha256Hex(model.bytes),
+        inputs: { x: { sha256: await sha256Hex(x), dtype: 'f32', shape: [rows, model.dims.D] } },
+        batchInput: 'x',
+        shardSize: 4,
+        replication: 1,
+        tolerance: { rtol: 1e-4, atol: 1e-6 },
+        deadlineMs: 60_000,
+        creditRate: 1e-6,
+        flopsPerShard: 1000,
+      });
+      // The GPU page of the tests above would take the WGSL shards: it stops first.
+      await page.evaluate(() =>
+        (window as unknown as { hearthVolunteer: { stop(): Promise<void> } }).hearthVolunteer.stop(),
+      );
+      const ctx = await plain.newContext();
+      await ctx.grantPermissions(['microphone']);
+      const p = await ctx.newPage();
+      await p.goto(`${hub.hub.url}/volunteer/`);
+      await p.locator('#consent-yes').click();
+      const snap = () =>
+        p.evaluate(
+          () =>
+            (window as unknown as { hearthVolunteer: { snapshot: VolunteerSnapshot } }).hearthVolunteer
+              .snapshot,
+        );
+      await waitFor(async () => (await snap()).stats?.valid === 2, 90_000, 'two ONNX shards on WebAssembly');
+      const s = await snap();
+      expect(s.webgpu).toBe(false);
+      expect(s.stats?.leases).toBe(2);
+      expect(s.current).toMatch(/on wasm/);
+      expect(await p.locator('#no-webgpu').isVisible()).toBe(true);
+      const jobs = async (id: string) =>
+        (await (
+          await fetch(`${hub.hub.url}/v1/jobs/${id}`, { headers: { authorization: `Bearer ${token}` } })
+        ).json()) as {
+          validated: number;
+          inFlight: number;
+        };
+      expect((await jobs(onnxJob)).validated).toBe(2);
+      expect(await jobs(wgslJob)).toMatchObject({ validated: 0, inFlight: 0 });
+    } finally {
+      await plain.close();
+    }
+  }, 180_000);
 });

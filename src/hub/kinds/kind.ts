@@ -48,6 +48,11 @@ export interface OracleEnv<W> {
  */
 export interface HubKind<M, W> {
   readonly kind: string;
+  /**
+   * Whether its shards need a WebGPU device. A volunteer without one reports
+   * `maxBufferBytes: 0` (its browser has no WebGPU): such shards are never leased to it.
+   */
+  readonly needsGpu: boolean;
   /** The job's shards in order, followed by its honeypots. */
   plan(m: M): PlannedShard<W>[];
   /**

@@ -151,6 +151,8 @@ async function prepare(
 /** The `onnx` kind on the hub (registered in ./index.ts). */
 export const onnxHub: HubKind<OnnxManifest, OnnxWork> = {
   kind: 'onnx',
+  // onnxruntime-web runs it on WebAssembly where there is no WebGPU.
+  needsGpu: false,
   plan,
   prepare,
   // ONNX outputs are whatever the model gives; replicas compare them by name.

@@ -65,6 +65,7 @@ async function prepare(m: WgslManifest, env: SubmitEnv): Promise<WgslManifest> {
 /** The `wgsl` kind on the hub (registered in ./index.ts). */
 export const wgslHub: HubKind<WgslManifest, WgslWork> = {
   kind: 'wgsl',
+  needsGpu: true,
   plan,
   prepare,
   checkOutputs(work, outputs) {

@@ -116,6 +116,7 @@ function render(s: VolunteerSnapshot): void {
   $('consent').hidden = s.state !== 'asking';
   $('meter').hidden = s.state === 'asking' || s.state === 'declined';
   if (s.device) $('device').textContent = s.device;
+  $('no-webgpu').hidden = s.webgpu !== false;
   if (s.volunteerId) {
     $('volunteer-id').textContent = s.volunteerId.slice(0, 16);
     $('volunteer-id').title = s.volunteerId;
