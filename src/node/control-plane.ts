@@ -397,8 +397,8 @@ export function attachControlPlane(
         if (m.embed && !origins.has(m.embed.origin)) {
           return fail(
             'input/invalid',
-            `hello.embed.origin: ${m.embed.origin} is not a site this hub allows widgets on; its operator can add it with \`hearth hub --origin ${m.embed.origin}\`.`,
-            { re: m.id, details: { path: 'hello.embed.origin' } },
+            `message.embed.origin: ${m.embed.origin} is not a site this hub allows widgets on; its operator can add it with \`hearth hub --origin ${m.embed.origin}\`.`,
+            { re: m.id, details: { path: 'message.embed.origin' } },
           );
         }
         const key = await importVolunteerKey(m.publicKey);
