@@ -25,7 +25,8 @@ const isolation = {
 };
 
 // `vite build` (npm run build) builds the pages the hub serves: src/ui/ → dist/, so the volunteer
-// page is at /volunteer/. Tests and the dev server keep the repository root as their root.
+// page is at /volunteer/, the widget's element at /widget/hearth-widget.js (a name that never
+// changes: other sites link to it) and its frame at /widget/frame.html. Tests and the dev server keep the repository root as their root.
 export default defineConfig(({ command }) => ({
   ...(command === 'build'
     ? {
@@ -36,7 +37,17 @@ export default defineConfig(({ command }) => ({
           emptyOutDir: true,
           target: 'es2022',
           rollupOptions: {
-            input: { index: here('src/ui/index.html'), volunteer: here('src/ui/volunteer/index.html') },
+            input: {
+              index: here('src/ui/index.html'),
+              volunteer: here('src/ui/volunteer/index.html'),
+              // <hearth-widget>: the element other sites load by a fixed URL, and its frame.
+              'hearth-widget': here('src/ui/widget/hearth-widget.ts'),
+              'widget-frame': here('src/ui/widget/frame.html'),
+            },
+            output: {
+              entryFileNames: (chunk: { name: string }) =>
+                chunk.name === 'hearth-widget' ? 'widget/hearth-widget.js' : 'assets/[name]-[hash].js',
+            },
           },
         },
       }
