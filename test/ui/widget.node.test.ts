@@ -1,6 +1,7 @@
 // `<hearth-widget>` on another site, in real headless Chromium (SwiftShader WebGPU) against a real
 // hub serving the pages built by vite. The host is a tiny node:http server on another port of
-// 127.0.0.1 — another origin — that the hub allows; a second one it does not allow. Checked: the
+// 127.0.0.1 — another origin — that the hub allows, under a strict Content-Security-Policy that
+// lets in only the README's three lines; a second one the hub does not allow. Checked: the
 // host's DOM and styles are untouched outside the element and it can reach neither the frame's
 // document nor its storage; what loads before the yes (≤ 30 KB gzip, nothing connects, no worker,
 // no GPU adapter); the yes given inside the frame runs a WGSL job whose ledger entries name the
@@ -31,6 +32,8 @@ import { indexJob, waitFor } from '../client/client-helpers.ts';
 import { type TestHub, testHub, upload } from '../node/hub-helpers.ts';
 
 const PAYOUT = '0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed';
+/** The host pages' style nonce (their policy allows no other style). */
+const NONCE = 'hearth-test-nonce';
 /** The issue's budget for what loads before the yes: widget script, frame page, its script and CSS. */
 const BEFORE_YES_GZIP = 30 * 1024;
 const AXE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
@@ -67,13 +70,17 @@ async function hostSite(hubUrl: () => string): Promise<{ server: Server; origin:
       return;
     }
     const hubAt = hubUrl();
-    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+    res.writeHead(200, {
+      'content-type': 'text/html; charset=utf-8',
+      // A strict policy: nothing but its own styles and the three lines the README asks for.
+      'content-security-policy': `default-src 'none'; style-src 'nonce-${NONCE}'; script-src ${hubAt}; frame-src ${hubAt}; connect-src ${hubAt}`,
+    });
     res.end(`<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <title>The Daily Example</title>
-<style>
+<style nonce="${NONCE}">
   body { font: 17px/1.55 Georgia, serif; margin: 0; background: #faf7f2; color: #222; }
   main { max-width: 40rem; margin: 0 auto; padding: 1.5rem 1rem; }
   h1 { font-size: 1.8rem; margin: 0 0 .5rem; }
@@ -366,6 +373,9 @@ describe('<hearth-widget> on another site', () => {
       indexedDB: 'SecurityError',
       volunteer: 'SecurityError',
     });
+    // The element's own style applies under the host's strict policy (no inline style allowed):
+    // the frame has no border, where an iframe's default is 2px.
+    expect(await frameEl.evaluate((el) => getComputedStyle(el as Element).borderTopWidth)).toBe('0px');
     // Even given the iframe element (DevTools can find it), its document is out of reach.
     expect(await frameEl.evaluate((el) => (el as HTMLIFrameElement).contentDocument)).toBeNull();
     const shadow = await shadowOf(page);

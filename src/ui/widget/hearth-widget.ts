@@ -35,6 +35,21 @@ iframe { display: block; width: 100%; height: 220px; border: 0; }
 code { font: 0.9em ui-monospace, monospace; overflow-wrap: anywhere; }
 `;
 
+let sheet: CSSStyleSheet | undefined;
+/** The element's style as one shared constructed sheet; undefined where the browser has none. */
+function styleSheet(): CSSStyleSheet | undefined {
+  if (sheet) return sheet;
+  try {
+    const s = new CSSStyleSheet();
+    s.replaceSync(STYLE);
+    if (!('adoptedStyleSheets' in ShadowRoot.prototype)) return undefined;
+    sheet = s;
+    return s;
+  } catch {
+    return undefined;
+  }
+}
+
 /** A string cut to `n` characters for a message. */
 const cut = (s: string, n = 80) => (s.length > n ? `${s.slice(0, n)}…` : s);
 
@@ -55,11 +70,18 @@ class HearthWidget extends HTMLElement {
   constructor() {
     super();
     this.#root = this.attachShadow({ mode: 'closed' });
-    const style = document.createElement('style');
-    style.textContent = STYLE;
     this.#box = document.createElement('div');
     this.#box.className = 'box';
-    this.#root.append(style, this.#box);
+    // A constructed sheet, adopted by this shadow root only: a host whose Content-Security-Policy
+    // forbids inline styles still shows it, and the document's own sheets stay as they are.
+    const sheet = styleSheet();
+    if (sheet) this.#root.adoptedStyleSheets = [sheet];
+    else {
+      const style = document.createElement('style');
+      style.textContent = STYLE;
+      this.#root.append(style);
+    }
+    this.#root.append(this.#box);
   }
 
   connectedCallback(): void {
