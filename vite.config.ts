@@ -25,7 +25,9 @@ const isolation = {
 };
 
 // `vite build` (npm run build) builds the pages the hub serves: src/ui/ → dist/, so the volunteer
-// page is at /volunteer/ and the researcher console at /console/. Tests and the dev server keep the repository root as their root.
+// page is at /volunteer/, the researcher console at /console/, the widget's element at
+// /widget/hearth-widget.js (a name that never changes: other sites link to it) and its frame at
+// /widget/frame.html. Tests and the dev server keep the repository root as their root.
 export default defineConfig(({ command }) => ({
   ...(command === 'build'
     ? {
@@ -40,6 +42,13 @@ export default defineConfig(({ command }) => ({
               index: here('src/ui/index.html'),
               volunteer: here('src/ui/volunteer/index.html'),
               console: here('src/ui/console/index.html'),
+              // <hearth-widget>: the element other sites load by a fixed URL, and its frame.
+              'hearth-widget': here('src/ui/widget/hearth-widget.ts'),
+              'widget-frame': here('src/ui/widget/frame.html'),
+            },
+            output: {
+              entryFileNames: (chunk: { name: string }) =>
+                chunk.name === 'hearth-widget' ? 'widget/hearth-widget.js' : 'assets/[name]-[hash].js',
             },
           },
         },

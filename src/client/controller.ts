@@ -1,6 +1,6 @@
 // The volunteer runtime without a page: consent → compute worker → identity → volunteer, and one
-// snapshot of it all. The volunteer page renders the snapshot, the coming <hearth-widget> will
-// too, and headless volunteers (`hearth volunteer`) read it from the page
+// snapshot of it all. The volunteer page renders the snapshot, so does <hearth-widget>'s frame,
+// and headless volunteers (`hearth volunteer`) read it from the page
 // (`window.hearthVolunteer.snapshot`) — the page's DOM is no one's API.
 //
 // It touches no DOM and no browser global: the platform parts (the compute worker, IndexedDB, the

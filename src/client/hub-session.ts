@@ -16,6 +16,7 @@ import {
   type RequestBody,
   type RequestType,
 } from '../protocol/control.ts';
+import type { EmbedAttribution } from '../protocol/embed.ts';
 
 /** The part of the WebSocket API a session uses (the browser's, or `ws` in Node). */
 export interface SocketLike {
@@ -47,6 +48,8 @@ export interface HubSessionOptions {
   readonly replyTimeoutMs?: number;
   /** Pushes to ask for in the hello (`credit`: the hub pushes this volunteer's credit as it changes). */
   readonly follow?: readonly 'credit'[];
+  /** A widget's volunteer: the site that embedded it and its payout address, sent in the hello. */
+  readonly embed?: EmbedAttribution;
 }
 
 const OPEN = 1;
@@ -223,6 +226,7 @@ export class HubSession {
         publicKey: opts.identity.publicKey,
         capabilities: opts.capabilities,
         ...(opts.follow?.length ? { follow: [...opts.follow] } : {}),
+        ...(opts.embed ? { embed: { origin: opts.embed.origin, payout: opts.embed.payout } } : {}),
       });
       const w = await request(wire, { type: 'auth', signature: await opts.identity.sign(ch.nonce) });
       if (w.volunteerId !== opts.identity.id) {

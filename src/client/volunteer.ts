@@ -18,6 +18,7 @@ import {
   type ReplyOf,
 } from '../protocol/control.ts';
 import { parseCreditWire } from '../protocol/credit.ts';
+import type { EmbedAttribution } from '../protocol/embed.ts';
 import { type JobKind, parseShardWork } from '../protocol/kinds/index.ts';
 import type { Shard, ShardProgress, ShardResult } from '../protocol/shard.ts';
 import { BlobFetcher, type BlobStore, type PeerBlobSource } from './blobs.ts';
@@ -193,6 +194,11 @@ export interface VolunteerOptions {
   readonly dutyCycle?: number;
   /** Start paused (a remembered pause): connected, asking for no work until `resume()`. */
   readonly paused?: boolean;
+  /**
+   * A `<hearth-widget>`'s volunteer: the site that embedded it and the payout address it named,
+   * sent in every hello; the hub records both with the ledger entries of this volunteer's results.
+   */
+  readonly embed?: EmbedAttribution;
   readonly onEvent?: (e: VolunteerEvent) => void;
 }
 
@@ -357,6 +363,7 @@ export class Volunteer {
           ...(this.#opts.socket ? { socket: this.#opts.socket } : {}),
           ...(this.#opts.replyTimeoutMs ? { replyTimeoutMs: this.#opts.replyTimeoutMs } : {}),
           follow: ['credit'],
+          ...(this.#opts.embed ? { embed: this.#opts.embed } : {}),
         });
         this.#session = session;
         session.onPush((m) => {

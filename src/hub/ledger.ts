@@ -2,6 +2,7 @@
 // granted or void. The entry's key is what makes credit exactly-once (DESIGN.md invariant 2): a
 // second result for the same shard by the same volunteer cannot add a second entry. Runs inside
 // the Scheduler's transactions. Amounts are integer base units (src/protocol/credit.ts), never floats.
+import type { EmbedAttribution } from '../protocol/embed.ts';
 import type { LedgerRepository } from './store.ts';
 
 export class Ledger {
@@ -11,9 +12,20 @@ export class Ledger {
     this.#store = store;
   }
 
-  /** Records pending credit (base units) for a result; false when the volunteer already has an entry for the shard. */
-  pending(volunteer: string, shard: string, job: string, credits: bigint): boolean {
-    return this.#store.addCredit({ volunteer, shard, job, credits, status: 'pending' });
+  /**
+   * Records pending credit (base units) for a result; false when the volunteer already has an
+   * entry for the shard. `embed`: the site that embedded the volunteer and its payout address,
+   * kept with the entry.
+   */
+  pending(volunteer: string, shard: string, job: string, credits: bigint, embed?: EmbedAttribution): boolean {
+    return this.#store.addCredit({
+      volunteer,
+      shard,
+      job,
+      credits,
+      status: 'pending',
+      ...(embed ? { site: embed.origin, payout: embed.payout } : {}),
+    });
   }
 
   /** Grants or voids a result's pending credit once its shard is judged. */

@@ -13,6 +13,7 @@ import { HearthError, type HearthErrorCode } from '../core/errors.ts';
 import { sha256Hex } from '../core/hash.ts';
 import { randomId } from '../core/ids.ts';
 import { creditUnits } from '../protocol/credit.ts';
+import type { EmbedAttribution } from '../protocol/embed.ts';
 import { flopsPerShard, type Manifest, type ShardWork } from '../protocol/kinds/index.ts';
 import { type OutputTensor, type ShardResult, verifyResultHashes } from '../protocol/shard.ts';
 import { HUB_KINDS, type HubKinds, hubKindOf } from './kinds/index.ts';
@@ -369,13 +370,19 @@ export class Scheduler {
    * deadline, while the shard is still open: the work is done, and throwing it away helps nobody.
    * Hashes are checked against the bytes first; then, in one transaction, the result is stored,
    * its credit recorded as pending, and — when enough replicas agree — the canonical result chosen
-   * and credit granted.
+   * and credit granted. `opts.embed`: the site that embedded the volunteer (a widget's frame)
+   * and its payout address, recorded with the result's ledger entry.
    */
-  async submitResult(volunteerId: string, result: ShardResult, now: number): Promise<SubmitOutcome> {
+  async submitResult(
+    volunteerId: string,
+    result: ShardResult,
+    now: number,
+    opts: { readonly embed?: EmbedAttribution | undefined } = {},
+  ): Promise<SubmitOutcome> {
     // Hashing is async (WebCrypto), so it runs before the synchronous transaction.
     await verifyResultHashes(result, hashOutput);
     const s = this.#store;
-    const outcome = this.#run(now, () => this.#accept(volunteerId, result, now), { group: true });
+    const outcome = this.#run(now, () => this.#accept(volunteerId, result, now, opts.embed), { group: true });
     // "Accepted" means durable: wait for the group's commit (it rejects if the commit failed).
     await s.settled();
     return outcome;
@@ -423,7 +430,12 @@ export class Scheduler {
     return { shard, job: owner, ...(lease ? { lease } : {}) };
   }
 
-  #accept(volunteerId: string, result: ShardResult, now: number): SubmitOutcome {
+  #accept(
+    volunteerId: string,
+    result: ShardResult,
+    now: number,
+    embed: EmbedAttribution | undefined,
+  ): SubmitOutcome {
     const s = this.#store;
     const { shard, job, lease } = this.#answerable(volunteerId, result.shard, 'result', result.job);
     this.#kind(job.manifest).checkOutputs(shard.work, result.outputs);
@@ -439,7 +451,13 @@ export class Scheduler {
       outputs: result.outputs.map((o) => ({ ...o, shape: [...o.shape], data: o.data.slice(0) })),
     };
     if (
-      !this.#ledger.pending(volunteerId, shard.id, shard.job, this.#shardCredit(job.manifest, shard.work))
+      !this.#ledger.pending(
+        volunteerId,
+        shard.id,
+        shard.job,
+        this.#shardCredit(job.manifest, shard.work),
+        embed,
+      )
     ) {
       throw reject(
         'result/duplicate',

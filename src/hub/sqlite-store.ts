@@ -110,6 +110,16 @@ function legacyCreditUnits(x: unknown): bigint {
 /** The schema version this code writes. */
 export const SCHEMA_VERSION = MIGRATIONS.length;
 
+/** The ledger's columns, in the order `ledgerEntry` reads them. */
+const LEDGER_COLUMNS = 'volunteer, shard, job, credits, status, site, payout';
+type LedgerRow = Omit<LedgerEntry, 'site' | 'payout'> & { site: string | null; payout: string | null };
+/** A ledger row as an entry: `site` and `payout` only where the row has them. */
+const ledgerEntry = (r: LedgerRow): LedgerEntry => {
+  const { site, payout, ...rest } = r;
+  return site === null || payout === null ? rest : { ...rest, site, payout };
+};
+const ledgerEntries = (rows: unknown[]): LedgerEntry[] => (rows as LedgerRow[]).map(ledgerEntry);
+
 type TokenRow = { name: string; hash: string; created_at: number; revoked_at: number | null };
 const token = (r: TokenRow): TokenRecord => ({
   name: r.name,
@@ -213,29 +223,21 @@ function prepareStatements(db: SqliteDatabase) {
     getVolunteer: p('SELECT doc FROM volunteers WHERE id = ?'),
     putVolunteer: p('INSERT OR REPLACE INTO volunteers (id, doc) VALUES (?, ?)'),
     addCredit: p(
-      'INSERT OR IGNORE INTO ledger (volunteer, shard, job, credits, status) VALUES (?, ?, ?, ?, ?)',
+      'INSERT OR IGNORE INTO ledger (volunteer, shard, job, credits, status, site, payout) VALUES (?, ?, ?, ?, ?, ?, ?)',
     ),
     setCredit: p('UPDATE ledger SET status = ? WHERE volunteer = ? AND shard = ?'),
     voidPending: p("UPDATE ledger SET status = 'void' WHERE job = ? AND status = 'pending'"),
     // Credit comes back as bigint: base units are money, exact past 2⁵³.
-    ledgerAll: wide('SELECT volunteer, shard, job, credits, status FROM ledger ORDER BY volunteer, shard'),
-    ledgerOf: wide(
-      'SELECT volunteer, shard, job, credits, status FROM ledger WHERE volunteer = ? ORDER BY shard',
-    ),
+    ledgerAll: wide(`SELECT ${LEDGER_COLUMNS} FROM ledger ORDER BY volunteer, shard`),
+    ledgerOf: wide(`SELECT ${LEDGER_COLUMNS} FROM ledger WHERE volunteer = ? ORDER BY shard`),
     // By status: a volunteer's through the primary key; everyone's reads the table (only a
     // JournaledStore's start asks, for the pending entries it keeps in memory).
-    ledgerAllWith: wide(
-      'SELECT volunteer, shard, job, credits, status FROM ledger WHERE status = ? ORDER BY volunteer, shard',
-    ),
+    ledgerAllWith: wide(`SELECT ${LEDGER_COLUMNS} FROM ledger WHERE status = ? ORDER BY volunteer, shard`),
     ledgerOfWith: wide(
-      'SELECT volunteer, shard, job, credits, status FROM ledger WHERE volunteer = ? AND status = ? ORDER BY shard',
+      `SELECT ${LEDGER_COLUMNS} FROM ledger WHERE volunteer = ? AND status = ? ORDER BY shard`,
     ),
-    credit: wide(
-      'SELECT volunteer, shard, job, credits, status FROM ledger WHERE volunteer = ? AND shard = ?',
-    ),
-    ledgerOfJob: wide(
-      'SELECT volunteer, shard, job, credits, status FROM ledger WHERE job = ? ORDER BY volunteer, shard',
-    ),
+    credit: wide(`SELECT ${LEDGER_COLUMNS} FROM ledger WHERE volunteer = ? AND shard = ?`),
+    ledgerOfJob: wide(`SELECT ${LEDGER_COLUMNS} FROM ledger WHERE job = ? ORDER BY volunteer, shard`),
     putToken: p('INSERT OR REPLACE INTO tokens (name, hash, created_at, revoked_at) VALUES (?, ?, ?, ?)'),
     addToken: p(
       'INSERT INTO tokens (name, hash, created_at, revoked_at) VALUES (?, ?, ?, ?) ON CONFLICT (name) DO NOTHING',
@@ -491,7 +493,17 @@ export class SqliteStore implements HubStore {
   }
   addCredit(e: LedgerEntry): boolean {
     // The primary key (volunteer, shard) is what makes credit exactly-once, even across restarts.
-    return this.#q.addCredit.run(e.volunteer, e.shard, e.job, e.credits, e.status).changes === 1;
+    return (
+      this.#q.addCredit.run(
+        e.volunteer,
+        e.shard,
+        e.job,
+        e.credits,
+        e.status,
+        e.site ?? null,
+        e.payout ?? null,
+      ).changes === 1
+    );
   }
   setCreditStatus(volunteer: string, shard: string, status: CreditStatus): void {
     this.#q.setCredit.run(status, volunteer, shard);
@@ -502,11 +514,11 @@ export class SqliteStore implements HubStore {
   ledger(volunteer?: string, status?: CreditStatus): LedgerEntry[] {
     const q = this.#q;
     if (status === undefined) {
-      return (volunteer === undefined ? q.ledgerAll.all() : q.ledgerOf.all(volunteer)) as LedgerEntry[];
+      return ledgerEntries(volunteer === undefined ? q.ledgerAll.all() : q.ledgerOf.all(volunteer));
     }
-    return (
-      volunteer === undefined ? q.ledgerAllWith.all(status) : q.ledgerOfWith.all(volunteer, status)
-    ) as LedgerEntry[];
+    return ledgerEntries(
+      volunteer === undefined ? q.ledgerAllWith.all(status) : q.ledgerOfWith.all(volunteer, status),
+    );
   }
   putToken(t: TokenRecord): void {
     this.#q.putToken.run(t.name, t.hash, t.createdAt, t.revokedAt ?? null);
@@ -550,11 +562,12 @@ export class SqliteStore implements HubStore {
   }
   /** One ledger entry (JournaledStore: is a credit it no longer holds in memory on the file?). */
   credit(volunteer: string, shard: string): LedgerEntry | undefined {
-    return this.#q.credit.get(volunteer, shard) as LedgerEntry | undefined;
+    const r = this.#q.credit.get(volunteer, shard) as LedgerRow | undefined;
+    return r ? ledgerEntry(r) : undefined;
   }
   /** A job's ledger entries (JournaledStore loads them when the job comes back into memory). */
   ledgerOfJob(job: string): LedgerEntry[] {
-    return this.#q.ledgerOfJob.all(job) as LedgerEntry[];
+    return ledgerEntries(this.#q.ledgerOfJob.all(job));
   }
   /** One result by id, with its bytes. */
   result(id: string): ResultRecord | undefined {

@@ -94,6 +94,14 @@ export interface LedgerEntry {
   /** Base units (`CREDIT_UNITS` per credit, src/protocol/credit.ts): an integer, never a float. */
   readonly credits: bigint;
   readonly status: CreditStatus;
+  /**
+   * The site that embedded the volunteer when it sent this result (a `<hearth-widget>`'s page,
+   * an exact origin), as its connection's hello said; absent for the hub's own page and Node
+   * volunteers.
+   */
+  readonly site?: string;
+  /** The payout address that site named (`0x` + 40 hex digits); present exactly when `site` is. */
+  readonly payout?: string;
 }
 
 /** A researcher token: only the SHA-256 of its secret is kept (see tokens.ts). */

@@ -23,6 +23,7 @@ import {
   type RequestOf,
   requestIdOf,
 } from '../protocol/control.ts';
+import type { EmbedAttribution } from '../protocol/embed.ts';
 import type { Manifest } from '../protocol/manifest.ts';
 import { ALLREDUCE_HANDLERS } from './control/allreduce.ts';
 import { CreditPushes } from './control/credit-pushes.ts';
@@ -135,6 +136,7 @@ type Phase =
       readonly key: VolunteerKey;
       readonly caps: ControlCapabilities;
       readonly followsCredit: boolean;
+      readonly embed: EmbedAttribution | undefined;
     }
   | { readonly name: 'ready'; readonly conn: Connection }
   | { readonly name: 'closed' };
@@ -390,6 +392,15 @@ export function attachControlPlane(
         if (phase.name !== 'new') {
           return fail('control/bad-state', 'hello: this connection already said hello.', { re: m.id });
         }
+        // A widget's frame names the site that embedded it: only a site this hub allows widgets
+        // on (its frame renders nowhere else), so the ledger never records one it refuses.
+        if (m.embed && !origins.has(m.embed.origin)) {
+          return fail(
+            'input/invalid',
+            `message.embed.origin: ${m.embed.origin} is not a site this hub allows widgets on; its operator can add it with \`hearth hub --origin ${m.embed.origin}\`.`,
+            { re: m.id, details: { path: 'message.embed.origin' } },
+          );
+        }
         const key = await importVolunteerKey(m.publicKey);
         nonce = newNonce();
         if (phase.name !== 'new') return;
@@ -398,6 +409,7 @@ export function attachControlPlane(
           key,
           caps: m.capabilities,
           followsCredit: m.follow?.includes('credit') === true,
+          embed: m.embed,
         };
         return send({ type: 'challenge', nonce }, m.id);
       }
@@ -406,7 +418,7 @@ export function attachControlPlane(
       }
       if (phase.name !== 'challenged')
         return fail('control/bad-state', 'auth: say hello first.', { re: m.id });
-      const { key, caps, followsCredit } = phase;
+      const { key, caps, followsCredit, embed } = phase;
       if (!(await verifyChallenge(key, nonce, m.signature))) {
         return fail(
           'control/auth-failed',
@@ -432,6 +444,7 @@ export function attachControlPlane(
         reported: [],
         idle: false,
         ...(peerId ? { peerId } : {}),
+        ...(embed ? { embed } : {}),
       };
       phase = { name: 'ready', conn };
       byVolunteer.set(key.id, (byVolunteer.get(key.id) ?? 0) + 1);

@@ -42,6 +42,7 @@ import {
 } from './peer-server.ts';
 import { dispatch, pathOf, type Route } from './routes.ts';
 import { DEFAULT_PAGES_DIR, staticPages, urlPath } from './static-pages.ts';
+import { answerWidgetAllowed, WIDGET_ALLOWED_PATH, widgetHeaders } from './widget.ts';
 
 export interface HubOptions {
   /** The SQLite file (created when absent), kept by a JournaledStore; ignored when `store` is given. */
@@ -63,7 +64,10 @@ export interface HubOptions {
   readonly maxBlobBytes: number;
   /** Largest JSON body (a manifest); default 1 MiB. */
   readonly maxJsonBytes?: number;
-  /** Pages of other origins that may call the hub from a browser (exact origins, never `*`). */
+  /**
+   * Pages of other origins that may call the hub from a browser (exact origins, never `*`); also
+   * the sites that may embed `<hearth-widget>` (its frame's `frame-ancestors`, `/widget/allowed`).
+   */
   readonly allowedOrigins: readonly string[];
   /** How often leases past their deadline are reissued; default 1000 ms. */
   readonly expireEveryMs?: number;
@@ -255,7 +259,8 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
     volunteersConnected: () => controlPlane?.volunteers() ?? 0,
   };
   let controlPlane: ControlPlane | undefined;
-  const pages = staticPages(opts.pagesDir ?? DEFAULT_PAGES_DIR);
+  // The widget's frame renders inside the allowed origins' pages; its script loads anywhere.
+  const pages = staticPages(opts.pagesDir ?? DEFAULT_PAGES_DIR, { headers: widgetHeaders(allowed) });
   let p2p: HubPeerServer | undefined;
 
   const server = createServer({ maxHeaderSize: 16 * 1024 }, (req, res) => {
@@ -270,6 +275,8 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
       } catch (e) {
         fail(res, e, internal);
       }
+    } else if (path === WIDGET_ALLOWED_PATH) {
+      answerWidgetAllowed(req, res, (o) => allowed.has(o) || self.has(o));
     } else void pages(req, res);
   });
   // A request Node cannot even parse still gets the API's JSON error (431 for oversized headers).

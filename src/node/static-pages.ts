@@ -44,6 +44,17 @@ const ISOLATION = {
 /** Serves the files of one folder: `(req, res) => Promise<void>`, never rejecting. */
 export type PagesHandler = (req: IncomingMessage, res: ServerResponse) => Promise<void>;
 
+export interface StaticPagesOptions {
+  /**
+   * Headers for one file, by its path inside the folder as `/`-joined safe segments (`widget/
+   * frame.html`, `volunteer/index.html` for `/volunteer/`): they are added to the isolation
+   * headers above and win over them (the widget's script is public, its frame framable by the
+   * hub's allowed origins). Asked only for a file that exists inside the folder, after every path
+   * check.
+   */
+  readonly headers?: (file: string) => Readonly<Record<string, string>> | undefined;
+}
+
 /**
  * A handler that serves `dir` (read at each request, so a build made while the hub runs is
  * picked up): `index.html` for a folder, content types by extension, the isolation headers
@@ -56,10 +67,10 @@ export type PagesHandler = (req: IncomingMessage, res: ServerResponse) => Promis
  * const pages = staticPages('/srv/hearth/dist');
  * http.createServer((req, res) => void pages(req, res));
  */
-export function staticPages(dir: string): PagesHandler {
+export function staticPages(dir: string, opts: StaticPagesOptions = {}): PagesHandler {
   return async (req, res) => {
     try {
-      await serve(dir, req, res);
+      await serve(dir, req, res, opts.headers);
     } catch (e) {
       const err = responseOf(
         isHearthError(e)
@@ -126,7 +137,12 @@ export function pageSegments(url: string): string[] {
 
 const notFound = (path: string) => httpError('http/not-found', `page ${path.slice(0, 200)} does not exist.`);
 
-async function serve(dir: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
+async function serve(
+  dir: string,
+  req: IncomingMessage,
+  res: ServerResponse,
+  headersOf: StaticPagesOptions['headers'],
+): Promise<void> {
   const method = req.method ?? 'GET';
   if (method !== 'GET' && method !== 'HEAD') {
     throw httpError('http/method', `${method} is not allowed on pages; use GET or HEAD.`, {
@@ -146,6 +162,7 @@ async function serve(dir: string, req: IncomingMessage, res: ServerResponse): Pr
   }
   let file = join(root, ...segs);
   let st = await statOrNull(file);
+  const rel = [...segs];
   if (st?.isDirectory()) {
     const path = urlPath(url);
     // Relative links in the folder's index.html resolve against the URL: it must end with '/'.
@@ -156,6 +173,7 @@ async function serve(dir: string, req: IncomingMessage, res: ServerResponse): Pr
       });
     }
     file = join(file, 'index.html');
+    rel.push('index.html');
     st = await statOrNull(file);
   }
   if (!st?.isFile()) throw notFound(urlPath(url));
@@ -172,6 +190,7 @@ async function serve(dir: string, req: IncomingMessage, res: ServerResponse): Pr
     'last-modified': lastModified,
     // Always revalidate: vite's hashed assets change names, but index.html and the rest do not.
     'cache-control': 'no-cache',
+    ...headersOf?.(rel.join('/')),
   };
   if (notModified(req, etag, st)) {
     res.writeHead(304, headers);

@@ -42,6 +42,10 @@ function keep<S extends HubStore>(s: S): S {
 /** A file exactly as a hub of schema `version` left it: SCHEMA and the migrations before it. */
 function oldFile(path: string, version: number, fill: (db: SqliteDatabase) => void = () => {}): void {
   const db = new Database(path);
+  // Migration 3 converts old amounts with a function the hub registers (its files hold none here).
+  db.function('hearth_credit_units', { deterministic: true }, (x: unknown) =>
+    BigInt(Math.round(Number(x) * 1e6)),
+  );
   db.exec(SCHEMA);
   for (const m of MIGRATIONS.slice(0, version)) db.exec(m);
   fill(db);
@@ -102,7 +106,7 @@ describe('SqliteStore migration 3: credit in integer base units', () => {
     expect(sched.credits('b')).toEqual({ pending: 2_100_000n, granted: 0n });
     const check = new Database(path, { readonly: true });
     expect(check.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
-    expect(SCHEMA_VERSION).toBe(3);
+    expect(SCHEMA_VERSION).toBeGreaterThanOrEqual(3);
     // Stored as SQLite integers, not REALs that happen to be whole.
     expect(
       check.prepare("SELECT count(*) AS n FROM ledger WHERE typeof(credits) <> 'integer'").get(),
@@ -126,9 +130,13 @@ describe('SqliteStore migration 3: credit in integer base units', () => {
     );
     s.close();
     const db = new Database(path);
-    expect(() => db.prepare("INSERT INTO ledger VALUES ('z', 'j/9', 'j', 1.5, 'pending')").run()).toThrow(
-      /CHECK constraint failed/,
-    );
+    expect(() =>
+      db
+        .prepare(
+          "INSERT INTO ledger (volunteer, shard, job, credits, status) VALUES ('z', 'j/9', 'j', 1.5, 'pending')",
+        )
+        .run(),
+    ).toThrow(/CHECK constraint failed/);
     db.close();
   });
 
@@ -168,6 +176,46 @@ describe('SqliteStore migration 3: credit in integer base units', () => {
       { credits: -1 },
     ]);
     db.close();
+  });
+});
+
+describe('SqliteStore migration 4: the embedding site and payout of ledger entries', () => {
+  it('adds two empty columns: old entries read back without them, new ones keep them', () => {
+    const path = tempDb();
+    oldFile(path, 3, (db) => {
+      db.prepare("INSERT INTO ledger VALUES ('a', 'j/0', 'j', 5, 'granted')").run();
+    });
+    const s = keep(new SqliteStore(path));
+    expect(s.ledger('a')).toStrictEqual([
+      { volunteer: 'a', shard: 'j/0', job: 'j', credits: 5n, status: 'granted' },
+    ]);
+    const payout = `0x${'0'.repeat(40)}`;
+    s.addCredit({
+      volunteer: 'a',
+      shard: 'j/1',
+      job: 'j',
+      credits: 1n,
+      status: 'pending',
+      site: 'https://news.example',
+      payout,
+    });
+    expect(s.credit('a', 'j/1')).toStrictEqual({
+      volunteer: 'a',
+      shard: 'j/1',
+      job: 'j',
+      credits: 1n,
+      status: 'pending',
+      site: 'https://news.example',
+      payout,
+    });
+    expect(SCHEMA_VERSION).toBe(4);
+    const check = new Database(path, { readonly: true });
+    expect(check.pragma('user_version', { simple: true })).toBe(4);
+    expect(check.prepare('SELECT site, payout FROM ledger ORDER BY shard').all()).toEqual([
+      { site: null, payout: null },
+      { site: 'https://news.example', payout },
+    ]);
+    check.close();
   });
 });
 

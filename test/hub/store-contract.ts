@@ -405,6 +405,51 @@ export function describeStore(name: string, make: () => HubStore): void {
       });
     });
 
+    describe('ledger: the embedding site and payout (issue 12)', () => {
+      const site = 'https://news.example';
+      const payout = `0x${'aB'.repeat(20)}`;
+
+      it('keeps site and payout with an entry through settling and voiding; an entry without them has neither key', () => {
+        const s = fresh();
+        s.addCredit({ volunteer: 'a', shard: 'j/0', job: 'j', credits: 5n, status: 'pending', site, payout });
+        s.addCredit({ volunteer: 'a', shard: 'j/1', job: 'j', credits: 1n, status: 'pending' });
+        s.setCreditStatus('a', 'j/0', 'granted');
+        expect(s.voidPendingCredit('j')).toBe(1);
+        const byShard = (es: readonly { shard: string }[]) =>
+          [...es].sort((x, y) => x.shard.localeCompare(y.shard));
+        expect(byShard(s.ledger('a'))).toStrictEqual([
+          { volunteer: 'a', shard: 'j/0', job: 'j', credits: 5n, status: 'granted', site, payout },
+          { volunteer: 'a', shard: 'j/1', job: 'j', credits: 1n, status: 'void' },
+        ]);
+        expect(s.ledger(undefined, 'granted')).toStrictEqual([
+          { volunteer: 'a', shard: 'j/0', job: 'j', credits: 5n, status: 'granted', site, payout },
+        ]);
+      });
+
+      it('the Scheduler records a widget volunteer’s site and payout with its credit, read back once the job is done', async () => {
+        const s = fresh();
+        const sched = new Scheduler(s, { honeypotRate: 0 });
+        const j = sched.submit(wgslManifest(2, { replication: 1, maxReplicas: 1 }), 0);
+        const a = sched.lease('a', CAPS, 0)!;
+        const b = sched.lease('b', CAPS, 0)!;
+        const embed = { origin: site, payout };
+        const ra = await result(a.shard, j, truth(s.getShard(a.shard)!.index));
+        const rb = await result(b.shard, j, truth(s.getShard(b.shard)!.index));
+        expect(await sched.submitResult('a', ra, 1, { embed })).toEqual({ status: 'valid' });
+        expect(await sched.submitResult('b', rb, 1)).toEqual({ status: 'valid' });
+        expect(s.getJob(j)?.status).toBe('done');
+        await s.settled();
+        const one = creditUnits(100, 0.5);
+        expect(s.ledger('a')).toStrictEqual([
+          { volunteer: 'a', shard: a.shard, job: j, credits: one, status: 'granted', site, payout },
+        ]);
+        expect(s.ledger('b')).toStrictEqual([
+          { volunteer: 'b', shard: b.shard, job: j, credits: one, status: 'granted' },
+        ]);
+        expect(sched.credits('a')).toEqual({ pending: 0n, granted: one });
+      });
+    });
+
     describe('closed work', () => {
       it('a closed job reads back whole, refuses a second credit, and still takes a change', async () => {
         const s = fresh();

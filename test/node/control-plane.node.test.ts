@@ -779,3 +779,62 @@ describe('control plane v2: correlation, pushes, versions', () => {
     }
   });
 });
+
+describe('control plane: a widget volunteer names the site that embedded it (issue 12)', () => {
+  const SITE = 'https://news.example';
+  const PAYOUT = '0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed';
+  let hub: TestHub;
+  let job: string;
+  beforeAll(async () => {
+    hub = await startTestHub({ allowedOrigins: [ORIGIN, SITE] });
+    job = hub.scheduler.submit(wgslManifest(1, { replication: 1, maxReplicas: 1 }), Date.now());
+  });
+  afterAll(() => hub.close());
+
+  /** A hello with `embed`; the hub's first answer. */
+  async function helloWith(embed: unknown) {
+    const k = await TestKey.create();
+    const conn = new Conn(hub.url, ORIGIN);
+    await conn.opened;
+    conn.send({ ...hello(k), embed });
+    return { k, conn, reply: await conn.msg() };
+  }
+
+  it('records the site and payout with the ledger entry of each result on that connection', async () => {
+    const { k, conn, reply } = await helloWith({ origin: SITE, payout: PAYOUT });
+    if (reply.type !== 'challenge') throw new Error(`expected a challenge, got ${JSON.stringify(reply)}`);
+    conn.send({ v: 2, type: 'auth', signature: await k.sign(reply.nonce) });
+    expect((await conn.msg()).type).toBe('welcome');
+    conn.send({ v: 2, type: 'lease-request' });
+    const lease = await conn.msg();
+    if (lease.type !== 'lease') throw new Error('expected a lease');
+    conn.send({
+      v: 2,
+      type: 'result',
+      result: encodeResult(await result(lease.shard, job, truth(indexOf(lease.shard)))),
+    });
+    expect(await conn.msg()).toMatchObject({ type: 'ack', outcome: 'valid' });
+    expect(hub.store.ledger(k.id)).toEqual([
+      expect.objectContaining({ shard: lease.shard, status: 'granted', site: SITE, payout: PAYOUT }),
+    ]);
+    await conn.close();
+  });
+
+  it.each([
+    ['an origin with a path', { origin: `${SITE}/`, payout: PAYOUT }, 'message.embed.origin'],
+    ['an origin of another scheme', { origin: 'ftp://news.example', payout: PAYOUT }, 'message.embed.origin'],
+    ['a short payout', { origin: SITE, payout: '0x1234' }, 'message.embed.payout'],
+    ['a payout without 0x', { origin: SITE, payout: 'a'.repeat(42) }, 'message.embed.payout'],
+    ['a payout that is not hex', { origin: SITE, payout: `0x${'g'.repeat(40)}` }, 'message.embed.payout'],
+    ['an unknown field', { origin: SITE, payout: PAYOUT, share: 1 }, 'message.embed'],
+    [
+      'a site the hub does not allow',
+      { origin: 'https://other.example', payout: PAYOUT },
+      'message.embed.origin',
+    ],
+  ])('refuses %s, naming the field', async (_what, embed, path) => {
+    const { conn, reply } = await helloWith(embed);
+    expect(reply).toMatchObject({ type: 'error', code: 'input/invalid', details: { path } });
+    await conn.close();
+  });
+});

@@ -33,6 +33,9 @@ describe('hub static pages', () => {
     pages = join(root, 'pages');
     mkdirSync(join(pages, 'assets'), { recursive: true });
     mkdirSync(join(pages, 'console'));
+    mkdirSync(join(pages, 'widget'));
+    writeFileSync(join(pages, 'widget', 'hearth-widget.js'), 'customElements;\n');
+    writeFileSync(join(pages, 'widget', 'frame.html'), '<!doctype html><title>frame</title>');
     writeFileSync(join(pages, 'index.html'), '<!doctype html><title>volunteer</title>');
     writeFileSync(join(pages, 'console', 'index.html'), '<!doctype html><title>console</title>');
     writeFileSync(join(pages, 'assets', 'app.js'), 'export const x = 1;\n');
@@ -172,6 +175,60 @@ describe('hub static pages', () => {
     expect(() => pageSegments('/a%00')).toThrow(/NUL/);
     expect(() => pageSegments('/%E0%A4%A')).toThrow(/percent-encoding/);
     expect(() => pageSegments('relative')).toThrow(/absolute path/);
+  });
+
+  it('serves the widget: its script to any origin, its frame only inside allowed sites, other pages in none', async () => {
+    // testHub allows https://embed.example.
+    const js = await fetch(`${t.hub.url}/widget/hearth-widget.js`, {
+      headers: { origin: 'https://anyone.example' },
+    });
+    expect(js.status).toBe(200);
+    expect(js.headers.get('content-type')).toBe('text/javascript; charset=utf-8');
+    expect(js.headers.get('access-control-allow-origin')).toBe('*');
+    expect(js.headers.get('cross-origin-resource-policy')).toBe('cross-origin');
+    expect(js.headers.get('content-security-policy')).toBeNull();
+    const frame = await fetch(`${t.hub.url}/widget/frame.html`);
+    expect(frame.headers.get('content-security-policy')).toBe("frame-ancestors 'self' https://embed.example");
+    expect(frame.headers.get('cross-origin-resource-policy')).toBe('cross-origin');
+    expect(frame.headers.get('access-control-allow-origin')).toBeNull();
+    // The same file by another spelling of its path gets the same headers; a 304 keeps them.
+    const encoded = await fetch(`${t.hub.url}/widget/%66rame.html?payout=x`);
+    expect(encoded.headers.get('content-security-policy')).toBe(frame.headers.get('content-security-policy'));
+    const again = await fetch(`${t.hub.url}/widget/frame.html`, {
+      headers: { 'if-none-match': frame.headers.get('etag')! },
+    });
+    expect(again.status).toBe(304);
+    expect(again.headers.get('content-security-policy')).toBe(frame.headers.get('content-security-policy'));
+    // Every other page, the volunteer page's yes above all, renders in no other site's frame.
+    for (const path of ['/', '/console/', '/index.html']) {
+      const r = await fetch(`${t.hub.url}${path}`);
+      expect([path, r.headers.get('content-security-policy')]).toEqual([path, "frame-ancestors 'self'"]);
+    }
+    const css = await fetch(`${t.hub.url}/assets/app.css`);
+    expect(css.headers.get('content-security-policy')).toBeNull();
+    expect(css.headers.get('cross-origin-resource-policy')).toBe('same-origin');
+  });
+
+  it('GET /widget/allowed answers any page whether its origin may embed the widget', async () => {
+    const ask = async (origin?: string) => {
+      const r = await fetch(`${t.hub.url}/widget/allowed`, origin ? { headers: { origin } } : {});
+      expect(r.status).toBe(200);
+      expect(r.headers.get('access-control-allow-origin')).toBe('*');
+      expect(r.headers.get('cache-control')).toBe('no-store');
+      return r.json();
+    };
+    expect(await ask('https://embed.example')).toEqual({ allowed: true, origin: 'https://embed.example' });
+    expect(await ask('https://elsewhere.example')).toEqual({
+      allowed: false,
+      origin: 'https://elsewhere.example',
+    });
+    // The hub's own pages, by its listening address.
+    expect(await ask(t.hub.url)).toEqual({ allowed: true, origin: t.hub.url });
+    expect(await ask()).toEqual({ allowed: true, origin: null });
+    const post = await raw(t.hub.url, { method: 'POST', path: '/widget/allowed', body: 'x' });
+    expect(post.status).toBe(405);
+    const preflight = await raw(t.hub.url, { method: 'OPTIONS', path: '/widget/allowed' });
+    expect(preflight.status).toBe(204);
   });
 
   it('refuses other methods with 405 and leaves /v1/ to the API', async () => {

@@ -10,6 +10,7 @@ import type { Scheduler } from '../../hub/scheduler.ts';
 import type { AllReduceReportRecord } from '../../hub/store.ts';
 import type { BlobSwarm } from '../../hub/swarm.ts';
 import type { ControlCapabilities, ReplyBody, RequestOf, RequestType } from '../../protocol/control.ts';
+import type { EmbedAttribution } from '../../protocol/embed.ts';
 import type { Manifest } from '../../protocol/manifest.ts';
 
 /** An authenticated connection, as its handlers see it. */
@@ -23,6 +24,8 @@ export interface Connection {
   readonly reported: number[];
   /** Whether the last lease-request was answered `no-work` (so `work-available` is pushed to it). */
   idle: boolean;
+  /** The site that embedded this volunteer and its payout address (a widget's hello): credited with its results. */
+  readonly embed?: EmbedAttribution;
 }
 
 /** What the all-reduce handlers are given: where reports go, the hub's rounds, a report limit. */

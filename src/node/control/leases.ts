@@ -27,7 +27,7 @@ export const LEASE_HANDLERS: Handlers<'lease-request' | 'heartbeat' | 'result' |
     return { type: 'extended', lease: l.id, deadline: l.deadline };
   },
   result: async (m, c, ctx) => {
-    const outcome = await ctx.scheduler.submitResult(c.volunteer, m.result, ctx.now());
+    const outcome = await ctx.scheduler.submitResult(c.volunteer, m.result, ctx.now(), { embed: c.embed });
     ctx.jobChanged?.(m.result.job);
     ctx.creditChanged?.(c.volunteer, outcome.status === 'pending' ? undefined : m.result.shard);
     return { type: 'ack', shard: m.result.shard, outcome: outcome.status };

@@ -1,12 +1,15 @@
 // Session messages: how a connection becomes a volunteer. hello (public key, capabilities) →
 // challenge (a fresh nonce) → auth (the nonce signed) → welcome (the volunteer id, the peer id).
 import { sha256Hex } from '../../core/hash.ts';
+import { isPayoutAddress, isWebOrigin, MAX_ORIGIN_CHARS } from '../embed.ts';
 import {
   array,
+  fail,
   type Infer,
   integer,
   literal,
   object,
+  refine,
   type Schema,
   sha256,
   string,
@@ -48,6 +51,24 @@ const capabilities = object({
 /** What a volunteer's device reports on hello (the scheduler matches shards by it). */
 export type ControlCapabilities = Infer<typeof capabilities>;
 
+/**
+ * Which site embedded this volunteer (a `<hearth-widget>`'s frame says so): the embedding page's
+ * exact origin and the payout address it named. The volunteer's word — the frame reads the origin
+ * from its browser (`location.ancestorOrigins`) — so the hub also requires the origin to be one it
+ * allows widgets on.
+ */
+const embed = object({
+  origin: refine(string({ max: MAX_ORIGIN_CHARS }), (o, path) => {
+    if (!isWebOrigin(o))
+      throw fail(path, 'expected an origin like "https://news.example" (no path, no slash).');
+  }),
+  payout: refine(string({ max: 42 }), (p, path) => {
+    if (!isPayoutAddress(p)) throw fail(path, 'expected a payout address: 0x and 40 hex digits.');
+  }),
+});
+/** The embedding site of a widget's volunteer, as a hello carries it. */
+export type EmbedInfo = Infer<typeof embed>;
+
 /** Requests a client sends in this concern, by type. */
 export const SESSION_REQUESTS = {
   /** SPKI bytes as base64url, or a JWK. The volunteer id is the SHA-256 of the SPKI bytes. */
@@ -56,6 +77,8 @@ export const SESSION_REQUESTS = {
     {
       /** Pushes this connection wants as things change (`credit`: its earnings). */
       follow: array(literal(FOLLOWABLE), FOLLOWABLE.length),
+      /** Set by a `<hearth-widget>`'s frame: the site that embedded it and its payout address. */
+      embed,
     },
   ),
   /** ECDSA P-256 / SHA-256 signature (IEEE P1363, r ‖ s) of `challengeBytes(nonce, id)`, base64url. */

@@ -19,25 +19,29 @@ export function perMinute(finished: readonly FinishedShard[], now: number): [num
   return [xs, ys];
 }
 
-/** A chart in `el`; `update` redraws it from the finished shards. */
-export function throughputChart(el: HTMLElement): { update(finished: readonly FinishedShard[]): void } {
-  const width = () => Math.max(240, el.clientWidth || 480);
+/** A chart in `el`, `height` pixels tall; `update` redraws it from the finished shards. */
+export function throughputChart(
+  el: HTMLElement,
+  height = 160,
+): { update(finished: readonly FinishedShard[]): void } {
+  const width = () => Math.max(200, el.clientWidth || 480);
   const plot = new uPlot(
     {
       width: width(),
-      height: 160,
+      height,
       legend: { show: false },
       cursor: { show: false },
       scales: { y: { range: (_u, _min, max) => [0, Math.max(4, max)] } },
       axes: [
         { stroke: '#c9bfb4', grid: { stroke: '#3a342e' } },
-        { stroke: '#c9bfb4', grid: { stroke: '#3a342e' }, label: 'shards/min' },
+        // A compact chart (the widget's) has no room for the axis label; its element's label says it.
+        { stroke: '#c9bfb4', grid: { stroke: '#3a342e' }, ...(height >= 120 ? { label: 'shards/min' } : {}) },
       ],
       series: [{}, { stroke: '#f0a04b', fill: 'rgba(240,160,75,0.2)', width: 2 }],
     },
     [[], []],
     el,
   );
-  addEventListener('resize', () => plot.setSize({ width: width(), height: 160 }));
+  addEventListener('resize', () => plot.setSize({ width: width(), height }));
   return { update: (finished) => plot.setData(perMinute(finished, Date.now())) };
 }
