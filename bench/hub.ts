@@ -21,9 +21,10 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { JournaledStore } from '../src/hub/journaled-store.ts';
+import { MemoryStore } from '../src/hub/memory-store.ts';
 import { Scheduler } from '../src/hub/scheduler.ts';
 import { SqliteStore } from '../src/hub/sqlite-store.ts';
-import { type HubStore, MemoryStore } from '../src/hub/store.ts';
+import type { HubStore } from '../src/hub/store.ts';
 import type { ShardResult } from '../src/protocol/shard.ts';
 import { manifest } from './hub/manifest.ts';
 

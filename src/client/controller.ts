@@ -11,9 +11,9 @@ import { HearthError, isHearthError } from '../core/errors.ts';
 import { formatCredit } from '../protocol/credit.ts';
 import type { CapabilityReport } from '../worker/probe.ts';
 import type { BlobStore } from './blobs.ts';
+import { clampDuty, DUTY_CYCLE } from './duty-cycle.ts';
 import type { Signer } from './hub-session.ts';
 import {
-  DUTY_CYCLE,
   type ResultQueue,
   type ShardRunner,
   Volunteer,
@@ -418,6 +418,3 @@ export class VolunteerController {
     });
   }
 }
-
-const clampDuty = (d: number) =>
-  Number.isFinite(d) ? Math.min(DUTY_CYCLE.max, Math.max(DUTY_CYCLE.min, d)) : DUTY_CYCLE.default;

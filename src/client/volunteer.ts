@@ -20,39 +20,15 @@ import {
 import { parseCreditWire } from '../protocol/credit.ts';
 import type { EmbedAttribution } from '../protocol/embed.ts';
 import { type JobKind, parseShardWork } from '../protocol/kinds/index.ts';
-import type { Shard, ShardProgress, ShardResult } from '../protocol/shard.ts';
+import type { ShardProgress, ShardResult } from '../protocol/shard.ts';
 import { BlobFetcher, type BlobStore, type PeerBlobSource } from './blobs.ts';
+import { clampDuty, restAfter } from './duty-cycle.ts';
 import { HubSession, isHubRefusal, type Signer, type SocketFactory } from './hub-session.ts';
 import { shardFromLease } from './lease-shard.ts';
+import type { ResultQueue, ShardRunner } from './runner.ts';
 
-/** Runs shards: the page's ComputeWorker, or a ComputeEngine in Node. */
-export interface ShardRunner {
-  runShard(shard: Shard, onProgress?: (p: ShardProgress) => void): Promise<ShardResult>;
-  cancel(shardId: string): Promise<boolean> | boolean;
-}
-
-/** Results between "computed" and "the hub has it": the IndexedDB ResultOutbox in a tab. */
-export interface ResultQueue {
-  add(result: ShardResult): Promise<boolean>;
-  pending(): Promise<ShardResult[]>;
-  ack(shard: string): Promise<boolean>;
-}
-
-/** A ResultQueue in memory, for Node volunteers (the browser's is durable; see store/outbox.ts). */
-export class MemoryResultQueue implements ResultQueue {
-  readonly #items = new Map<string, ShardResult>();
-  async add(r: ShardResult): Promise<boolean> {
-    if (this.#items.has(r.shard)) return false;
-    this.#items.set(r.shard, r);
-    return true;
-  }
-  async pending(): Promise<ShardResult[]> {
-    return [...this.#items.values()];
-  }
-  async ack(shard: string): Promise<boolean> {
-    return this.#items.delete(shard);
-  }
-}
+export { DUTY_CYCLE, restAfter } from './duty-cycle.ts';
+export { MemoryResultQueue, type ResultQueue, type ShardRunner } from './runner.ts';
 
 /**
  * `resting`: between shards, holding to the GPU cap (`dutyCycle`); `paused`: connected, asking for
@@ -67,21 +43,6 @@ export type VolunteerState =
   | 'paused'
   | 'waiting'
   | 'stopped';
-
-/** The GPU cap's bounds: the share of wall time the GPU may be busy with shards. */
-export const DUTY_CYCLE = { min: 0.1, max: 1, default: 0.5 } as const;
-
-/**
- * How long to rest after `busyMs` of GPU work so that busy time is `duty` of wall time:
- * busy / (busy + rest) = duty.
- *
- * @example
- * restAfter(300, 0.25); // 900
- */
-export function restAfter(busyMs: number, duty: number): number {
-  const d = Math.min(DUTY_CYCLE.max, Math.max(DUTY_CYCLE.min, duty));
-  return Math.max(0, (busyMs * (1 - d)) / d);
-}
 
 export type VolunteerEvent =
   | { readonly type: 'state'; readonly state: VolunteerState }
@@ -690,6 +651,3 @@ export class Volunteer {
 
 /** How often a paused volunteer looks again without being woken (a safety net; resume() wakes it). */
 const PAUSE_CHECK_MS = 5000;
-
-const clampDuty = (d: number) =>
-  Number.isFinite(d) ? Math.min(DUTY_CYCLE.max, Math.max(DUTY_CYCLE.min, d)) : DUTY_CYCLE.default;

@@ -39,63 +39,25 @@
 // FILE` writes tokens from another process while a hub runs.
 import { type Deferred, deferred } from '../core/deferred.ts';
 import { HearthError } from '../core/errors.ts';
+import { applyPending, type OnDisk, type Op, type Pending, set } from './journal.ts';
+import { type MemoryStats, MemoryStore } from './memory-store.ts';
 import { SqliteStore } from './sqlite-store.ts';
-import {
-  type AllReduceReportRecord,
-  type AvailableShard,
-  type CreditStatus,
-  type HubStore,
-  type JobRecord,
-  type LeaseRecord,
-  type LedgerEntry,
-  type MemoryStats,
-  MemoryStore,
-  type ResultRecord,
-  type ResultStatus,
-  type ShardRecord,
-  type ShardStats,
-  type TokenRecord,
-  type TransactionOptions,
-  type VolunteerRecord,
+import type {
+  AllReduceReportRecord,
+  AvailableShard,
+  CreditStatus,
+  HubStore,
+  JobRecord,
+  LeaseRecord,
+  LedgerEntry,
+  ResultRecord,
+  ResultStatus,
+  ShardRecord,
+  ShardStats,
+  TokenRecord,
+  TransactionOptions,
+  VolunteerRecord,
 } from './store.ts';
-
-/**
- * What a group commit writes for one record: its final state in the group, so a record changed
- * many times in a few milliseconds is written once, and a lease made and ended within one group
- * (the common case: a shard's whole cycle) is never written at all.
- */
-type Pending =
-  | { readonly kind: 'put'; readonly write: (d: SqliteStore) => void }
-  | { readonly kind: 'lease'; readonly lease: LeaseRecord }
-  | { readonly kind: 'lease-delete'; readonly id: string }
-  | { readonly kind: 'result'; readonly result: ResultRecord }
-  | { readonly kind: 'result-status'; readonly id: string; readonly status: ResultStatus }
-  | { readonly kind: 'credit'; readonly entry: LedgerEntry }
-  | {
-      readonly kind: 'credit-status';
-      readonly volunteer: string;
-      readonly shard: string;
-      readonly status: CreditStatus;
-    };
-
-/** One write of a transaction, applied to the pending group when the transaction commits. */
-type Op = (pending: Map<string, Pending>, onDisk: OnDisk) => void;
-
-/**
- * Ids of leases already on the file, so that deleting one never written costs no write (a lease
- * made and ended within one group). Results and credits need no such set: they are only ever
- * added, then changed in place. (Kept for them before, written and never read, it grew by an entry
- * per result and per credit for the hub's life.)
- */
-interface OnDisk {
-  readonly leases: Set<string>;
-}
-
-/** Replaces a key's entry and moves it to the end, so the group keeps the order of last writes. */
-function set(pending: Map<string, Pending>, key: string, p: Pending): void {
-  pending.delete(key);
-  pending.set(key, p);
-}
 
 /** Volunteers a JournaledStore keeps in memory by default: the most recently used (~2 MB). */
 export const VOLUNTEER_CACHE_SIZE = 10_000;
@@ -419,33 +381,7 @@ export class JournaledStore implements HubStore {
 
   /** Writes one pending record to the file (inside the group's transaction). */
   #apply(p: Pending): void {
-    const d = this.#disk;
-    const on = this.#onDisk;
-    switch (p.kind) {
-      case 'put':
-        p.write(d);
-        return;
-      case 'lease':
-        d.putLease(p.lease);
-        on.leases.add(p.lease.id);
-        return;
-      case 'lease-delete':
-        d.deleteLease(p.id);
-        on.leases.delete(p.id);
-        return;
-      case 'result':
-        d.putResult(p.result);
-        return;
-      case 'result-status':
-        d.setResultStatus(p.id, p.status);
-        return;
-      case 'credit':
-        d.addCredit(p.entry);
-        return;
-      case 'credit-status':
-        d.setCreditStatus(p.volunteer, p.shard, p.status);
-        return;
-    }
+    applyPending(this.#disk, this.#onDisk, p);
   }
 
   /** Keeps the undo of a write made straight to the file, when inside a transaction. */

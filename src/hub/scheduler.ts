@@ -15,12 +15,27 @@ import { randomId } from '../core/ids.ts';
 import { creditUnits } from '../protocol/credit.ts';
 import type { EmbedAttribution } from '../protocol/embed.ts';
 import { flopsPerShard, type Manifest, type ShardWork } from '../protocol/kinds/index.ts';
-import { type OutputTensor, type ShardResult, verifyResultHashes } from '../protocol/shard.ts';
+import { type ShardResult, verifyResultHashes } from '../protocol/shard.ts';
+import {
+  type CanonicalResult,
+  canonicalOf,
+  type JobProgress,
+  jobProgress,
+  jobResult,
+  jobResults,
+} from './job-views.ts';
 import { HUB_KINDS, type HubKinds, hubKindOf } from './kinds/index.ts';
 import type { HubKind, PlannedShard } from './kinds/kind.ts';
 import { type Capabilities, type LeaseEnd, type LeaseGrant, Leases } from './leases.ts';
 import { Ledger } from './ledger.ts';
 import { freshVolunteer, judged } from './reputation.ts';
+import type {
+  CancelOutcome,
+  FailureOutcome,
+  SchedulerEvent,
+  SchedulerOptions,
+  SubmitOutcome,
+} from './scheduler-types.ts';
 import {
   type HubStore,
   type JobRecord,
@@ -40,90 +55,15 @@ import {
   type ShardError,
 } from './validation.ts';
 
+export type { CanonicalResult, JobProgress, ShardFailure } from './job-views.ts';
 export type { Capabilities, LeaseEnd, LeaseGrant } from './leases.ts';
-
-export interface SchedulerOptions {
-  /** Uniform in [0, 1); inject a seeded one in tests. */
-  readonly rng?: () => number;
-  /** Valid results in a row after which a volunteer may get single-replica shards (default 20). */
-  readonly trustStreak?: number;
-  /** Honeypots passed, over every job, that trust also needs (default 3). */
-  readonly trustHoneypots?: number;
-  /** Chance that a trusted volunteer's shard is replicated anyway, as a spot-check (default 0.2). */
-  readonly spotCheckRate?: number;
-  /** Chance that a lease is a honeypot when the job has one this volunteer has not done (default 0.1). */
-  readonly honeypotRate?: number;
-  /** A volunteer whose reputation falls below this gets no more leases (default -20). */
-  readonly blockBelow?: number;
-  /** Distinct volunteers reporting the same deterministic error that fail a shard (default 2). */
-  readonly errorQuorum?: number;
-  /** Bytes of a blob by SHA-256, to compare honeypot answers within tolerance. */
-  readonly blob?: (sha256: string) => ArrayBuffer | undefined;
-  /** The kinds' hub modules (default: every kind this build knows). */
-  readonly kinds?: HubKinds;
-  /**
-   * Told of each change once its transaction has been applied (never of one that was rolled
-   * back), in order: service levels (service-levels.ts) are fed from here. It must be quick and
-   * must not call back into the scheduler; what it throws is ignored.
-   */
-  readonly observer?: (e: SchedulerEvent) => void;
-}
-
-/**
- * What the scheduler did, as `SchedulerOptions.observer` hears it; `at` is the `now` the change was
- * made with (ms).
- */
-export type SchedulerEvent =
-  /** A shard (or a honeypot) was leased. */
-  | { readonly type: 'leased'; readonly job: string; readonly shard: string; readonly at: number }
-  /**
-   * A result was accepted (stored, credit pending or granted); `leasedAt` is when the lease it
-   * answers was issued (absent for a result that came after its lease was reissued).
-   */
-  | {
-      readonly type: 'result';
-      readonly job: string;
-      readonly shard: string;
-      readonly leasedAt?: number;
-      readonly at: number;
-    }
-  /** A result was judged: valid (it agrees with the canonical one, or a honeypot's answer) or not. */
-  | { readonly type: 'judged'; readonly job: string; readonly valid: boolean; readonly at: number }
-  /** A lease ended without a result. */
-  | { readonly type: 'lease-ended'; readonly job: string; readonly why: LeaseEnd; readonly at: number }
-  /** A shard of the job (never a honeypot) was validated. */
-  | { readonly type: 'validated'; readonly job: string; readonly shard: string; readonly at: number };
-
-export type SubmitOutcome =
-  /** Stored; waiting for more replicas to agree. Credit is pending. */
-  | { readonly status: 'pending' }
-  /** This result is (part of) the canonical one; credit granted. */
-  | { readonly status: 'valid' }
-  /** Outvoted, or a wrong honeypot answer: no credit. */
-  | { readonly status: 'invalid' }
-  /** Replicas never agreed within maxReplicas: the shard failed, nobody is credited. */
-  | { readonly status: 'inconclusive' };
-
-/** What `Scheduler.reportFailure` did with a volunteer's error. */
-export type FailureOutcome =
-  /** A device-specific error: the lease ended and the shard goes to someone else. */
-  | { readonly status: 'released' }
-  /** A deterministic error, recorded: more volunteers will try the shard. */
-  | { readonly status: 'recorded' }
-  /** Enough volunteers reported it: the shard (or, for a broken kernel or model, the job) failed. */
-  | { readonly status: 'failed'; readonly job: boolean };
-
-/** What `Scheduler.cancel` did. */
-export interface CancelOutcome {
-  readonly job: string;
-  readonly status: 'cancelled';
-  /** True when the job was cancelled before this call: nothing changed. */
-  readonly already: boolean;
-  /** Outstanding leases dropped (their late results are refused). */
-  readonly leasesDropped: number;
-  /** Ledger entries of unvalidated shards turned from pending to void. */
-  readonly creditVoided: number;
-}
+export type {
+  CancelOutcome,
+  FailureOutcome,
+  SchedulerEvent,
+  SchedulerOptions,
+  SubmitOutcome,
+} from './scheduler-types.ts';
 
 /** Options of `Scheduler.submit`. */
 export interface SubmitOptions {
@@ -132,45 +72,6 @@ export interface SubmitOptions {
 }
 
 /** A failed shard and the error its volunteers reported, as progress shows it. */
-export interface ShardFailure {
-  readonly shard: string;
-  readonly index: number;
-  readonly code?: string;
-  readonly message: string;
-}
-
-export interface JobProgress {
-  readonly job: string;
-  readonly status: JobStatus;
-  readonly shards: number;
-  readonly validated: number;
-  readonly failed: number;
-  /** Shards with a live lease right now. */
-  readonly inFlight: number;
-  /** Shards with at least one result still waiting for agreement. */
-  readonly done: number;
-  /** validated / shards, in [0, 1]. */
-  readonly progress: number;
-  /** Why the job failed, when one error explains it (a kernel that does not compile). */
-  readonly error?: ShardError;
-  /** Failed shards with the reason, the first few (`failed` counts them all). */
-  readonly failures?: readonly ShardFailure[];
-  /** What the job is waiting for, when it waits on something other than compute in flight. */
-  readonly waiting?: string;
-}
-
-/** A canonical result, and how many volunteers' results agreed on it. */
-export interface CanonicalResult {
-  readonly shard: string;
-  readonly index: number;
-  readonly outputs: readonly OutputTensor[];
-  /** Agreeing results it rests on: 1 for a single-replica shard (adaptive replication). */
-  readonly replicas: number;
-}
-
-/** Failed shards listed in progress. */
-const MAX_FAILURES_SHOWN = 5;
-
 /**
  * SHA-256 of a result output. A small one hashes faster inline than through WebCrypto's thread
  * pool (most of a tiny shard's cycle otherwise); a large one stays off the event loop.
@@ -577,53 +478,12 @@ export class Scheduler {
 
   /** Shard counts and progress of one job, with why it failed or what it waits for. */
   progress(jobId: string): JobProgress {
-    const s = this.#store;
-    const job = s.getJob(jobId);
-    if (!job) throw reject('job/unknown', `job ${jobId} does not exist.`, { job: jobId });
-    const { shards, validated, failed, inFlight, done } = s.shardStats(jobId);
-    let failures: ShardFailure[] | undefined;
-    if (failed > 0) {
-      // Only a job with failed shards pays for the walk.
-      failures = s
-        .shardsOfJob(jobId)
-        .filter((sh) => !sh.honeypot && sh.status === 'failed')
-        .slice(0, MAX_FAILURES_SHOWN)
-        .map((sh) => ({
-          shard: sh.id,
-          index: sh.index,
-          ...(sh.error
-            ? { code: sh.error.code, message: sh.error.message }
-            : { message: `its replicas never agreed within maxReplicas (${job.manifest.maxReplicas}).` }),
-        }));
-    }
-    const r = job.manifest.replication;
-    const waiting =
-      job.status === 'running' && done > 0 && inFlight === 0
-        ? `${done} shard${done === 1 ? ' has' : 's have'} a result and wait${done === 1 ? 's' : ''} for another volunteer: replication ${r} needs ${r} different volunteers to agree, and every connected volunteer has already done ${done === 1 ? 'it' : 'them'}.`
-        : undefined;
-    return {
-      job: jobId,
-      status: job.status,
-      shards,
-      validated,
-      failed,
-      inFlight,
-      done,
-      progress: shards === 0 ? 1 : validated / shards,
-      ...(job.error ? { error: job.error } : {}),
-      ...(failures ? { failures } : {}),
-      ...(waiting ? { waiting } : {}),
-    };
+    return jobProgress(this.#store, jobId);
   }
 
   /** The canonical result of each validated shard of a job, in shard order. */
   results(jobId: string): CanonicalResult[] {
-    const s = this.#store;
-    return s
-      .shardsOfJob(jobId)
-      .filter((sh) => !sh.honeypot && sh.status === 'validated')
-      .map((sh) => this.#canonical(sh))
-      .filter((r) => r !== undefined);
+    return jobResults(this.#store, jobId);
   }
 
   /**
@@ -634,18 +494,7 @@ export class Scheduler {
     jobId: string,
     shard: { readonly id: string } | { readonly index: number },
   ): CanonicalResult | undefined {
-    // Regular shards are named `${job}/${index}` at submit.
-    const sh = this.#store.getShard('id' in shard ? shard.id : `${jobId}/${shard.index}`);
-    if (!sh || sh.job !== jobId || sh.honeypot || sh.status !== 'validated') return undefined;
-    return this.#canonical(sh);
-  }
-
-  #canonical(sh: ShardRecord): CanonicalResult | undefined {
-    const results = this.#store.resultsOfShard(sh.id);
-    const r = results.find((x) => x.id === sh.canonical);
-    if (!r) return undefined;
-    const replicas = results.filter((x) => x.status === 'valid').length;
-    return { shard: sh.id, index: sh.index, outputs: r.outputs, replicas };
+    return jobResult(this.#store, jobId, shard);
   }
 
   /**
@@ -725,7 +574,7 @@ export class Scheduler {
     }
     kind.afterJudged?.(job.manifest, sh, {
       shards: () => s.shardsOfJob(job.id),
-      canonical: (x) => this.#canonical(x)?.outputs,
+      canonical: (x) => canonicalOf(s, x)?.outputs,
       addShards: (planned) => {
         const last = s.shardsOfJob(job.id).reduce((n, x) => Math.max(n, x.index), -1);
         this.#addShards(job.id, job.manifest, planned, last + 1);

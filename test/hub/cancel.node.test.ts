@@ -5,9 +5,10 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { HearthError } from '../../src/core/errors.ts';
 import { JournaledStore } from '../../src/hub/journaled-store.ts';
+import { MemoryStore } from '../../src/hub/memory-store.ts';
 import { Scheduler } from '../../src/hub/scheduler.ts';
 import { SqliteStore } from '../../src/hub/sqlite-store.ts';
-import { type HubStore, MemoryStore } from '../../src/hub/store.ts';
+import type { HubStore } from '../../src/hub/store.ts';
 import { CREDIT_UNITS } from '../../src/protocol/credit.ts';
 import { CAPS, result, truth, wgslManifest } from './fixtures.ts';
 

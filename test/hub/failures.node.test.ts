@@ -7,9 +7,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { JournaledStore } from '../../src/hub/journaled-store.ts';
+import { MemoryStore } from '../../src/hub/memory-store.ts';
 import { Scheduler, type SchedulerOptions } from '../../src/hub/scheduler.ts';
 import { SqliteStore } from '../../src/hub/sqlite-store.ts';
-import { type HubStore, MemoryStore } from '../../src/hub/store.ts';
+import type { HubStore } from '../../src/hub/store.ts';
 import { CAPS, result, truth, wgslManifest } from './fixtures.ts';
 
 const dirs: string[] = [];

@@ -10,15 +10,10 @@ import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { sha256Hex } from '../../src/core/hash.ts';
 import { JournaledStore } from '../../src/hub/journaled-store.ts';
+import { MemoryStore } from '../../src/hub/memory-store.ts';
 import { Scheduler } from '../../src/hub/scheduler.ts';
 import { SqliteStore } from '../../src/hub/sqlite-store.ts';
-import {
-  type HubStore,
-  type LeaseRecord,
-  type LedgerEntry,
-  MemoryStore,
-  type ShardRecord,
-} from '../../src/hub/store.ts';
+import type { HubStore, LeaseRecord, LedgerEntry, ShardRecord } from '../../src/hub/store.ts';
 import { authenticate, createToken } from '../../src/hub/tokens.ts';
 import { CAPS, indexOf, result, seededRng, truth, wgslManifest } from './fixtures.ts';
 

@@ -1,8 +1,8 @@
 // A volunteer whose browser has no WebGPU reports `maxBufferBytes: 0`: the hub leases it ONNX
 // shards (onnxruntime-web runs them on WebAssembly) and never a WGSL shard.
 import { describe, expect, it } from 'vitest';
+import { MemoryStore } from '../../src/hub/memory-store.ts';
 import { Scheduler } from '../../src/hub/scheduler.ts';
-import { MemoryStore } from '../../src/hub/store.ts';
 import { parseManifest } from '../../src/protocol/kinds/index.ts';
 import { CAPS, H, wgslManifest } from './fixtures.ts';
 

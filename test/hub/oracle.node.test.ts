@@ -4,9 +4,9 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { sha256Hex } from '../../src/core/hash.ts';
 import { GpuRuntime } from '../../src/gpu/context.ts';
+import { MemoryStore } from '../../src/hub/memory-store.ts';
 import { type OracleBlobs, withHubHoneypots } from '../../src/hub/oracle.ts';
 import { Scheduler } from '../../src/hub/scheduler.ts';
-import { MemoryStore } from '../../src/hub/store.ts';
 import { dawnGpu } from '../../src/node/dawn.ts';
 import { runOnnx } from '../../src/onnx/run.ts';
 import { parseManifest } from '../../src/protocol/kinds/index.ts';

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import { MemoryStore } from '../../src/hub/memory-store.ts';
 import { planShards } from '../../src/hub/planner.ts';
 import { Scheduler } from '../../src/hub/scheduler.ts';
-import { MemoryStore } from '../../src/hub/store.ts';
 import { parseManifest } from '../../src/protocol/kinds/index.ts';
 import { CAPS, H, wgslManifest } from './fixtures.ts';
 

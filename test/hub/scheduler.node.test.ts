@@ -6,9 +6,10 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { HearthError } from '../../src/core/errors.ts';
 import { sha256Hex } from '../../src/core/hash.ts';
 import { JournaledStore } from '../../src/hub/journaled-store.ts';
+import { MemoryStore } from '../../src/hub/memory-store.ts';
 import { Scheduler, type SchedulerOptions } from '../../src/hub/scheduler.ts';
 import { SqliteStore } from '../../src/hub/sqlite-store.ts';
-import { type HubStore, MemoryStore } from '../../src/hub/store.ts';
+import type { HubStore } from '../../src/hub/store.ts';
 import { CREDIT_UNITS } from '../../src/protocol/credit.ts';
 import { CAPS, indexOf, result, seededRng, truth, wgslManifest } from './fixtures.ts';
 

@@ -2,9 +2,9 @@
 // valid fraction, ETA, the window, the bounds; then fed by a real Scheduler's events (MemoryStore),
 // which tells it nothing of a change that was rolled back.
 import { describe, expect, it } from 'vitest';
+import { MemoryStore } from '../../src/hub/memory-store.ts';
 import { Scheduler, type SchedulerEvent } from '../../src/hub/scheduler.ts';
 import { percentiles, ServiceLevels } from '../../src/hub/service-levels.ts';
-import { MemoryStore } from '../../src/hub/store.ts';
 import { CAPS, result, truth, wgslManifest } from './fixtures.ts';
 
 const MIN = 60_000;

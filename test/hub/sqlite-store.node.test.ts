@@ -9,6 +9,7 @@ import Database, { type SqliteDatabase } from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { HearthError } from '../../src/core/errors.ts';
 import { JournaledStore } from '../../src/hub/journaled-store.ts';
+import { MemoryStore } from '../../src/hub/memory-store.ts';
 import { Scheduler } from '../../src/hub/scheduler.ts';
 import {
   JOB_CACHE_SIZE,
@@ -17,7 +18,7 @@ import {
   SCHEMA_VERSION,
   SqliteStore,
 } from '../../src/hub/sqlite-store.ts';
-import { type HubStore, MemoryStore } from '../../src/hub/store.ts';
+import type { HubStore } from '../../src/hub/store.ts';
 import { CREDIT_UNITS } from '../../src/protocol/credit.ts';
 import { CAPS, result, truth, wgslManifest } from './fixtures.ts';
 

@@ -5,8 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll } from 'vitest';
 import { JournaledStore } from '../../src/hub/journaled-store.ts';
+import { MemoryStore } from '../../src/hub/memory-store.ts';
 import { SqliteStore } from '../../src/hub/sqlite-store.ts';
-import { MemoryStore } from '../../src/hub/store.ts';
 import { describeStore } from './store-contract.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'hearth-contract-'));

@@ -4,8 +4,8 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import WebSocket from 'ws';
+import { MemoryStore } from '../../src/hub/memory-store.ts';
 import { Scheduler } from '../../src/hub/scheduler.ts';
-import { MemoryStore } from '../../src/hub/store.ts';
 import {
   attachControlPlane,
   type ControlPlane,

@@ -251,7 +251,7 @@ describe('control plane: limits', () => {
     }
     const { createServer } = await import('node:http');
     const { Scheduler } = await import('../../src/hub/scheduler.ts');
-    const { MemoryStore } = await import('../../src/hub/store.ts');
+    const { MemoryStore } = await import('../../src/hub/memory-store.ts');
     const s = new Scheduler(new MemoryStore());
     for (const bad of ['*', 'http://x.test/path', 'nonsense']) {
       expect(() => attachControlPlane(createServer(), s, { allowedOrigins: [bad] })).toThrow(

@@ -3,7 +3,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { MemoryStore } from '../../src/hub/store.ts';
+import { MemoryStore } from '../../src/hub/memory-store.ts';
 import { createToken } from '../../src/hub/tokens.ts';
 import { startHub } from '../../src/node/hub-server.ts';
 import { manifestJson, testHub, upload } from './hub-helpers.ts';

@@ -139,7 +139,7 @@ describe('the volunteer page', () => {
     expect(await counters()).toMatchObject({ adapter: 0, workers: 0 });
     expect(sockets).toEqual([]);
     expect(requests.filter((u) => /ort|\.wasm|worker|\/v1\/|\/p2p/.test(u))).toEqual([]);
-    const consent = await page.locator('#consent').innerText();
+    const consent = await page.locator('#consent').textContent();
     expect(consent).toContain(new URL(hub.hub.url).host);
     expect(consent).toMatch(/busy at most\s+50%/);
     expect(consent).toMatch(/Nothing runs, downloads or connects before you say yes/);
@@ -195,7 +195,7 @@ describe('the volunteer page', () => {
       DUTY_RTOL,
     );
     // The page shows it: busy share, the chart, the cap kept for the next visit.
-    expect(await page.locator('#busy').innerText()).toMatch(/^\d+%$/);
+    expect(await page.locator('#busy').textContent()).toMatch(/^\d+%$/);
     expect(await page.locator('#chart canvas').count()).toBeGreaterThan(0);
     expect(JSON.parse((await page.evaluate(() => JSON.stringify(localStorage))) as string)).toMatchObject({
       [`hearth-settings:${hub.hub.url}`]: JSON.stringify({
@@ -235,7 +235,7 @@ describe('the volunteer page', () => {
     );
     expect(pausedAfterMs).toBeLessThan(1000);
     expect((await snapshot()).pausedBy).toBe('hidden');
-    expect(await page.locator('#paused-why').innerText()).toMatch(/hidden/);
+    expect(await page.locator('#paused-why').textContent()).toMatch(/hidden/);
     const done = (await snapshot()).finished.length;
     await new Promise((r) => setTimeout(r, 1500));
     expect((await snapshot()).finished.length).toBe(done);
