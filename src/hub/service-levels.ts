@@ -174,6 +174,8 @@ export class ServiceLevels {
   readonly #latency: SampleRing;
   /** Insertion order is recency: a job is moved to the end on each event. */
   readonly #jobs = new Map<string, JobTrack>();
+  /** The job `#jobs` holds last (its most recently used). */
+  #newest: string | undefined;
 
   constructor(opts: ServiceLevelsOptions = {}) {
     this.#now = opts.now ?? Date.now;
@@ -277,6 +279,8 @@ export class ServiceLevels {
 
   #track(job: string, at: number): JobTrack {
     let t = this.#jobs.get(job);
+    // Already the most recent (the common case: events of one job in a row): no reordering.
+    if (t && job === this.#newest) return t;
     if (t) this.#jobs.delete(job);
     else {
       t = {
@@ -290,6 +294,7 @@ export class ServiceLevels {
       }
     }
     this.#jobs.set(job, t);
+    this.#newest = job;
     return t;
   }
 }
