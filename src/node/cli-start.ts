@@ -73,6 +73,7 @@ was validated; 1 with the reason otherwise.
             'still running (Ctrl-C stops the hub and the volunteers):',
             `  volunteer page   ${run.hub.url}/volunteer/`,
             `  console          ${run.hub.url}/console/  (sign in with the token below)`,
+            ...(run.siteUrl ? [`  widget, embedded ${run.siteUrl}  (a site on another origin)`] : []),
             `  hub API          ${run.hub.url}/v1/`,
             `  researcher token ${run.token}`,
             `  e.g. HEARTH_HUB=${run.hub.url} HEARTH_TOKEN=<token> npm run hearth -- status ${run.summary.jobs[0]?.id ?? 'JOB'}`,

@@ -15,6 +15,7 @@ import { HearthError, isHearthError } from '../core/errors.ts';
 import { createToken } from '../hub/tokens.ts';
 import type { JobProgressAnswer } from '../protocol/api.ts';
 import { downloadResults } from './cli-client.ts';
+import { startDemoSite } from './demo-site.ts';
 import { exampleJobs } from './example.ts';
 import { type FractalSpec, fractalJob, fractalPng } from './fractal.ts';
 import { type Hub, startHub } from './hub-server.ts';
@@ -86,6 +87,8 @@ export interface StartRun {
   readonly hub: Hub;
   readonly token: string;
   readonly volunteers: Volunteers;
+  /** With keep: a page on another origin that embeds <hearth-widget>. */
+  readonly siteUrl?: string;
   /** Stops the volunteers and the hub. */
   close(): Promise<void>;
 }
@@ -163,19 +166,23 @@ export async function runStart(opts: StartOptions & { keep?: boolean }): Promise
     const { build } = await import('vite');
     await build({ configFile: join(ROOT, 'vite.config.ts'), logLevel: 'error', build: { outDir: pagesDir } });
   }
+  // With --keep, a site on another origin that embeds the widget, for a person to try.
+  const site = opts.keep ? await startDemoSite() : undefined;
   const hub = await startHub({
     dbPath: join(dir, 'hub.db'),
     blobDir: join(dir, 'blobs'),
     host: '127.0.0.1',
     port: opts.port ?? 0,
     pagesDir,
-    allowedOrigins: [],
+    allowedOrigins: site ? [site.origin] : [],
     maxBlobBytes: 64 * 2 ** 20,
   });
+  site?.setHub(hub.url);
   let volunteers: Volunteers | undefined;
   const closeAll = async () => {
     await volunteers?.close().catch(() => {});
     await hub.close();
+    await site?.close();
   };
   try {
     const { token } = createToken(hub.store, 'demo');
@@ -311,7 +318,14 @@ export async function runStart(opts: StartOptions & { keep?: boolean }): Promise
     };
     write(`${summaryText(summary)}\n`);
     if (!opts.keep) await closeAll();
-    return { summary, hub, token, volunteers: v, close: closeAll };
+    return {
+      summary,
+      hub,
+      token,
+      volunteers: v,
+      ...(site ? { siteUrl: `${site.origin}/` } : {}),
+      close: closeAll,
+    };
   } catch (e) {
     await closeAll();
     if (isHearthError(e)) throw e;
