@@ -33,7 +33,8 @@ export interface AdapterReport {
   readonly summary: string;
 }
 
-const LIMIT_NAMES = [
+/** The limits read from the device (and `minStorageBufferOffsetAlignment`, read apart). */
+export const LIMIT_NAMES = [
   'maxBufferSize',
   'maxStorageBufferBindingSize',
   'maxUniformBufferBindingSize',

@@ -1,5 +1,11 @@
 import probeWgsl from '../../shaders/probe-matmul.wgsl?raw';
-import type { AdapterReport, GpuContext, GpuFeatures, GpuLimits } from '../gpu/context.ts';
+import {
+  type AdapterReport,
+  type GpuContext,
+  type GpuFeatures,
+  type GpuLimits,
+  LIMIT_NAMES,
+} from '../gpu/context.ts';
 import { getPipeline } from '../gpu/pipeline-cache.ts';
 import { Recorder } from '../gpu/recorder.ts';
 import { emptyTensor, readTensor } from '../gpu/tensor.ts';
@@ -92,19 +98,7 @@ export async function probeDevice(ctx: GpuContext, budgetMs = 600): Promise<Capa
 /** What a device without WebGPU reports: no adapter, no buffers (the hub leases it no WGSL shards). */
 export function noGpuReport(reason: string): CapabilityReport {
   const limits = Object.fromEntries(
-    [
-      'maxBufferSize',
-      'maxStorageBufferBindingSize',
-      'maxUniformBufferBindingSize',
-      'maxComputeWorkgroupStorageSize',
-      'maxComputeInvocationsPerWorkgroup',
-      'maxComputeWorkgroupSizeX',
-      'maxComputeWorkgroupSizeY',
-      'maxComputeWorkgroupSizeZ',
-      'maxComputeWorkgroupsPerDimension',
-      'maxStorageBuffersPerShaderStage',
-      'minStorageBufferOffsetAlignment',
-    ].map((k) => [k, 0]),
+    [...LIMIT_NAMES, 'minStorageBufferOffsetAlignment'].map((k) => [k, 0]),
   ) as unknown as GpuLimits;
   return {
     adapter: {
