@@ -94,6 +94,19 @@ export const HEARTH_ERROR_CODES = [
   'p2p/peer-id',
   /** A `hearth` command line that cannot be run as written: printed with the usage, exit 2. */
   'cli/usage',
+  // Wallets and budgets (issue 13).
+  /** This hub pays no tokens: it was started without a credit contract. */
+  'wallet/disabled',
+  /** A Sign-In with Ethereum message or signature the hub refuses (domain, nonce, expiry, signer, identity). */
+  'wallet/siwe',
+  /** The volunteer is bound to another address already: a binding is for good. */
+  'wallet/bound',
+  /** Nothing new to claim: the contract has paid this address everything its voucher says. */
+  'wallet/nothing-to-claim',
+  /** The chain or the wallet failed to do what was asked (a reverted claim, an RPC down). */
+  'wallet/chain',
+  /** A job whose planned credit exceeds what is left of its researcher token's budget. */
+  'budget/exceeded',
 ] as const;
 
 /**

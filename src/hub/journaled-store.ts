@@ -57,6 +57,7 @@ import type {
   TokenRecord,
   TransactionOptions,
   VolunteerRecord,
+  WalletBinding,
 } from './store.ts';
 
 /** Volunteers a JournaledStore keeps in memory by default: the most recently used (~2 MB). */
@@ -616,6 +617,33 @@ export class JournaledStore implements HubStore {
     for (const e of this.#mem.ledger(volunteer)) all.set(creditKey(e.volunteer, e.shard), e);
     const out = [...all.values()].sort(byKey);
     return status === undefined ? out : out.filter((e) => e.status === status);
+  }
+  payoutLedger(address: string, status?: CreditStatus): LedgerEntry[] {
+    const all = new Map<string, LedgerEntry>();
+    for (const e of this.#disk.payoutLedger(address)) all.set(creditKey(e.volunteer, e.shard), e);
+    for (const e of this.#mem.payoutLedger(address)) all.set(creditKey(e.volunteer, e.shard), e);
+    const out = [...all.values()].sort(byKey);
+    return status === undefined ? out : out.filter((e) => e.status === status);
+  }
+  jobLedger(job: string): LedgerEntry[] {
+    const all = new Map<string, LedgerEntry>();
+    for (const e of this.#disk.jobLedger(job)) all.set(creditKey(e.volunteer, e.shard), e);
+    for (const e of this.#mem.jobLedger(job)) all.set(creditKey(e.volunteer, e.shard), e);
+    return [...all.values()].sort(byKey);
+  }
+  // Wallet bindings: straight to the file, like tokens (rare, and read by the voucher route).
+  bindWallet(b: WalletBinding): WalletBinding {
+    this.#usable();
+    const d = this.#disk;
+    const inForce = d.bindWallet(b);
+    if (inForce === b) this.#undoable(() => d.deleteWallet(b.volunteer));
+    return inForce;
+  }
+  walletOf(volunteer: string): WalletBinding | undefined {
+    return this.#disk.walletOf(volunteer);
+  }
+  volunteersOfWallet(address: string): string[] {
+    return this.#disk.volunteersOfWallet(address);
   }
   // Tokens: straight to the file (see the header). Inside a transaction each write leaves its
   // undo, should the transaction throw.

@@ -5,17 +5,24 @@
 import type { EmbedAttribution } from '../protocol/embed.ts';
 import type { LedgerRepository } from './store.ts';
 
+/** The embedding site's share of credit earned through its widget when the operator sets none: 10%. */
+export const DEFAULT_EMBED_SHARE_BPS = 1_000;
+
 export class Ledger {
   readonly #store: LedgerRepository;
+  readonly #embedShareBps: bigint;
 
-  constructor(store: LedgerRepository) {
+  /** `embedShareBps`: the embedding site's share of each entry earned through a widget (basis points). */
+  constructor(store: LedgerRepository, embedShareBps = DEFAULT_EMBED_SHARE_BPS) {
     this.#store = store;
+    this.#embedShareBps = BigInt(embedShareBps);
   }
 
   /**
    * Records pending credit (base units) for a result; false when the volunteer already has an
    * entry for the shard. `embed`: the site that embedded the volunteer and its payout address,
-   * kept with the entry.
+   * kept with the entry with the site's share (fixed now: a later change of the rule never lowers
+   * what an address earned, which a cumulative voucher needs).
    */
   pending(volunteer: string, shard: string, job: string, credits: bigint, embed?: EmbedAttribution): boolean {
     return this.#store.addCredit({
@@ -24,7 +31,13 @@ export class Ledger {
       job,
       credits,
       status: 'pending',
-      ...(embed ? { site: embed.origin, payout: embed.payout } : {}),
+      ...(embed
+        ? {
+            site: embed.origin,
+            payout: embed.payout,
+            payoutCredits: (credits * this.#embedShareBps) / 10_000n,
+          }
+        : {}),
     });
   }
 

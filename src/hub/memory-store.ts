@@ -16,6 +16,7 @@ import type {
   TokenRecord,
   TransactionOptions,
   VolunteerRecord,
+  WalletBinding,
 } from './store.ts';
 
 /**
@@ -49,6 +50,7 @@ export class MemoryStore implements HubStore {
    */
   readonly #ledgerOf = new Map<string, Set<string>>();
   readonly #tokens = new Map<string, TokenRecord>();
+  readonly #wallets = new Map<string, WalletBinding>();
   /** round → reporter peer → report. */
   readonly #reports = new Map<string, Map<string, AllReduceReportRecord>>();
   /** Inverse of every write of the open transaction, oldest first; undefined outside one. */
@@ -299,6 +301,29 @@ export class MemoryStore implements HubStore {
         ? [...this.#ledger.values()]
         : [...(this.#ledgerOf.get(volunteer) ?? [])].map((k) => entry(this.#ledger, k, 'ledger'));
     return status === undefined ? all : all.filter((e) => e.status === status);
+  }
+  payoutLedger(address: string, status?: CreditStatus): LedgerEntry[] {
+    const a = address.toLowerCase();
+    return [...this.#ledger.values()].filter(
+      (e) => e.payout?.toLowerCase() === a && (status === undefined || e.status === status),
+    );
+  }
+  jobLedger(job: string): LedgerEntry[] {
+    return [...this.#ledger.values()].filter((e) => e.job === job);
+  }
+  bindWallet(b: WalletBinding): WalletBinding {
+    const prev = this.#wallets.get(b.volunteer);
+    if (prev) return prev;
+    this.#wallets.set(b.volunteer, b);
+    this.#logUndo(() => this.#wallets.delete(b.volunteer));
+    return b;
+  }
+  walletOf(volunteer: string): WalletBinding | undefined {
+    return this.#wallets.get(volunteer);
+  }
+  volunteersOfWallet(address: string): string[] {
+    const a = address.toLowerCase();
+    return [...this.#wallets.values()].filter((w) => w.address.toLowerCase() === a).map((w) => w.volunteer);
   }
   putToken(t: TokenRecord): void {
     const prev = this.#tokens.get(t.name);

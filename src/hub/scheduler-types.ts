@@ -18,6 +18,11 @@ export interface SchedulerOptions {
   readonly blockBelow?: number;
   /** Distinct volunteers reporting the same deterministic error that fail a shard (default 2). */
   readonly errorQuorum?: number;
+  /**
+   * The embedding site's share of credit earned through its `<hearth-widget>`, in basis points
+   * (default 1,000: 10%), fixed on each ledger entry when it is made (ledger.ts).
+   */
+  readonly embedShareBps?: number;
   /** Bytes of a blob by SHA-256, to compare honeypot answers within tolerance. */
   readonly blob?: (sha256: string) => ArrayBuffer | undefined;
   /** The kinds' hub modules (default: every kind this build knows). */

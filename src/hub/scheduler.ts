@@ -12,7 +12,7 @@ import { createHash } from 'node:crypto';
 import { HearthError, type HearthErrorCode } from '../core/errors.ts';
 import { sha256Hex } from '../core/hash.ts';
 import { randomId } from '../core/ids.ts';
-import { creditUnits } from '../protocol/credit.ts';
+import { creditUnits, formatCredit } from '../protocol/credit.ts';
 import type { EmbedAttribution } from '../protocol/embed.ts';
 import { flopsPerShard, type Manifest, type ShardWork } from '../protocol/kinds/index.ts';
 import { type ShardResult, verifyResultHashes } from '../protocol/shard.ts';
@@ -69,6 +69,19 @@ export type {
 export interface SubmitOptions {
   /** Name of the researcher token submitting it; leave out for the admin. */
   readonly owner?: string | undefined;
+  /**
+   * The owner token's credit budget (base units): the job is refused (`budget/exceeded`) when its
+   * planned credit is more than what the token's other jobs leave of it. Leave out: no limit.
+   */
+  readonly budget?: bigint | undefined;
+}
+
+/** A researcher token's credit budget: what its jobs hold (running: planned; closed: granted). */
+export interface BudgetUse {
+  readonly budget?: bigint;
+  readonly used: bigint;
+  /** Absent without a budget. */
+  readonly left?: bigint;
 }
 
 /** A failed shard and the error its volunteers reported, as progress shows it. */
@@ -121,7 +134,7 @@ export class Scheduler {
       trust: { streak: opts.trustStreak ?? 20, honeypots: opts.trustHoneypots ?? 3 },
       ...(opts.observer ? { ended: (l: LeaseRecord, why: LeaseEnd) => this.#leaseEnded(l, why) } : {}),
     });
-    this.#ledger = new Ledger(store);
+    this.#ledger = new Ledger(store, opts.embedShareBps);
     this.#kinds = opts.kinds ?? HUB_KINDS;
     this.#errorQuorum = opts.errorQuorum ?? 2;
     this.#blob = opts.blob;
@@ -189,16 +202,61 @@ export class Scheduler {
     return this.#run(now, () => {
       // Random: a count would collide between hubs on one database and tell strangers the next id.
       const id = randomId('job-');
+      const planned = this.#kind(manifest).plan(manifest);
+      const credit = this.#plannedCredit(manifest, planned);
+      if (opts.budget !== undefined && opts.owner !== undefined) {
+        const { used } = this.budgetUse(opts.owner, opts.budget);
+        if (used + credit > opts.budget) {
+          throw new HearthError(
+            'budget/exceeded',
+            `this job may earn its volunteers up to ${formatCredit(credit)} credits (${planned.length} shards at up to ${manifest.maxReplicas} agreeing results each, at creditRate ${manifest.creditRate}); token ${opts.owner} has ${formatCredit(opts.budget - used < 0n ? 0n : opts.budget - used)} of its ${formatCredit(opts.budget)} left. Lower creditRate, maxReplicas or the job's size, or ask the hub's operator for a larger budget.`,
+            {
+              details: {
+                planned: credit.toString(),
+                used: used.toString(),
+                budget: opts.budget.toString(),
+              },
+            },
+          );
+        }
+      }
       s.putJob({
         id,
         manifest,
         createdAt: now,
         status: 'running',
+        plannedCredit: credit.toString(),
         ...(opts.owner !== undefined ? { owner: opts.owner } : {}),
       });
-      this.#addShards(id, manifest, this.#kind(manifest).plan(manifest), 0);
+      this.#addShards(id, manifest, planned, 0);
       return id;
     });
+  }
+
+  /** The most a plan's shards may earn: each at maxReplicas agreeing results (a honeypot at one). */
+  #plannedCredit(m: Manifest, planned: readonly PlannedShard<ShardWork>[]): bigint {
+    let total = 0n;
+    for (const p of planned) {
+      total += this.#shardCredit(m, p.work) * BigInt(p.expected !== undefined ? 1 : m.maxReplicas);
+    }
+    return total;
+  }
+
+  /**
+   * What a researcher token's jobs hold of its budget: a running job its planned credit, a closed
+   * one (done, failed, cancelled) the credit it actually granted.
+   */
+  budgetUse(owner: string, budget?: bigint): BudgetUse {
+    let used = 0n;
+    for (const j of this.#store.listJobs()) {
+      if (j.owner !== owner) continue;
+      if (j.status === 'running') {
+        used += BigInt(j.plannedCredit ?? '0');
+        continue;
+      }
+      for (const e of this.#store.jobLedger(j.id)) if (e.status === 'granted') used += e.credits;
+    }
+    return budget === undefined ? { used } : { budget, used, left: budget > used ? budget - used : 0n };
   }
 
   #addShards(

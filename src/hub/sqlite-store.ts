@@ -13,7 +13,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import Database, { type SqliteDatabase, type SqliteStatement } from 'better-sqlite3';
-import { at, first } from '../core/at.ts';
+import { at, defined, first } from '../core/at.ts';
 import { type Deferred, deferred } from '../core/deferred.ts';
 import { HearthError } from '../core/errors.ts';
 import type { DType } from '../core/tensor.ts';
@@ -34,6 +34,7 @@ import {
   type TokenRecord,
   type TransactionOptions,
   type VolunteerRecord,
+  type WalletBinding,
 } from './store.ts';
 
 /**
@@ -111,21 +112,49 @@ function legacyCreditUnits(x: unknown): bigint {
 export const SCHEMA_VERSION = MIGRATIONS.length;
 
 /** The ledger's columns, in the order `ledgerEntry` reads them. */
-const LEDGER_COLUMNS = 'volunteer, shard, job, credits, status, site, payout';
-type LedgerRow = Omit<LedgerEntry, 'site' | 'payout'> & { site: string | null; payout: string | null };
-/** A ledger row as an entry: `site` and `payout` only where the row has them. */
+const LEDGER_COLUMNS = 'volunteer, shard, job, credits, status, site, payout, payout_units';
+type LedgerRow = Omit<LedgerEntry, 'site' | 'payout' | 'payoutCredits'> & {
+  site: string | null;
+  payout: string | null;
+  payout_units: bigint | null;
+};
+/** A ledger row as an entry: `site`, `payout` and the payout's share only where the row has them. */
 const ledgerEntry = (r: LedgerRow): LedgerEntry => {
-  const { site, payout, ...rest } = r;
-  return site === null || payout === null ? rest : { ...rest, site, payout };
+  const { site, payout, payout_units, ...rest } = r;
+  if (site === null || payout === null) return rest;
+  return { ...rest, site, payout, ...(payout_units === null ? {} : { payoutCredits: payout_units }) };
 };
 const ledgerEntries = (rows: unknown[]): LedgerEntry[] => (rows as LedgerRow[]).map(ledgerEntry);
 
-type TokenRow = { name: string; hash: string; created_at: number; revoked_at: number | null };
+const TOKEN_COLUMNS = 'name, hash, created_at, revoked_at, budget';
+type TokenRow = {
+  name: string;
+  hash: string;
+  created_at: number;
+  revoked_at: number | null;
+  budget: string | null;
+};
 const token = (r: TokenRow): TokenRecord => ({
   name: r.name,
   hash: r.hash,
   createdAt: r.created_at,
   ...(r.revoked_at === null ? {} : { revokedAt: r.revoked_at }),
+  ...(r.budget === null ? {} : { budget: BigInt(r.budget) }),
+});
+const tokenRow = (t: TokenRecord) =>
+  [
+    t.name,
+    t.hash,
+    t.createdAt,
+    t.revokedAt ?? null,
+    t.budget === undefined ? null : t.budget.toString(),
+  ] as const;
+
+type WalletRow = { volunteer: string; address: string; bound_at: number };
+const wallet = (r: WalletRow): WalletBinding => ({
+  volunteer: r.volunteer,
+  address: r.address,
+  boundAt: r.bound_at,
 });
 
 type Doc = { doc: string };
@@ -223,7 +252,7 @@ function prepareStatements(db: SqliteDatabase) {
     getVolunteer: p('SELECT doc FROM volunteers WHERE id = ?'),
     putVolunteer: p('INSERT OR REPLACE INTO volunteers (id, doc) VALUES (?, ?)'),
     addCredit: p(
-      'INSERT OR IGNORE INTO ledger (volunteer, shard, job, credits, status, site, payout) VALUES (?, ?, ?, ?, ?, ?, ?)',
+      'INSERT OR IGNORE INTO ledger (volunteer, shard, job, credits, status, site, payout, payout_units) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
     ),
     setCredit: p('UPDATE ledger SET status = ? WHERE volunteer = ? AND shard = ?'),
     voidPending: p("UPDATE ledger SET status = 'void' WHERE job = ? AND status = 'pending'"),
@@ -238,13 +267,22 @@ function prepareStatements(db: SqliteDatabase) {
     ),
     credit: wide(`SELECT ${LEDGER_COLUMNS} FROM ledger WHERE volunteer = ? AND shard = ?`),
     ledgerOfJob: wide(`SELECT ${LEDGER_COLUMNS} FROM ledger WHERE job = ? ORDER BY volunteer, shard`),
-    putToken: p('INSERT OR REPLACE INTO tokens (name, hash, created_at, revoked_at) VALUES (?, ?, ?, ?)'),
-    addToken: p(
-      'INSERT INTO tokens (name, hash, created_at, revoked_at) VALUES (?, ?, ?, ?) ON CONFLICT (name) DO NOTHING',
+    ledgerOfPayout: wide(
+      `SELECT ${LEDGER_COLUMNS} FROM ledger WHERE payout = ? COLLATE NOCASE ORDER BY volunteer, shard`,
     ),
-    getToken: p('SELECT name, hash, created_at, revoked_at FROM tokens WHERE name = ?'),
-    tokenByHash: p('SELECT name, hash, created_at, revoked_at FROM tokens WHERE hash = ?'),
-    listTokens: p('SELECT name, hash, created_at, revoked_at FROM tokens ORDER BY created_at, name'),
+    putToken: p(`INSERT OR REPLACE INTO tokens (${TOKEN_COLUMNS}) VALUES (?, ?, ?, ?, ?)`),
+    addToken: p(`INSERT INTO tokens (${TOKEN_COLUMNS}) VALUES (?, ?, ?, ?, ?) ON CONFLICT (name) DO NOTHING`),
+    getToken: p(`SELECT ${TOKEN_COLUMNS} FROM tokens WHERE name = ?`),
+    tokenByHash: p(`SELECT ${TOKEN_COLUMNS} FROM tokens WHERE hash = ?`),
+    listTokens: p(`SELECT ${TOKEN_COLUMNS} FROM tokens ORDER BY created_at, name`),
+    bindWallet: p(
+      'INSERT INTO wallets (volunteer, address, bound_at) VALUES (?, ?, ?) ON CONFLICT (volunteer) DO NOTHING',
+    ),
+    deleteWallet: p('DELETE FROM wallets WHERE volunteer = ?'),
+    walletOf: p('SELECT volunteer, address, bound_at FROM wallets WHERE volunteer = ?'),
+    volunteersOfWallet: p(
+      'SELECT volunteer FROM wallets WHERE address = ? COLLATE NOCASE ORDER BY volunteer',
+    ),
     putReport: p(
       'INSERT OR REPLACE INTO allreduce_reports (round, reporter_peer, received_at, doc) VALUES (?, ?, ?, ?)',
     ),
@@ -502,6 +540,7 @@ export class SqliteStore implements HubStore {
         e.status,
         e.site ?? null,
         e.payout ?? null,
+        e.payoutCredits ?? null,
       ).changes === 1
     );
   }
@@ -520,11 +559,33 @@ export class SqliteStore implements HubStore {
       volunteer === undefined ? q.ledgerAllWith.all(status) : q.ledgerOfWith.all(volunteer, status),
     );
   }
+  payoutLedger(address: string, status?: CreditStatus): LedgerEntry[] {
+    const all = ledgerEntries(this.#q.ledgerOfPayout.all(address));
+    return status === undefined ? all : all.filter((e) => e.status === status);
+  }
+  jobLedger(job: string): LedgerEntry[] {
+    return this.ledgerOfJob(job);
+  }
+  bindWallet(b: WalletBinding): WalletBinding {
+    if (this.#q.bindWallet.run(b.volunteer, b.address, b.boundAt).changes === 1) return b;
+    return defined(this.walletOf(b.volunteer), 'the binding in force');
+  }
+  /** Undoes a binding (a JournaledStore's rolled-back transaction); not part of HubStore. */
+  deleteWallet(volunteer: string): void {
+    this.#q.deleteWallet.run(volunteer);
+  }
+  walletOf(volunteer: string): WalletBinding | undefined {
+    const r = this.#q.walletOf.get(volunteer) as WalletRow | undefined;
+    return r ? wallet(r) : undefined;
+  }
+  volunteersOfWallet(address: string): string[] {
+    return (this.#q.volunteersOfWallet.all(address) as { volunteer: string }[]).map((r) => r.volunteer);
+  }
   putToken(t: TokenRecord): void {
-    this.#q.putToken.run(t.name, t.hash, t.createdAt, t.revokedAt ?? null);
+    this.#q.putToken.run(...tokenRow(t));
   }
   addToken(t: TokenRecord): boolean {
-    return this.#q.addToken.run(t.name, t.hash, t.createdAt, t.revokedAt ?? null).changes === 1;
+    return this.#q.addToken.run(...tokenRow(t)).changes === 1;
   }
   getToken(name: string): TokenRecord | undefined {
     const r = this.#q.getToken.get(name) as TokenRow | undefined;

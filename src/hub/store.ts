@@ -21,6 +21,12 @@ export interface JobRecord {
   readonly cancelledAt?: number;
   /** Why a failed job failed, when one error explains it (a kernel that does not compile). */
   readonly error?: ShardError;
+  /**
+   * The most credit its shards may earn, in base units as a decimal string (a document field:
+   * JSON has no bigint): every planned shard at `maxReplicas` agreeing results. What the job holds
+   * of its token's budget while it runs.
+   */
+  readonly plannedCredit?: string;
 }
 
 /** open: wants results; validated: has a canonical result; failed: replicas never agreed. */
@@ -101,6 +107,20 @@ export interface LedgerEntry {
   readonly site?: string;
   /** The payout address that site named (`0x` + 40 hex digits); present exactly when `site` is. */
   readonly payout?: string;
+  /**
+   * The site's share of `credits` in base units, fixed when the entry is made (the hub's
+   * `embedShareBps` then), so a later change of the rule never lowers what an address has earned:
+   * a voucher is cumulative and must only grow. Present exactly when `payout` is.
+   */
+  readonly payoutCredits?: bigint;
+}
+
+/** A volunteer's Hearth identity bound to an Ethereum address by Sign-In with Ethereum: for good. */
+export interface WalletBinding {
+  readonly volunteer: string;
+  /** EIP-55 checksummed. */
+  readonly address: string;
+  readonly boundAt: number;
 }
 
 /** A researcher token: only the SHA-256 of its secret is kept (see tokens.ts). */
@@ -111,6 +131,11 @@ export interface TokenRecord {
   readonly hash: string;
   readonly createdAt: number;
   readonly revokedAt?: number;
+  /**
+   * The most credit (base units) this token's jobs may plan to pay, over all its jobs; absent:
+   * no limit (what every token made before budgets has).
+   */
+  readonly budget?: bigint;
 }
 
 /** A reported all-reduce contribution and the hub's verdict on it when the report arrived. */
@@ -270,6 +295,22 @@ export interface LedgerRepository {
    * answers it without reading its whole history.
    */
   ledger(volunteer?: string, status?: CreditStatus): LedgerEntry[];
+  /** Entries whose `payout` is `address` (any case), only those with `status` when given; in no set order. */
+  payoutLedger(address: string, status?: CreditStatus): LedgerEntry[];
+  /** A job's entries (every status); in no set order. */
+  jobLedger(job: string): LedgerEntry[];
+}
+
+/** Wallet bindings (Sign-In with Ethereum). */
+export interface WalletRepository {
+  /**
+   * Binds a volunteer to an address, atomically; when the volunteer is bound already, changes
+   * nothing and returns the binding in force (the caller compares addresses).
+   */
+  bindWallet(b: WalletBinding): WalletBinding;
+  walletOf(volunteer: string): WalletBinding | undefined;
+  /** Volunteers bound to `address` (any case). */
+  volunteersOfWallet(address: string): string[];
 }
 
 /** Researcher tokens (their hashes). */
@@ -318,4 +359,5 @@ export interface HubStore
     VolunteerRepository,
     LedgerRepository,
     TokenRepository,
+    WalletRepository,
     ReportRepository {}

@@ -13,6 +13,8 @@ export interface TokenInfo {
   readonly createdAt: number;
   readonly revoked: boolean;
   readonly revokedAt?: number;
+  /** The credit budget in base units, a decimal string (absent: no limit). */
+  readonly budget?: string;
 }
 
 /** Who a request's bearer token says it is. */
@@ -39,6 +41,7 @@ export function createToken(
   store: TokenRepository,
   name: string,
   now: number = Date.now(),
+  budget?: bigint,
 ): { name: string; token: string; createdAt: number } {
   if (typeof name !== 'string' || !NAME.test(name)) {
     throw new HearthError(
@@ -52,7 +55,14 @@ export function createToken(
   const token = `hth_${randomBytes(32).toString('base64url')}`;
   // One insert that fails on a taken name: a check then a write would let two `hearth token
   // create --name x` (the hub and the CLI on one file) replace each other's token silently.
-  if (!store.addToken({ name, hash: hashToken(token), createdAt: now })) {
+  if (
+    !store.addToken({
+      name,
+      hash: hashToken(token),
+      createdAt: now,
+      ...(budget === undefined ? {} : { budget }),
+    })
+  ) {
     throw new HearthError('input/invalid', `token name: "${name}" is taken; choose another name.`, {
       details: { path: 'name', name },
     });
@@ -66,6 +76,7 @@ function info(t: TokenRecord): TokenInfo {
     createdAt: t.createdAt,
     revoked: t.revokedAt !== undefined,
     ...(t.revokedAt !== undefined ? { revokedAt: t.revokedAt } : {}),
+    ...(t.budget !== undefined ? { budget: t.budget.toString() } : {}),
   };
 }
 

@@ -15,12 +15,14 @@ import { dirname, join, resolve } from 'node:path';
 import { HearthError, isHearthError } from '../core/errors.ts';
 import { SqliteStore } from '../hub/sqlite-store.ts';
 import { createToken, listTokens, revokeToken } from '../hub/tokens.ts';
+import { formatCredit, parseCredits } from '../protocol/credit.ts';
 import { type Command, type Flags, int, parse, str, usage } from './cli-args.ts';
 import { clientCommands, DEFAULT_HUB } from './cli-client.ts';
 import { exampleCommand } from './cli-example.ts';
 import { selftestCommand } from './cli-selftest.ts';
 import { startCommand } from './cli-start.ts';
 import { volunteerCommand } from './cli-volunteer.ts';
+import { WALLET_FLAG_OPTIONS, WALLET_FLAGS_HELP, walletOptions } from './cli-wallet.ts';
 import { startHub } from './hub-server.ts';
 
 const DEFAULT_DB = 'hearth.db';
@@ -31,7 +33,8 @@ const hub: Command = {
   name: 'hub',
   summary: 'run a hub: the researchers\u2019 HTTP API and the volunteers\u2019 WebSocket',
   help: `usage: hearth hub [--db PATH] [--port N] [--host H] [--blobs DIR] [--max-blob-bytes N] [--origin URL ...]
-                  [--pages DIR]
+                  [--pages DIR] [--chain-rpc URL --credit-contract ADDR --signer-key-file FILE
+                  [--relayer-key-file FILE]] [--embed-share PCT]
 
 Runs a hub until SIGINT or SIGTERM, then closes it cleanly. Prints "listening on URL".
 The admin token (for managing tokens over HTTP) is read from $HEARTH_ADMIN_TOKEN; without it
@@ -45,6 +48,7 @@ there is no admin.
   --origin URL          a page origin allowed to call the hub from a browser; repeatable
   --pages DIR           folder served at every path outside /v1/ and /p2p (default: dist/ of
                         this checkout, made by \`npm run build\`)
+${WALLET_FLAGS_HELP}
 
 The same port also serves PeerJS signalling at /p2p (key "hearth").`,
   options: {
@@ -55,9 +59,11 @@ The same port also serves PeerJS signalling at /p2p (key "hearth").`,
     'max-blob-bytes': { type: 'string' },
     origin: { type: 'string', multiple: true },
     pages: { type: 'string' },
+    ...WALLET_FLAG_OPTIONS,
   },
   positionals: 0,
   async run(flags) {
+    const wallet = await walletOptions(flags);
     const dbPath = resolve(str(flags, 'db', DEFAULT_DB));
     const pages = str(flags, 'pages');
     const origins = (flags.origin as string[] | undefined) ?? [];
@@ -75,8 +81,14 @@ The same port also serves PeerJS signalling at /p2p (key "hearth").`,
       allowedOrigins: origins,
       adminToken: process.env.HEARTH_ADMIN_TOKEN || undefined,
       ...(pages === undefined ? {} : { pagesDir: resolve(pages) }),
+      ...wallet,
     });
     process.stdout.write(`listening on ${h.url}\n`);
+    if (wallet.wallet) {
+      process.stdout.write(
+        `paying credit as tokens: contract ${wallet.wallet.contract} on chain ${wallet.wallet.chainId}${wallet.wallet.relayer ? ', relaying claims' : ''}\n`,
+      );
+    }
     await new Promise<void>((done) => {
       let stopping = false;
       const onSignal = (signal: NodeJS.Signals) => {
@@ -97,7 +109,7 @@ The same port also serves PeerJS signalling at /p2p (key "hearth").`,
   },
 };
 
-const TOKEN_HELP = `usage: hearth token create --name NAME [--db PATH]
+const TOKEN_HELP = `usage: hearth token create --name NAME [--budget CREDITS] [--db PATH]
        hearth token list [--db PATH]
        hearth token revoke --name NAME [--db PATH]
 
@@ -105,7 +117,9 @@ Researcher tokens, read and written directly in the hub's SQLite file (the hub m
 create prints the secret on stdout: it is shown this once, the hub keeps only its hash.
 
   --db PATH      the hub's SQLite file (default: ${DEFAULT_DB})
-  --name NAME    1 to 64 characters of A-Z a-z 0-9 . _ -`;
+  --name NAME    1 to 64 characters of A-Z a-z 0-9 . _ -
+  --budget C     the most credit this token's jobs may plan to pay, in credits (e.g. 1000);
+                 a job that would exceed what is left is refused at submit. Without it: no limit.`;
 
 /** Opens the store for one operation and always closes it. */
 function withStore<T>(flags: Flags, f: (s: SqliteStore) => T): T {
@@ -127,14 +141,18 @@ const tokenCreate: Command = {
   name: 'token create',
   summary: 'make a researcher token and print its secret (once)',
   help: TOKEN_HELP,
-  options: { db: { type: 'string' }, name: { type: 'string' } },
+  options: { db: { type: 'string' }, name: { type: 'string' }, budget: { type: 'string' } },
   positionals: 0,
   async run(flags) {
     const name = needName(flags);
+    const b = str(flags, 'budget');
+    const budget = b === undefined ? undefined : parseCredits(b, '--budget');
     const { token } = withStore(flags, (s) => {
-      return createToken(s, name);
+      return createToken(s, name, Date.now(), budget);
     });
-    process.stderr.write(`token "${name}" created; its secret is shown this once:\n`);
+    process.stderr.write(
+      `token "${name}" created (${budget === undefined ? 'no credit budget: its jobs may pay any credit' : `budget ${formatCredit(budget)} credits`}); its secret is shown this once:\n`,
+    );
     process.stdout.write(`${token}\n`);
     return 0;
   },
@@ -152,7 +170,10 @@ const tokenList: Command = {
     const w = Math.max(4, ...tokens.map((t) => t.name.length));
     for (const t of tokens) {
       const state = t.revokedAt === undefined ? 'active' : `revoked ${new Date(t.revokedAt).toISOString()}`;
-      process.stdout.write(`${t.name.padEnd(w)}  created ${new Date(t.createdAt).toISOString()}  ${state}\n`);
+      const budget = t.budget === undefined ? 'no budget' : `budget ${formatCredit(BigInt(t.budget))}`;
+      process.stdout.write(
+        `${t.name.padEnd(w)}  created ${new Date(t.createdAt).toISOString()}  ${state}  ${budget}\n`,
+      );
     }
     return 0;
   },

@@ -12,6 +12,7 @@ import { IssuedPeers } from '../hub/allreduce-audit.ts';
 import { importVolunteerKey, newNonce, type VolunteerKey, verifyChallenge } from '../hub/identity.ts';
 import type { Scheduler } from '../hub/scheduler.ts';
 import type { BlobSwarm } from '../hub/swarm.ts';
+import type { HubWallets } from '../hub/wallets.ts';
 import {
   type AnyHubBody,
   type ClientMessage,
@@ -37,6 +38,7 @@ import type {
 } from './control/handler.ts';
 import { LEASE_HANDLERS } from './control/leases.ts';
 import { SWARM_HANDLERS } from './control/swarm.ts';
+import { WALLET_HANDLERS } from './control/wallet.ts';
 
 export const CONTROL_PATH = '/v1/volunteer';
 
@@ -111,6 +113,8 @@ export interface ControlPlaneOptions {
    * credit as it changes (control/credit-pushes.ts). Without it, `follow` is ignored.
    */
   readonly resultVolunteers?: (shard: string) => readonly string[];
+  /** Wallet bindings (Sign-In with Ethereum) and credit pushes that name the bound address. */
+  readonly wallets?: HubWallets;
 }
 
 export interface ControlPlane {
@@ -142,7 +146,12 @@ type Phase =
   | { readonly name: 'closed' };
 
 /** Every request an authenticated connection may send, and who answers it. */
-const HANDLERS: Handlers<ReadyType> = { ...LEASE_HANDLERS, ...SWARM_HANDLERS, ...ALLREDUCE_HANDLERS };
+const HANDLERS: Handlers<ReadyType> = {
+  ...LEASE_HANDLERS,
+  ...SWARM_HANDLERS,
+  ...ALLREDUCE_HANDLERS,
+  ...WALLET_HANDLERS,
+};
 
 /**
  * Codes a handler throws to refuse a request: the volunteer's mistake or the hub's "no", sent
@@ -259,7 +268,14 @@ export function attachControlPlane(
   const resultVolunteers = opts.resultVolunteers;
   const creditPushes = resultVolunteers
     ? new CreditPushes({
-        creditOf: (v) => ({ ...scheduler.credits(v), pendingResults: scheduler.pendingResults(v) }),
+        creditOf: (v) => {
+          const address = opts.wallets?.addressOf(v);
+          return {
+            ...scheduler.credits(v),
+            pendingResults: scheduler.pendingResults(v),
+            ...(address ? { address } : {}),
+          };
+        },
         resultVolunteers,
         push: (v, m) => {
           const l = live.get(v);
@@ -279,6 +295,7 @@ export function attachControlPlane(
     ...(allreduce ? { allreduce } : {}),
     ...(opts.onJobChanged ? { jobChanged: opts.onJobChanged } : {}),
     ...(creditPushes ? { creditChanged: (v, shard) => creditPushes.changed(v, shard) } : {}),
+    ...(opts.wallets ? { wallets: opts.wallets } : {}),
   };
   // Sockets heard from (a pong or a message) since the last ping sweep.
   const heard = new WeakSet<WebSocket>();
@@ -317,7 +334,10 @@ export function attachControlPlane(
     }
     byAddress.set(address, open + 1);
     try {
-      wss.handleUpgrade(req, socket, head, (ws) => serve(ws, address));
+      // The page's origin (allowed above): a SIWE message's domain. A client without one (a Node
+      // volunteer) is named by the Host it connected to.
+      const pageOrigin = origin ?? `http://${req.headers.host ?? '127.0.0.1'}`;
+      wss.handleUpgrade(req, socket, head, (ws) => serve(ws, address, pageOrigin));
     } catch (e) {
       release(address);
       socket.destroy();
@@ -331,7 +351,7 @@ export function attachControlPlane(
     else byAddress.set(address, n);
   };
 
-  const serve = (ws: WebSocket, address: string) => {
+  const serve = (ws: WebSocket, address: string, pageOrigin: string) => {
     sockets.add(ws);
     heard.add(ws);
     ws.on('pong', () => heard.add(ws));
@@ -443,6 +463,7 @@ export function attachControlPlane(
         caps,
         reported: [],
         idle: false,
+        origin: pageOrigin,
         ...(peerId ? { peerId } : {}),
         ...(embed ? { embed } : {}),
       };

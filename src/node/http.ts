@@ -37,6 +37,12 @@ export const STATUS_OF_CODE: Readonly<Partial<Record<HearthErrorCode, number>>> 
   'store/failed': 503,
   'http/closing': 503,
   'gpu/unavailable': 503,
+  'wallet/disabled': 404,
+  'wallet/siwe': 400,
+  'wallet/bound': 409,
+  'wallet/nothing-to-claim': 409,
+  'wallet/chain': 502,
+  'budget/exceeded': 402,
 };
 
 /**

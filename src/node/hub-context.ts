@@ -6,8 +6,11 @@ import type { HubRounds } from '../hub/rounds.ts';
 import type { Scheduler } from '../hub/scheduler.ts';
 import type { ServiceLevels } from '../hub/service-levels.ts';
 import type { HubStore } from '../hub/store.ts';
+import type { HubWallets } from '../hub/wallets.ts';
 import { httpError, readBody } from './http.ts';
+import type { PerMinute } from './hub-wallets.ts';
 import type { JobEvents } from './job-events.ts';
+import type { ClaimRelayer } from './relayer.ts';
 
 export interface Ctx {
   /** Rounds averaged through the hub (undefined without peers). */
@@ -33,6 +36,12 @@ export interface Ctx {
   readonly levels: ServiceLevels;
   /** Volunteers connected (authenticated) now. */
   readonly volunteersConnected: () => number;
+  /** Wallet bindings and vouchers (a hub started with a credit contract). */
+  readonly wallets?: HubWallets;
+  /** Relays claims from the operator's funded key (a hub started with a relayer key). */
+  readonly relayer?: ClaimRelayer;
+  /** Per-minute limits of the wallet routes. */
+  readonly limits: { readonly vouchers: PerMinute; readonly claims: PerMinute };
 }
 
 /** Counters of one hub process since it started. */

@@ -79,6 +79,7 @@ export async function submitJob(
   // The owner is the token's name; the admin's jobs have none (only the admin sees them).
   const job = ctx.scheduler.submit(manifest, Date.now(), {
     owner: who.kind === 'researcher' ? who.name : undefined,
+    budget: who.kind === 'researcher' ? ctx.store.getToken(who.name)?.budget : undefined,
   });
   ctx.workAvailable();
   send(req, res, 201, { job });

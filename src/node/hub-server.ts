@@ -8,15 +8,19 @@
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import type { Address, Hex } from 'viem';
+import { privateKeyToAccount } from 'viem/accounts';
 import { HearthError, isHearthError } from '../core/errors.ts';
 import { BlobDir } from '../hub/blobs.ts';
 import { JournaledStore } from '../hub/journaled-store.ts';
+import { DEFAULT_EMBED_SHARE_BPS } from '../hub/ledger.ts';
 import type { OracleRunner } from '../hub/oracle.ts';
 import { HubRounds, type HubRoundsOptions } from '../hub/rounds.ts';
 import { Scheduler } from '../hub/scheduler.ts';
 import { ServiceLevels } from '../hub/service-levels.ts';
 import type { HubStore } from '../hub/store.ts';
 import { BlobSwarm } from '../hub/swarm.ts';
+import { HubWallets } from '../hub/wallets.ts';
 import { ALLREDUCE_ROUTES } from './allreduce-routes.ts';
 import {
   attachControlPlane,
@@ -32,6 +36,7 @@ import { JOB_ROUTES, wgslChecker } from './hub-jobs.ts';
 import { STATS_ROUTES } from './hub-stats.ts';
 import { TOKEN_ROUTES } from './hub-tokens.ts';
 import { VOLUNTEER_ROUTES } from './hub-volunteers.ts';
+import { PerMinute, WALLET_RATE_LIMITS, WALLET_ROUTES } from './hub-wallets.ts';
 import { JobEvents } from './job-events.ts';
 import {
   attachPeerServer,
@@ -40,6 +45,7 @@ import {
   PEER_WS_PATH,
   type PeerServerOptions,
 } from './peer-server.ts';
+import { ClaimRelayer } from './relayer.ts';
 import { dispatch, pathOf, type Route } from './routes.ts';
 import { DEFAULT_PAGES_DIR, staticPages, urlPath } from './static-pages.ts';
 import { answerWidgetAllowed, WIDGET_ALLOWED_PATH, widgetHeaders } from './widget.ts';
@@ -105,6 +111,26 @@ export interface HubOptions {
    * while it does not exist those paths answer 404 `pages/missing`.
    */
   readonly pagesDir?: string;
+  /**
+   * Pay credit as tokens (issue 13): the credit contract, the key that signs its vouchers, the
+   * embedding sites' share, and optionally a relayer that submits claims from a funded key.
+   * Without it credit stays in the ledger and the wallet routes answer `wallet/disabled`.
+   */
+  readonly wallet?: HubWalletOptions;
+  /** The embedding site's share of credit earned through its widget, basis points (default 1,000). */
+  readonly embedShareBps?: number;
+}
+
+/** What `HubOptions.wallet` takes. Keys are values here: the CLI reads them from files. */
+export interface HubWalletOptions {
+  readonly chainId: number;
+  readonly contract: Address;
+  /** The key the contract trusts to sign vouchers. Never logged, never sent. */
+  readonly signerKey: Hex;
+  /** Seconds a voucher stays valid (default a day). */
+  readonly voucherTtlSec?: number;
+  /** Relays claims: an RPC URL of the chain and a funded key. */
+  readonly relayer?: { readonly rpcUrl: string; readonly key: Hex };
 }
 
 export interface Hub {
@@ -182,7 +208,19 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
   const scheduler = new Scheduler(store, {
     blob: (sha) => blobs.read(sha),
     observer: (e) => levels.record(e),
+    ...(opts.embedShareBps === undefined ? {} : { embedShareBps: opts.embedShareBps }),
   });
+  const wallets = opts.wallet
+    ? hubWallets(store, opts.wallet, opts.embedShareBps ?? DEFAULT_EMBED_SHARE_BPS)
+    : undefined;
+  const relayer = opts.wallet?.relayer
+    ? new ClaimRelayer({
+        rpcUrl: opts.wallet.relayer.rpcUrl,
+        key: opts.wallet.relayer.key,
+        chainId: opts.wallet.chainId,
+        contract: opts.wallet.contract,
+      })
+    : undefined;
   const allowed = new Set(opts.allowedOrigins);
   // Filled once the port is known, before the first request can arrive.
   const self = new Set<string>();
@@ -257,6 +295,12 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
     events,
     levels,
     volunteersConnected: () => controlPlane?.volunteers() ?? 0,
+    ...(wallets ? { wallets } : {}),
+    ...(relayer ? { relayer } : {}),
+    limits: {
+      vouchers: new PerMinute(WALLET_RATE_LIMITS.vouchersPerMinute),
+      claims: new PerMinute(WALLET_RATE_LIMITS.claimsPerMinute),
+    },
   };
   let controlPlane: ControlPlane | undefined;
   // The widget's frame renders inside the allowed origins' pages; its script loads anywhere.
@@ -325,6 +369,7 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
     manifestOf: (job) => store.getJob(job)?.manifest,
     onJobChanged: (job) => events.changed(job),
     resultVolunteers: (shard) => store.resultsOfShard(shard).map((r) => r.volunteer),
+    ...(wallets ? { wallets } : {}),
     ...(swarm ? { swarm } : {}),
     ...(swarm
       ? { allreduce: { record: (r) => store.putAllReduceReport(r), ...(rounds ? { rounds } : {}) } }
@@ -431,6 +476,7 @@ const ROUTES: readonly Route[] = [
   ...JOB_ROUTES,
   ...STATS_ROUTES,
   ...VOLUNTEER_ROUTES,
+  ...WALLET_ROUTES,
   ...TOKEN_ROUTES,
 ];
 
@@ -509,3 +555,38 @@ export function selfOriginsOf(host: string, port: number): string[] {
   // URL.origin drops a default port (80) as browsers do.
   return names.map((n) => new URL(`http://${n}:${port}`).origin);
 }
+
+/** The hub's wallets: SIWE bindings, earned sums and vouchers signed with the operator's key. */
+function hubWallets(store: HubStore, w: HubWalletOptions, embedShareBps: number): HubWallets {
+  const signer = privateKeyToAccount(w.signerKey);
+  const domain = {
+    name: 'Hearth Credit',
+    version: '1',
+    chainId: w.chainId,
+    verifyingContract: w.contract,
+  } as const;
+  return new HubWallets({
+    store,
+    rules: {
+      chainId: w.chainId,
+      contract: w.contract,
+      embedShareBps,
+      ...(w.voucherTtlSec === undefined ? {} : { voucherTtlSec: w.voucherTtlSec }),
+    },
+    sign: (v) =>
+      signer.signTypedData({
+        domain,
+        types: VOUCHER_TYPES,
+        primaryType: 'Voucher',
+        message: { account: v.account as Address, amount: v.amount, expiry: v.expiry },
+      }),
+  });
+}
+
+const VOUCHER_TYPES = {
+  Voucher: [
+    { name: 'account', type: 'address' },
+    { name: 'amount', type: 'uint256' },
+    { name: 'expiry', type: 'uint256' },
+  ],
+} as const;

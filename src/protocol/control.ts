@@ -20,6 +20,7 @@ import { CREDIT_HUB, CREDIT_REPLIES, CREDIT_REQUESTS } from './control/credit.ts
 import { LEASE_HUB, LEASE_REPLIES, LEASE_REQUESTS, type WireResult } from './control/leases.ts';
 import { SESSION_HUB, SESSION_REPLIES, SESSION_REQUESTS } from './control/session.ts';
 import { SWARM_HUB, SWARM_REPLIES, SWARM_REQUESTS } from './control/swarm.ts';
+import { WALLET_HUB, WALLET_REPLIES, WALLET_REQUESTS } from './control/wallet.ts';
 import { CONTROL_LIMITS, CONTROL_PROTOCOL_VERSION, requestId } from './control/wire.ts';
 import { type Infer, object, record, type Schema, string } from './schema.ts';
 import { describe, obj, oneOf } from './validate.ts';
@@ -61,6 +62,7 @@ export const REQUESTS = {
   ...CREDIT_REQUESTS,
   ...SWARM_REQUESTS,
   ...ALLREDUCE_REQUESTS,
+  ...WALLET_REQUESTS,
 };
 
 const error = object(
@@ -83,6 +85,7 @@ export const HUB_MESSAGES = {
   ...CREDIT_HUB,
   ...SWARM_HUB,
   ...ALLREDUCE_HUB,
+  ...WALLET_HUB,
   error,
 };
 
@@ -93,6 +96,7 @@ export const REPLIES = {
   ...CREDIT_REPLIES,
   ...SWARM_REPLIES,
   ...ALLREDUCE_REPLIES,
+  ...WALLET_REPLIES,
 } satisfies { readonly [K in RequestType]: readonly HubType[] };
 
 export type RequestType = keyof typeof REQUESTS;

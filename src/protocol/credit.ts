@@ -118,6 +118,27 @@ export function formatCredit(units: bigint): string {
 }
 
 /**
+ * A number of credits a person wrote (`"1000"`, `"0.5"`, at most 6 decimals) in base units,
+ * exactly: `--budget 1000` is 1,000,000,000 base units. Throws HearthError('input/invalid')
+ * naming `path` for anything else.
+ *
+ * @example
+ * parseCredits('2.5', '--budget'); // 2_500_000n
+ */
+export function parseCredits(s: string, path: string): bigint {
+  const m = /^(\d{1,13})(?:\.(\d{1,6}))?$/.exec(s.trim());
+  if (!m) {
+    throw new HearthError(
+      'input/invalid',
+      `${path}: expected a number of credits like 1000 or 0.5 (at most 6 decimals, under 10^13), got ${JSON.stringify(s.slice(0, 40))}.`,
+      { details: { path } },
+    );
+  }
+  const frac = (m[2] ?? '').padEnd(CREDIT_DECIMALS, '0');
+  return BigInt(defined(m[1], 'integer digits')) * CREDIT_UNITS + BigInt(frac);
+}
+
+/**
  * Base units as JSON carries them: a decimal string of the integer (JSON numbers are doubles, exact
  * only to 2⁵³, and `JSON.stringify` refuses a bigint).
  *

@@ -10,6 +10,8 @@ export interface CreditNow {
   readonly granted: bigint;
   readonly pending: bigint;
   readonly pendingResults: number;
+  /** The address the volunteer is bound to, when it is. */
+  readonly address?: string;
 }
 
 export interface CreditPushesOptions {
@@ -20,7 +22,7 @@ export interface CreditPushesOptions {
   /** Sends to the volunteer's live connection; false when it has none. */
   readonly push: (
     volunteer: string,
-    m: { type: 'credit'; granted: string; pending: string; pendingResults: number },
+    m: { type: 'credit'; granted: string; pending: string; pendingResults: number; address?: string },
   ) => boolean;
   readonly onInternal: (e: unknown) => void;
   /** How long changes gather before they are pushed (default 250 ms). */
@@ -92,6 +94,7 @@ export class CreditPushes {
           granted: creditToWire(c.granted),
           pending: creditToWire(c.pending),
           pendingResults: c.pendingResults,
+          ...(c.address ? { address: c.address } : {}),
         });
       } catch (e) {
         this.#opts.onInternal(e);

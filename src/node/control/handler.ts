@@ -9,6 +9,7 @@ import type { HubRounds } from '../../hub/rounds.ts';
 import type { Scheduler } from '../../hub/scheduler.ts';
 import type { AllReduceReportRecord } from '../../hub/store.ts';
 import type { BlobSwarm } from '../../hub/swarm.ts';
+import type { HubWallets } from '../../hub/wallets.ts';
 import type { ControlCapabilities, ReplyBody, RequestOf, RequestType } from '../../protocol/control.ts';
 import type { EmbedAttribution } from '../../protocol/embed.ts';
 import type { Manifest } from '../../protocol/manifest.ts';
@@ -26,6 +27,11 @@ export interface Connection {
   idle: boolean;
   /** The site that embedded this volunteer and its payout address (a widget's hello): credited with its results. */
   readonly embed?: EmbedAttribution;
+  /**
+   * The page's origin (its Origin header, which the hub allowed), or `http://` + Host for a client
+   * that sends none: a Sign-In with Ethereum message's domain and URI.
+   */
+  readonly origin: string;
 }
 
 /** What the all-reduce handlers are given: where reports go, the hub's rounds, a report limit. */
@@ -50,6 +56,8 @@ export interface HandlerContext {
   readonly jobChanged?: (job?: string) => void;
   /** A volunteer's credit changed (and, when a shard was judged, its other answerers'). */
   readonly creditChanged?: (volunteer: string, judgedShard?: string) => void;
+  /** Wallet bindings and vouchers (a hub with a credit contract). */
+  readonly wallets?: HubWallets;
 }
 
 /** Requests an authenticated connection may send (hello and auth make it one). */

@@ -13,7 +13,13 @@ export const CREDIT_REQUESTS = {};
 /** What the hub sends in this concern, by type. */
 export const CREDIT_HUB = {
   /** A push (no `re`): this volunteer's credit now, in base units; results still awaiting agreement. */
-  credit: object({ granted: units, pending: units, pendingResults: integer(0, Number.MAX_SAFE_INTEGER) }),
+  credit: object(
+    { granted: units, pending: units, pendingResults: integer(0, Number.MAX_SAFE_INTEGER) },
+    {
+      /** The address this volunteer is bound to (Sign-In with Ethereum), when it is. */
+      address: string({ max: 42, pattern: /^0x[0-9a-fA-F]{40}$/ }),
+    },
+  ),
 };
 
 /** Which hub messages answer each request. */
