@@ -440,13 +440,129 @@ export function describeStore(name: string, make: () => HubStore): void {
         expect(s.getJob(j)?.status).toBe('done');
         await s.settled();
         const one = creditUnits(100, 0.5);
+        // The site's share is fixed on the entry when it is made (issue 13): 10% by default.
         expect(s.ledger('a')).toStrictEqual([
-          { volunteer: 'a', shard: a.shard, job: j, credits: one, status: 'granted', site, payout },
+          {
+            volunteer: 'a',
+            shard: a.shard,
+            job: j,
+            credits: one,
+            status: 'granted',
+            site,
+            payout,
+            payoutCredits: one / 10n,
+          },
         ]);
         expect(s.ledger('b')).toStrictEqual([
           { volunteer: 'b', shard: b.shard, job: j, credits: one, status: 'granted' },
         ]);
         expect(sched.credits('a')).toEqual({ pending: 0n, granted: one });
+      });
+    });
+
+    describe('wallets and budgets (issue 13)', () => {
+      const payout = `0x${'aB'.repeat(20)}`;
+
+      it('binds a volunteer once: a second binding changes nothing and returns the one in force', () => {
+        const s = fresh();
+        const first = { volunteer: 'v1', address: `0x${'11'.repeat(20)}`, boundAt: 5 };
+        expect(s.bindWallet(first)).toStrictEqual(first);
+        expect(s.bindWallet({ volunteer: 'v1', address: `0x${'22'.repeat(20)}`, boundAt: 6 })).toStrictEqual(
+          first,
+        );
+        expect(s.walletOf('v1')).toStrictEqual(first);
+        expect(s.walletOf('v2')).toBeUndefined();
+        s.bindWallet({ volunteer: 'v2', address: `0x${'11'.repeat(20)}`, boundAt: 7 });
+        // Any case finds the address's volunteers.
+        expect(s.volunteersOfWallet(`0X${'11'.repeat(20)}`.replace('0X', '0x')).sort()).toEqual(['v1', 'v2']);
+        expect(s.volunteersOfWallet(`0x${'33'.repeat(20)}`)).toEqual([]);
+      });
+
+      it('a binding inside a transaction that throws is gone', () => {
+        const s = fresh();
+        expect(() =>
+          s.transaction(() => {
+            s.bindWallet({ volunteer: 'v1', address: `0x${'11'.repeat(20)}`, boundAt: 5 });
+            throw new Error('boom');
+          }),
+        ).toThrow('boom');
+        expect(s.walletOf('v1')).toBeUndefined();
+      });
+
+      it('keeps the payout share exact on an entry and finds entries by payout address in any case, and by job', () => {
+        const s = fresh();
+        const big = 2n ** 60n + 7n;
+        const site = 'https://news.example';
+        s.addCredit({
+          volunteer: 'a',
+          shard: 'j/0',
+          job: 'j',
+          credits: big,
+          status: 'pending',
+          site,
+          payout,
+          payoutCredits: big / 10n,
+        });
+        s.addCredit({ volunteer: 'b', shard: 'j/0', job: 'j', credits: 3n, status: 'pending' });
+        s.addCredit({
+          volunteer: 'b',
+          shard: 'k/0',
+          job: 'k',
+          credits: 4n,
+          status: 'pending',
+          site,
+          payout,
+          payoutCredits: 0n,
+        });
+        s.setCreditStatus('a', 'j/0', 'granted');
+        const mine = s
+          .payoutLedger(payout.toLowerCase())
+          .sort((x, y) => x.volunteer.localeCompare(y.volunteer));
+        expect(mine).toStrictEqual([
+          {
+            volunteer: 'a',
+            shard: 'j/0',
+            job: 'j',
+            credits: big,
+            status: 'granted',
+            site,
+            payout,
+            payoutCredits: big / 10n,
+          },
+          {
+            volunteer: 'b',
+            shard: 'k/0',
+            job: 'k',
+            credits: 4n,
+            status: 'pending',
+            site,
+            payout,
+            payoutCredits: 0n,
+          },
+        ]);
+        expect(s.payoutLedger(payout, 'granted')).toHaveLength(1);
+        expect(s.payoutLedger(`0x${'cd'.repeat(20)}`)).toEqual([]);
+        expect(
+          s
+            .jobLedger('j')
+            .map((e) => e.volunteer)
+            .sort(),
+        ).toEqual(['a', 'b']);
+        expect(s.jobLedger('none')).toEqual([]);
+      });
+
+      it('keeps a token’s budget exact; a token without one has no budget key', () => {
+        const s = fresh();
+        createToken(s, 'rich', 1, 2n ** 62n);
+        createToken(s, 'plain', 2);
+        expect(s.getToken('rich')?.budget).toBe(2n ** 62n);
+        expect(s.getToken('plain')).not.toHaveProperty('budget');
+        expect(listTokens(s)).toEqual([
+          { name: 'rich', createdAt: 1, revoked: false, budget: (2n ** 62n).toString() },
+          { name: 'plain', createdAt: 2, revoked: false },
+        ]);
+        revokeToken(s, 'rich', 3);
+        expect(s.getToken('rich')?.budget).toBe(2n ** 62n);
       });
     });
 
