@@ -8,6 +8,7 @@
 // test. Nothing starts before `yes()` (DESIGN.md invariant 1): `startWorker` and `open` are called
 // after it, never before; `resume()` starts only where a yes is remembered.
 import { HearthError, isHearthError } from '../core/errors.ts';
+import type { Eip1193Provider } from '../credits/eip1193.ts';
 import { formatCredit } from '../protocol/credit.ts';
 import type { CapabilityReport } from '../worker/probe.ts';
 import type { BlobStore } from './blobs.ts';
@@ -22,6 +23,7 @@ import {
   type VolunteerState,
   type VolunteerStats,
 } from './volunteer.ts';
+import type { WalletLink } from './wallet-link.ts';
 
 /** Where the controller is: asking for consent, declined, probing the GPU, the volunteer's own states, or failed. */
 export type ControllerState = 'asking' | 'declined' | 'probing' | VolunteerState | 'failed';
@@ -125,7 +127,39 @@ export interface VolunteerSnapshot {
   readonly finished: readonly FinishedShard[];
   /** Credit as the hub last pushed it, in credits (exact decimals); null until it does. */
   readonly credit: { readonly granted: string; readonly pending: string } | null;
+  /** The connected wallet and what its address earned and claimed; null before any. */
+  readonly wallet: WalletSnapshot | null;
 }
+
+/** What the page shows of the volunteer's wallet; amounts in credits (exact decimals). */
+export interface WalletSnapshot {
+  /** The address this volunteer is bound to (by this page's sign-in, or the hub's word). */
+  readonly address: string | null;
+  /** The wallet's name, as it announced itself. */
+  readonly name: string | null;
+  /** Granted to the address in total, pending for it, minted to it, claimable now, its balance. */
+  readonly earned: string | null;
+  readonly pending: string | null;
+  readonly claimed: string | null;
+  readonly claimable: string | null;
+  readonly balance: string | null;
+  /** What the wallet is doing now. */
+  readonly busy: 'signing-in' | 'reading' | 'claiming' | null;
+  /** The last outcome or failure, as a sentence. */
+  readonly message: string | null;
+}
+
+const NO_WALLET: WalletSnapshot = {
+  address: null,
+  name: null,
+  earned: null,
+  pending: null,
+  claimed: null,
+  claimable: null,
+  balance: null,
+  busy: null,
+  message: null,
+};
 
 /** The remembered yes (per hub): localStorage in a page. */
 export interface ConsentRecord {
@@ -220,6 +254,7 @@ export class VolunteerController {
   #finished: FinishedShard[] = [];
   #workingSince = 0;
   #stopComfort: (() => void) | undefined;
+  #wallet: WalletLink | undefined;
   readonly #now: () => number;
 
   constructor(opts: ControllerOptions) {
@@ -246,7 +281,72 @@ export class VolunteerController {
       gpuBusy: null,
       finished: [],
       credit: null,
+      wallet: null,
     };
+  }
+
+  /**
+   * Connects a wallet (an EIP-1193 provider the volunteer chose, e.g. from `discoverWallets`)
+   * and binds this volunteer to its account by Sign-In with Ethereum; then reads what the address
+   * earned and claimed. Failures land in `snapshot.wallet.message`, never thrown at the page.
+   */
+  async connectWallet(provider: Eip1193Provider, name: string): Promise<void> {
+    const v = this.#volunteer;
+    if (!v) return this.#setWallet({ message: 'Say yes first: a wallet is bound to a working volunteer.' });
+    await this.#walletStep('signing-in', async () => {
+      const { WalletLink } = await import('./wallet-link.ts');
+      const link = new WalletLink(this.#opts.hubUrl, provider);
+      this.#wallet = link;
+      this.#setWallet({ name });
+      const address = await link.signIn((sign) => v.signIn(sign));
+      this.#setWallet({ address, message: `Signed in: credit goes to ${address}.` });
+    });
+    await this.refreshWallet();
+  }
+
+  /** Reads the wallet's figures again (earned from the hub; claimed and balance from the chain). */
+  async refreshWallet(): Promise<void> {
+    const link = this.#wallet;
+    if (!link?.address) return;
+    await this.#walletStep('reading', async () => {
+      const r = await link.read();
+      this.#setWallet({
+        address: r.address,
+        earned: formatCredit(r.earned),
+        pending: formatCredit(r.pending),
+        claimed: formatCredit(r.claimed),
+        claimable: formatCredit(r.claimable),
+        balance: formatCredit(r.balance),
+      });
+    });
+  }
+
+  /** Claims what is claimable (relayed by the hub when it relays), then reads the figures again. */
+  async claimTokens(): Promise<void> {
+    const link = this.#wallet;
+    if (!link?.address) return this.#setWallet({ message: 'Sign in with a wallet first.' });
+    await this.#walletStep('claiming', async () => {
+      const tx = await link.claim();
+      this.#setWallet({ message: `Claimed (transaction ${tx.slice(0, 10)}…).` });
+    });
+    await this.refreshWallet();
+  }
+
+  async #walletStep(busy: 'signing-in' | 'reading' | 'claiming', f: () => Promise<void>): Promise<void> {
+    this.#setWallet({ busy });
+    try {
+      await f();
+      this.#setWallet({ busy: null });
+    } catch (e) {
+      this.#setWallet({
+        busy: null,
+        message: isHearthError(e) ? e.message : `The wallet failed: ${String(e)}`,
+      });
+    }
+  }
+
+  #setWallet(patch: Partial<WalletSnapshot>): void {
+    this.#set({ wallet: { ...(this.#snapshot.wallet ?? NO_WALLET), ...patch } });
   }
 
   get snapshot(): VolunteerSnapshot {
@@ -406,6 +506,10 @@ export class VolunteerController {
         : {}),
       ...(e.type === 'credit'
         ? { credit: { granted: formatCredit(e.granted), pending: formatCredit(e.pending) } }
+        : {}),
+      // The hub says which address this volunteer is bound to (a sign-in on another visit).
+      ...(e.type === 'credit' && e.address && this.#snapshot.wallet?.address !== e.address
+        ? { wallet: { ...(this.#snapshot.wallet ?? NO_WALLET), address: e.address } }
         : {}),
       ...(e.type === 'state' ? { state: e.state } : {}),
       ...(current === undefined ? {} : { current }),

@@ -7,6 +7,8 @@
 import { HearthError } from '../core/errors.ts';
 import {
   API_PREFIX,
+  type BudgetAnswer,
+  budgetAnswer,
   type Cancelled,
   cancelled,
   creditReport,
@@ -17,10 +19,18 @@ import {
   type JobProgressAnswer,
   jobList,
   jobProgress,
+  type RelayedClaim,
   type ResultsIndex,
+  relayedClaim,
   resultsIndex,
   type Submitted,
   submitted,
+  type VoucherAnswer,
+  voucherAnswer,
+  type WalletEarned,
+  type WalletRules,
+  walletEarned,
+  walletRules,
 } from '../protocol/api.ts';
 import type { Schema } from '../protocol/schema.ts';
 
@@ -123,6 +133,36 @@ export class HubApi {
         { cause: e },
       );
     }
+  }
+
+  /** How the hub pays credit as tokens (`GET /v1/wallet`, public); 'net/refused' `wallet/disabled` when it does not. */
+  walletRules(): Promise<WalletRules> {
+    return this.#call('GET', '/wallet').then((r) => this.#json(r, walletRules, `GET ${API_PREFIX}/wallet`));
+  }
+
+  /** What an address has earned (and, when the hub reads the chain, what it has claimed). */
+  walletEarned(address: string): Promise<WalletEarned> {
+    const path = `/wallet/${encodeURIComponent(address)}`;
+    return this.#call('GET', path).then((r) => this.#json(r, walletEarned, `GET ${API_PREFIX}${path}`));
+  }
+
+  /** The address's latest cumulative voucher, for a claim the volunteer submits itself. */
+  voucher(address: string): Promise<VoucherAnswer> {
+    const path = `/wallet/${encodeURIComponent(address)}/voucher`;
+    return this.#call('GET', path).then((r) => this.#json(r, voucherAnswer, `GET ${API_PREFIX}${path}`));
+  }
+
+  /** Asks the hub to submit the address's claim from its funded key (waits for the receipt). */
+  relayClaim(address: string): Promise<RelayedClaim> {
+    const path = `/wallet/${encodeURIComponent(address)}/claim`;
+    return this.#call('POST', path, { body: '{}' }).then((r) =>
+      this.#json(r, relayedClaim, `POST ${API_PREFIX}${path}`),
+    );
+  }
+
+  /** The caller's credit budget and what its jobs hold of it (`GET /v1/budget`). */
+  budget(): Promise<BudgetAnswer> {
+    return this.#call('GET', '/budget').then((r) => this.#json(r, budgetAnswer, `GET ${API_PREFIX}/budget`));
   }
 
   /** A volunteer's credit, exact (base units as bigint). */

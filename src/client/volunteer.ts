@@ -14,6 +14,7 @@ import {
   type ControlCapabilities,
   encodeResult,
   FINAL_REFUSALS,
+  type HubMessageOf,
   type LeaseMessage,
   type ReplyOf,
 } from '../protocol/control.ts';
@@ -85,6 +86,8 @@ export type VolunteerEvent =
       readonly granted: bigint;
       readonly pending: bigint;
       readonly pendingResults: number;
+      /** The address this volunteer is bound to (Sign-In with Ethereum), when it is. */
+      readonly address?: string;
     }
   /** This connection's peer joined the blob swarm, or could not (blobs then come from the hub). */
   | { readonly type: 'swarm'; readonly peerId: string; readonly error?: HearthError };
@@ -248,6 +251,26 @@ export class Volunteer {
   }
 
   /** The GPU cap now, in [0.1, 1]. */
+  /**
+   * Binds this volunteer to a wallet's address by Sign-In with Ethereum over the live hub
+   * connection: asks the hub for terms, has `sign` build and sign the message, sends it. The
+   * bound address. Refused (`control/bad-state`) while not connected.
+   */
+  async signIn(
+    sign: (terms: HubMessageOf<'siwe-terms'>) => Promise<{ message: string; signature: string }>,
+  ): Promise<string> {
+    const s = this.#session;
+    if (!s) {
+      throw new HearthError(
+        'control/bad-state',
+        'not connected to the hub yet: sign in once the meter says connected.',
+      );
+    }
+    const terms = await s.request({ type: 'siwe-request' });
+    const { message, signature } = await sign(terms);
+    return (await s.request({ type: 'siwe-bind', message, signature })).address;
+  }
+
   get dutyCycle(): number {
     return this.#duty;
   }
@@ -416,13 +439,14 @@ export class Volunteer {
     this.#fetcher.peers = source;
   }
 
-  #onCredit(m: { granted: string; pending: string; pendingResults: number }): void {
+  #onCredit(m: { granted: string; pending: string; pendingResults: number; address?: string }): void {
     try {
       this.#emit({
         type: 'credit',
         granted: parseCreditWire(m.granted, 'credit.granted'),
         pending: parseCreditWire(m.pending, 'credit.pending'),
         pendingResults: m.pendingResults,
+        ...(m.address ? { address: m.address } : {}),
       });
     } catch {
       // Over the 64-bit bound: a hub's mistake, not worth a reconnect; the next push may do.

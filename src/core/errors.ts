@@ -105,6 +105,10 @@ export const HEARTH_ERROR_CODES = [
   'wallet/nothing-to-claim',
   /** The chain or the wallet failed to do what was asked (a reverted claim, an RPC down). */
   'wallet/chain',
+  /** The volunteer said no in their wallet (EIP-1193 4001), or the wallet has not authorised this page (4100). */
+  'wallet/rejected',
+  /** No wallet in this browser, or it answered something that is not EIP-1193. */
+  'wallet/unavailable',
   /** A job whose planned credit exceeds what is left of its researcher token's budget. */
   'budget/exceeded',
 ] as const;

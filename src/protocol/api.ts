@@ -3,7 +3,7 @@
 // (client/hub-api.ts, which the `hearth` CLI uses) and pages. An answer is checked where it is
 // read, never cast: a hub of another version, or a proxy's page, is a clear error, not a crash.
 // Answers may grow fields in a later version; a client ignores what it does not know.
-import { parseCreditReport } from './credit.ts';
+import { parseCreditReport, parseCreditWire } from './credit.ts';
 import {
   array,
   boolean,
@@ -192,6 +192,71 @@ export type HubStatsAnswer = Infer<typeof hubStats>;
 
 /** `GET /v1/volunteers/:id/credits` (protocol/credit.ts: amounts in base units, exact). */
 export const creditReport: Schema<ReturnType<typeof parseCreditReport>> = (v) => parseCreditReport(v);
+
+/** Base units as a decimal string, read as a bigint: money never rides a JSON number. */
+const units: Schema<bigint> = (v, path) => parseCreditWire(v, path);
+const address = string({ max: 42, pattern: /^0x[0-9a-fA-F]{40}$/ });
+
+/** `GET /v1/wallet`: how this hub pays credit as tokens. */
+export const walletRules = object(
+  {
+    chainId: integer(1, Number.MAX_SAFE_INTEGER),
+    contract: address,
+    /** The embedding site's share of credit earned through its widget (basis points). */
+    embedShareBps: integer(0, 10_000),
+    unitsPerCredit: string({ max: 20 }),
+    /** Whether the hub submits claims itself (the volunteer needs no ETH). */
+    relayer: boolean,
+  },
+  {},
+  loose,
+);
+export type WalletRules = Infer<typeof walletRules>;
+
+/** `GET /v1/wallet/:address`: what an address has earned (granted), as volunteer and as site. */
+export const walletEarned = object(
+  { address, earned: units, asVolunteer: units, asSite: units, pending: units },
+  /** What the contract has minted to it (when the hub reads the chain). */
+  { claimed: units },
+  loose,
+);
+export type WalletEarned = Infer<typeof walletEarned>;
+
+/** `GET /v1/wallet/:address/voucher`: the latest cumulative voucher, signed by the hub's key. */
+export const voucherAnswer = object(
+  {
+    account: address,
+    amount: units,
+    expiry: units,
+    chainId: integer(1, Number.MAX_SAFE_INTEGER),
+    contract: address,
+    signature: string({ max: 132, pattern: /^0x[0-9a-fA-F]{130}$/ }),
+  },
+  {},
+  loose,
+);
+export type VoucherAnswer = Infer<typeof voucherAnswer>;
+
+/** `POST /v1/wallet/:address/claim`: the relayed claim's transaction and what it minted. */
+export const relayedClaim = object(
+  {
+    account: address,
+    amount: units,
+    minted: units,
+    transaction: string({ max: 66, pattern: /^0x[0-9a-f]{64}$/ }),
+  },
+  {},
+  loose,
+);
+export type RelayedClaim = Infer<typeof relayedClaim>;
+
+/** `GET /v1/budget`: a researcher token's credit budget and what its jobs hold of it. */
+export const budgetAnswer = object(
+  { unlimited: boolean, used: units },
+  { name: string({ max: 64 }), budget: units, left: units },
+  loose,
+);
+export type BudgetAnswer = Infer<typeof budgetAnswer>;
 
 /** The body of every refusal: `{ error: { code, message, details? } }`. */
 export const errorBody = object(

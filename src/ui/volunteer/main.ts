@@ -21,6 +21,7 @@ import {
   peerSettings,
   startWorker,
 } from './meter.ts';
+import { walletPanel } from './wallet-panel.ts';
 
 const params = new URLSearchParams(location.search);
 const hubUrl = params.get('hub') ?? location.origin;
@@ -55,9 +56,15 @@ const controller = new VolunteerController({
   volunteer: { p2p: peerSettings(hubUrl, iceServers()) },
 });
 (window as unknown as { hearthVolunteer: VolunteerController }).hearthVolunteer = controller;
-controller.subscribe(view.render);
+const wallet = walletPanel(document);
+controller.subscribe((s) => {
+  view.render(s);
+  wallet.render(s);
+});
 view.render(controller.snapshot);
 view.wire(controller);
+wallet.render(controller.snapshot);
+wallet.wire(controller);
 
 document.getElementById('consent-yes')?.addEventListener('click', () => void controller.yes());
 document.getElementById('consent-no')?.addEventListener('click', () => controller.no());
