@@ -48,7 +48,13 @@ import {
 import { ClaimRelayer } from './relayer.ts';
 import { dispatch, pathOf, type Route } from './routes.ts';
 import { DEFAULT_PAGES_DIR, staticPages, urlPath } from './static-pages.ts';
-import { answerWidgetAllowed, WIDGET_ALLOWED_PATH, widgetHeaders } from './widget.ts';
+import {
+  answerWidgetAllowed,
+  answerWidgetTerms,
+  WIDGET_ALLOWED_PATH,
+  WIDGET_TERMS_PATH,
+  widgetHeaders,
+} from './widget.ts';
 
 export interface HubOptions {
   /** The SQLite file (created when absent), kept by a JournaledStore; ignored when `store` is given. */
@@ -321,6 +327,11 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
       }
     } else if (path === WIDGET_ALLOWED_PATH) {
       answerWidgetAllowed(req, res, (o) => allowed.has(o) || self.has(o));
+    } else if (path === WIDGET_TERMS_PATH) {
+      answerWidgetTerms(req, res, {
+        embedShareBps: opts.embedShareBps ?? DEFAULT_EMBED_SHARE_BPS,
+        paysTokens: wallets !== undefined,
+      });
     } else void pages(req, res);
   });
   // A request Node cannot even parse still gets the API's JSON error (431 for oversized headers).

@@ -88,3 +88,31 @@ export function answerWidgetAllowed(
   });
   res.end(method === 'HEAD' ? undefined : body);
 }
+
+/** Where the widget's frame reads the terms it shows before the yes (same origin as the frame). */
+export const WIDGET_TERMS_PATH = '/widget/terms';
+
+/**
+ * The terms a volunteer reads on the widget's consent card: the embedding site's share of credit
+ * earned through it (basis points) and whether credit becomes tokens. Public and tiny, like the
+ * frame itself; not under /v1/ so that the card asks nothing of the API before the yes.
+ */
+export function answerWidgetTerms(
+  req: IncomingMessage,
+  res: ServerResponse,
+  terms: { readonly embedShareBps: number; readonly paysTokens: boolean },
+): void {
+  const ok = req.method === 'GET' || req.method === 'HEAD';
+  const body = ok
+    ? JSON.stringify(terms)
+    : JSON.stringify({
+        error: { code: 'http/method', message: `${req.method} is not allowed here; use GET.` },
+      });
+  res.writeHead(ok ? 200 : 405, {
+    'content-type': 'application/json; charset=utf-8',
+    'cache-control': 'no-store',
+    'x-content-type-options': 'nosniff',
+    ...(ok ? {} : { allow: 'GET, HEAD' }),
+  });
+  res.end(req.method === 'HEAD' ? undefined : body);
+}

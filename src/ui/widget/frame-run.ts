@@ -14,6 +14,7 @@ import {
   peerSettings,
   startWorker,
 } from '../volunteer/meter.ts';
+import { walletPanel } from '../volunteer/wallet-panel.ts';
 import type { WidgetState } from './frame.ts';
 
 /** A controller state as the element hears it: coarse, nothing about the work itself. */
@@ -53,8 +54,11 @@ export function runWidget(o: WidgetRun): VolunteerController {
     volunteer: { p2p: peerSettings(o.hubUrl), embed: o.embed },
   });
   (window as unknown as { hearthVolunteer: VolunteerController }).hearthVolunteer = controller;
+  const wallet = walletPanel(document);
+  wallet.wire(controller);
   controller.subscribe((s) => {
     view.render(s);
+    wallet.render(s);
     o.onState(coarseState(s.state, s.pausedBy !== null));
   });
   view.wire(controller);

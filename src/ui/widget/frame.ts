@@ -114,6 +114,16 @@ if (!embedder) {
     text('site-name', new URL(embedder).host);
     text('hub-name', new URL(hubUrl).host);
     text('payout', payout);
+    // The site's share, as the hub's operator set it (the hub, not the host page, says so).
+    fetch('/widget/terms')
+      .then((r) => (r.ok ? r.json() : null))
+      .then((t: { embedShareBps?: unknown; paysTokens?: unknown } | null) => {
+        if (t && typeof t.embedShareBps === 'number') text('site-share', `${t.embedShareBps / 100}%`);
+        const note = $('tokens-note');
+        if (note && t?.paysTokens === true) note.hidden = false;
+        report();
+      })
+      .catch(() => {});
     const consent = $('consent');
     if (consent) consent.hidden = false;
     $('consent-yes')?.addEventListener('click', () => void start(embed, true), { once: true });
