@@ -162,6 +162,9 @@ const REFUSALS: ReadonlySet<string> = new Set([
   'net/refused',
   'control/unsupported',
   'control/rate-limited',
+  'wallet/disabled',
+  'wallet/siwe',
+  'wallet/bound',
 ]);
 
 /** An error's details if they are small JSON (they are a HearthError's, never raw input). */

@@ -307,6 +307,8 @@ describe('<hearth-widget> on another site', () => {
     expect(card).toContain(new URL(hub.hub.url).host);
     expect(card).toContain(new URL(host.origin).host);
     expect(card).toContain(PAYOUT);
+    // The site's share of the credit, as the hub's operator set it (default 10%).
+    expect(card).toMatch(/receives 10% of the credit you earn here/);
     expect(card).toMatch(/Nothing runs, downloads or connects before you say yes/);
 
     // Nothing started in the frame, nothing connected.
