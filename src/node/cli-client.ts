@@ -209,6 +209,8 @@ ${CONNECTION}`,
       for (const d of detailLines(p)) process.stdout.write(`  ${d}\n`);
       const levels = await jobLevels(c, job);
       if (levels) process.stdout.write(`  ${jobLevelsLine(levels)}\n`);
+      const budget = await budgetLine(c);
+      if (budget) process.stdout.write(`  ${budget}\n`);
       return p.status === 'failed' ? 1 : 0;
     }
     const tty = process.stdout.isTTY === true;
@@ -238,6 +240,19 @@ ${CONNECTION}`,
     return p.status === 'failed' ? 1 : 0;
   },
 };
+
+/** The caller's credit budget as one line (undefined for the admin, or a hub before budgets). */
+async function budgetLine(c: HubApi): Promise<string | undefined> {
+  try {
+    const b = await c.budget();
+    if (b.name === undefined) return undefined;
+    return b.unlimited || b.budget === undefined
+      ? `budget: ${formatCredit(b.used)} credits held by your jobs, no limit`
+      : `budget: ${formatCredit(b.used)} of ${formatCredit(b.budget)} credits held by your jobs, ${formatCredit(b.left ?? 0n)} left`;
+  } catch {
+    return undefined;
+  }
+}
 
 /** What `downloadResults` wrote. */
 export interface Downloaded {

@@ -70,7 +70,7 @@ describe('hearth token', () => {
     expect(nameless.stderr).toMatch(/--name NAME is required/);
     let list = first;
     expect(list.code).toBe(0);
-    expect(list.stdout).toMatch(/^alice\s+created \S+\s+active$/m);
+    expect(list.stdout).toMatch(/^alice\s+created \S+\s+active\s+no budget$/m);
     expect(list.stdout).not.toContain(secret);
 
     let store = new SqliteStore(db);
@@ -85,7 +85,19 @@ describe('hearth token', () => {
     expect(nobody.code).toBe(1);
     expect(nobody.stderr).toMatch(/no token named "bob"/);
     list = await hearth(['token', 'list', '--db', db]);
-    expect(list.stdout).toMatch(/^alice\s+created \S+\s+revoked \S+$/m);
+    expect(list.stdout).toMatch(/^alice\s+created \S+\s+revoked \S+\s+no budget$/m);
+    // A budget in credits, exact; a float-ish or negative one is refused before anything is written.
+    const [rich, silly] = await Promise.all([
+      hearth(['token', 'create', '--name', 'rich', '--budget', '1000.5', '--db', db]),
+      hearth(['token', 'create', '--name', 'silly', '--budget', '1e3', '--db', db]),
+    ]);
+    expect(rich.code).toBe(0);
+    expect(rich.stderr).toMatch(/budget 1000\.5 credits/);
+    expect(silly.code).toBe(1);
+    expect(silly.stderr).toMatch(/--budget: expected a number of credits/);
+    list = await hearth(['token', 'list', '--db', db]);
+    expect(list.stdout).toMatch(/^rich\s+created \S+\s+active\s+budget 1000\.5$/m);
+    expect(list.stdout).not.toMatch(/^silly/m);
     store = new SqliteStore(db);
     expect(authenticate(store, secret)).toBeUndefined();
     store.close();

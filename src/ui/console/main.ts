@@ -11,6 +11,7 @@ import { formatMs } from '../../core/duration.ts';
 import { HearthError, isHearthError } from '../../core/errors.ts';
 import { sha256Hex } from '../../core/hash.ts';
 import type { HubStatsAnswer, JobList, JobProgressAnswer, ResultsIndex } from '../../protocol/api.ts';
+import { formatCredit } from '../../protocol/credit.ts';
 import { npy } from '../../protocol/npy.ts';
 import { HUB_COLOR, JOB_COLOR, ThroughputChart } from './chart.ts';
 import { planSubmit, runSubmit } from './submit.ts';
@@ -172,6 +173,17 @@ async function refreshStats(): Promise<void> {
   }
   const s = stats;
   text('s-volunteers', String(s.volunteers));
+  api
+    .budget()
+    .then((b) =>
+      text(
+        's-budget',
+        b.unlimited || b.budget === undefined
+          ? `${formatCredit(b.used)} used, no limit`
+          : `${formatCredit(b.used)} / ${formatCredit(b.left ?? 0n)} of ${formatCredit(b.budget)} credits`,
+      ),
+    )
+    .catch(() => text('s-budget', 'unknown'));
   text('s-rate', s.validatedPerMinute.toFixed(1));
   text('s-latency', latencyText(s.latency));
   text(
