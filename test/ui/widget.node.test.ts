@@ -420,8 +420,24 @@ describe('<hearth-widget> on another site', () => {
     const entries = hub.hub.store.ledger().filter((e) => e.job === job);
     expect(entries).toHaveLength(4);
     for (const e of entries) {
-      expect(e).toMatchObject({ status: 'granted', site: host.origin, payout: PAYOUT });
+      // The site's share (the hub's default 10%) is fixed on each entry when it is made.
+      expect(e).toMatchObject({
+        status: 'granted',
+        site: host.origin,
+        payout: PAYOUT,
+        payoutCredits: e.credits / 10n,
+      });
     }
+    // What the payout address has earned as a site is exactly those shares (the voucher's amount
+    // once the hub pays tokens; test/ui/wallet.node.test.ts claims it on a chain).
+    const share = entries.reduce((s, e) => s + e.credits / 10n, 0n);
+    const wallets = await import('../../src/hub/wallets.ts');
+    const w = new wallets.HubWallets({
+      store: hub.hub.store,
+      rules: { chainId: 1, contract: `0x${'c0'.repeat(20)}`, embedShareBps: 1_000 },
+      sign: async () => '0x',
+    });
+    expect(w.earned(PAYOUT).asSite).toBeGreaterThanOrEqual(share);
     await waitFor(async () => (await snapshot(frame))?.stats?.valid === 4, 10_000, 'the meter to count them');
     expect(await frame.locator('#valid').textContent()).toBe('4');
     expect(await frame.locator('#meter').isVisible()).toBe(true);
