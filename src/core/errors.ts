@@ -94,6 +94,31 @@ export const HEARTH_ERROR_CODES = [
   'p2p/peer-id',
   /** A `hearth` command line that cannot be run as written: printed with the usage, exit 2. */
   'cli/usage',
+  // Credit to a wallet: vouchers and the HearthCredit contract (src/credits/, src/node/chain.ts).
+  /** The voucher's expiry has passed: ask the hub for a fresh one. */
+  'voucher/expired',
+  /** The signature is not 65 well-formed bytes (r, s with s in the lower half, v 27 or 28). */
+  'voucher/invalid-signature',
+  /** Signed by a key the contract does not trust: forged, altered, or for another chain or contract. */
+  'voucher/unknown-signer',
+  /** Signed by the hub's previous key, which the contract no longer trusts: ask for a fresh voucher. */
+  'voucher/signer-retired',
+  /** The account has already claimed this voucher's amount or more: a replayed or older voucher. */
+  'voucher/nothing-to-claim',
+  /** A voucher the contract can never pay: for the zero address, or an amount over its 128-bit limit. */
+  'voucher/refused',
+  /** No chain answers at the RPC URL, or it stopped answering. Retrying later may work. */
+  'chain/unreachable',
+  /** The chain is not the one expected (its chain id), or there is no HearthCredit at the address. */
+  'chain/mismatch',
+  /** The sending account has too little ETH to pay for the gas. */
+  'chain/insufficient-funds',
+  /** A transaction failed for a reason that is not the voucher's (the message has the chain's words). */
+  'chain/reverted',
+  /** The local chain (anvil) could not be started. */
+  'chain/anvil',
+  /** A key file that is missing, readable by group or others, or not a 0x private key. */
+  'chain/key-file',
 ] as const;
 
 /**

@@ -1,0 +1,194 @@
+// Hearth's Solidity contracts (`contracts/`), compiled with solc from npm (the wasm build: no
+// toolchain to download) and cached. Compiling with OpenZeppelin takes seconds, deploying in a
+// test or `hearth chain` should not: the output is kept in `.cache/contracts/` (gitignored) under
+// a key that hashes everything that shapes it — the contract's source, every file it imports, the
+// solc version and the settings — so an edit to any of them rebuilds, and nothing else does.
+//
+// The ABI the browser uses is `src/credits/abi.ts`, a TypeScript const (viem infers types from it
+// and the browser cannot run solc); a test holds it equal to what solc produces here.
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Abi, Hex } from 'viem';
+import { HearthError } from '../core/errors.ts';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const require = createRequire(import.meta.url);
+
+/** Where compiled contracts are cached (gitignored). */
+export const CONTRACT_CACHE_DIR = join(ROOT, '.cache', 'contracts');
+
+/**
+ * solc's settings for every Hearth contract. Optimised for many calls (`runs`): a claim is called
+ * far more often than the contract is deployed. `cancun` (PUSH0, MCOPY, transient storage) runs on
+ * every current EVM chain and rollup; a newer default might not.
+ */
+export const SOLC_SETTINGS = {
+  optimizer: { enabled: true, runs: 100_000 },
+  viaIR: true,
+  evmVersion: 'cancun',
+  outputSelection: { '*': { '*': ['abi', 'evm.bytecode.object', 'evm.deployedBytecode.object'] } },
+} as const;
+
+/** A compiled contract. */
+export interface CompiledContract {
+  readonly abi: Abi;
+  /** Creation code, 0x-prefixed. */
+  readonly bytecode: Hex;
+  /** Runtime code, 0x-prefixed. */
+  readonly deployedBytecode: Hex;
+}
+
+/** An import path as solc sees it → the file's text, from `contracts/` or `node_modules/`. */
+function readSource(path: string): string | undefined {
+  const candidates = path.startsWith('@') ? [require.resolve(path, { paths: [ROOT] })] : [join(ROOT, path)];
+  for (const file of candidates) if (existsSync(file)) return readFileSync(file, 'utf8');
+  return undefined;
+}
+
+function safeReadSource(path: string): string | undefined {
+  try {
+    return readSource(path);
+  } catch {
+    return undefined;
+  }
+}
+
+const IMPORT = /^\s*import\s+(?:[^'"]*from\s+)?["']([^"']+)["']/gm;
+
+/** Every source a file needs, itself first, keyed by solc's path for it. */
+function sourceClosure(entry: string): Map<string, string> {
+  const out = new Map<string, string>();
+  const todo = [entry];
+  for (let path = todo.pop(); path !== undefined; path = todo.pop()) {
+    if (out.has(path)) continue;
+    const text = safeReadSource(path);
+    if (text === undefined) {
+      throw new HearthError('input/invalid', `contract source "${path}" not found (imported by ${entry}).`, {
+        details: { path },
+      });
+    }
+    out.set(path, text);
+    for (const m of text.matchAll(IMPORT)) {
+      const spec = m[1] ?? '';
+      todo.push(spec.startsWith('.') ? join(dirname(path), spec).replaceAll('\\', '/') : spec);
+    }
+  }
+  return out;
+}
+
+interface SolcModule {
+  version(): string;
+  compile(
+    input: string,
+    callbacks: { import(path: string): { contents: string } | { error: string } },
+  ): string;
+}
+
+interface SolcOutput {
+  errors?: { severity: string; formattedMessage: string }[];
+  contracts?: Record<
+    string,
+    Record<string, { abi: Abi; evm: { bytecode: { object: string }; deployedBytecode: { object: string } } }>
+  >;
+}
+
+let solcPromise: Promise<SolcModule> | undefined;
+/** solc, loaded on the first miss only: its wasm takes a second or two to instantiate. */
+function loadSolc(): Promise<SolcModule> {
+  solcPromise ??= import('solc').then((m) => (m.default ?? m) as unknown as SolcModule);
+  return solcPromise;
+}
+
+/** The solc version the npm package ships, as its `version()` says, without loading the wasm. */
+function solcPackageVersion(): string {
+  return (
+    JSON.parse(readFileSync(require.resolve('solc/package.json', { paths: [ROOT] }), 'utf8')) as {
+      version: string;
+    }
+  ).version;
+}
+
+/**
+ * Compiles `contract` from `source` (a path under the repository root, e.g.
+ * `contracts/HearthCredit.sol`), or returns the cached output. Throws HearthError('input/invalid')
+ * with solc's messages when the source does not compile.
+ *
+ * @example
+ * const { abi, bytecode } = await compileContract('contracts/HearthCredit.sol', 'HearthCredit');
+ */
+export async function compileContract(
+  source: string,
+  contract: string,
+  options: { cacheDir?: string } = {},
+): Promise<CompiledContract> {
+  const sources = sourceClosure(source);
+  const hash = createHash('sha256');
+  hash.update(`solc ${solcPackageVersion()}\n${JSON.stringify(SOLC_SETTINGS)}\n${contract}\n`);
+  for (const [path, text] of [...sources].sort(([a], [b]) => (a < b ? -1 : 1))) {
+    hash.update(`${path}\n${text.length}\n${text}`);
+  }
+  const key = hash.digest('hex').slice(0, 32);
+  const dir = options.cacheDir ?? CONTRACT_CACHE_DIR;
+  const file = join(dir, `${contract}-${key}.json`);
+  if (existsSync(file)) {
+    try {
+      return JSON.parse(readFileSync(file, 'utf8')) as CompiledContract;
+    } catch {
+      // A torn or edited file: compile again and overwrite it.
+    }
+  }
+
+  const solc = await loadSolc();
+  const input = {
+    language: 'Solidity',
+    sources: Object.fromEntries([...sources].map(([path, content]) => [path, { content }])),
+    settings: SOLC_SETTINGS,
+  };
+  const output = JSON.parse(
+    solc.compile(JSON.stringify(input), {
+      import: (path) => {
+        const contents = safeReadSource(path);
+        return contents === undefined ? { error: `not found: ${path}` } : { contents };
+      },
+    }),
+  ) as SolcOutput;
+  const errors = (output.errors ?? []).filter((e) => e.severity === 'error');
+  if (errors.length > 0) {
+    throw new HearthError(
+      'input/invalid',
+      `${source} does not compile (solc ${solc.version()}):\n${errors.map((e) => e.formattedMessage).join('\n')}`,
+      { details: { path: source } },
+    );
+  }
+  const out = output.contracts?.[source]?.[contract];
+  if (!out) {
+    throw new HearthError('input/invalid', `${source} has no contract named ${contract}.`, {
+      details: { path: source },
+    });
+  }
+  const compiled: CompiledContract = {
+    abi: out.abi,
+    bytecode: `0x${out.evm.bytecode.object}`,
+    deployedBytecode: `0x${out.evm.deployedBytecode.object}`,
+  };
+  // Written whole, then renamed: two test processes compiling at once never read half a file.
+  mkdirSync(dir, { recursive: true });
+  const tmp = `${file}.${process.pid}.tmp`;
+  writeFileSync(tmp, JSON.stringify(compiled));
+  renameSync(tmp, file);
+  return compiled;
+}
+
+/**
+ * HearthCredit's ABI and creation code (`contracts/HearthCredit.sol`), compiled once and cached.
+ *
+ * @example
+ * const { abi, bytecode } = await loadHearthCredit();
+ * await wallet.deployContract({ abi, bytecode, args: [owner, signer] });
+ */
+export function loadHearthCredit(options: { cacheDir?: string } = {}): Promise<CompiledContract> {
+  return compileContract('contracts/HearthCredit.sol', 'HearthCredit', options);
+}
