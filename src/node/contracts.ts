@@ -41,16 +41,14 @@ export interface CompiledContract {
   readonly deployedBytecode: Hex;
 }
 
-/** An import path as solc sees it → the file's text, from `contracts/` or `node_modules/`. */
-function readSource(path: string): string | undefined {
-  const candidates = path.startsWith('@') ? [require.resolve(path, { paths: [ROOT] })] : [join(ROOT, path)];
-  for (const file of candidates) if (existsSync(file)) return readFileSync(file, 'utf8');
-  return undefined;
-}
-
-function safeReadSource(path: string): string | undefined {
+/**
+ * An import path as solc sees it → the file's text: a package's file (`@openzeppelin/…`) from
+ * this checkout's node_modules, anything else relative to `root`. Undefined when there is none.
+ */
+function readSource(path: string, root: string): string | undefined {
   try {
-    return readSource(path);
+    const file = path.startsWith('@') ? require.resolve(path, { paths: [ROOT] }) : join(root, path);
+    return existsSync(file) ? readFileSync(file, 'utf8') : undefined;
   } catch {
     return undefined;
   }
@@ -59,12 +57,12 @@ function safeReadSource(path: string): string | undefined {
 const IMPORT = /^\s*import\s+(?:[^'"]*from\s+)?["']([^"']+)["']/gm;
 
 /** Every source a file needs, itself first, keyed by solc's path for it. */
-function sourceClosure(entry: string): Map<string, string> {
+function sourceClosure(entry: string, root: string): Map<string, string> {
   const out = new Map<string, string>();
   const todo = [entry];
   for (let path = todo.pop(); path !== undefined; path = todo.pop()) {
     if (out.has(path)) continue;
-    const text = safeReadSource(path);
+    const text = readSource(path, root);
     if (text === undefined) {
       throw new HearthError('input/invalid', `contract source "${path}" not found (imported by ${entry}).`, {
         details: { path },
@@ -112,9 +110,10 @@ function solcPackageVersion(): string {
 }
 
 /**
- * Compiles `contract` from `source` (a path under the repository root, e.g.
- * `contracts/HearthCredit.sol`), or returns the cached output. Throws HearthError('input/invalid')
- * with solc's messages when the source does not compile.
+ * Compiles `contract` from `source` (a path under `options.root`, by default the repository root,
+ * e.g. `contracts/HearthCredit.sol`), or returns the cached output (in `options.cacheDir`, by
+ * default `CONTRACT_CACHE_DIR`). Throws HearthError('input/invalid') with solc's messages when the
+ * source does not compile.
  *
  * @example
  * const { abi, bytecode } = await compileContract('contracts/HearthCredit.sol', 'HearthCredit');
@@ -122,9 +121,10 @@ function solcPackageVersion(): string {
 export async function compileContract(
   source: string,
   contract: string,
-  options: { cacheDir?: string } = {},
+  options: { cacheDir?: string; root?: string } = {},
 ): Promise<CompiledContract> {
-  const sources = sourceClosure(source);
+  const root = options.root ?? ROOT;
+  const sources = sourceClosure(source, root);
   const hash = createHash('sha256');
   hash.update(`solc ${solcPackageVersion()}\n${JSON.stringify(SOLC_SETTINGS)}\n${contract}\n`);
   for (const [path, text] of [...sources].sort(([a], [b]) => (a < b ? -1 : 1))) {
@@ -150,7 +150,7 @@ export async function compileContract(
   const output = JSON.parse(
     solc.compile(JSON.stringify(input), {
       import: (path) => {
-        const contents = safeReadSource(path);
+        const contents = readSource(path, root);
         return contents === undefined ? { error: `not found: ${path}` } : { contents };
       },
     }),
