@@ -128,7 +128,15 @@ export async function startAnvil(options: AnvilOptions = {}): Promise<Anvil> {
   const child: ChildProcess = spawn(anvilBinary(), args, { stdio: ['ignore', 'pipe', 'pipe'] });
   const out = tail(4000);
   const keys: Hex[] = [];
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  // A process that ends without close() (a crashed test, an uncaught error) takes its chain with it.
+  const killOnExit = () => child.kill('SIGKILL');
+  process.once('exit', killOnExit);
+  const exited = new Promise<void>((resolve) =>
+    child.once('exit', () => {
+      process.off('exit', killOnExit);
+      resolve();
+    }),
+  );
 
   const port = await new Promise<number>((resolve, reject) => {
     let lineBuf = '';
