@@ -31,6 +31,7 @@ import {
   walletFor,
 } from '../src/node/chain.ts';
 import { table } from '../src/node/start-view.ts';
+import { formatCredit } from '../src/protocol/credit.ts';
 
 const quick = process.argv.includes('--quick');
 const ROUND_MS = quick ? 300 : 1000;
@@ -84,12 +85,7 @@ try {
     }
     firsts.push(first.gasUsed);
     laters.push(later.gasUsed);
-    claimRows.push([
-      fmt(shards),
-      `${fmt((shards * PER_SHARD) / 1_000_000n)}`,
-      fmt(first.gasUsed),
-      fmt(later.gasUsed),
-    ]);
+    claimRows.push([fmt(shards), formatCredit(shards * PER_SHARD), fmt(first.gasUsed), fmt(later.gasUsed)]);
   }
 
   // ---------------------------------------------------------------- 2. claimMany
