@@ -23,8 +23,8 @@ import {
 import { nonceManager, privateKeyToAccount } from 'viem/accounts';
 import {
   deployContract,
-  getBytecode,
   getChainId,
+  getCode,
   readContract,
   simulateContract,
   waitForTransactionReceipt,
@@ -307,7 +307,7 @@ export async function inspectCreditContract(client: Client, contract: Address): 
   let code: Hex | undefined;
   let chainId: number;
   try {
-    [code, chainId] = await Promise.all([getBytecode(client, { address: contract }), getChainId(client)]);
+    [code, chainId] = await Promise.all([getCode(client, { address: contract }), getChainId(client)]);
   } catch (e) {
     throw claimError(e, { contract });
   }

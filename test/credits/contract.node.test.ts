@@ -22,6 +22,7 @@ import {
   inspectCreditContract,
   readBalance,
   readClaimed,
+  walletFor,
 } from '../../src/node/chain.ts';
 import { freshAddress, type TestChain, testChain } from './chain-helpers.ts';
 
@@ -325,6 +326,18 @@ describe('HearthCredit', () => {
     expect(await getBalance(c.test, { address: account })).toBe(0n);
     expect(await getBalance(c.test, { address: c.relayer.account.address })).toBeLessThan(ethBefore);
     expect(r.gasUsed).toBeGreaterThan(21_000n);
+  });
+
+  it('a sender without ETH for gas gets chain/insufficient-funds, and nothing is minted', async () => {
+    const broke = await walletFor(c.anvil.rpcUrl, generatePrivateKey());
+    const s = await c.voucher({ account: freshAddress(), amount: 1_000_000n });
+    await expect(claimOnChain(broke, c.contract, s.voucher, s.signature)).rejects.toMatchObject({
+      code: 'chain/insufficient-funds',
+    });
+    await expect(claimManyOnChain(broke, c.contract, [s])).rejects.toMatchObject({
+      code: 'chain/insufficient-funds',
+    });
+    expect(await readBalance(c.test, c.contract, s.voucher.account)).toBe(0n);
   });
 
   it('a later claim costs the same gas whatever it settles, within the 50,000 goal', async () => {
