@@ -7,7 +7,7 @@
 // The ABI the browser uses is `src/credits/abi.ts`, a TypeScript const (viem infers types from it
 // and the browser cannot run solc); a test holds it equal to what solc produces here.
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -133,14 +133,77 @@ export async function compileContract(
   const key = hash.digest('hex').slice(0, 32);
   const dir = options.cacheDir ?? CONTRACT_CACHE_DIR;
   const file = join(dir, `${contract}-${key}.json`);
-  if (existsSync(file)) {
-    try {
-      return JSON.parse(readFileSync(file, 'utf8')) as CompiledContract;
-    } catch {
-      // A torn or edited file: compile again and overwrite it.
+  const cached = readCached(file);
+  if (cached) return cached;
+  // One process compiles, the others (test files starting at once on a fresh checkout) wait for
+  // its output instead of spending seconds of CPU each on the same compile.
+  mkdirSync(dir, { recursive: true });
+  const lock = `${file}.lock`;
+  for (;;) {
+    if (await takeLock(lock)) {
+      try {
+        return readCached(file) ?? (await compileNow(source, contract, sources, root, file));
+      } finally {
+        rmSync(lock, { recursive: true, force: true });
+      }
     }
+    // Another process held the lock and let it go: its output, or (it failed) our turn.
+    const theirs = readCached(file);
+    if (theirs) return theirs;
   }
+}
 
+/** The cached output at `file`, or undefined (absent, torn or edited: compile again). */
+function readCached(file: string): CompiledContract | undefined {
+  if (!existsSync(file)) return undefined;
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as CompiledContract;
+  } catch {
+    return undefined;
+  }
+}
+
+/** How long a compile may hold the lock before others take it over (solc takes seconds). */
+const LOCK_STALE_MS = 120_000;
+
+/**
+ * Takes the compile lock (a directory: `mkdir` is atomic) and returns true; when another process
+ * holds it, waits until it is released (or stale) and returns false.
+ */
+async function takeLock(lock: string): Promise<boolean> {
+  for (;;) {
+    try {
+      mkdirSync(lock);
+      return true;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
+    let age = 0;
+    try {
+      age = Date.now() - statSync(lock).mtimeMs;
+    } catch {
+      continue; // released between the two calls: try again
+    }
+    if (age > LOCK_STALE_MS) {
+      rmSync(lock, { recursive: true, force: true }); // its holder died
+      continue;
+    }
+    for (;;) {
+      await new Promise((r) => setTimeout(r, 100));
+      const held = statSync(lock, { throwIfNoEntry: false });
+      if (!held || Date.now() - held.mtimeMs > LOCK_STALE_MS) break;
+    }
+    return false;
+  }
+}
+
+async function compileNow(
+  source: string,
+  contract: string,
+  sources: ReadonlyMap<string, string>,
+  root: string,
+  file: string,
+): Promise<CompiledContract> {
   const solc = await loadSolc();
   const input = {
     language: 'Solidity',
@@ -174,8 +237,7 @@ export async function compileContract(
     bytecode: `0x${out.evm.bytecode.object}`,
     deployedBytecode: `0x${out.evm.deployedBytecode.object}`,
   };
-  // Written whole, then renamed: two test processes compiling at once never read half a file.
-  mkdirSync(dir, { recursive: true });
+  // Written whole, then renamed: a reader never sees half a file.
   const tmp = `${file}.${process.pid}.tmp`;
   writeFileSync(tmp, JSON.stringify(compiled));
   renameSync(tmp, file);

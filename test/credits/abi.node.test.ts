@@ -94,6 +94,17 @@ describe('compile cache', () => {
     expect(third.abi.some((i) => i.type === 'event' && i.name === 'Asked')).toBe(true);
   });
 
+  it('two compiles of the same source at once: one compiles, the other waits for its output', async () => {
+    const dir = join(tmp, 'cache-race');
+    writeFileSync(join(root, 'c', 'Probe.sol'), source(3));
+    const [a, b] = await Promise.all([
+      compileContract('c/Probe.sol', 'Probe', { root, cacheDir: dir }),
+      compileContract('c/Probe.sol', 'Probe', { root, cacheDir: dir }),
+    ]);
+    expect(b).toEqual(a);
+    expect(readdirSync(dir)).toHaveLength(1); // the output, no lock left behind
+  });
+
   it('a source that does not compile fails with solc’s message', async () => {
     writeFileSync(
       join(root, 'c', 'Broken.sol'),
