@@ -5,8 +5,7 @@
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Address, Hex } from 'viem';
-import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
-import { type Anvil, deployHearthCredit, startAnvil, walletFor, writeKeyFile } from './chain.ts';
+import type { Anvil } from './chain.ts';
 import { type Command, int, str } from './cli-args.ts';
 
 /** A local chain with HearthCredit on it, and the key files a hub needs. */
@@ -42,6 +41,12 @@ export async function startLocalChain(options: {
   port?: number;
   chainId?: number;
 }): Promise<LocalChain> {
+  // Loaded here, not at the top: every `hearth` command imports this file, and viem takes about
+  // half a second to load.
+  const [
+    { deployHearthCredit, startAnvil, walletFor, writeKeyFile },
+    { generatePrivateKey, privateKeyToAccount },
+  ] = await Promise.all([import('./chain.ts'), import('viem/accounts')]);
   const dir = resolve(options.dir);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const anvil = await startAnvil({
