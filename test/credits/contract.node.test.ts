@@ -242,6 +242,9 @@ describe('HearthCredit', () => {
     });
     const old3 = await c.voucher({ account, amount: 6_000_000n });
     await refused(old3, 'voucher/unknown-signer', 'UnknownSigner');
+    // …and a rotation with a deadline of 0 retires the key it replaces at once (a leaked key).
+    const retired = await c.voucher({ account, amount: 6_000_000n }, { key: nextKey });
+    await refused(retired, 'voucher/signer-retired', 'SignerRetired');
   });
 
   it('only the owner rotates the signer, and never to the zero address', async () => {
