@@ -101,16 +101,37 @@ export const HEARTH_ERROR_CODES = [
   'wallet/siwe',
   /** The volunteer is bound to another address already: a binding is for good. */
   'wallet/bound',
-  /** Nothing new to claim: the contract has paid this address everything its voucher says. */
-  'wallet/nothing-to-claim',
-  /** The chain or the wallet failed to do what was asked (a reverted claim, an RPC down). */
-  'wallet/chain',
   /** The volunteer said no in their wallet (EIP-1193 4001), or the wallet has not authorised this page (4100). */
   'wallet/rejected',
   /** No wallet in this browser, or it answered something that is not EIP-1193. */
   'wallet/unavailable',
   /** A job whose planned credit exceeds what is left of its researcher token's budget. */
   'budget/exceeded',
+  // Credit to a wallet: vouchers and the HearthCredit contract (src/credits/, src/node/chain.ts).
+  /** The voucher's expiry has passed: ask the hub for a fresh one. */
+  'voucher/expired',
+  /** The signature is not 65 well-formed bytes (r, s with s in the lower half, v 27 or 28). */
+  'voucher/invalid-signature',
+  /** Signed by a key the contract does not trust: forged, altered, or for another chain or contract. */
+  'voucher/unknown-signer',
+  /** Signed by the hub's previous key, which the contract no longer trusts: ask for a fresh voucher. */
+  'voucher/signer-retired',
+  /** The account has already claimed this voucher's amount or more: a replayed or older voucher. */
+  'voucher/nothing-to-claim',
+  /** A voucher the contract can never pay: for the zero address, or an amount over its 128-bit limit. */
+  'voucher/refused',
+  /** No chain answers at the RPC URL, or it stopped answering. Retrying later may work. */
+  'chain/unreachable',
+  /** The chain is not the one expected (its chain id), or there is no HearthCredit at the address. */
+  'chain/mismatch',
+  /** The sending account has too little ETH to pay for the gas. */
+  'chain/insufficient-funds',
+  /** A transaction failed for a reason that is not the voucher's (the message has the chain's words). */
+  'chain/reverted',
+  /** The local chain (anvil) could not be started. */
+  'chain/anvil',
+  /** A key file that is missing, readable by group or others, or not a 0x private key. */
+  'chain/key-file',
 ] as const;
 
 /**

@@ -37,7 +37,7 @@ async function read(
     return decodeFunctionResult({ abi: REDEEM_ABI, functionName, data: out as Hex });
   } catch (e) {
     throw new HearthError(
-      'wallet/chain',
+      'chain/mismatch',
       `reading ${functionName}: the contract at ${contract} did not answer like HearthCredit (is the wallet on the right chain?).`,
       { cause: e },
     );
@@ -92,14 +92,14 @@ export async function claimYourself(
     if (r && typeof r === 'object') {
       if (r.status === '0x1') return hash;
       throw new HearthError(
-        'wallet/chain',
+        'chain/reverted',
         `claiming your tokens: transaction ${hash} was reverted by the contract.`,
       );
     }
     await new Promise((res) => setTimeout(res, 500));
   }
   throw new HearthError(
-    'wallet/chain',
+    'chain/unreachable',
     `claiming your tokens: no receipt for ${hash} within ${timeoutMs / 1000} s.`,
   );
 }

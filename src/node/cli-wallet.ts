@@ -1,9 +1,9 @@
 // `hearth hub`'s wallet flags: the chain, the credit contract, the key that signs vouchers and the
 // key that relays claims. Keys come from files the operator keeps (never flags, which `ps` shows,
 // nor environment variables, which child processes inherit), and are never printed.
-import { readFileSync, statSync } from 'node:fs';
 import { createPublicClient, type Hex, http, isAddress } from 'viem';
 import { HearthError } from '../core/errors.ts';
+import { readKeyFile } from './chain.ts';
 import { type Flags, str, usage } from './cli-args.ts';
 import type { HubWalletOptions } from './hub-server.ts';
 
@@ -23,42 +23,6 @@ export const WALLET_FLAG_OPTIONS = {
   'relayer-key-file': { type: 'string' },
   'embed-share': { type: 'string' },
 } as const;
-
-/**
- * Reads a private key from a file: `0x` and 64 hex digits (whitespace around it is ignored). A
- * file that group or others may read is refused, as ssh refuses such a key; so is anything that is
- * not a key. The error never shows the file's contents.
- */
-export function readKeyFile(path: string, what = 'key file'): Hex {
-  let mode: number;
-  let text: string;
-  try {
-    mode = statSync(path).mode;
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    throw new HearthError('input/invalid', `${what} ${path}: cannot be read (${(e as Error).message}).`, {
-      details: { path },
-    });
-  }
-  if ((mode & 0o077) !== 0) {
-    throw new HearthError(
-      'input/invalid',
-      `${what} ${path}: readable by group or others (mode ${(mode & 0o777).toString(8)}); run chmod 600 ${path}.`,
-      { details: { path } },
-    );
-  }
-  const key = text.trim();
-  if (!/^0x[0-9a-fA-F]{64}$/.test(key)) {
-    throw new HearthError(
-      'input/invalid',
-      `${what} ${path}: expected 0x and 64 hex digits (a private key).`,
-      {
-        details: { path },
-      },
-    );
-  }
-  return key as Hex;
-}
 
 /** The hub's wallet options from its flags, or undefined when none is given. */
 export async function walletOptions(
@@ -89,14 +53,14 @@ export async function walletOptions(
   if (!isAddress(contract))
     throw usage(`--credit-contract: expected an address (0x and 40 hex digits), got "${contract}".`);
   if (!URL.canParse(rpc)) throw usage(`--chain-rpc: expected a URL, got "${rpc}".`);
-  const signerKey = readKeyFile(signerFile, 'signer key file');
-  const relayerKey = relayerFile === undefined ? undefined : readKeyFile(relayerFile, 'relayer key file');
+  const signerKey = readKeyFile(signerFile);
+  const relayerKey = relayerFile === undefined ? undefined : readKeyFile(relayerFile);
   let chainId: number;
   try {
     chainId = await createPublicClient({ transport: http(rpc) }).getChainId();
   } catch (e) {
     throw new HearthError(
-      'wallet/chain',
+      'chain/unreachable',
       `--chain-rpc ${rpc}: no answer to eth_chainId (${(e as Error).message.split('\n')[0]}).`,
     );
   }

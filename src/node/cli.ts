@@ -8,6 +8,7 @@
 //   hearth example --out DIR                an example ONNX job and WGSL job to submit
 //   hearth start                            the demo: hub, jobs, volunteers, summary (npm start)
 //   hearth selftest [--verbose]             every kernel on this machine's adapter vs float64
+//   hearth chain [--dir DIR]                a local chain with the credit contract, until Ctrl-C
 //
 // Exit codes: 0 done, 1 the work failed (hub unreachable, HTTP error, bad file), 2 bad usage.
 // Run from a checkout with `npm run hearth -- <command> …`.
@@ -17,6 +18,7 @@ import { SqliteStore } from '../hub/sqlite-store.ts';
 import { createToken, listTokens, revokeToken } from '../hub/tokens.ts';
 import { formatCredit, parseCredits } from '../protocol/credit.ts';
 import { type Command, type Flags, int, parse, str, usage } from './cli-args.ts';
+import { chainCommand } from './cli-chain.ts';
 import { clientCommands, DEFAULT_HUB } from './cli-client.ts';
 import { exampleCommand } from './cli-example.ts';
 import { selftestCommand } from './cli-selftest.ts';
@@ -204,6 +206,7 @@ const commands: readonly Command[] = [
   exampleCommand,
   startCommand,
   selftestCommand,
+  chainCommand,
 ];
 
 function topUsage(): string {

@@ -8,7 +8,7 @@
 import type { BrowserContext } from 'playwright-core';
 import { createWalletClient, type Hex, hexToString, http, isHex } from 'viem';
 import { privateKeyToAccount } from 'viem/accounts';
-import { chainOf } from './relayer.ts';
+import { localChain } from './chain.ts';
 
 export interface DevWalletOptions {
   /** The key it signs with (an anvil account in development). */
@@ -37,7 +37,7 @@ const PROMPTS = new Set([
 /** Installs the wallet in `context` (before its pages load). */
 export async function installDevWallet(context: BrowserContext, o: DevWalletOptions): Promise<DevWallet> {
   const account = privateKeyToAccount(o.key);
-  const chain = chainOf(o.chainId, o.rpcUrl);
+  const chain = localChain(o.chainId, o.rpcUrl);
   const client = createWalletClient({ account, chain, transport: http(o.rpcUrl) });
   const wallet: DevWallet = { address: account.address, prompts: [] };
   let rejections = o.rejectFirst ?? 0;

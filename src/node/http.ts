@@ -40,8 +40,13 @@ export const STATUS_OF_CODE: Readonly<Partial<Record<HearthErrorCode, number>>> 
   'wallet/disabled': 404,
   'wallet/siwe': 400,
   'wallet/bound': 409,
-  'wallet/nothing-to-claim': 409,
-  'wallet/chain': 502,
+  'voucher/nothing-to-claim': 409,
+  'voucher/expired': 409,
+  'voucher/refused': 400,
+  'chain/unreachable': 502,
+  'chain/mismatch': 502,
+  'chain/reverted': 502,
+  'chain/insufficient-funds': 503,
   'budget/exceeded': 402,
 };
 

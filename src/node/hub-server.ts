@@ -11,6 +11,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import type { Address, Hex } from 'viem';
 import { privateKeyToAccount } from 'viem/accounts';
 import { HearthError, isHearthError } from '../core/errors.ts';
+import { signVoucher, voucherDomain } from '../credits/voucher.ts';
 import { BlobDir } from '../hub/blobs.ts';
 import { JournaledStore } from '../hub/journaled-store.ts';
 import { DEFAULT_EMBED_SHARE_BPS } from '../hub/ledger.ts';
@@ -570,12 +571,7 @@ export function selfOriginsOf(host: string, port: number): string[] {
 /** The hub's wallets: SIWE bindings, earned sums and vouchers signed with the operator's key. */
 function hubWallets(store: HubStore, w: HubWalletOptions, embedShareBps: number): HubWallets {
   const signer = privateKeyToAccount(w.signerKey);
-  const domain = {
-    name: 'Hearth Credit',
-    version: '1',
-    chainId: w.chainId,
-    verifyingContract: w.contract,
-  } as const;
+  const domain = voucherDomain(w.chainId, w.contract);
   return new HubWallets({
     store,
     rules: {
@@ -585,19 +581,6 @@ function hubWallets(store: HubStore, w: HubWalletOptions, embedShareBps: number)
       ...(w.voucherTtlSec === undefined ? {} : { voucherTtlSec: w.voucherTtlSec }),
     },
     sign: (v) =>
-      signer.signTypedData({
-        domain,
-        types: VOUCHER_TYPES,
-        primaryType: 'Voucher',
-        message: { account: v.account as Address, amount: v.amount, expiry: v.expiry },
-      }),
+      signVoucher(signer, domain, { account: v.account as Address, amount: v.amount, expiry: v.expiry }),
   });
 }
-
-const VOUCHER_TYPES = {
-  Voucher: [
-    { name: 'account', type: 'address' },
-    { name: 'amount', type: 'uint256' },
-    { name: 'expiry', type: 'uint256' },
-  ],
-} as const;

@@ -1,30 +1,13 @@
 // The hub's relayer: submits volunteers' claims from the operator's funded key, so a volunteer
-// needs no ETH to be paid. One claim at a time (one key, one nonce sequence); a claim is sent only
-// when the contract owes the account something, read from the chain first, so the relayer never
-// pays gas for a claim that would mint nothing.
-import {
-  type Address,
-  type Chain,
-  createPublicClient,
-  createWalletClient,
-  defineChain,
-  type Hex,
-  http,
-  type PublicClient,
-  parseAbi,
-  type WalletClient,
-} from 'viem';
-import { privateKeyToAccount } from 'viem/accounts';
+// needs no ETH to be paid. One claim at a time (one key, one nonce sequence). A claim is sent only
+// when the contract owes the account something — `claimed` is read first — so nobody can make the
+// relayer pay gas for a claim that would mint nothing. Chain failures are chain.ts's typed errors
+// (`chain/unreachable`, `chain/insufficient-funds`, `voucher/*`).
+import type { Address, Chain, Hex, LocalAccount, Transport, WalletClient } from 'viem';
 import { HearthError } from '../core/errors.ts';
 import type { SignedVoucher } from '../hub/wallets.ts';
 import { formatCredit } from '../protocol/credit.ts';
-
-/** What the relayer calls on the credit contract (contracts/HearthCredit.sol). */
-const CLAIM_ABI = parseAbi([
-  'function claim(address account, uint256 amount, uint256 expiry, bytes signature)',
-  'function claimed(address account) view returns (uint256)',
-  'function balanceOf(address account) view returns (uint256)',
-]);
+import { claimOnChain, readBalance, readClaimed, walletFor } from './chain.ts';
 
 export interface RelayerOptions {
   readonly rpcUrl: string;
@@ -34,74 +17,32 @@ export interface RelayerOptions {
   readonly key: Hex;
 }
 
-/** A chain for viem from an id and an RPC URL (a local anvil or any EVM network). */
-export function chainOf(chainId: number, rpcUrl: string): Chain {
-  return defineChain({
-    id: chainId,
-    name: `chain ${chainId}`,
-    nativeCurrency: { name: 'Ether', symbol: 'ETH', decimals: 18 },
-    rpcUrls: { default: { http: [rpcUrl] } },
-  });
-}
-
-const chainError = (what: string, e: unknown) =>
-  new HearthError('wallet/chain', `${what}: the chain refused or failed (${shortReason(e)}).`, { cause: e });
-
-/** The first line of a viem error (its short message), never the request it carried. */
-function shortReason(e: unknown): string {
-  const m = e as { shortMessage?: unknown; message?: unknown };
-  const s =
-    typeof m.shortMessage === 'string'
-      ? m.shortMessage
-      : typeof m.message === 'string'
-        ? m.message
-        : String(e);
-  return (s.split('\n')[0] ?? s).slice(0, 300);
-}
-
 export class ClaimRelayer {
-  readonly #public: PublicClient;
-  readonly #wallet: WalletClient;
-  readonly #contract: Address;
+  readonly #opts: RelayerOptions;
+  #wallet: Promise<WalletClient<Transport, Chain, LocalAccount>> | undefined;
   #queue: Promise<unknown> = Promise.resolve();
 
   constructor(opts: RelayerOptions) {
-    const chain = chainOf(opts.chainId, opts.rpcUrl);
-    this.#public = createPublicClient({ chain, transport: http(opts.rpcUrl) });
-    this.#wallet = createWalletClient({
-      chain,
-      transport: http(opts.rpcUrl),
-      account: privateKeyToAccount(opts.key),
+    this.#opts = opts;
+  }
+
+  /** The relayer's client, made on first use (it asks the RPC its chain id, which must match). */
+  #client(): Promise<WalletClient<Transport, Chain, LocalAccount>> {
+    this.#wallet ??= walletFor(this.#opts.rpcUrl, this.#opts.key, { chainId: this.#opts.chainId });
+    this.#wallet.catch(() => {
+      this.#wallet = undefined;
     });
-    this.#contract = opts.contract;
+    return this.#wallet;
   }
 
   /** What the contract has minted to `account` so far (base units). */
   async claimed(account: string): Promise<bigint> {
-    try {
-      return await this.#public.readContract({
-        address: this.#contract,
-        abi: CLAIM_ABI,
-        functionName: 'claimed',
-        args: [account as Address],
-      });
-    } catch (e) {
-      throw chainError('reading claimed', e);
-    }
+    return readClaimed(await this.#client(), this.#opts.contract, account as Address);
   }
 
   /** The account's token balance (base units). */
   async balance(account: string): Promise<bigint> {
-    try {
-      return await this.#public.readContract({
-        address: this.#contract,
-        abi: CLAIM_ABI,
-        functionName: 'balanceOf',
-        args: [account as Address],
-      });
-    } catch (e) {
-      throw chainError('reading a balance', e);
-    }
+    return readBalance(await this.#client(), this.#opts.contract, account as Address);
   }
 
   /** Submits the voucher's claim and waits for its receipt; refuses one that would mint nothing. */
@@ -112,29 +53,22 @@ export class ClaimRelayer {
   }
 
   async #claim(v: SignedVoucher): Promise<{ minted: bigint; transaction: Hex }> {
-    const before = await this.claimed(v.account);
+    const wallet = await this.#client();
+    const account = v.account as Address;
+    const before = await readClaimed(wallet, this.#opts.contract, account);
     if (v.amount <= before) {
       throw new HearthError(
-        'wallet/nothing-to-claim',
+        'voucher/nothing-to-claim',
         `${v.account} has been paid all it earned (${formatCredit(before)} credits claimed); earn more validated credit first.`,
         { details: { claimed: before.toString(), earned: v.amount.toString() } },
       );
     }
-    let transaction: Hex;
-    try {
-      const { request } = await this.#public.simulateContract({
-        address: this.#contract,
-        abi: CLAIM_ABI,
-        functionName: 'claim',
-        args: [v.account as Address, v.amount, v.expiry, v.signature],
-        account: this.#wallet.account ?? null,
-      });
-      transaction = await this.#wallet.writeContract(request);
-      const receipt = await this.#public.waitForTransactionReceipt({ hash: transaction });
-      if (receipt.status !== 'success') throw new Error(`transaction ${transaction} reverted`);
-    } catch (e) {
-      throw chainError('relaying a claim', e);
-    }
-    return { minted: v.amount - before, transaction };
+    const r = await claimOnChain(
+      wallet,
+      this.#opts.contract,
+      { account, amount: v.amount, expiry: v.expiry },
+      v.signature,
+    );
+    return { minted: r.minted, transaction: r.hash };
   }
 }

@@ -295,6 +295,7 @@ describe('usage', () => {
       ['results', '-h'],
       ['volunteer', '--help'],
       ['example', '--help'],
+      ['chain', '--help'],
     ];
     const runs = await Promise.all(lines.map((l) => hearth(l)));
     runs.forEach((r, i) => {
@@ -302,6 +303,7 @@ describe('usage', () => {
       expect(r.stdout).toMatch(/^usage: hearth/);
     });
     expect(runs[9]!.stdout).toMatch(/headless Chromium tabs/);
+    expect(runs[11]!.stdout).toMatch(/--signer-key-file|signer\.key/);
     const e = await hearth(['example']);
     expect(e.code).toBe(2);
     expect(e.stderr).toMatch(/--out DIR is required/);
