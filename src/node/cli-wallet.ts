@@ -1,7 +1,7 @@
 // `hearth hub`'s wallet flags: the chain, the credit contract, the key that signs vouchers and the
 // key that relays claims. Keys come from files the operator keeps (never flags, which `ps` shows,
 // nor environment variables, which child processes inherit), and are never printed.
-import { createPublicClient, type Hex, http, isAddress } from 'viem';
+import { createPublicClient, http, isAddress } from 'viem';
 import { HearthError } from '../core/errors.ts';
 import { readKeyFile } from './chain.ts';
 import { type Flags, str, usage } from './cli-args.ts';
