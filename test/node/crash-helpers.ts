@@ -19,11 +19,19 @@ export interface HubProcess {
 }
 
 /** Starts `hearth hub` on a free port and waits for its "listening on URL" line. */
-export function spawnHub(db: string, timeoutMs = 20_000): Promise<HubProcess> {
-  const child = spawn(process.execPath, [...CLI, 'hub', '--db', db, '--port', '0', '--origin', ORIGIN], {
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+export function spawnHub(
+  db: string,
+  timeoutMs = 20_000,
+  extraArgs: readonly string[] = [],
+): Promise<HubProcess> {
+  const child = spawn(
+    process.execPath,
+    [...CLI, 'hub', '--db', db, '--port', '0', '--origin', ORIGIN, ...extraArgs],
+    {
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let out = '';
   let err = '';
   const exited = new Promise<void>((resolve) => {
