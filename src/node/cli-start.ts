@@ -15,15 +15,18 @@ export const startCommand: Command = {
   name: 'start',
   summary: 'the whole system in one command: a hub, demo jobs, headless volunteers, a summary',
   help: `usage: hearth start [--volunteers N] [--small] [--keep] [--dir DIR] [--port N]
-                   [--adapter auto|swiftshader|native] [--timeout SECONDS]
+                   [--adapter auto|swiftshader|native] [--timeout SECONDS] [--no-chain]
 
 Builds the pages when they are stale, starts a hub on 127.0.0.1 with a fresh SQLite file in
 DIR, makes a researcher token, submits four jobs (an ONNX MLP, a WGSL heat-diffusion program, a
 WGSL Mandelbrot picture, a WGSL saxpy), starts N headless Chromium volunteers (running this
 command is the operator's yes on their behalf), shows each job's progress, then downloads the
 validated results, writes the picture (DIR/mandelbrot.png) and prints a summary: shards,
-agreeing replicas, throughput, every volunteer's credit. Exit 0 when every shard of every job
-was validated; 1 with the reason otherwise.
+agreeing replicas, throughput, every volunteer's credit. It also starts a local chain (anvil)
+with the HearthCredit contract: the hub signs vouchers and relays claims, each volunteer signs in
+with a development wallet holding no ETH, and at the end each claims its credit as tokens; the
+summary shows the balances. Exit 0 when every shard of every job was validated (and every
+balance equals the credit granted); 1 with the reason otherwise.
 
   --volunteers N   headless volunteers (default 2, 1 to 16)
   --small          small jobs, a few shards each (a quick look; CI runs this)
@@ -33,7 +36,8 @@ was validated; 1 with the reason otherwise.
   --port N         the hub's port (default 0: a free one)
   --adapter A      the volunteers' WebGPU adapter (default auto: this machine's GPU where it
                    has a render node, else SwiftShader)
-  --timeout S      give up after S seconds (default 300)`,
+  --timeout S      give up after S seconds (default 300)
+  --no-chain       no chain, no wallets: credit stays in the hub's ledger`,
   options: {
     volunteers: { type: 'string' },
     small: { type: 'boolean' },
@@ -42,6 +46,7 @@ was validated; 1 with the reason otherwise.
     port: { type: 'string' },
     adapter: { type: 'string' },
     timeout: { type: 'string' },
+    'no-chain': { type: 'boolean' },
   },
   positionals: 0,
   async run(flags) {
@@ -65,6 +70,7 @@ was validated; 1 with the reason otherwise.
         timeoutMs: int(flags, 'timeout', 300, 10, 86_400) * 1000,
         tty: process.stdout.isTTY === true,
         signal: abort.signal,
+        chain: flags['no-chain'] !== true,
       });
       if (keep) {
         process.stdout.write(

@@ -90,13 +90,26 @@ export function summaryText(s: StartSummary): string {
       j.seconds > 0 ? (j.validated / j.seconds).toFixed(2) : '-',
     ]),
   ]);
+  const chain = s.credits.some((c) => c.address !== undefined);
   const credits = table([
-    ['volunteer', 'leases', 'credit granted', 'credit pending'],
+    [
+      'volunteer',
+      'leases',
+      'credit granted',
+      'credit pending',
+      ...(chain ? ['wallet', 'tokens claimed'] : []),
+    ],
     ...s.credits.map((c) => [
       `${c.volunteer.slice(0, 16)}…`,
       String(c.leases),
       formatCredit(c.granted),
       formatCredit(c.pending),
+      ...(chain
+        ? [
+            c.address ? `${c.address.slice(0, 10)}…` : '-',
+            c.tokens === undefined ? '-' : formatCredit(c.tokens),
+          ]
+        : []),
     ]),
   ]);
   const where = [
@@ -105,7 +118,7 @@ export function summaryText(s: StartSummary): string {
     `hub database: ${s.dir}/hub.db`,
   ];
   const verdict = s.ok
-    ? `done in ${s.seconds.toFixed(0)} s: every shard validated by agreeing replicas, credit granted.`
+    ? `done in ${s.seconds.toFixed(0)} s: every shard validated by agreeing replicas, credit granted${chain ? ', and claimed as tokens by wallets holding no ETH' : ''}.`
     : `FAILED after ${s.seconds.toFixed(0)} s: ${s.reason}`;
   return ['', jobs, '', credits, '', ...where, '', verdict].join('\n');
 }

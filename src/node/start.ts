@@ -10,10 +10,13 @@
 import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { Address } from 'viem';
+import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
 import { HubApi } from '../client/hub-api.ts';
 import { HearthError, isHearthError } from '../core/errors.ts';
 import { createToken } from '../hub/tokens.ts';
 import type { JobProgressAnswer } from '../protocol/api.ts';
+import { readBalance } from './chain.ts';
 import { downloadResults } from './cli-client.ts';
 import { startDemoSite } from './demo-site.ts';
 import { exampleJobs } from './example.ts';
@@ -44,6 +47,12 @@ export interface StartOptions {
   readonly tty?: boolean;
   /** Aborts the run (Ctrl-C). */
   readonly signal?: AbortSignal;
+  /**
+   * Pay credit as tokens on a local chain (default true): anvil with HearthCredit deployed, the hub
+   * signing vouchers and relaying claims, each volunteer signed in with a development wallet that
+   * holds no ETH, a claim at the end and the balances in the summary.
+   */
+  readonly chain?: boolean;
 }
 
 /** One job of the run, as the summary reports it. */
@@ -67,6 +76,9 @@ export interface StartCredit {
   readonly granted: bigint;
   readonly pending: bigint;
   readonly leases: number;
+  /** With the chain: the address it signed in with, and its token balance after the claim. */
+  readonly address?: string;
+  readonly tokens?: bigint;
 }
 
 export interface StartSummary {
@@ -168,6 +180,7 @@ export async function runStart(opts: StartOptions & { keep?: boolean }): Promise
   }
   // With --keep, a site on another origin that embeds the widget, for a person to try.
   const site = opts.keep ? await startDemoSite() : undefined;
+  const chain = opts.chain === false ? undefined : await localCreditChain(write);
   const hub = await startHub({
     dbPath: join(dir, 'hub.db'),
     blobDir: join(dir, 'blobs'),
@@ -176,6 +189,7 @@ export async function runStart(opts: StartOptions & { keep?: boolean }): Promise
     pagesDir,
     allowedOrigins: site ? [site.origin] : [],
     maxBlobBytes: 64 * 2 ** 20,
+    ...(chain ? { wallet: chain.wallet } : {}),
   });
   site?.setHub(hub.url);
   let volunteers: Volunteers | undefined;
@@ -183,6 +197,7 @@ export async function runStart(opts: StartOptions & { keep?: boolean }): Promise
     await volunteers?.close().catch(() => {});
     await hub.close();
     await site?.close();
+    await chain?.anvil.close();
   };
   try {
     const { token } = createToken(hub.store, 'demo');
@@ -197,12 +212,37 @@ export async function runStart(opts: StartOptions & { keep?: boolean }): Promise
       rows.push({ id: job, name: j.name, kind: String(j.manifest['kind']), progress: undefined });
     }
     write(`submitted ${rows.length} jobs; starting ${opts.volunteers ?? 2} headless Chromium volunteers …\n`);
+    const count = opts.volunteers ?? 2;
+    // Fresh keys with no ETH at all: claiming through the hub's relayer costs them nothing.
+    const walletKeys = chain ? Array.from({ length: count }, () => generatePrivateKey()) : [];
     volunteers = await launchVolunteers({
       hubUrl: hub.url,
-      count: opts.volunteers ?? 2,
+      count,
       adapter: opts.adapter ?? 'auto',
+      ...(chain
+        ? { wallets: { rpcUrl: chain.anvil.rpcUrl, chainId: chain.anvil.chainId, keys: walletKeys } }
+        : {}),
     });
     const v = volunteers;
+    const addresses = new Map<number, string>();
+    // Each volunteer signs in with its wallet once its page is connected (its credit, earned
+    // before or after, all goes to that address).
+    const signIns = chain
+      ? Promise.all(
+          Array.from({ length: count }, async (_, i) => {
+            for (let tries = 0; tries < 600; tries++) {
+              const r = (await v.report())[i];
+              if (r && ['connected', 'idle', 'working'].includes(r.state)) break;
+              await new Promise((res) => setTimeout(res, 100));
+            }
+            addresses.set(i, await v.signIn(i));
+          }),
+        )
+      : Promise.resolve([]);
+    let signInError: unknown;
+    signIns.catch((e: unknown) => {
+      signInError = e;
+    });
 
     // Progress: each job's as the hub pushes it; the board redrawn a few times a second.
     const started = Date.now();
@@ -248,6 +288,10 @@ export async function runStart(opts: StartOptions & { keep?: boolean }): Promise
         reason = `following the jobs failed: ${watchError instanceof Error ? watchError.message : watchError}`;
         break;
       }
+      if (signInError) {
+        reason = `a volunteer could not sign in with its wallet: ${signInError instanceof Error ? signInError.message : signInError}`;
+        break;
+      }
       if (opts.signal?.aborted) {
         reason = 'interrupted';
         break;
@@ -291,20 +335,39 @@ export async function runStart(opts: StartOptions & { keep?: boolean }): Promise
       }
     }
     const credits: StartCredit[] = [];
+    if (chain && !reason) {
+      await signIns;
+      // Everything is judged: settle the ledger's last group so the vouchers see all of it.
+      await hub.store.settled();
+    }
     for (const r of await v.report()) {
       if (!r.volunteerId) continue;
       const c = await api.credits(r.volunteerId);
+      const address = addresses.get(r.index);
+      let tokens: bigint | undefined;
+      if (chain && address && !reason) {
+        // The claim the volunteer's Claim button makes: relayed by the hub, paid by its key.
+        await api.relayClaim(address).catch((e: unknown) => {
+          if (!isHearthError(e) || e.details.code !== 'voucher/nothing-to-claim') throw e;
+        });
+        tokens = await readBalance(chain.reader, chain.wallet.contract, address as Address);
+      }
       credits.push({
         volunteer: r.volunteerId,
         granted: c.granted,
         pending: c.pending,
         leases: r.stats?.leases ?? 0,
+        ...(address ? { address } : {}),
+        ...(tokens === undefined ? {} : { tokens }),
       });
     }
     if (!reason) {
       const bad = jobs.filter((j) => j.status !== 'done' || j.validated !== j.shards);
       if (bad.length > 0) reason = `${bad.map((j) => `${j.name} ${j.status}`).join(', ')}`;
       else if (!picture) reason = 'the picture was not written';
+      else if (chain && credits.some((c) => c.tokens !== c.granted)) {
+        reason = 'a volunteer’s token balance is not the credit it was granted';
+      }
     }
     const summary: StartSummary = {
       ok: reason === undefined,
@@ -332,5 +395,36 @@ export async function runStart(opts: StartOptions & { keep?: boolean }): Promise
     throw new HearthError('shard/failed', `the demo failed: ${e instanceof Error ? e.message : String(e)}`, {
       cause: e,
     });
+  }
+}
+
+/** A local chain for the demo: anvil, HearthCredit deployed, the hub's signer and relayer keys. */
+async function localCreditChain(write: (t: string) => void) {
+  const { startAnvil, walletFor, deployHearthCredit } = await import('./chain.ts');
+  const anvil = await startAnvil();
+  try {
+    const [deployer, relayer] = anvil.accounts;
+    if (!deployer || !relayer)
+      throw new HearthError('chain/anvil', 'anvil started with fewer than two accounts.');
+    const signerKey = generatePrivateKey();
+    const owner = await walletFor(anvil.rpcUrl, deployer.privateKey);
+    const contract = await deployHearthCredit(owner, {
+      owner: owner.account.address,
+      signer: privateKeyToAccount(signerKey).address,
+    });
+    write(`chain ${anvil.rpcUrl} (id ${anvil.chainId}) · HearthCredit ${contract}\n`);
+    return {
+      anvil,
+      reader: owner,
+      wallet: {
+        chainId: anvil.chainId,
+        contract,
+        signerKey,
+        relayer: { rpcUrl: anvil.rpcUrl, key: relayer.privateKey },
+      },
+    };
+  } catch (e) {
+    await anvil.close();
+    throw e;
   }
 }

@@ -5,8 +5,10 @@
 // (the page itself never starts without that click, DESIGN.md invariant 1).
 import { existsSync, readdirSync } from 'node:fs';
 import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
+import type { Hex } from 'viem';
 import type { VolunteerSnapshot } from '../client/controller.ts';
 import { HearthError } from '../core/errors.ts';
+import { installDevWallet } from './dev-wallet.ts';
 
 /** Which WebGPU adapter the browsers use. */
 export type AdapterChoice = 'auto' | 'swiftshader' | 'native';
@@ -25,6 +27,11 @@ export interface VolunteersOptions {
   readonly onLog?: (volunteer: number, line: string) => void;
   /** How long a page may take to load and accept consent. Default 60 s. */
   readonly startTimeoutMs?: number;
+  /**
+   * A development wallet per volunteer (src/node/dev-wallet.ts: real keys and signatures, the
+   * chain at `rpcUrl`), installed in its browser context before the page loads; `signIn` uses it.
+   */
+  readonly wallets?: { readonly rpcUrl: string; readonly chainId: number; readonly keys: readonly Hex[] };
 }
 
 /** What one volunteer page reports: its controller's snapshot (client/controller.ts). */
@@ -55,6 +62,11 @@ export interface Volunteers {
   reload(index: number): Promise<void>;
   /** Closes one volunteer's page abruptly (as a closed tab would), for churn tests. */
   kill(index: number): Promise<void>;
+  /**
+   * Connects volunteer `index`'s development wallet in its page and signs in (the page's own
+   * controller, as the wallet panel's button does); resolves to the bound address.
+   */
+  signIn(index: number): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -122,6 +134,10 @@ export async function launchVolunteers(opts: VolunteersOptions): Promise<Volunte
       // WebRTC on loopback and LANs needs the page to be allowed to list interfaces, which
       // Chromium ties to a media permission; no media is ever captured.
       await context.grantPermissions(['microphone']);
+      const key = opts.wallets?.keys[i];
+      if (opts.wallets && key) {
+        await installDevWallet(context, { key, rpcUrl: opts.wallets.rpcUrl, chainId: opts.wallets.chainId });
+      }
       const page = await context.newPage();
       pages.push(page);
       page.on('console', (m) => opts.onLog?.(i, `${m.type()}: ${m.text()}`));
@@ -177,6 +193,20 @@ export async function launchVolunteers(opts: VolunteersOptions): Promise<Volunte
       if (!p) return;
       pages[index] = null;
       await contexts[index]?.close();
+    },
+    async signIn(index) {
+      const p = pages[index];
+      if (!p) throw new HearthError('input/invalid', `volunteer ${index} is gone.`);
+      // A string, not a function: the page evaluates it as it is (no bundler helpers inside).
+      await p.evaluate(`window.hearthVolunteer.connectWallet(window.ethereum, 'Hearth dev wallet')`);
+      const w = (await p.evaluate('window.hearthVolunteer.snapshot.wallet')) as VolunteerSnapshot['wallet'];
+      if (!w?.address) {
+        throw new HearthError(
+          'wallet/unavailable',
+          `volunteer ${index} did not sign in: ${w?.message ?? 'no answer'}`,
+        );
+      }
+      return w.address;
     },
     async close() {
       await browser.close();

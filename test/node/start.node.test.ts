@@ -76,7 +76,14 @@ describe('npm start (hearth start --small)', () => {
       expect(c.leases).toBeGreaterThan(0);
       expect(c.granted).toBeGreaterThan(0n);
       expect(c.pending).toBe(0n);
+      // The local chain: each volunteer signed in with its own wallet and claimed through the
+      // hub's relayer; its token balance is exactly the credit it was granted.
+      expect(c.address).toMatch(/^0x[0-9a-fA-F]{40}$/);
+      expect(c.tokens).toBe(c.granted);
     }
+    expect(new Set(summary.credits.map((c) => c.address)).size).toBe(2);
+    expect(log).toMatch(/chain http:\/\/127\.0\.0\.1:\d+ \(id 31337\) · HearthCredit 0x/);
+    expect(log).toMatch(/claimed as tokens by wallets holding no ETH/);
     expect(log).toContain('building the pages');
     expect(log).toMatch(/done in \d+ s: every shard validated/);
     expect(log).toMatch(/mandelbrot\s+wgsl\s+done\s+2\s+2\s+0\s+4/);
