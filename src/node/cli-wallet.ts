@@ -2,8 +2,9 @@
 // key that relays claims. Keys come from files the operator keeps (never flags, which `ps` shows,
 // nor environment variables, which child processes inherit), and are never printed.
 import { createPublicClient, http, isAddress } from 'viem';
+import { privateKeyToAccount } from 'viem/accounts';
 import { HearthError } from '../core/errors.ts';
-import { readKeyFile } from './chain.ts';
+import { inspectCreditContract, readKeyFile } from './chain.ts';
 import { type Flags, str, usage } from './cli-args.ts';
 import type { HubWalletOptions } from './hub-server.ts';
 
@@ -55,15 +56,18 @@ export async function walletOptions(
   if (!URL.canParse(rpc)) throw usage(`--chain-rpc: expected a URL, got "${rpc}".`);
   const signerKey = readKeyFile(signerFile);
   const relayerKey = relayerFile === undefined ? undefined : readKeyFile(relayerFile);
-  let chainId: number;
-  try {
-    chainId = await createPublicClient({ transport: http(rpc) }).getChainId();
-  } catch (e) {
+  // The contract must be a HearthCredit that trusts this hub's key: otherwise every voucher the
+  // hub hands out would be refused on chain, and volunteers would find out only when claiming.
+  const info = await inspectCreditContract(createPublicClient({ transport: http(rpc) }), contract);
+  const mine = privateKeyToAccount(signerKey).address;
+  if (info.signer !== mine) {
     throw new HearthError(
-      'chain/unreachable',
-      `--chain-rpc ${rpc}: no answer to eth_chainId (${(e as Error).message.split('\n')[0]}).`,
+      'chain/mismatch',
+      `--signer-key-file: the contract at ${contract} trusts ${info.signer}, not this key's address ${mine}; use the key the contract was deployed or rotated to (setSigner).`,
+      { details: { contract, trusted: info.signer, key: mine } },
     );
   }
+  const chainId = info.chainId;
   return {
     ...out,
     wallet: {

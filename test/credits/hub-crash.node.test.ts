@@ -4,10 +4,11 @@
 // dropped, the address ends up paid exactly what it earned: never twice, never less. The contract's
 // `claimed` is the only record of payment; the hub recomputes the cumulative amount from its
 // ledger after the restart.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Address, Hex } from 'viem';
+import { generatePrivateKey } from 'viem/accounts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SqliteStore } from '../../src/hub/sqlite-store.ts';
 import { claimOnChain, readBalance, writeKeyFile } from '../../src/node/chain.ts';
@@ -82,6 +83,18 @@ async function pendingTx(): Promise<Hex> {
   }
   throw new Error('no claim transaction reached the pool');
 }
+
+describe('hearth hub with a credit contract', () => {
+  it('refuses to start with a signer key the contract does not trust, or a key file others can read', async () => {
+    writeKeyFile(join(dir, 'stranger.key'), generatePrivateKey());
+    const wrong = flags.map((f) => (f.endsWith('signer.key') ? join(dir, 'stranger.key') : f));
+    await expect(spawnHub(db(), 60_000, wrong)).rejects.toThrow(
+      /trusts 0x[0-9a-fA-F]{40}, not this key's address/,
+    );
+    chmodSync(join(dir, 'stranger.key'), 0o644);
+    await expect(spawnHub(db(), 60_000, wrong)).rejects.toThrow(/open to group or others/);
+  }, 120_000);
+});
 
 describe('a hub SIGKILLed between signing a voucher and the claim’s receipt', () => {
   it('the transaction mined after the kill: after the restart nothing more is paid; the address holds exactly what it earned', async () => {
