@@ -213,7 +213,7 @@ export function featureNames(caps: CapabilityReport): string[] {
 export function describeEvent(e: VolunteerEvent): string | undefined {
   switch (e.type) {
     case 'lease':
-      return `${e.kind} shard ${e.shard}`;
+      return `${e.kind} shard ${e.shard}${e.credit === undefined ? '' : ` · pays ${formatCredit(e.credit)} credits once validated`}`;
     case 'result':
       return `${e.shard}: ${e.outcome} (${Math.round(e.ms)} ms on ${e.backend})${e.reason ? ` — ${e.reason}` : ''}`;
     case 'disconnected':

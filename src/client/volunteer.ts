@@ -49,7 +49,14 @@ export type VolunteerEvent =
   | { readonly type: 'state'; readonly state: VolunteerState }
   | { readonly type: 'connected'; readonly volunteerId: string }
   | { readonly type: 'disconnected'; readonly error: HearthError; readonly retryInMs: number }
-  | { readonly type: 'lease'; readonly shard: string; readonly job: string; readonly kind: JobKind }
+  | {
+      readonly type: 'lease';
+      readonly shard: string;
+      readonly job: string;
+      readonly kind: JobKind;
+      /** What the shard earns once validated (base units), as the hub said when leasing it. */
+      readonly credit?: bigint;
+    }
   | { readonly type: 'progress'; readonly progress: ShardProgress }
   | {
       readonly type: 'result';
@@ -563,7 +570,13 @@ export class Volunteer {
   async #runLease(session: HubSession, lease: LeaseMessage): Promise<number> {
     this.stats.leases++;
     this.#set('working');
-    this.#emit({ type: 'lease', shard: lease.shard, job: lease.job, kind: lease.work.kind });
+    this.#emit({
+      type: 'lease',
+      shard: lease.shard,
+      job: lease.job,
+      kind: lease.work.kind,
+      ...(lease.credit === undefined ? {} : { credit: parseCreditWire(lease.credit, 'lease.credit') }),
+    });
     let deadline = lease.deadline;
     let lost = false;
     // Heartbeats run beside the shard, a third of the way to each deadline, so one late beat

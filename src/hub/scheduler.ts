@@ -178,11 +178,11 @@ export class Scheduler {
   }
 
   /**
-   * A shard's credit in base units (shardCredit), remembered per job and FLOP count: every result
+   * A shard's credit in base units (what it earns each agreeing volunteer), remembered per job and FLOP count: every result
    * asks, and a job's shards share a few counts. Keyed by the manifest object, which the stores
    * keep (a SqliteStore's evicted job is a new object, and a new entry).
    */
-  #shardCredit(m: Manifest, work: ShardWork): bigint {
+  shardCredit(m: Manifest, work: ShardWork): bigint {
     const flops = flopsPerShard(m, work);
     let byFlops = this.#credits.get(m);
     if (!byFlops) this.#credits.set(m, (byFlops = new Map()));
@@ -237,7 +237,7 @@ export class Scheduler {
   #plannedCredit(m: Manifest, planned: readonly PlannedShard<ShardWork>[]): bigint {
     let total = 0n;
     for (const p of planned) {
-      total += this.#shardCredit(m, p.work) * BigInt(p.expected !== undefined ? 1 : m.maxReplicas);
+      total += this.shardCredit(m, p.work) * BigInt(p.expected !== undefined ? 1 : m.maxReplicas);
     }
     return total;
   }
@@ -414,7 +414,7 @@ export class Scheduler {
         volunteerId,
         shard.id,
         shard.job,
-        this.#shardCredit(job.manifest, shard.work),
+        this.shardCredit(job.manifest, shard.work),
         embed,
       )
     ) {

@@ -1,5 +1,6 @@
 // Handlers for lease messages: lease-request, heartbeat, result, shard-failed.
 import type { HearthErrorCode } from '../../core/errors.ts';
+import { creditToWire } from '../../protocol/credit.ts';
 import { shardContextOf } from '../../protocol/kinds/index.ts';
 import type { Handlers } from './handler.ts';
 
@@ -18,6 +19,7 @@ export const LEASE_HANDLERS: Handlers<'lease-request' | 'heartbeat' | 'result' |
       shard: g.shard,
       job: g.job,
       ...(m ? shardContextOf(m) : {}),
+      ...(m ? { credit: creditToWire(ctx.scheduler.shardCredit(m, g.work)) } : {}),
       work: g.work,
       deadline: g.lease.deadline,
     };

@@ -151,7 +151,12 @@ export const LEASE_HUB = {
    */
   lease: object(
     { lease: id, shard: id, job: id, work: leaseWork, deadline: time },
-    { kernel, outputs: array(string({ max: 128 }), SHARD_LIMITS.maxTensors) },
+    {
+      kernel,
+      outputs: array(string({ max: 128 }), SHARD_LIMITS.maxTensors),
+      /** What this shard earns once validated, in base units (the job's rate × its FLOPs): shown before it runs. */
+      credit: string({ max: 20, pattern: /^(0|[1-9][0-9]{0,18})$/ }),
+    },
   ),
   /** `pending`: this volunteer's results still waiting for their shards to be judged. */
   'no-work': object({}, { pending: integer(0, Number.MAX_SAFE_INTEGER) }),
