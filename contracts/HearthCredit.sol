@@ -161,12 +161,12 @@ contract HearthCredit is ERC20, EIP712, Ownable {
             mstore(add(p, 0x60), expiry)
             structHash := keccak256(p, 0x80)
         }
-        (address signer, ECDSA.RecoverError err,) =
+        (address recovered, ECDSA.RecoverError err,) =
             ECDSA.tryRecoverCalldata(_hashTypedDataV4(structHash), signature);
         if (err != ECDSA.RecoverError.NoError) return (0, InvalidSignature.selector);
         Signers memory s = _signers;
-        if (signer != s.current) {
-            if (signer != _previousSigner) return (0, UnknownSigner.selector);
+        if (recovered != s.current) {
+            if (recovered != _previousSigner) return (0, UnknownSigner.selector);
             if (block.timestamp > s.previousValidUntil) return (0, SignerRetired.selector);
         }
 
