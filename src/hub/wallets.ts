@@ -15,6 +15,7 @@
 import { getAddress, type Hex, isAddress, recoverMessageAddress } from 'viem';
 import { parseSiweMessage } from 'viem/siwe';
 import { HearthError } from '../core/errors.ts';
+import type { SiweTermsIn } from '../credits/siwe.ts';
 import { volunteerResource } from '../protocol/control/wallet.ts';
 import type { LedgerEntry, LedgerRepository, WalletBinding, WalletRepository } from './store.ts';
 
@@ -43,16 +44,7 @@ export const SIWE_LIMITS = {
 } as const;
 
 /** The terms a volunteer's SIWE message must carry (protocol/control/wallet.ts `siwe-terms`). */
-export interface SiweTerms {
-  readonly domain: string;
-  readonly uri: string;
-  readonly chainId: number;
-  readonly nonce: string;
-  readonly resource: string;
-  readonly statement: string;
-  readonly expirationTime: string;
-  readonly issuedAt: string;
-}
+export type SiweTerms = SiweTermsIn;
 
 /** A cumulative voucher, signed: what the contract's `claim` takes. Amounts in base units. */
 export interface SignedVoucher {
