@@ -136,6 +136,11 @@ export class PgChannel {
     return this.#request({ op: 'listen', channel });
   }
 
+  /** NOTIFY, off the main thread's connection: resolves once the server took it. */
+  notify(channel: string, payload: string): Promise<void> {
+    return this.#request({ op: 'notify', channel, payload });
+  }
+
   /** Ends the connections and the worker. */
   close(): void {
     if (this.#closed) return;
@@ -150,7 +155,7 @@ export class PgChannel {
     void this.#worker.terminate();
   }
 
-  #request(m: { op: string; channel?: string }): Promise<void> {
+  #request(m: { op: string; channel?: string; payload?: string }): Promise<void> {
     if (this.#closed)
       return Promise.reject(new HearthError('store/failed', 'the PostgreSQL store is closed.'));
     const id = ++this.#next;

@@ -13,6 +13,7 @@
 //   { id, op: 'sync' }          a synced commit on another connection: every asynchronous commit
 //                               before it is durable once it is (WAL is flushed in order)
 //   { id, op: 'listen', channel } then { op: 'notify', channel, payload } for each notification
+//   { id, op: 'notify', channel, payload }   NOTIFY on another connection than the main thread's
 //   { id, op: 'close' }
 import { parentPort, workerData } from 'node:worker_threads';
 import postgres from 'postgres';
@@ -101,6 +102,9 @@ parentPort.on('message', async (m) => {
       await sql.listen(m.channel, (payload) =>
         parentPort.postMessage({ op: 'notify', channel: m.channel, payload }),
       );
+      parentPort.postMessage({ id: m.id, ok: true });
+    } else if (m.op === 'notify') {
+      await sql.notify(m.channel, m.payload);
       parentPort.postMessage({ id: m.id, ok: true });
     } else if (m.op === 'close') {
       await queue;

@@ -27,7 +27,9 @@ import { type Deferred, deferred } from '../core/deferred.ts';
 import { HearthError } from '../core/errors.ts';
 import type { DType } from '../core/tensor.ts';
 import type { Manifest } from '../protocol/manifest.ts';
+import { randomId } from '../core/ids.ts';
 import { PgChannel, type Statement } from './pg-channel.ts';
+import type { StoreNews } from './store-news.ts';
 import type {
   AllReduceReportRecord,
   AvailableShard,
@@ -73,6 +75,9 @@ function readMigrations(): { name: string; sql: string }[] {
 
 /** The schema versions this code knows, in order. */
 export const PG_MIGRATIONS = readMigrations();
+
+/** The NOTIFY channel of hub news (store-news.ts). */
+const NEWS_CHANNEL = 'hearth_news';
 
 /** Parsed manifests a PostgresStore keeps (a manifest never changes once its job is submitted). */
 export const MANIFEST_CACHE_SIZE = 256;
@@ -153,10 +158,26 @@ export class PostgresStore implements HubStore {
     }
   }
 
-  /** The channel (LISTEN/NOTIFY for the hubs' cluster relay). */
-  get channel(): PgChannel {
-    return this.#pg;
-  }
+  /** This store's name among the hubs (its own notices are not played back to it). */
+  readonly #self = randomId('hub-');
+
+  /**
+   * Notices between the hubs on this database: LISTEN/NOTIFY on the worker's own connections,
+   * never on the main thread's (a NOTIFY costs the event loop nothing).
+   */
+  readonly news: StoreNews = {
+    publish: (notice) => {
+      this.#pg.notify(NEWS_CHANNEL, `${this.#self} ${notice}`).catch(() => {
+        // A lost notice delays a push; the database still has the change.
+      });
+    },
+    subscribe: (fn) =>
+      this.#pg.listen(NEWS_CHANNEL, (payload) => {
+        const space = payload.indexOf(' ');
+        if (space < 0 || payload.slice(0, space) === this.#self) return;
+        fn(payload.slice(space + 1));
+      }),
+  };
 
   #migrate(): void {
     // One hub at a time (an advisory lock held by the transaction); each file once.

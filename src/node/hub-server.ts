@@ -11,6 +11,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { HearthError, isHearthError } from '../core/errors.ts';
 import { BlobDir } from '../hub/blobs.ts';
 import { JournaledStore } from '../hub/journaled-store.ts';
+import { HubNews } from './hub-news.ts';
 import type { OracleRunner } from '../hub/oracle.ts';
 import { HubRounds, type HubRoundsOptions } from '../hub/rounds.ts';
 import { Scheduler } from '../hub/scheduler.ts';
@@ -239,7 +240,17 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
   };
   // Rounds average peers' tensors: only where peers exist (the control plane issues their ids).
   const rounds = opts.peer === false ? undefined : new HubRounds(opts.allreduce);
-  const events = new JobEvents();
+  // Hubs sharing one database tell each other of new work and job changes (hub-news.ts).
+  let controlPlane: ControlPlane | undefined;
+  const news = store.news
+    ? new HubNews(store.news, {
+        work: () => controlPlane?.workAvailable(),
+        // Called only once started, after jobEvents exists.
+        job: (job) => jobEvents.heard(job),
+      })
+    : undefined;
+  const jobEvents = new JobEvents(news ? { relay: (job) => news.job(job) } : {});
+  if (news) await news.start();
   const ctx: Ctx = {
     rounds,
     store,
@@ -253,12 +264,14 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
     ...(checkWgsl ? { checkWgsl } : {}),
     stats,
     // The control plane is attached below, once the server exists.
-    workAvailable: () => controlPlane?.workAvailable(),
-    events,
+    workAvailable: () => {
+      controlPlane?.workAvailable();
+      news?.work();
+    },
+    events: jobEvents,
     levels,
     volunteersConnected: () => controlPlane?.volunteers() ?? 0,
   };
-  let controlPlane: ControlPlane | undefined;
   // The widget's frame renders inside the allowed origins' pages; its script loads anywhere.
   const pages = staticPages(opts.pagesDir ?? DEFAULT_PAGES_DIR, { headers: widgetHeaders(allowed) });
   let p2p: HubPeerServer | undefined;
@@ -323,7 +336,7 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
     allowedOrigins: opts.allowedOrigins,
     selfOrigins: [...self],
     manifestOf: (job) => store.getJob(job)?.manifest,
-    onJobChanged: (job) => events.changed(job),
+    onJobChanged: (job) => jobEvents.changed(job),
     resultVolunteers: (shard) => store.resultsOfShard(shard).map((r) => r.volunteer),
     ...(swarm ? { swarm } : {}),
     ...(swarm
@@ -356,7 +369,8 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
       // Leases that went back are work for volunteers told "no work".
       if (scheduler.expire(now) > 0) {
         cp.workAvailable();
-        events.changed();
+        news?.work();
+        jobEvents.changed();
       }
       if (now - prunedAt >= pruneEvery) {
         prunedAt = now;
@@ -393,7 +407,8 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
       closing ??= (async () => {
         clearInterval(expiry);
         // Volunteers first: their disconnects still reach the scheduler while the store is open.
-        events.close();
+        news?.close();
+        jobEvents.close();
         await cp.close();
         rounds?.close();
         await p2p?.close();
