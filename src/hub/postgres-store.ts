@@ -25,11 +25,10 @@ import { fileURLToPath } from 'node:url';
 import { first } from '../core/at.ts';
 import { type Deferred, deferred } from '../core/deferred.ts';
 import { HearthError } from '../core/errors.ts';
+import { randomId } from '../core/ids.ts';
 import type { DType } from '../core/tensor.ts';
 import type { Manifest } from '../protocol/manifest.ts';
-import { randomId } from '../core/ids.ts';
 import { PgChannel, type Statement } from './pg-channel.ts';
-import type { StoreNews } from './store-news.ts';
 import type {
   AllReduceReportRecord,
   AvailableShard,
@@ -46,6 +45,7 @@ import type {
   TransactionOptions,
   VolunteerRecord,
 } from './store.ts';
+import type { StoreNews } from './store-news.ts';
 
 const MIGRATIONS_DIR = new URL('./pg-migrations/', import.meta.url);
 

@@ -33,9 +33,12 @@ const MiB = 2 ** 20;
 function storeUrl(flags: Flags): string | undefined {
   const url = str(flags, 'store');
   if (url === undefined) return undefined;
-  if (str(flags, 'db') !== undefined) throw usage('--db and --store: give one (a SQLite file or a PostgreSQL URL).');
+  if (str(flags, 'db') !== undefined)
+    throw usage('--db and --store: give one (a SQLite file or a PostgreSQL URL).');
   if (!URL.canParse(url) || !/^postgres(ql)?:$/.test(new URL(url).protocol)) {
-    throw usage(`--store: expected a PostgreSQL URL like postgres://hearth@127.0.0.1:5432/hearth, got "${url}".`);
+    throw usage(
+      `--store: expected a PostgreSQL URL like postgres://hearth@127.0.0.1:5432/hearth, got "${url}".`,
+    );
   }
   return url;
 }

@@ -11,7 +11,6 @@ import type { AddressInfo, Socket } from 'node:net';
 import { HearthError, isHearthError } from '../core/errors.ts';
 import { BlobDir } from '../hub/blobs.ts';
 import { JournaledStore } from '../hub/journaled-store.ts';
-import { HubNews } from './hub-news.ts';
 import type { OracleRunner } from '../hub/oracle.ts';
 import { HubRounds, type HubRoundsOptions } from '../hub/rounds.ts';
 import { Scheduler } from '../hub/scheduler.ts';
@@ -30,6 +29,7 @@ import { httpError, JSON_TYPE, lingerAfterAnswer, notFound, responseOf } from '.
 import { BLOB_ROUTES } from './hub-blobs.ts';
 import type { Ctx, HubLogEntry, HubStats } from './hub-context.ts';
 import { JOB_ROUTES, wgslChecker } from './hub-jobs.ts';
+import { HubNews } from './hub-news.ts';
 import { STATS_ROUTES } from './hub-stats.ts';
 import { TOKEN_ROUTES } from './hub-tokens.ts';
 import { VOLUNTEER_ROUTES } from './hub-volunteers.ts';
