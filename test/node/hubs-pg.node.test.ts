@@ -81,7 +81,7 @@ async function twoHubs() {
 
 describe('two hubs on one PostgreSQL database', () => {
   it('volunteers split between the hubs run a WGSL job (submitted to one) and an ONNX job (to the other) to completion, credited once', async () => {
-    const { a, b, token, auth, submit, progress, output } = await twoHubs();
+    const { a, b, token, submit, progress, output } = await twoHubs();
     // Volunteers first, so that the jobs reach those of the other hub as news, not at connect.
     for (const hub of [a, a, b, b]) vols.push(await nodeVolunteer(hub.url));
     for (const v of vols) v.volunteer.start();
