@@ -20,7 +20,12 @@ export interface HubProcess {
 
 /** Starts `hearth hub` on a free port and waits for its "listening on URL" line. */
 export function spawnHub(db: string, timeoutMs = 20_000): Promise<HubProcess> {
-  const child = spawn(process.execPath, [...CLI, 'hub', '--db', db, '--port', '0', '--origin', ORIGIN], {
+  return spawnHubWith(['--db', db], timeoutMs);
+}
+
+/** `hearth hub ARGS --port 0 --origin ORIGIN` (e.g. `--store URL --blobs DIR`), as `spawnHub`. */
+export function spawnHubWith(args: readonly string[], timeoutMs = 20_000): Promise<HubProcess> {
+  const child = spawn(process.execPath, [...CLI, 'hub', ...args, '--port', '0', '--origin', ORIGIN], {
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
