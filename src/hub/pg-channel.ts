@@ -123,6 +123,21 @@ export class PgChannel {
     }
   }
 
+  /**
+   * Runs statements in order after every batch before it, like `run`, without waiting: resolves
+   * once they ran, rejects with what failed. Batches sent later run after this one.
+   */
+  post(stmts: readonly Statement[]): Promise<void> {
+    if (this.#closed)
+      return Promise.reject(new HearthError('store/failed', 'the PostgreSQL store is closed.'));
+    const id = ++this.#next;
+    const d = deferred<void>();
+    this.#waiting.set(id, d);
+    this.#worker.ref();
+    (this.#port as unknown as { postMessage(m: unknown): void }).postMessage({ id, stmts });
+    return d.promise;
+  }
+
   /** A synced commit: resolves once every commit made before it is durable. */
   sync(): Promise<void> {
     return this.#request({ op: 'sync' });

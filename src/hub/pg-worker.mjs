@@ -9,6 +9,8 @@
 //     → { results: [rows | count | null, …] } or { error: { message, code } }
 //   The statements run on one reserved connection (where a transaction lives), pipelined: all are
 //   sent before the first answer is awaited, so a batch costs one round trip.
+//   { id, stmts } (with an id): the same, in the same order, but answered on parentPort
+//     ({ id, ok } or { id, error }): the main thread does not wait for it.
 // Messages on `parentPort` (asynchronous, answered on parentPort with the same id):
 //   { id, op: 'sync' }          a synced commit on another connection: every asynchronous commit
 //                               before it is durable once it is (WAL is flushed in order)
@@ -73,6 +75,17 @@ async function batch(stmts) {
 let queue = Promise.resolve();
 port.on('message', (m) => {
   queue = queue.then(async () => {
+    if (m.id !== undefined) {
+      // Posted, not awaited by the main thread (a grouped change's COMMIT): the answer goes to
+      // parentPort, where a promise waits for it.
+      try {
+        await batch(m.stmts);
+        parentPort.postMessage({ id: m.id, ok: true });
+      } catch (e) {
+        parentPort.postMessage({ id: m.id, error: describe(e) });
+      }
+      return;
+    }
     try {
       answer({ results: await batch(m.stmts) });
     } catch (e) {
