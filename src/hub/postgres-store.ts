@@ -146,6 +146,13 @@ export class PostgresStore implements HubStore {
   /** Grouped commits not yet known durable, and the promise of the synced commit that will be. */
   #unsettled: Deferred<void> | undefined;
   #syncTimer: ReturnType<typeof setTimeout> | undefined;
+  /**
+   * Shards this transaction has locked (`getShard` inside a change), with their leases once read.
+   * While the lock is held no other hub can add or end a lease of the shard (the replica
+   * triggers write its row), so a second `leasesOfShard` in the change — a result ends its lease,
+   * then a judged shard drops the rest — is answered here, with this change's own writes applied.
+   */
+  #locked = new Map<string, LeaseRecord[] | undefined>();
   /** COMMITs of grouped changes sent and not yet answered. */
   #commits: Promise<void>[] = [];
 
@@ -259,6 +266,7 @@ export class PostgresStore implements HubStore {
       throw e;
     } finally {
       this.#depth = 0;
+      this.#locked.clear();
     }
   }
 
@@ -275,6 +283,8 @@ export class PostgresStore implements HubStore {
         { sql: `ROLLBACK TO SAVEPOINT ${name}`, want: 'none' },
         { sql: `RELEASE SAVEPOINT ${name}`, want: 'none' },
       );
+      // Locks taken and leases read inside the savepoint may be gone with it.
+      this.#locked.clear();
       throw e;
     } finally {
       this.#depth--;
@@ -509,6 +519,14 @@ export class PostgresStore implements HubStore {
   // --- leases ---------------------------------------------------------------------------------
 
   putLease(l: LeaseRecord): void {
+    const known = this.#locked.get(l.shard);
+    if (known) {
+      const rest = known.filter((x) => x.id !== l.id);
+      this.#locked.set(
+        l.shard,
+        [...rest, l].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)),
+      );
+    }
     this.#write(
       `INSERT INTO leases (id, shard, job, volunteer, deadline, doc) VALUES ($1, $2, $3, $4, $5, $6::text::jsonb)
        ON CONFLICT (id) DO UPDATE SET deadline = excluded.deadline, doc = excluded.doc`,
@@ -517,6 +535,13 @@ export class PostgresStore implements HubStore {
   }
 
   deleteLease(id: string): void {
+    for (const [shard, known] of this.#locked) {
+      if (known?.some((x) => x.id === id))
+        this.#locked.set(
+          shard,
+          known.filter((x) => x.id !== id),
+        );
+    }
     this.#write('DELETE FROM leases WHERE id = $1', [id]);
   }
 
@@ -527,6 +552,13 @@ export class PostgresStore implements HubStore {
   }
 
   leasesOfShard(shard: string): LeaseRecord[] {
+    if (this.#depth > 0 && this.#locked.has(shard)) {
+      const known = this.#locked.get(shard);
+      if (known) return [...known];
+      const read = this.#leases('shard = $1', shard);
+      this.#locked.set(shard, read);
+      return [...read];
+    }
     return this.#leases('shard = $1', shard);
   }
 

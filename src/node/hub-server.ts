@@ -8,6 +8,7 @@
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import { first } from '../core/at.ts';
 import { HearthError, isHearthError } from '../core/errors.ts';
 import { BlobDir } from '../hub/blobs.ts';
 import { JournaledStore } from '../hub/journaled-store.ts';
@@ -17,6 +18,7 @@ import { Scheduler } from '../hub/scheduler.ts';
 import { ServiceLevels } from '../hub/service-levels.ts';
 import type { HubStore } from '../hub/store.ts';
 import { BlobSwarm } from '../hub/swarm.ts';
+import type { Manifest } from '../protocol/manifest.ts';
 import { ALLREDUCE_ROUTES } from './allreduce-routes.ts';
 import {
   attachControlPlane,
@@ -169,6 +171,9 @@ const MiB = 2 ** 20;
  *   allowedOrigins: [], adminToken: process.env.HEARTH_ADMIN_TOKEN });
  * await hub.close();
  */
+/** Parsed manifests a hub keeps for the leases it sends (the oldest out first past this many). */
+const MANIFESTS_KEPT = 256;
+
 export async function startHub(opts: HubOptions): Promise<Hub> {
   const host = opts.host ?? '127.0.0.1';
   const maxJson = opts.maxJsonBytes ?? MiB;
@@ -329,13 +334,25 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
   });
   const port = (server.address() as AddressInfo).port;
   for (const o of selfOriginsOf(host, port)) self.add(o);
+  // A manifest never changes once submitted, and every lease sends its shard's context from it: a
+  // store that reads through (PostgreSQL) would pay a round trip per lease for the same bytes.
+  const manifests = new Map<string, Manifest>();
+  const manifestOf = (job: string): Manifest | undefined => {
+    const hit = manifests.get(job);
+    if (hit) return hit;
+    const m = store.getJob(job)?.manifest;
+    if (!m) return undefined;
+    manifests.set(job, m);
+    if (manifests.size > MANIFESTS_KEPT) manifests.delete(first(manifests.keys(), 'manifest cache'));
+    return m;
+  };
   // The swarm (who holds which blob) only makes sense where peers can reach each other.
   const swarm = opts.peer === false ? undefined : new BlobSwarm();
   controlPlane = attachControlPlane(server, scheduler, {
     ...opts.volunteers,
     allowedOrigins: opts.allowedOrigins,
     selfOrigins: [...self],
-    manifestOf: (job) => store.getJob(job)?.manifest,
+    manifestOf,
     onJobChanged: (job) => jobEvents.changed(job),
     resultVolunteers: (shard) => store.resultsOfShard(shard).map((r) => r.volunteer),
     ...(swarm ? { swarm } : {}),

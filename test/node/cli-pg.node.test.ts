@@ -15,7 +15,7 @@ describe('hearth … --store postgres://…', () => {
     const secret = made.stdout.trim();
     const store = new PostgresStore(url);
     try {
-      expect(authenticate(store, secret)?.name).toBe('alice');
+      expect(authenticate(store, secret)).toEqual({ kind: 'researcher', name: 'alice' });
       const list = await hearth(['token', 'list', '--store', url]);
       expect(list.stdout).toMatch(/^alice\s+created .* active$/m);
       expect((await hearth(['token', 'revoke', '--name', 'alice', '--store', url])).code).toBe(0);
