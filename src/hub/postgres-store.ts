@@ -454,10 +454,12 @@ export class PostgresStore implements HubStore {
 
   getShard(id: string): ShardRecord | undefined {
     // Inside a change, the shard is locked: whoever judges or reopens it next waits for this one.
-    return this.#rows<{ doc: ShardRecord }>(
+    const doc = this.#rows<{ doc: ShardRecord }>(
       `SELECT doc FROM shards WHERE id = $1${this.#lock('FOR UPDATE')}`,
       [id],
     )[0]?.doc;
+    if (doc && this.#depth > 0 && !this.#locked.has(id)) this.#locked.set(id, undefined);
+    return doc;
   }
 
   shardsOfJob(job: string): ShardRecord[] {
