@@ -207,7 +207,7 @@ interface PgRun {
  * The same end-to-end cycle on PostgreSQL: `hubs` hub processes on one database (a fresh one in
  * the bench's throwaway cluster) and one blob folder, the volunteers split evenly between them.
  */
-async function pgCycles(clusterUrl: string, hubs: number, ms: number): Promise<PgRun> {
+async function pgCycles(clusterUrl: string, hubs: number, ms: number, withProfile = false): Promise<PgRun> {
   const db = `bench_${hubs}_${Date.now()}`;
   const admin = postgres(`${clusterUrl}/postgres`, { max: 1, onnotice: () => {} });
   await admin.unsafe(`CREATE DATABASE ${db}`);
@@ -239,12 +239,22 @@ async function pgCycles(clusterUrl: string, hubs: number, ms: number): Promise<P
         (n, c) => n + c.user + c.system,
         0,
       );
+    const profileDir = withProfile ? mkdtempSync(join(tmp, 'pg-prof-')) : undefined;
+    if (profileDir) await Promise.all(procs.map((p) => p.ask({ cmd: 'prof-start' })));
     const cpu0 = await cpu();
     const w = await clients.ask<{ acks: Record<string, number>; errors: number; ms: number }>({
       cmd: 'work',
       ms,
     });
     const hubCpuUs = (await cpu()) - cpu0;
+    if (profileDir) {
+      await first.ask({ cmd: 'prof-stop', file: join(profileDir, 'hub.cpuprofile') });
+      for (const p of procs.slice(1))
+        await p.ask({ cmd: 'prof-stop', file: join(tmp, 'ignored.cpuprofile') });
+      console.log(`  where the first of ${hubs} PostgreSQL hub(s) spends its main thread's time (self):`);
+      for (const { fn, pct } of topSelf(profileDir, 12))
+        console.log(`    ${pct.toFixed(1).padStart(5)}%  ${fn}`);
+    }
     const results = Object.values(w.acks).reduce((a, b) => a + b, 0);
     return { results, ms: w.ms, errors: w.errors, hubCpuUs };
   } finally {
@@ -389,7 +399,7 @@ const cluster = await startPgCluster();
 const pgRuns: Record<number, PgRun> = {};
 try {
   for (const hubs of [1, 2]) {
-    const r = await pgCycles(cluster.url, hubs, NET_MS);
+    const r = await pgCycles(cluster.url, hubs, NET_MS, profile);
     pgRuns[hubs] = r;
     console.log(
       `${pad(hubs, 7)}${pad(fmt((r.results / r.ms) * 1000), 12)}${pad(`${Math.round(r.hubCpuUs / r.results)} µs`, 15)}${r.errors}`,
