@@ -199,6 +199,8 @@ interface PgRun {
   readonly results: number;
   readonly ms: number;
   readonly errors: number;
+  /** Lease requests answered no-work. */
+  readonly idle: number;
   /** CPU time of all the hub processes together during the run, µs. */
   readonly hubCpuUs: number;
 }
@@ -242,7 +244,7 @@ async function pgCycles(clusterUrl: string, hubs: number, ms: number, withProfil
     const profileDir = withProfile ? mkdtempSync(join(tmp, 'pg-prof-')) : undefined;
     if (profileDir) await Promise.all(procs.map((p) => p.ask({ cmd: 'prof-start' })));
     const cpu0 = await cpu();
-    const w = await clients.ask<{ acks: Record<string, number>; errors: number; ms: number }>({
+    const w = await clients.ask<{ acks: Record<string, number>; errors: number; idle: number; ms: number }>({
       cmd: 'work',
       ms,
     });
@@ -256,7 +258,7 @@ async function pgCycles(clusterUrl: string, hubs: number, ms: number, withProfil
         console.log(`    ${pct.toFixed(1).padStart(5)}%  ${fn}`);
     }
     const results = Object.values(w.acks).reduce((a, b) => a + b, 0);
-    return { results, ms: w.ms, errors: w.errors, hubCpuUs };
+    return { results, ms: w.ms, errors: w.errors, idle: w.idle, hubCpuUs };
   } finally {
     await clients.close();
     for (const p of procs) await p.close();
@@ -394,7 +396,7 @@ if (profile && net[1]?.profileDir) {
 console.log(
   '\n(a3) end to end on PostgreSQL (a throwaway local cluster, fsync on): 1 hub, then 2 hubs on one database',
 );
-console.log(`${pad('hubs', 7)}${pad('results/s', 12)}${pad('hub CPU/cycle', 15)}errors`);
+console.log(`${pad('hubs', 7)}${pad('results/s', 12)}${pad('hub CPU/cycle', 15)}${pad('errors', 8)}no-work`);
 const cluster = await startPgCluster();
 const pgRuns: Record<number, PgRun> = {};
 try {
@@ -402,7 +404,7 @@ try {
     const r = await pgCycles(cluster.url, hubs, NET_MS, profile);
     pgRuns[hubs] = r;
     console.log(
-      `${pad(hubs, 7)}${pad(fmt((r.results / r.ms) * 1000), 12)}${pad(`${Math.round(r.hubCpuUs / r.results)} µs`, 15)}${r.errors}`,
+      `${pad(hubs, 7)}${pad(fmt((r.results / r.ms) * 1000), 12)}${pad(`${Math.round(r.hubCpuUs / r.results)} µs`, 15)}${pad(r.errors, 8)}${r.idle}`,
     );
   }
 } finally {

@@ -30,6 +30,8 @@ CREATE TABLE shards (
 CREATE INDEX shards_job ON shards (job, idx);
 CREATE INDEX shards_wanting ON shards (job, idx) WHERE status = 'open' AND NOT honeypot AND replicas < wanted;
 CREATE INDEX shards_honeypot ON shards (job, idx) WHERE honeypot AND status = 'open';
+-- hasOpenShards after every validation: without it, a scan past the job's judged shards.
+CREATE INDEX shards_open ON shards (job) WHERE status = 'open' AND NOT honeypot;
 
 CREATE TABLE leases (
   id TEXT PRIMARY KEY,
