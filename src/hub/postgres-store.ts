@@ -262,7 +262,8 @@ export class PostgresStore implements HubStore {
       try {
         this.#pg.run([{ sql: 'ROLLBACK', want: 'none' }]);
       } catch {}
-      this.#manifests.clear();
+      // Parsed manifests stay: a manifest never changes, and one put by this rolled-back change
+      // is never read without its job's row, which the rollback took away.
       throw e;
     } finally {
       this.#depth = 0;
