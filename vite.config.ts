@@ -69,6 +69,8 @@ export default defineConfig(({ command }) => ({
           include: ['test/**/*.node.test.ts'],
           environment: 'node',
           pool: 'forks',
+          // One throwaway PostgreSQL cluster per run (the hubs-on-one-database tests).
+          globalSetup: ['test/setup/postgres.ts'],
         },
       },
       {

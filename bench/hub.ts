@@ -13,19 +13,26 @@
 //
 // Flags: --quick (fewer volunteers, shorter runs), --volunteers=N (idle volunteers for (b)),
 // --profile (CPU profile of the end-to-end hub; prints where its time goes).
-// Last line: {"shard_cycles_per_s": x, "volunteers": n, "kb_per_volunteer": x} — the end-to-end
-// figure at replication 1 (every round trip a full cycle), and RSS per idle volunteer.
+// (a3) The end-to-end cycle on PostgreSQL (a throwaway cluster started here): one hub process, then
+//     two hub processes on one database with the volunteers split between them; the hubs' CPU
+//     time per cycle shows whether adding hubs adds cost per cycle (goal: 2 hubs ≤ 1.2 × 1 hub).
+// Last line: {"shard_cycles_per_s": x, "volunteers": n, "kb_per_volunteer": x,
+// "pg_cycles_per_s_1hub", "pg_cycles_per_s_2hubs", "pg_cpu_us_per_cycle_1hub",
+// "pg_cpu_us_per_cycle_2hubs"} — the SQLite end-to-end figure at replication 1 (every round trip
+// a full cycle), RSS per idle volunteer, and (a3)'s figures.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import postgres from 'postgres';
 import { JournaledStore } from '../src/hub/journaled-store.ts';
 import { MemoryStore } from '../src/hub/memory-store.ts';
 import { Scheduler } from '../src/hub/scheduler.ts';
 import { SqliteStore } from '../src/hub/sqlite-store.ts';
 import type { HubStore } from '../src/hub/store.ts';
 import type { ShardResult } from '../src/protocol/shard.ts';
+import { startPgCluster } from '../test/setup/pg-cluster.ts';
 import { manifest } from './hub/manifest.ts';
 
 const argv = process.argv.slice(2);
@@ -48,8 +55,8 @@ class Proc {
   #waiters: ((m: unknown) => void)[] = [];
   #first: Promise<unknown>;
 
-  constructor(file: string, nodeFlags: string[] = []) {
-    this.child = spawn(process.execPath, [...nodeFlags, 'scripts/run-ts.mjs', file], {
+  constructor(file: string, nodeFlags: string[] = [], args: string[] = []) {
+    this.child = spawn(process.execPath, [...nodeFlags, 'scripts/run-ts.mjs', file, ...args], {
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
     this.#first = new Promise((resolve) => this.#waiters.push(resolve));
@@ -188,6 +195,76 @@ async function netCycles(replication: number, ms: number, withProfile: boolean):
   }
 }
 
+interface PgRun {
+  readonly results: number;
+  readonly ms: number;
+  readonly errors: number;
+  /** Lease requests answered no-work. */
+  readonly idle: number;
+  /** CPU time of all the hub processes together during the run, µs. */
+  readonly hubCpuUs: number;
+}
+
+/**
+ * The same end-to-end cycle on PostgreSQL: `hubs` hub processes on one database (a fresh one in
+ * the bench's throwaway cluster) and one blob folder, the volunteers split evenly between them.
+ */
+async function pgCycles(clusterUrl: string, hubs: number, ms: number, withProfile = false): Promise<PgRun> {
+  const db = `bench_${hubs}_${Date.now()}`;
+  const admin = postgres(`${clusterUrl}/postgres`, { max: 1, onnotice: () => {} });
+  await admin.unsafe(`CREATE DATABASE ${db}`);
+  await admin.end();
+  const blobs = mkdtempSync(join(tmp, 'pg-blobs-'));
+  const procs = Array.from(
+    { length: hubs },
+    () => new Proc('bench/hub/hub-proc.ts', [], [`--pg=${clusterUrl}/${db}`, `--blobs=${blobs}`]),
+  );
+  const clients = new Proc('bench/hub/clients.ts');
+  try {
+    const urls = await Promise.all(procs.map((p) => p.ready<{ url: string }>()));
+    await clients.ready();
+    const first = procs[0];
+    if (!first) throw new Error('no hub');
+    await first.ask({ cmd: 'submit', shards: Math.ceil((ms / 1000) * 6_000), replication: 1 });
+    for (const [i, u] of urls.entries()) {
+      const c = await clients.ask<{ connected: number; failed: number; firstError?: string }>({
+        cmd: 'connect',
+        url: u.url,
+        count: WORKERS / hubs,
+        parallel: 16,
+      });
+      if (c.connected !== ((i + 1) * WORKERS) / hubs)
+        throw new Error(`only ${c.connected} volunteers connected: ${c.firstError}`);
+    }
+    const cpu = async () =>
+      (await Promise.all(procs.map((p) => p.ask<{ user: number; system: number }>({ cmd: 'cpu' })))).reduce(
+        (n, c) => n + c.user + c.system,
+        0,
+      );
+    const profileDir = withProfile ? mkdtempSync(join(tmp, 'pg-prof-')) : undefined;
+    if (profileDir) await Promise.all(procs.map((p) => p.ask({ cmd: 'prof-start' })));
+    const cpu0 = await cpu();
+    const w = await clients.ask<{ acks: Record<string, number>; errors: number; idle: number; ms: number }>({
+      cmd: 'work',
+      ms,
+    });
+    const hubCpuUs = (await cpu()) - cpu0;
+    if (profileDir) {
+      await first.ask({ cmd: 'prof-stop', file: join(profileDir, 'hub.cpuprofile') });
+      for (const p of procs.slice(1))
+        await p.ask({ cmd: 'prof-stop', file: join(tmp, 'ignored.cpuprofile') });
+      console.log(`  where the first of ${hubs} PostgreSQL hub(s) spends its main thread's time (self):`);
+      for (const { fn, pct } of topSelf(profileDir, 12))
+        console.log(`    ${pct.toFixed(1).padStart(5)}%  ${fn}`);
+    }
+    const results = Object.values(w.acks).reduce((a, b) => a + b, 0);
+    return { results, ms: w.ms, errors: w.errors, idle: w.idle, hubCpuUs };
+  } finally {
+    await clients.close();
+    for (const p of procs) await p.close();
+  }
+}
+
 /** Self time by function from a V8 .cpuprofile, largest first, as % of all samples. */
 function topSelf(dir: string, n: number): { fn: string; pct: number }[] {
   const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
@@ -316,6 +393,28 @@ if (profile && net[1]?.profileDir) {
     console.log(`  ${pct.toFixed(1).padStart(5)}%  ${fn}`);
 }
 
+console.log(
+  '\n(a3) end to end on PostgreSQL (a throwaway local cluster, fsync on): 1 hub, then 2 hubs on one database',
+);
+console.log(`${pad('hubs', 7)}${pad('results/s', 12)}${pad('hub CPU/cycle', 15)}${pad('errors', 8)}no-work`);
+const cluster = await startPgCluster();
+const pgRuns: Record<number, PgRun> = {};
+try {
+  for (const hubs of [1, 2]) {
+    const r = await pgCycles(cluster.url, hubs, NET_MS, profile);
+    pgRuns[hubs] = r;
+    console.log(
+      `${pad(hubs, 7)}${pad(fmt((r.results / r.ms) * 1000), 12)}${pad(`${Math.round(r.hubCpuUs / r.results)} µs`, 15)}${pad(r.errors, 8)}${r.idle}`,
+    );
+  }
+} finally {
+  cluster.stop();
+}
+console.log(
+  '(replication 1; hub CPU/cycle: the hub processes’ CPU time together / results, PostgreSQL’s own CPU\n' +
+    ' not counted; on these 2 cores the hubs, the volunteers’ process and PostgreSQL share the machine.)',
+);
+
 console.log(`\n(b) memory of the hub process per connected, authenticated, idle volunteer (N = ${IDLE})`);
 const m = await memoryPerVolunteer(IDLE);
 const kb = (bytes: number) => bytes / 1024 / Math.max(1, m.connected);
@@ -335,6 +434,17 @@ console.log(
     shard_cycles_per_s: Math.round((e2e.results / e2e.ms) * 1000),
     volunteers: m.connected,
     kb_per_volunteer: Number(kb(m.after.rss - m.before.rss).toFixed(1)),
+    ...Object.fromEntries(
+      ([1, 2] as const).flatMap((h) => {
+        const r = pgRuns[h];
+        return r
+          ? [
+              [`pg_cycles_per_s_${h}hub${h > 1 ? 's' : ''}`, Math.round((r.results / r.ms) * 1000)],
+              [`pg_cpu_us_per_cycle_${h}hub${h > 1 ? 's' : ''}`, Math.round(r.hubCpuUs / r.results)],
+            ]
+          : [];
+      }),
+    ),
   }),
 );
 process.exit(0);

@@ -1,5 +1,6 @@
 // The hub of the hub bench, alone in its own process so that its memory is its own: a real
-// `startHub` on 127.0.0.1:0 over a real SQLite file, with the per-address connection limit and
+// `startHub` on 127.0.0.1:0 over a real SQLite file (or, with `--pg=URL`, a PostgreSQL database
+// that other hub processes of the bench may share, and `--blobs=DIR` their blob folder), with the per-address connection limit and
 // the message rate raised (every bench volunteer comes from 127.0.0.1 and sends as fast as it
 // can). Driven over IPC:
 //   { cmd: 'submit', shards, replication } → { job }   (straight to the scheduler: the bench's
@@ -12,13 +13,16 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { PostgresStore } from '../../src/hub/postgres-store.ts';
 import { startHub } from '../../src/node/hub-server.ts';
 import { manifest } from './manifest.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'hearth-bench-hub-'));
+const arg = (name: string) => process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
+const pg = arg('pg');
 const hub = await startHub({
-  dbPath: join(dir, 'hub.db'),
-  blobDir: join(dir, 'blobs'),
+  ...(pg ? { store: new PostgresStore(pg) } : { dbPath: join(dir, 'hub.db') }),
+  blobDir: arg('blobs') ?? join(dir, 'blobs'),
   maxBlobBytes: 2 ** 20,
   allowedOrigins: [],
   volunteers: {

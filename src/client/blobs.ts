@@ -153,8 +153,20 @@ export class BlobFetcher {
    */
   peers: PeerBlobSource | undefined;
 
+  #hubUrl: string;
+
   constructor(opts: BlobFetcherOptions) {
     this.#opts = opts;
+    this.#hubUrl = opts.hubUrl;
+  }
+
+  /** The hub whose blob route is the fallback: the one the volunteer is connected to now. */
+  get hubUrl(): string {
+    return this.#hubUrl;
+  }
+
+  set hubUrl(url: string) {
+    this.#hubUrl = url;
   }
 
   get(sha256: string): Promise<Uint8Array> {
@@ -292,7 +304,7 @@ export class BlobFetcher {
    * then checked on the whole blob only, which is slower to blame a liar but as safe.
    */
   async #pieceList(sha256: string): Promise<PieceHashes | undefined> {
-    const url = `${this.#opts.hubUrl.replace(/\/+$/, '')}/v1/blobs/${sha256}/pieces`;
+    const url = `${this.#hubUrl.replace(/\/+$/, '')}/v1/blobs/${sha256}/pieces`;
     const doFetch = this.#opts.fetch ?? fetch;
     try {
       const res = await doFetch(url, {
@@ -311,7 +323,7 @@ export class BlobFetcher {
   }
 
   async #download(sha256: string): Promise<Uint8Array> {
-    const url = `${this.#opts.hubUrl.replace(/\/+$/, '')}/v1/blobs/${sha256}`;
+    const url = `${this.#hubUrl.replace(/\/+$/, '')}/v1/blobs/${sha256}`;
     const doFetch = this.#opts.fetch ?? fetch;
     const timeoutMs = this.#opts.timeoutMs ?? 120_000;
     const signal = AbortSignal.timeout(timeoutMs);

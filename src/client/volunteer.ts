@@ -134,6 +134,13 @@ export interface VolunteerStats {
 export interface VolunteerOptions {
   /** The hub's base URL, e.g. `http://127.0.0.1:8080`. */
   readonly hubUrl: string;
+  /**
+   * Other hubs of the same project (hubs that share one PostgreSQL database), tried in turn after
+   * `hubUrl` when a connection cannot open or is lost: a hub that dies costs its volunteers one
+   * reconnect, and results waiting in the outbox go to the next hub. The list is walked round and
+   * round; the back-off grows only once every hub failed in a row.
+   */
+  readonly hubUrls?: readonly string[];
   readonly identity: Signer;
   readonly capabilities: ControlCapabilities;
   readonly runner: ShardRunner;
@@ -214,9 +221,13 @@ export class Volunteer {
   #peer: PeerNode | undefined;
   #duty: number;
   #paused: boolean;
+  /** `hubUrl` then `hubUrls`, without repeats; `#hub` indexes the one in use. */
+  readonly #hubs: readonly string[];
+  #hub = 0;
 
   constructor(opts: VolunteerOptions) {
     this.#opts = opts;
+    this.#hubs = [...new Set([opts.hubUrl, ...(opts.hubUrls ?? [])])];
     this.#duty = opts.dutyCycle === undefined ? 1 : clampDuty(opts.dutyCycle);
     this.#paused = opts.paused === true;
     this.#fetcher = new BlobFetcher({
@@ -228,6 +239,11 @@ export class Volunteer {
 
   get state(): VolunteerState {
     return this.#state;
+  }
+
+  /** The hub this volunteer is connected to, or will try next. */
+  get hubUrl(): string {
+    return this.#hubs[this.#hub] ?? this.#opts.hubUrl;
   }
 
   /** The hub's id for this volunteer once connected. */
@@ -346,9 +362,11 @@ export class Volunteer {
     while (!this.#stopping) {
       this.#set('connecting');
       let error: HearthError;
+      const hubUrl = this.hubUrl;
+      this.#fetcher.hubUrl = hubUrl;
       try {
         const session = await HubSession.open({
-          hubUrl: this.#opts.hubUrl,
+          hubUrl,
           identity: this.#opts.identity,
           capabilities: this.#opts.capabilities,
           ...(this.#opts.socket ? { socket: this.#opts.socket } : {}),
@@ -387,7 +405,10 @@ export class Volunteer {
         this.#leaveSwarm();
       }
       if (this.#stopping) break;
-      const base = Math.min(maxMs, minMs * 2 ** Math.min(failures, 30));
+      // The next hub of the list; the back-off counts whole rounds of the list that all failed.
+      this.#hub = (this.#hub + 1) % this.#hubs.length;
+      const rounds = Math.floor(failures / this.#hubs.length);
+      const base = Math.min(maxMs, minMs * 2 ** Math.min(rounds, 30));
       const retryInMs = Math.round(base * (0.5 + random() / 2));
       failures++;
       this.#emit({ type: 'disconnected', error, retryInMs });

@@ -43,6 +43,10 @@ export const HEARTH_ERROR_CODES = [
   'blob/corrupt',
   'store/quota',
   'store/failed',
+  /** The shared database (PostgreSQL) did not answer in time: check the server, then retry. */
+  'store/unavailable',
+  /** Two hubs changed the same records at once and the database undid one change: retry it. */
+  'store/conflict',
   /** A hub or peer could not be reached, or the connection dropped. Retrying later may work. */
   'net/unreachable',
   /** A hub or peer did not answer in time. */

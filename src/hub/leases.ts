@@ -85,6 +85,9 @@ export class Leases {
     if (blocked(v, p.blockBelow)) return undefined;
     const jobs = s.runningJobs().filter((j) => fits(j.manifest, caps));
     for (const j of jobs) {
+      // A job's honeypots are its manifest's (auto ones are added to it at submit): a job without
+      // any has none to offer, and asking the store would cost a query (a round trip on PostgreSQL).
+      if (!j.manifest.honeypots?.length) continue;
       const hp = s.availableShard(j.id, volunteerId, true);
       if (!hp) continue;
       // The draw happens only when a honeypot is there to give, as it always has (seeded runs).

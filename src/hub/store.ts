@@ -6,6 +6,7 @@ import { HearthError } from '../core/errors.ts';
 import type { ShardWork } from '../protocol/kinds/index.ts';
 import type { ExpectedOutput, Manifest } from '../protocol/manifest.ts';
 import type { OutputTensor } from '../protocol/shard.ts';
+import type { StoreNews } from './store-news.ts';
 import type { ShardError } from './validation.ts';
 
 /** running: leased out; done / failed: every shard judged; cancelled: stopped by its owner or the admin. */
@@ -360,4 +361,10 @@ export interface HubStore
     LedgerRepository,
     TokenRepository,
     WalletRepository,
-    ReportRepository {}
+    ReportRepository {
+  /**
+   * Present on a store several hubs share (PostgresStore): how a hub hears of the others' changes
+   * that its memory would miss (idle volunteers, job-event streams: src/node/hub-news.ts).
+   */
+  readonly news?: StoreNews;
+}

@@ -38,7 +38,7 @@ export function idleDone(
 export const volunteerCommand: Command = {
   name: 'volunteer',
   summary: 'run N headless Chromium volunteers against a hub',
-  help: `usage: hearth volunteer [--count N] [--hub URL] [--page URL] [--adapter auto|swiftshader|native]
+  help: `usage: hearth volunteer [--count N] [--hub URL ...] [--page URL] [--adapter auto|swiftshader|native]
                         [--idle-exit SECONDS] [--verbose]
 
 Opens N headless Chromium tabs on the hub's volunteer page, each with its own identity (its own
@@ -46,7 +46,9 @@ browser profile), says yes on each one's behalf (running this command is the ope
 and prints a status line every few seconds until SIGINT or SIGTERM.
 
   --count N            volunteers to run (default 1, at most 64)
-  --hub URL            the hub (default: $HEARTH_HUB, else ${DEFAULT_HUB})
+  --hub URL            the hub (default: $HEARTH_HUB, else ${DEFAULT_HUB}); repeat it (or give
+                       URLs separated by commas) for hubs that share one database: the pages
+                       load from the first, and a volunteer whose hub dies moves to the next
   --page URL           the page to open (default: <hub>/volunteer/, built by \`npm run build\`)
   --adapter A          WebGPU adapter: auto (this machine's GPU if it has a render node, else
                        SwiftShader), swiftshader, or native (default auto)
@@ -57,7 +59,7 @@ and prints a status line every few seconds until SIGINT or SIGTERM.
 Chromium comes from $CHROMIUM_PATH, else /usr/bin/chromium.`,
   options: {
     count: { type: 'string' },
-    hub: { type: 'string' },
+    hub: { type: 'string', multiple: true },
     page: { type: 'string' },
     adapter: { type: 'string' },
     'idle-exit': { type: 'string' },
@@ -66,10 +68,17 @@ Chromium comes from $CHROMIUM_PATH, else /usr/bin/chromium.`,
   positionals: 0,
   async run(flags) {
     const count = int(flags, 'count', 1, 1, 64);
-    const hubUrl = (str(flags, 'hub') ?? process.env.HEARTH_HUB ?? DEFAULT_HUB).replace(/\/+$/, '');
-    if (!URL.canParse(hubUrl) || !/^https?:$/.test(new URL(hubUrl).protocol)) {
-      throw usage(`--hub: expected a URL like ${DEFAULT_HUB}, got "${hubUrl}".`);
+    const given = (flags.hub as string[] | undefined) ?? [process.env.HEARTH_HUB || DEFAULT_HUB];
+    const hubs = given
+      .flatMap((h) => h.split(','))
+      .map((h) => h.trim().replace(/\/+$/, ''))
+      .filter((h) => h !== '');
+    for (const h of hubs) {
+      if (!URL.canParse(h) || !/^https?:$/.test(new URL(h).protocol)) {
+        throw usage(`--hub: expected a URL like ${DEFAULT_HUB}, got "${h}".`);
+      }
     }
+    const [hubUrl = DEFAULT_HUB, ...hubUrls] = hubs;
     const adapter = str(flags, 'adapter', 'auto') as AdapterChoice;
     if (!ADAPTERS.includes(adapter)) {
       throw usage(`--adapter: expected one of ${ADAPTERS.join(', ')}, got "${adapter}".`);
@@ -81,6 +90,7 @@ Chromium comes from $CHROMIUM_PATH, else /usr/bin/chromium.`,
     try {
       volunteers = await launchVolunteers({
         hubUrl,
+        ...(hubUrls.length ? { hubUrls } : {}),
         count,
         adapter,
         ...(page ? { pageUrl: page } : {}),
@@ -90,7 +100,7 @@ Chromium comes from $CHROMIUM_PATH, else /usr/bin/chromium.`,
       if (isHearthError(e)) throw e;
       throw new HearthError('net/unreachable', e instanceof Error ? e.message : String(e), { cause: e });
     }
-    process.stdout.write(`started ${count} volunteer(s) against ${hubUrl}\n`);
+    process.stdout.write(`started ${count} volunteer(s) against ${hubs.join(', ')}\n`);
     let stop = false;
     const onSignal = () => {
       stop = true;

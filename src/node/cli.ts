@@ -1,8 +1,8 @@
 #!/usr/bin/env -S node --import tsx
 // `hearth`: the hub operator's and the researcher's command line.
 //
-//   hearth hub [--db PATH] [--port N] …     run a hub until SIGINT/SIGTERM
-//   hearth token create|list|revoke …       researcher tokens, straight on the SQLite file
+//   hearth hub [--db PATH | --store URL] …  run a hub until SIGINT/SIGTERM
+//   hearth token create|list|revoke …       researcher tokens, straight on the hub's store
 //   hearth submit | status | results | cancel …  a researcher's client of a running hub
 //   hearth volunteer --count N              headless Chromium volunteers against a hub
 //   hearth example --out DIR                an example ONNX job and WGSL job to submit
@@ -14,7 +14,9 @@
 // Run from a checkout with `npm run hearth -- <command> …`.
 import { dirname, join, resolve } from 'node:path';
 import { HearthError, isHearthError } from '../core/errors.ts';
+import { PostgresStore } from '../hub/postgres-store.ts';
 import { SqliteStore } from '../hub/sqlite-store.ts';
+import type { HubStore } from '../hub/store.ts';
 import { createToken, listTokens, revokeToken } from '../hub/tokens.ts';
 import { formatCredit, parseCredits } from '../protocol/credit.ts';
 import { type Command, type Flags, int, parse, str, usage } from './cli-args.ts';
@@ -31,21 +33,38 @@ const DEFAULT_DB = 'hearth.db';
 const DEFAULT_PORT = Number(new URL(DEFAULT_HUB).port);
 const MiB = 2 ** 20;
 
+/** `--store URL`: a PostgreSQL URL, checked before anything opens it. */
+function storeUrl(flags: Flags): string | undefined {
+  const url = str(flags, 'store');
+  if (url === undefined) return undefined;
+  if (str(flags, 'db') !== undefined)
+    throw usage('--db and --store: give one (a SQLite file or a PostgreSQL URL).');
+  if (!URL.canParse(url) || !/^postgres(ql)?:$/.test(new URL(url).protocol)) {
+    throw usage(
+      `--store: expected a PostgreSQL URL like postgres://hearth@127.0.0.1:5432/hearth, got "${url}".`,
+    );
+  }
+  return url;
+}
+
 const hub: Command = {
   name: 'hub',
   summary: 'run a hub: the researchers\u2019 HTTP API and the volunteers\u2019 WebSocket',
-  help: `usage: hearth hub [--db PATH] [--port N] [--host H] [--blobs DIR] [--max-blob-bytes N] [--origin URL ...]
-                  [--pages DIR] [--chain-rpc URL --credit-contract ADDR --signer-key-file FILE
-                  [--relayer-key-file FILE]] [--embed-share PCT]
+  help: `usage: hearth hub [--db PATH | --store URL] [--port N] [--host H] [--blobs DIR] [--max-blob-bytes N]
+                  [--origin URL ...] [--pages DIR] [--chain-rpc URL --credit-contract ADDR
+                  --signer-key-file FILE [--relayer-key-file FILE]] [--embed-share PCT]
 
 Runs a hub until SIGINT or SIGTERM, then closes it cleanly. Prints "listening on URL".
 The admin token (for managing tokens over HTTP) is read from $HEARTH_ADMIN_TOKEN; without it
 there is no admin.
 
   --db PATH             the SQLite file, created when absent (default: ${DEFAULT_DB})
+  --store URL           a PostgreSQL database instead (postgres://USER[:PASSWORD]@HOST:PORT/DB), which
+                        several hubs may share: run each with the same --store and the same --blobs
+                        folder (a shared file system); the schema is created on first use
   --port N              0 picks a free port (default: ${DEFAULT_PORT})
   --host H              address to bind (default: 127.0.0.1, loopback only)
-  --blobs DIR           blob folder (default: "blobs" beside the database)
+  --blobs DIR           blob folder (default: "blobs" beside the SQLite file; with --store, ./blobs)
   --max-blob-bytes N    largest blob an upload may carry (default: ${256 * MiB})
   --origin URL          a page origin allowed to call the hub from a browser; repeatable
   --pages DIR           folder served at every path outside /v1/ and /p2p (default: dist/ of
@@ -55,6 +74,7 @@ ${WALLET_FLAGS_HELP}
 The same port also serves PeerJS signalling at /p2p (key "hearth").`,
   options: {
     db: { type: 'string' },
+    store: { type: 'string' },
     port: { type: 'string' },
     host: { type: 'string' },
     blobs: { type: 'string' },
@@ -66,6 +86,7 @@ The same port also serves PeerJS signalling at /p2p (key "hearth").`,
   positionals: 0,
   async run(flags) {
     const wallet = await walletOptions(flags);
+    const url = storeUrl(flags);
     const dbPath = resolve(str(flags, 'db', DEFAULT_DB));
     const pages = str(flags, 'pages');
     const origins = (flags.origin as string[] | undefined) ?? [];
@@ -75,8 +96,8 @@ The same port also serves PeerJS signalling at /p2p (key "hearth").`,
       }
     }
     const h = await startHub({
-      dbPath,
-      blobDir: resolve(str(flags, 'blobs', join(dirname(dbPath), 'blobs'))),
+      ...(url === undefined ? { dbPath } : { store: new PostgresStore(url) }),
+      blobDir: resolve(str(flags, 'blobs', url === undefined ? join(dirname(dbPath), 'blobs') : 'blobs')),
       port: int(flags, 'port', DEFAULT_PORT, 0, 65535),
       host: str(flags, 'host', '127.0.0.1'),
       maxBlobBytes: int(flags, 'max-blob-bytes', 256 * MiB, 1, Number.MAX_SAFE_INTEGER),
@@ -111,21 +132,24 @@ The same port also serves PeerJS signalling at /p2p (key "hearth").`,
   },
 };
 
-const TOKEN_HELP = `usage: hearth token create --name NAME [--budget CREDITS] [--db PATH]
-       hearth token list [--db PATH]
-       hearth token revoke --name NAME [--db PATH]
+const TOKEN_HELP = `usage: hearth token create --name NAME [--budget CREDITS] [--db PATH | --store URL]
+       hearth token list [--db PATH | --store URL]
+       hearth token revoke --name NAME [--db PATH | --store URL]
 
-Researcher tokens, read and written directly in the hub's SQLite file (the hub may be running).
+Researcher tokens, read and written directly in the hub's store (the hub may be running).
 create prints the secret on stdout: it is shown this once, the hub keeps only its hash.
 
   --db PATH      the hub's SQLite file (default: ${DEFAULT_DB})
+  --store URL    the hubs' PostgreSQL database instead (postgres://USER@HOST:PORT/DB)
   --name NAME    1 to 64 characters of A-Z a-z 0-9 . _ -
   --budget C     the most credit this token's jobs may plan to pay, in credits (e.g. 1000);
                  a job that would exceed what is left is refused at submit. Without it: no limit.`;
 
 /** Opens the store for one operation and always closes it. */
-function withStore<T>(flags: Flags, f: (s: SqliteStore) => T): T {
-  const store = new SqliteStore(resolve(str(flags, 'db', DEFAULT_DB)));
+function withStore<T>(flags: Flags, f: (s: HubStore) => T): T {
+  const url = storeUrl(flags);
+  const store: HubStore =
+    url === undefined ? new SqliteStore(resolve(str(flags, 'db', DEFAULT_DB))) : new PostgresStore(url);
   try {
     return f(store);
   } finally {
@@ -143,7 +167,12 @@ const tokenCreate: Command = {
   name: 'token create',
   summary: 'make a researcher token and print its secret (once)',
   help: TOKEN_HELP,
-  options: { db: { type: 'string' }, name: { type: 'string' }, budget: { type: 'string' } },
+  options: {
+    db: { type: 'string' },
+    store: { type: 'string' },
+    name: { type: 'string' },
+    budget: { type: 'string' },
+  },
   positionals: 0,
   async run(flags) {
     const name = needName(flags);
@@ -164,7 +193,7 @@ const tokenList: Command = {
   name: 'token list',
   summary: 'list tokens: name, created, revoked',
   help: TOKEN_HELP,
-  options: { db: { type: 'string' } },
+  options: { db: { type: 'string' }, store: { type: 'string' } },
   positionals: 0,
   async run(flags) {
     const tokens = withStore(flags, listTokens);
@@ -185,7 +214,7 @@ const tokenRevoke: Command = {
   name: 'token revoke',
   summary: 'revoke a token by name',
   help: TOKEN_HELP,
-  options: { db: { type: 'string' }, name: { type: 'string' } },
+  options: { db: { type: 'string' }, store: { type: 'string' }, name: { type: 'string' } },
   positionals: 0,
   async run(flags) {
     const name = needName(flags);

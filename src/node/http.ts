@@ -35,6 +35,8 @@ export const STATUS_OF_CODE: Readonly<Partial<Record<HearthErrorCode, number>>> 
   'http/too-many-connections': 429,
   'http/internal': 500,
   'store/failed': 503,
+  'store/unavailable': 503,
+  'store/conflict': 503,
   'http/closing': 503,
   'gpu/unavailable': 503,
   'wallet/disabled': 404,

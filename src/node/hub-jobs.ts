@@ -158,6 +158,8 @@ const HUB_SIDE_FAILURES: ReadonlySet<string> = new Set([
   'shard/cancelled',
   'shard/failed',
   'store/failed',
+  'store/unavailable',
+  'store/conflict',
   'blob/missing',
 ]);
 

@@ -10,6 +10,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo, Socket } from 'node:net';
 import type { Address, Hex } from 'viem';
 import { privateKeyToAccount } from 'viem/accounts';
+import { first } from '../core/at.ts';
 import { HearthError, isHearthError } from '../core/errors.ts';
 import { signVoucher, voucherDomain } from '../credits/voucher.ts';
 import { BlobDir } from '../hub/blobs.ts';
@@ -22,6 +23,7 @@ import { ServiceLevels } from '../hub/service-levels.ts';
 import type { HubStore } from '../hub/store.ts';
 import { BlobSwarm } from '../hub/swarm.ts';
 import { HubWallets } from '../hub/wallets.ts';
+import type { Manifest } from '../protocol/manifest.ts';
 import { ALLREDUCE_ROUTES } from './allreduce-routes.ts';
 import {
   attachControlPlane,
@@ -34,6 +36,7 @@ import { httpError, JSON_TYPE, lingerAfterAnswer, notFound, responseOf } from '.
 import { BLOB_ROUTES } from './hub-blobs.ts';
 import type { Ctx, HubLogEntry, HubStats } from './hub-context.ts';
 import { JOB_ROUTES, wgslChecker } from './hub-jobs.ts';
+import { HubNews } from './hub-news.ts';
 import { STATS_ROUTES } from './hub-stats.ts';
 import { TOKEN_ROUTES } from './hub-tokens.ts';
 import { VOLUNTEER_ROUTES } from './hub-volunteers.ts';
@@ -201,6 +204,9 @@ const MiB = 2 ** 20;
  *   allowedOrigins: [], adminToken: process.env.HEARTH_ADMIN_TOKEN });
  * await hub.close();
  */
+/** Parsed manifests a hub keeps for the leases it sends (the oldest out first past this many). */
+const MANIFESTS_KEPT = 256;
+
 export async function startHub(opts: HubOptions): Promise<Hub> {
   const host = opts.host ?? '127.0.0.1';
   const maxJson = opts.maxJsonBytes ?? MiB;
@@ -284,7 +290,17 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
   };
   // Rounds average peers' tensors: only where peers exist (the control plane issues their ids).
   const rounds = opts.peer === false ? undefined : new HubRounds(opts.allreduce);
-  const events = new JobEvents();
+  // Hubs sharing one database tell each other of new work and job changes (hub-news.ts).
+  let controlPlane: ControlPlane | undefined;
+  const news = store.news
+    ? new HubNews(store.news, {
+        work: () => controlPlane?.workAvailable(),
+        // Called only once started, after jobEvents exists.
+        job: (job) => jobEvents.heard(job),
+      })
+    : undefined;
+  const jobEvents = new JobEvents(news ? { relay: (job) => news.job(job) } : {});
+  if (news) await news.start();
   const ctx: Ctx = {
     rounds,
     store,
@@ -298,8 +314,11 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
     ...(checkWgsl ? { checkWgsl } : {}),
     stats,
     // The control plane is attached below, once the server exists.
-    workAvailable: () => controlPlane?.workAvailable(),
-    events,
+    workAvailable: () => {
+      controlPlane?.workAvailable();
+      news?.work();
+    },
+    events: jobEvents,
     levels,
     volunteersConnected: () => controlPlane?.volunteers() ?? 0,
     ...(wallets ? { wallets } : {}),
@@ -309,7 +328,6 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
       claims: new PerMinute(WALLET_RATE_LIMITS.claimsPerMinute),
     },
   };
-  let controlPlane: ControlPlane | undefined;
   // The widget's frame renders inside the allowed origins' pages; its script loads anywhere.
   const pages = staticPages(opts.pagesDir ?? DEFAULT_PAGES_DIR, { headers: widgetHeaders(allowed) });
   let p2p: HubPeerServer | undefined;
@@ -372,14 +390,26 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
   });
   const port = (server.address() as AddressInfo).port;
   for (const o of selfOriginsOf(host, port)) self.add(o);
+  // A manifest never changes once submitted, and every lease sends its shard's context from it: a
+  // store that reads through (PostgreSQL) would pay a round trip per lease for the same bytes.
+  const manifests = new Map<string, Manifest>();
+  const manifestOf = (job: string): Manifest | undefined => {
+    const hit = manifests.get(job);
+    if (hit) return hit;
+    const m = store.getJob(job)?.manifest;
+    if (!m) return undefined;
+    manifests.set(job, m);
+    if (manifests.size > MANIFESTS_KEPT) manifests.delete(first(manifests.keys(), 'manifest cache'));
+    return m;
+  };
   // The swarm (who holds which blob) only makes sense where peers can reach each other.
   const swarm = opts.peer === false ? undefined : new BlobSwarm();
   controlPlane = attachControlPlane(server, scheduler, {
     ...opts.volunteers,
     allowedOrigins: opts.allowedOrigins,
     selfOrigins: [...self],
-    manifestOf: (job) => store.getJob(job)?.manifest,
-    onJobChanged: (job) => events.changed(job),
+    manifestOf,
+    onJobChanged: (job) => jobEvents.changed(job),
     resultVolunteers: (shard) => store.resultsOfShard(shard).map((r) => r.volunteer),
     ...(wallets ? { wallets } : {}),
     ...(swarm ? { swarm } : {}),
@@ -413,7 +443,8 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
       // Leases that went back are work for volunteers told "no work".
       if (scheduler.expire(now) > 0) {
         cp.workAvailable();
-        events.changed();
+        news?.work();
+        jobEvents.changed();
       }
       if (now - prunedAt >= pruneEvery) {
         prunedAt = now;
@@ -450,7 +481,8 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
       closing ??= (async () => {
         clearInterval(expiry);
         // Volunteers first: their disconnects still reach the scheduler while the store is open.
-        events.close();
+        news?.close();
+        jobEvents.close();
         await cp.close();
         rounds?.close();
         await p2p?.close();

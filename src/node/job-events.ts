@@ -17,6 +17,8 @@ export interface JobEventsOptions {
   readonly keepAliveMs?: number;
   /** Open streams across the hub (default 256); one more is refused with 503. */
   readonly maxStreams?: number;
+  /** Told of every change, to pass on to the other hubs on the same database (hub-news.ts). */
+  readonly relay?: (job?: string) => void;
 }
 
 interface Stream {
@@ -40,7 +42,10 @@ export class JobEvents {
   readonly #max: number;
   #open = 0;
 
+  readonly #relay: ((job?: string) => void) | undefined;
+
   constructor(opts: JobEventsOptions = {}) {
+    this.#relay = opts.relay;
     this.#minMs = opts.minIntervalMs ?? 200;
     this.#keepAliveMs = opts.keepAliveMs ?? 15_000;
     this.#max = opts.maxStreams ?? 256;
@@ -90,8 +95,14 @@ export class JobEvents {
    * the caller does not know): its watchers hear of it within `minIntervalMs`.
    */
   changed(job?: string): void {
+    this.heard(job);
+    this.#relay?.(job);
+  }
+
+  /** Another hub on the same database changed `job` (as `changed`, and not relayed again). */
+  heard(job?: string): void {
     if (job === undefined) {
-      for (const j of this.#streams.keys()) this.changed(j);
+      for (const j of this.#streams.keys()) this.heard(j);
       return;
     }
     if (!this.#streams.has(job) || this.#due.has(job)) return;

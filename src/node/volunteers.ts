@@ -16,6 +16,11 @@ export type AdapterChoice = 'auto' | 'swiftshader' | 'native';
 export interface VolunteersOptions {
   /** The hub's base URL. */
   readonly hubUrl: string;
+  /**
+   * Other hubs on the same database, passed to the pages (`?hubs=`): a volunteer whose hub dies
+   * reconnects to the next one.
+   */
+  readonly hubUrls?: readonly string[];
   readonly count: number;
   /** The page to open; default `<hub>/volunteer/`. */
   readonly pageUrl?: string;
@@ -118,7 +123,12 @@ export async function launchVolunteers(opts: VolunteersOptions): Promise<Volunte
       `No Chromium at ${executablePath}: install it (apt-get install chromium) or set CHROMIUM_PATH.`,
     );
   }
-  const pageUrl = opts.pageUrl ?? new URL('/volunteer/', opts.hubUrl).toString();
+  const page = new URL(opts.pageUrl ?? new URL('/volunteer/', opts.hubUrl).toString());
+  if (opts.hubUrls?.length) {
+    page.searchParams.set('hub', opts.hubUrl);
+    page.searchParams.set('hubs', opts.hubUrls.join(','));
+  }
+  const pageUrl = page.toString();
   const timeout = opts.startTimeoutMs ?? 60_000;
   const browser: Browser = await chromium.launch({
     executablePath,

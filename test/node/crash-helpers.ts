@@ -24,14 +24,15 @@ export function spawnHub(
   timeoutMs = 20_000,
   extraArgs: readonly string[] = [],
 ): Promise<HubProcess> {
-  const child = spawn(
-    process.execPath,
-    [...CLI, 'hub', '--db', db, '--port', '0', '--origin', ORIGIN, ...extraArgs],
-    {
-      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
+  return spawnHubWith(['--db', db, ...extraArgs], timeoutMs);
+}
+
+/** `hearth hub ARGS --port 0 --origin ORIGIN` (e.g. `--store URL --blobs DIR`), as `spawnHub`. */
+export function spawnHubWith(args: readonly string[], timeoutMs = 20_000): Promise<HubProcess> {
+  const child = spawn(process.execPath, [...CLI, 'hub', ...args, '--port', '0', '--origin', ORIGIN], {
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   let err = '';
   const exited = new Promise<void>((resolve) => {

@@ -25,6 +25,14 @@ import { walletPanel } from './wallet-panel.ts';
 
 const params = new URLSearchParams(location.search);
 const hubUrl = params.get('hub') ?? location.origin;
+/**
+ * Other hubs of the same project (`?hubs=URL,URL`: hubs sharing one database), tried in turn when
+ * the connection to one is lost. Only http(s) URLs are taken.
+ */
+const hubUrls = (params.get('hubs') ?? '')
+  .split(',')
+  .map((u) => u.trim())
+  .filter((u) => URL.canParse(u) && /^https?:$/.test(new URL(u).protocol));
 const view = meterView(document);
 const hubName = document.getElementById('hub-name');
 if (hubName) hubName.textContent = new URL(hubUrl).host;
@@ -53,7 +61,7 @@ const controller = new VolunteerController({
   comfort: pageComfort(),
   startWorker,
   open: openParts,
-  volunteer: { p2p: peerSettings(hubUrl, iceServers()) },
+  volunteer: { p2p: peerSettings(hubUrl, iceServers()), ...(hubUrls.length ? { hubUrls } : {}) },
 });
 (window as unknown as { hearthVolunteer: VolunteerController }).hearthVolunteer = controller;
 const wallet = walletPanel(document);
