@@ -17,7 +17,7 @@ describe('hearth … --store postgres://…', () => {
     try {
       expect(authenticate(store, secret)).toEqual({ kind: 'researcher', name: 'alice' });
       const list = await hearth(['token', 'list', '--store', url]);
-      expect(list.stdout).toMatch(/^alice\s+created .* active$/m);
+      expect(list.stdout).toMatch(/^alice\s+created .* active\s+no budget$/m);
       expect((await hearth(['token', 'revoke', '--name', 'alice', '--store', url])).code).toBe(0);
       expect(authenticate(store, secret)).toBeUndefined();
     } finally {
