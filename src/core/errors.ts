@@ -94,6 +94,16 @@ export const HEARTH_ERROR_CODES = [
   'p2p/peer-id',
   /** A `hearth` command line that cannot be run as written: printed with the usage, exit 2. */
   'cli/usage',
+  /** A training model configuration or hyperparameter out of its range (train/config.ts). */
+  'train/config',
+  /** A parameter, moment or pseudo-gradient vector whose length or layout does not match the model. */
+  'train/layout',
+  /** A corpus, data shard or batch that cannot be read as the job asks (train/data.ts). */
+  'train/data',
+  /** A compressed pseudo-gradient frame that is malformed: bad magic, version, lengths or values. */
+  'train/frame',
+  /** A loss or parameter became NaN or infinite: the learning rate is too high or the data is bad. */
+  'train/diverged',
 ] as const;
 
 /**
