@@ -5,7 +5,8 @@ import type { GpuContext } from '../../src/gpu/context.ts';
 import { assertClose, type Tolerance } from '../../src/kernels/selftest/harness.ts';
 import { acquireDawn } from '../../src/node/dawn.ts';
 import { initParams, type MlpConfig, seededRandom, type TransformerConfig } from '../../src/train/config.ts';
-import { Trainer } from '../../src/train/trainer.ts';
+import { type Batch, Trainer } from '../../src/train/trainer.ts';
+import { inErrorScope } from './gpu-scope.ts';
 import { centralDifferences, mlpLoss64, transformerLoss64 } from './reference64.ts';
 
 /** The GPU loss is f32 arithmetic over a few hundred terms per row: relative 1e-5 is 10× what it shows. */
@@ -34,23 +35,16 @@ function noisyTheta(t: Float32Array, seed: number, amp: number): Float32Array {
   return t.map((x) => x + amp * (2 * r() - 1));
 }
 
-async function gpuLossAndGrad(
-  cfg: TransformerConfig | MlpConfig,
-  theta: Float32Array,
-  batch: Parameters<Trainer['loss']>[0],
-) {
-  ctx.device.pushErrorScope('validation');
-  const tr = await Trainer.create(ctx, cfg, theta);
-  try {
-    const loss = await tr.lossAndGrad(batch);
-    const grad = await tr.readGrad();
-    return { loss, grad };
-  } finally {
-    tr.destroy();
-    const err = await ctx.device.popErrorScope();
-    if (err) throw new Error(`GPU validation error: ${err.message}`);
-    if (uncaptured.length) throw new Error(`uncaptured GPU errors: ${uncaptured.splice(0).join('; ')}`);
-  }
+async function gpuLossAndGrad(cfg: TransformerConfig | MlpConfig, theta: Float32Array, batch: Batch) {
+  return inErrorScope(ctx, uncaptured, async () => {
+    const tr = await Trainer.create(ctx, cfg, theta);
+    try {
+      const loss = await tr.lossAndGrad(batch);
+      return { loss, grad: await tr.readGrad() };
+    } finally {
+      tr.destroy();
+    }
+  });
 }
 
 describe('train/ gradients on Dawn', () => {

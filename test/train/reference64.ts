@@ -137,7 +137,7 @@ export function mlpLoss64(
   const p = getter(cfg, theta);
   const N = targets.length;
   const widths = [cfg.inputs, ...cfg.hidden, cfg.classes];
-  let x = Float64Array.from(features);
+  let x: Float64Array = Float64Array.from(features);
   for (let i = 0; i + 1 < widths.length; i++) {
     x = linear(x, N, widths[i] as number, p(`l${i}.w`), widths[i + 1] as number, p(`l${i}.b`));
     if (i + 2 < widths.length) x = x.map((u) => Math.max(u, 0));
