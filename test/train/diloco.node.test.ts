@@ -62,8 +62,8 @@ describe('DiLoCo on Dawn', () => {
 
   it('3 rounds of 2 members (H = 6, int8 with error feedback) lower the held-out loss', async () => {
     await inErrorScope(ctx, uncaptured, async () => {
-      let theta = initParams(CFG, 7);
-      let momentum = new Float32Array(theta.length);
+      let theta: Float32Array = initParams(CFG, 7);
+      let momentum: Float32Array = new Float32Array(theta.length);
       const { train, validation } = splitCorpus(corpus.length);
       const shards = shardRanges(train, 2);
       const val = validationBatches(corpus, validation, CFG.context, 8, 2);
