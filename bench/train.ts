@@ -7,6 +7,7 @@
 //   (b) DiLoCo: rounds of H AdamW steps per worker on its shard, Δ compressed (topk with 2-bit
 //       values, error feedback) and all-gathered (each worker sends its frame to the G−1 others),
 //       the outer Nesterov step on the average;
+//   (b′) the same DiLoCo with a denser codec (4bit, error feedback): the trade-off row;
 //   (c) one worker alone: as many AdamW steps of the same batch size as (a) and (b) took together.
 // The 4 workers run in this process, one after another, on one Dawn device (their arithmetic is
 // what it would be apart: nothing is shared but the device). Bytes are what each worker would
@@ -52,12 +53,15 @@ const CFG: TransformerConfig = {
   mlpRatio: 4,
 };
 const G = 4;
-const SEQ = arg('seq', 4);
-const ROUNDS = arg('rounds', QUICK ? 2 : 2);
+const SEQ = arg('seq', 2);
+const ROUNDS = arg('rounds', 2);
 const H = arg('inner', QUICK ? 4 : 25);
 const DENSITY = arg('density', 0.03);
 const SPOT_RATE = arg('spot', 0.05);
 const COMPRESSION: Compression = { codec: 'topk', density: DENSITY, chunk: 256 };
+/** The trade-off row (b′): a denser codec, fewer bytes saved, less loss. `--no-alt` skips it. */
+const ALT: Compression = { codec: '4bit', chunk: 256 };
+const WITH_ALT = !process.argv.includes('--no-alt');
 const INNER: InnerOptimizer = { ...DEFAULT_INNER, lr: arg('lr', 3e-3) };
 const OUTER = { lr: arg('outerlr', 0.7), momentum: arg('momentum', 0.9) };
 /** Size of the all-reduce message header (protocol/allreduce.ts: 96 fixed bytes + round id etc.). */
@@ -109,36 +113,60 @@ const dpMs = performance.now() - t0;
 log(`(a) data-parallel: val loss ${dpLoss.toFixed(4)}, ${(dpMs / 1000).toFixed(1)} s`);
 
 // (b) DiLoCo with compressed Δ, all-gathered.
-t0 = performance.now();
-let theta: Float32Array = theta0;
-let momentum: Float32Array = new Float32Array(P);
-const ef = shards.map(() => new ErrorFeedback(P));
-let dlBytes = 0;
-let shardMs = 0;
-let firstSpot: { theta: Float32Array; seed: number; delta: Float32Array } | null = null;
-for (let round = 0; round < ROUNDS; round++) {
-  const frames: Uint8Array[] = [];
-  for (let w = 0; w < G; w++) {
-    const seed = round * G + w;
-    const s0 = performance.now();
-    const r = await innerLoop(tr, theta, corpus, {
-      steps: H,
-      sequences: SEQ,
-      optimizer: INNER,
-      shard: shards[w] as (typeof shards)[0],
-      seed,
-    });
-    shardMs += performance.now() - s0;
-    if (!firstSpot) firstSpot = { theta, seed, delta: r.delta };
-    const frame = (ef[w] as ErrorFeedback).encode(r.delta, COMPRESSION);
-    frames.push(frame);
-    dlBytes += (G - 1) * frame.byteLength;
-  }
-  ({ theta, momentum } = outerStep(theta, momentum, averageFrames(frames, P), OUTER));
+interface DilocoRun {
+  loss: number;
+  bytes: number;
+  trainMs: number;
+  shardMs: number;
+  firstSpot: { theta: Float32Array; seed: number; delta: Float32Array };
 }
-const dlTrainMs = performance.now() - t0;
-const dlLoss = await valLoss(theta);
-log(`(b) DiLoCo: val loss ${dlLoss.toFixed(4)}, ${(dlTrainMs / 1000).toFixed(1)} s`);
+async function diloco(compression: Compression): Promise<DilocoRun> {
+  const t = performance.now();
+  let theta: Float32Array = theta0;
+  let momentum: Float32Array = new Float32Array(P);
+  const ef = shards.map(() => new ErrorFeedback(P));
+  let bytes = 0;
+  let shardMs = 0;
+  let firstSpot: DilocoRun['firstSpot'] | null = null;
+  for (let round = 0; round < ROUNDS; round++) {
+    const frames: Uint8Array[] = [];
+    for (let w = 0; w < G; w++) {
+      const seed = round * G + w;
+      const s0 = performance.now();
+      const shard = shards[w] as (typeof shards)[0];
+      const r = await innerLoop(tr, theta, corpus, {
+        steps: H,
+        sequences: SEQ,
+        optimizer: INNER,
+        shard,
+        seed,
+      });
+      shardMs += performance.now() - s0;
+      firstSpot ??= { theta, seed, delta: r.delta };
+      const frame = (ef[w] as ErrorFeedback).encode(r.delta, compression);
+      frames.push(frame);
+      // All-gather: this worker's frame to each of the G − 1 others.
+      bytes += (G - 1) * frame.byteLength;
+    }
+    ({ theta, momentum } = outerStep(theta, momentum, averageFrames(frames, P), OUTER));
+  }
+  const trainMs = performance.now() - t;
+  return {
+    loss: await valLoss(theta),
+    bytes,
+    trainMs,
+    shardMs,
+    firstSpot: firstSpot as DilocoRun['firstSpot'],
+  };
+}
+const dl = await diloco(COMPRESSION);
+const dlLoss = dl.loss;
+const dlBytes = dl.bytes;
+const dlTrainMs = dl.trainMs;
+log(`(b) DiLoCo ${COMPRESSION.codec}: val loss ${dlLoss.toFixed(4)}, ${(dlTrainMs / 1000).toFixed(1)} s`);
+const alt = WITH_ALT ? await diloco(ALT) : null;
+if (alt)
+  log(`(b′) DiLoCo ${ALT.codec}: val loss ${alt.loss.toFixed(4)}, ${(alt.trainMs / 1000).toFixed(1)} s`);
 
 // (c) one worker, as many steps as all of (a)'s workers took together.
 t0 = performance.now();
@@ -150,7 +178,7 @@ const soloLoss = await valLoss(await tr.readTheta());
 log(`(c) one worker: val loss ${soloLoss.toFixed(4)}, ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 
 // Spot-check: rerun the first member's shard, compare Δ bits, time it.
-const spot = firstSpot as NonNullable<typeof firstSpot>;
+const spot = dl.firstSpot;
 const s0 = performance.now();
 const re = await innerLoop(tr, spot.theta, corpus, {
   steps: H,
@@ -161,7 +189,7 @@ const re = await innerLoop(tr, spot.theta, corpus, {
 });
 const recomputeMs = performance.now() - s0;
 const identical = Buffer.from(re.delta.buffer).equals(Buffer.from(spot.delta.buffer));
-const meanShardMs = shardMs / (ROUNDS * G);
+const meanShardMs = dl.shardMs / (ROUNDS * G);
 const recomputePct = (SPOT_RATE * recomputeMs * 100) / meanShardMs;
 log(
   `spot-check: recomputed Δ ${identical ? 'bit-identical' : 'DIFFERENT'}, ${recomputeMs.toFixed(0)} ms vs ${meanShardMs.toFixed(0)} ms per shard`,
@@ -207,6 +235,16 @@ console.log(
       fmt(dlBytes),
       `${ROUNDS} rounds × H=${H}, outer lr ${OUTER.lr}, μ ${OUTER.momentum}`,
     ],
+    ...(alt
+      ? [
+          [
+            `(b′) DiLoCo, ${ALT.codec}, all-gather`,
+            alt.loss.toFixed(4),
+            fmt(alt.bytes),
+            `comm reduction ${(dpBytes / alt.bytes).toFixed(1)}×, loss gap ${(((alt.loss - dpLoss) / dpLoss) * 100).toFixed(1)}%`,
+          ],
+        ]
+      : []),
     ['(c) one worker', soloLoss.toFixed(4), '0', `${ROUNDS * H * G} steps of ${SEQ} sequences`],
   ]),
 );
