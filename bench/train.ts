@@ -153,7 +153,8 @@ async function diloco(compression: Compression): Promise<DilocoRun> {
   const trainMs = performance.now() - t;
   return {
     loss: await valLoss(theta),
-    bytes,
+    // Bytes each worker sent: the mean over the G workers (frames differ a little in length).
+    bytes: bytes / G,
     trainMs,
     shardMs,
     firstSpot: firstSpot as DilocoRun['firstSpot'],
