@@ -136,6 +136,16 @@ export const HEARTH_ERROR_CODES = [
   'chain/anvil',
   /** A key file that is missing, readable by group or others, or not a 0x private key. */
   'chain/key-file',
+  /** A training model configuration or hyperparameter out of its range (train/config.ts). */
+  'train/config',
+  /** A parameter, moment or pseudo-gradient vector whose length or layout does not match the model. */
+  'train/layout',
+  /** A corpus, data shard or batch that cannot be read as the job asks (train/data.ts). */
+  'train/data',
+  /** A compressed pseudo-gradient frame that is malformed: bad magic, version, lengths or values. */
+  'train/frame',
+  /** A loss or parameter became NaN or infinite: the learning rate is too high or the data is bad. */
+  'train/diverged',
 ] as const;
 
 /**

@@ -3,6 +3,7 @@
 export { activationBackward, type DifferentiableActivation } from './activation-grad.ts';
 export { type AdamWOptions, adamw } from './adamw.ts';
 export { ATTENTION_MAX_HEAD_DIM, type AttentionOptions, causalAttention } from './attention.ts';
+export { type AttentionGradients, causalAttentionBackward } from './attention-grad.ts';
 export type { FloatDType } from './common.ts';
 export { type CrossEntropyOptions, type CrossEntropyResult, softmaxCrossEntropy } from './cross-entropy.ts';
 export { add, type ElementwiseOptions, gelu, mul, relu, scale, silu } from './elementwise.ts';

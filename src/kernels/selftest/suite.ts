@@ -4,6 +4,7 @@
 import { cases as activationGrad } from './cases/activation-grad.cases.ts';
 import { cases as adamw } from './cases/adamw.cases.ts';
 import { cases as attention } from './cases/attention.cases.ts';
+import { cases as attentionGrad } from './cases/attention-grad.cases.ts';
 import { cases as crossEntropy } from './cases/cross-entropy.cases.ts';
 import { cases as elementwise } from './cases/elementwise.cases.ts';
 import { cases as embedding } from './cases/embedding.cases.ts';
@@ -31,5 +32,6 @@ export const suite: readonly KernelCase[] = [
   ...transpose,
   ...embedding,
   ...attention,
+  ...attentionGrad,
   ...adamw,
 ];
