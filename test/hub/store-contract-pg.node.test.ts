@@ -6,7 +6,8 @@ import { freshDatabase } from '../node/pg-helpers.ts';
 import { describeStore } from './store-contract.ts';
 
 const url = await freshDatabase('contract');
-const TABLES = 'jobs, shards, leases, results, result_outputs, volunteers, ledger, tokens, wallets, allreduce_reports';
+const TABLES =
+  'jobs, shards, leases, results, result_outputs, volunteers, ledger, tokens, wallets, allreduce_reports';
 
 describeStore('PostgresStore', () => {
   const store = new PostgresStore(url);
