@@ -105,40 +105,31 @@ export async function installDevWallet(context: BrowserContext, o: DevWalletOpti
       });
     }
   });
-  await context.addInitScript(
-    ({ name, uuid }) => {
-      const w = window as unknown as {
-        __hearthDevWallet: (m: string, p: string) => Promise<string>;
-        ethereum?: unknown;
-      };
-      const provider = {
-        isHearthDevWallet: true,
-        async request(args: { method: string; params?: unknown }): Promise<unknown> {
-          const out = JSON.parse(
-            await w.__hearthDevWallet(
-              args.method,
-              args.params === undefined ? '' : JSON.stringify(args.params),
-            ),
-          ) as { result?: unknown; error?: { code: number; message: string } };
-          if (out.error) throw Object.assign(new Error(out.error.message), { code: out.error.code });
-          return out.result;
-        },
-      };
-      const info = {
-        uuid,
-        name,
-        rdns: 'org.hearth.devwallet',
-        icon: 'data:image/svg+xml;base64,PHN2ZyB4bWxucz0iaHR0cDovL3d3dy53My5vcmcvMjAwMC9zdmciIHZpZXdCb3g9IjAgMCAxIDEiPjxyZWN0IHdpZHRoPSIxIiBoZWlnaHQ9IjEiIGZpbGw9IiNlNjU1MDAiLz48L3N2Zz4=',
-      };
-      const announce = () =>
-        window.dispatchEvent(
-          new CustomEvent('eip6963:announceProvider', { detail: Object.freeze({ info, provider }) }),
+  // A string, not a function: under tsx (the CLI) a function's source carries esbuild's `__name`
+  // helper, which the page does not have.
+  const info = {
+    uuid: crypto.randomUUID(),
+    name: o.name ?? 'Hearth dev wallet',
+    rdns: 'org.hearth.devwallet',
+    icon: 'data:image/svg+xml;base64,PHN2ZyB4bWxucz0iaHR0cDovL3d3dy53My5vcmcvMjAwMC9zdmciIHZpZXdCb3g9IjAgMCAxIDEiPjxyZWN0IHdpZHRoPSIxIiBoZWlnaHQ9IjEiIGZpbGw9IiNlNjU1MDAiLz48L3N2Zz4=',
+  };
+  await context.addInitScript(`(() => {
+    const info = ${JSON.stringify(info)};
+    const provider = {
+      isHearthDevWallet: true,
+      async request(args) {
+        const out = JSON.parse(
+          await window.__hearthDevWallet(args.method, args.params === undefined ? '' : JSON.stringify(args.params)),
         );
-      window.addEventListener('eip6963:requestProvider', announce);
-      announce();
-      w.ethereum = provider;
-    },
-    { name: o.name ?? 'Hearth dev wallet', uuid: crypto.randomUUID() },
-  );
+        if (out.error) throw Object.assign(new Error(out.error.message), { code: out.error.code });
+        return out.result;
+      },
+    };
+    const announce = () =>
+      window.dispatchEvent(new CustomEvent('eip6963:announceProvider', { detail: Object.freeze({ info, provider }) }));
+    window.addEventListener('eip6963:requestProvider', announce);
+    announce();
+    window.ethereum = provider;
+  })();`);
   return wallet;
 }

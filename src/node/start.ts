@@ -342,7 +342,11 @@ export async function runStart(opts: StartOptions & { keep?: boolean }): Promise
     }
     for (const r of await v.report()) {
       if (!r.volunteerId) continue;
-      const c = await api.credits(r.volunteerId);
+      // A volunteer the hub never credited nor judged is a 404: it earned nothing.
+      const c = await api.credits(r.volunteerId).catch((e: unknown) => {
+        if (isHearthError(e) && e.details.status === 404) return { granted: 0n, pending: 0n };
+        throw e;
+      });
       const address = addresses.get(r.index);
       let tokens: bigint | undefined;
       if (chain && address && !reason) {
