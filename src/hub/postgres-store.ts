@@ -1,33 +1,10 @@
-// HubStore on PostgreSQL, for several hub processes sharing one database (DESIGN.md: as BOINC's
-// servers share MySQL). Nothing that decides exactly-once lives in this process's memory:
-// - a result is a row keyed by its id (one per volunteer and shard), a credit a row keyed by
-//   (volunteer, shard), a token a row keyed by name and by hash: a second insert changes nothing,
-//   whichever hub sends it;
-// - a shard's replica count (live leases + results) is kept by triggers in the shard's row, so
-//   every lease and result of a shard takes that row's lock; the lease path reads the next shard
-//   with `FOR UPDATE SKIP LOCKED`, so two hubs leasing at once get different shards (or the second
-//   none), and a read of a shard inside a change (`getShard`) locks it, so two hubs judging one
-//   shard take turns;
-// - expired leases are taken with `FOR UPDATE SKIP LOCKED` too: two hubs' sweeps split them.
-//
-// Sync over async (pg-channel.ts): the store interface is synchronous and the client is not; a
-// worker thread owns the connections and each call blocks the event loop for one round trip.
-// Writes inside a transaction are buffered and sent with the next read or the COMMIT, in one
-// pipelined batch. A grouped change (`{ group: true }`) commits with synchronous_commit off: it is
-// visible to every hub at once and its locks are released at once; `settled()` then runs one
-// synced commit on another connection, which makes every earlier commit durable (the WAL is
-// flushed in order) — group commit without holding a transaction open across changes.
-//
-// What is cached: parsed manifests by job id (a manifest never changes after submit; a job's
-// status, owner and the like are read from the row every time), bounded like SqliteStore's.
-import { readdirSync, readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { defined, first } from '../core/at.ts';
 import { type Deferred, deferred } from '../core/deferred.ts';
 import { HearthError } from '../core/errors.ts';
 import { randomId } from '../core/ids.ts';
 import type { DType } from '../core/tensor.ts';
 import type { Manifest } from '../protocol/manifest.ts';
+import { readMigrationFiles } from './migration-files.ts';
 import { PgChannel, type Statement } from './pg-channel.ts';
 import type {
   AllReduceReportRecord,
@@ -50,32 +27,8 @@ import type { StoreNews } from './store-news.ts';
 
 const MIGRATIONS_DIR = new URL('./pg-migrations/', import.meta.url);
 
-/** The schema's SQL files, in order (`NNN-name.sql` is version NNN + 1 once applied). */
-function readMigrations(): { name: string; sql: string }[] {
-  let names: string[];
-  try {
-    names = readdirSync(MIGRATIONS_DIR).filter((n) => /^\d{3}-[a-z0-9-]+\.sql$/.test(n));
-  } catch (e) {
-    throw new HearthError(
-      'store/failed',
-      `PostgreSQL store: the schema's SQL files are missing (${fileURLToPath(MIGRATIONS_DIR)}); reinstall hearth.`,
-      { cause: e },
-    );
-  }
-  names.sort();
-  names.forEach((n, i) => {
-    if (Number(n.slice(0, 3)) !== i) {
-      throw new HearthError(
-        'store/failed',
-        `PostgreSQL store: migration ${n} is out of sequence (expected version ${i}) in ${fileURLToPath(MIGRATIONS_DIR)}.`,
-      );
-    }
-  });
-  return names.map((name) => ({ name, sql: readFileSync(new URL(name, MIGRATIONS_DIR), 'utf8') }));
-}
-
 /** The schema versions this code knows, in order. */
-export const PG_MIGRATIONS = readMigrations();
+export const PG_MIGRATIONS = readMigrationFiles(MIGRATIONS_DIR, 'PostgreSQL store');
 
 /** The NOTIFY channel of hub news (store-news.ts). */
 const NEWS_CHANNEL = 'hearth_news';

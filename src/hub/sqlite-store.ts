@@ -1,23 +1,10 @@
-// HubStore on one SQLite file (better-sqlite3 v12: v13 needs Node 22). WAL so readers never block
-// the writer; synchronous=FULL so that what a transaction committed survives a power cut, not only
-// a process crash — "accepted" must mean durable (DESIGN.md invariant 2). The scheduler's hot path
-// uses group commit (TransactionOptions.group): one synced commit every couple of milliseconds
-// for all the leases and results that arrived meanwhile, each still its own savepoint, since a
-// commit with its sync costs far more than the writes in it.
-//
-// The scheduler's hot path (lease, result, validate, credit) is indexed: a lease reads the next
-// open shard that still wants replicas from a partial index, with the replica count kept in the
-// shards row by triggers, so no call scans a job's shards or parses its manifest again (parsed
-// jobs are cached). Nothing else is kept in memory: the job cache is bounded (JOB_CACHE_SIZE,
-// least recently used out first), so memory does not grow with the hub's history.
-import { readdirSync, readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import Database, { type SqliteDatabase, type SqliteStatement } from 'better-sqlite3';
 import { at, defined, first } from '../core/at.ts';
 import { type Deferred, deferred } from '../core/deferred.ts';
 import { HearthError } from '../core/errors.ts';
 import type { DType } from '../core/tensor.ts';
 import { creditsToUnits } from '../protocol/credit.ts';
+import { readMigrationFiles } from './migration-files.ts';
 import {
   type AllReduceReportRecord,
   type AvailableShard,
@@ -45,37 +32,7 @@ import {
  */
 const MIGRATIONS_DIR = new URL('./migrations/', import.meta.url);
 
-function readMigrations(): string[] {
-  let names: string[];
-  try {
-    names = readdirSync(MIGRATIONS_DIR).filter((n) => /^\d{3}-[a-z0-9-]+\.sql$/.test(n));
-  } catch (e) {
-    throw new HearthError(
-      'store/failed',
-      `hub database: the schema's SQL files are missing (${fileURLToPath(MIGRATIONS_DIR)}); reinstall hearth.`,
-      { cause: e },
-    );
-  }
-  names.sort();
-  names.forEach((n, i) => {
-    // A gap or a duplicate number would skip or repeat a version on some file.
-    if (Number(n.slice(0, 3)) !== i) {
-      throw new HearthError(
-        'store/failed',
-        `hub database: migration ${n} is out of sequence (expected version ${i}) in ${fileURLToPath(MIGRATIONS_DIR)}.`,
-      );
-    }
-  });
-  if (names.length === 0) {
-    throw new HearthError(
-      'store/failed',
-      `hub database: no schema files in ${fileURLToPath(MIGRATIONS_DIR)}.`,
-    );
-  }
-  return names.map((n) => readFileSync(new URL(n, MIGRATIONS_DIR), 'utf8'));
-}
-
-const SQL = readMigrations();
+const SQL = readMigrationFiles(MIGRATIONS_DIR, 'hub database').map((m) => m.sql);
 
 /** Schema version 0 (`000-schema.sql`). */
 export const SCHEMA: string = at(SQL, 0, 'hub database schema files'); // readMigrations found at least one
