@@ -3,7 +3,17 @@
 // limit, and renamed into place only when its bytes match the hash it was uploaded under — so a
 // file named by a hash always holds those bytes, even after a crash mid-upload.
 import { createHash, randomUUID } from 'node:crypto';
-import { createWriteStream, mkdirSync, readFileSync, statSync } from 'node:fs';
+import {
+  closeSync,
+  createWriteStream,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  statSync,
+  writeSync,
+} from 'node:fs';
 import { open, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -65,6 +75,29 @@ export class BlobDir {
     } catch {
       return undefined;
     }
+  }
+
+  /**
+   * Stores bytes the hub made itself (a `train` job's θ and outer momentum each round) and returns
+   * their SHA-256. Synchronous, so that it can run inside a store transaction: written to a
+   * temporary file, fsynced, renamed into place — the transaction that names the blob commits
+   * after its bytes are durable. A blob already there is left as it is.
+   */
+  writeSync(bytes: Uint8Array): string {
+    const sha256 = createHash('sha256').update(bytes).digest('hex');
+    const final = this.path(sha256);
+    if (this.has(sha256)) return sha256;
+    const tmp = join(this.dir, `.write-${randomUUID()}`);
+    const fd = openSync(tmp, 'w');
+    try {
+      let at = 0;
+      while (at < bytes.byteLength) at += writeSync(fd, bytes, at, bytes.byteLength - at);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, final);
+    return sha256;
   }
 
   /**

@@ -25,6 +25,11 @@ export interface SchedulerOptions {
   readonly embedShareBps?: number;
   /** Bytes of a blob by SHA-256, to compare honeypot answers within tolerance. */
   readonly blob?: (sha256: string) => ArrayBuffer | undefined;
+  /**
+   * Stores bytes the hub made and returns their SHA-256, durably, synchronously (it runs inside a
+   * transaction): a train job's θ and momentum each round. Without it a train round cannot close.
+   */
+  readonly writeBlob?: (bytes: Uint8Array) => string;
   /** The kinds' hub modules (default: every kind this build knows). */
   readonly kinds?: HubKinds;
   /**

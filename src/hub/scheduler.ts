@@ -117,6 +117,7 @@ export class Scheduler {
   readonly #kinds: HubKinds;
   readonly #errorQuorum: number;
   readonly #blob: ((sha256: string) => ArrayBuffer | undefined) | undefined;
+  readonly #writeBlob: ((bytes: Uint8Array) => string) | undefined;
   readonly #observer: ((e: SchedulerEvent) => void) | undefined;
   /** Events of the transaction in progress: told once it returns, dropped when it throws. */
   readonly #events: SchedulerEvent[] = [];
@@ -138,6 +139,7 @@ export class Scheduler {
     this.#kinds = opts.kinds ?? HUB_KINDS;
     this.#errorQuorum = opts.errorQuorum ?? 2;
     this.#blob = opts.blob;
+    this.#writeBlob = opts.writeBlob;
   }
 
   /**
@@ -636,6 +638,19 @@ export class Scheduler {
       addShards: (planned) => {
         const last = s.shardsOfJob(job.id).reduce((n, x) => Math.max(n, x.index), -1);
         this.#addShards(job.id, job.manifest, planned, last + 1);
+      },
+      blob: (sha) => {
+        const b = this.#blob?.(sha);
+        return b ? new Uint8Array(b) : undefined;
+      },
+      writeBlob: (bytes) => {
+        if (!this.#writeBlob) {
+          throw new HearthError(
+            'blob/missing',
+            "this scheduler was made without writeBlob: it cannot store a round's θ.",
+          );
+        }
+        return this.#writeBlob(bytes);
       },
     });
     // A count from the index, not a read of every shard: this runs on every validation.

@@ -39,6 +39,9 @@ export const DETERMINISTIC_ERRORS: ReadonlySet<HearthErrorCode> = new Set<Hearth
   'input/invalid',
   'tensor/shape',
   'tensor/dtype',
+  'train/config',
+  'train/data',
+  'train/diverged',
 ]);
 
 /** One result as validation sees it: computed outputs, or the error a volunteer reported. */

@@ -9,6 +9,7 @@ import type { SubmitEnv } from '../hub/kinds/kind.ts';
 import { type OracleRunner, withHubHoneypots } from '../hub/oracle.ts';
 import { type JobRecord, jobOf } from '../hub/store.ts';
 import type { Principal } from '../hub/tokens.ts';
+import { trainView } from '../hub/train-view.ts';
 import { JOB_LIST_LIMIT, type JobList } from '../protocol/api.ts';
 import { type Manifest, manifestTensors, parseManifest, submitBlobs } from '../protocol/kinds/index.ts';
 import { tensorBytes } from '../protocol/shard.ts';
@@ -73,6 +74,7 @@ export async function submitJob(
       const b = ctx.blobs.read(sha);
       return b ? new Uint8Array(b) : undefined;
     },
+    write: (bytes) => ctx.blobs.writeSync(bytes),
     ...(ctx.checkWgsl ? { checkWgsl: ctx.checkWgsl } : {}),
   });
   if (manifest.autoHoneypots) manifest = await withOracleHoneypots(ctx, manifest);
@@ -308,6 +310,16 @@ export const JOB_ROUTES: readonly Route[] = [
     handle: ({ ctx, req, res, params, who }) => {
       ownJob(ctx, who, params.id ?? '');
       send(req, res, 200, resultsIndex(ctx, params.id ?? ''));
+    },
+  },
+  {
+    methods: ['GET', 'HEAD'],
+    path: '/v1/jobs/:id/train',
+    auth: 'token',
+    handle: ({ ctx, req, res, params, who }) => {
+      const id = params.id ?? '';
+      ownJob(ctx, who, id);
+      send(req, res, 200, trainView(ctx.store, id));
     },
   },
   {

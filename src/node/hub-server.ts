@@ -220,6 +220,7 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
   const levels = new ServiceLevels();
   const scheduler = new Scheduler(store, {
     blob: (sha) => blobs.read(sha),
+    writeBlob: (bytes) => blobs.writeSync(bytes),
     observer: (e) => levels.record(e),
     ...(opts.embedShareBps === undefined ? {} : { embedShareBps: opts.embedShareBps }),
   });

@@ -27,6 +27,8 @@ export interface InnerSpec {
   readonly seed: number;
   /** Learning-rate factor of inner step s (0-based); default 1 (constant). */
   readonly lrFactor?: (step: number) => number;
+  /** Called after each inner step with its index and loss (progress; a throw stops the loop). */
+  readonly onStep?: (step: number, loss: number) => void;
 }
 
 export interface InnerResult {
@@ -68,7 +70,9 @@ export async function innerLoop(
   for (let s = 0; s < spec.steps; s++) {
     const batch = sampleBatch(corpus, spec.shard, context, spec.sequences, spec.seed, s);
     const lr = spec.optimizer.lr * (spec.lrFactor ? spec.lrFactor(s) : 1);
-    losses.push(await trainer.trainStep(batch, { ...spec.optimizer, lr }));
+    const loss = await trainer.trainStep(batch, { ...spec.optimizer, lr });
+    losses.push(loss);
+    spec.onStep?.(s, loss);
   }
   const thetaLocal = await trainer.readTheta();
   return { delta: pseudoGradient(theta, thetaLocal), thetaLocal, losses };

@@ -3,11 +3,12 @@
 import type { JobKind, KindTypes, Manifest, ShardWork } from '../../protocol/kinds/index.ts';
 import type { HubKind } from './kind.ts';
 import { onnxHub } from './onnx.ts';
+import { trainHub } from './train.ts';
 import { wgslHub } from './wgsl.ts';
 
 export type HubKinds = { readonly [K in JobKind]: HubKind<KindTypes[K]['manifest'], KindTypes[K]['work']> };
 
-export const HUB_KINDS: HubKinds = { onnx: onnxHub, wgsl: wgslHub };
+export const HUB_KINDS: HubKinds = { onnx: onnxHub, wgsl: wgslHub, train: trainHub };
 
 /** A kind's hub module for a manifest of that kind (the one cast of the correlated union). */
 export function hubKindOf(kinds: HubKinds, kind: JobKind): HubKind<Manifest, ShardWork> {

@@ -21,6 +21,11 @@ export interface SubmitEnv {
   /** An uploaded blob's verified bytes, or undefined when it is not on the hub. */
   blob(sha256: string): Uint8Array | undefined;
   /**
+   * Stores bytes the hub made (a train job's θ₀) and returns their SHA-256. Absent where the hub
+   * cannot store blobs.
+   */
+  readonly write?: (bytes: Uint8Array) => string;
+  /**
    * Compiles a WGSL kernel on the hub's own device and builds a pipeline per layout, without
    * running anything; throws 'wgsl/compile' (line and column) or 'wgsl/manifest'. Absent when the
    * hub has no device: the shader's declarations are still checked without one.
@@ -94,4 +99,11 @@ export interface KindOps<W> {
   canonical(shard: ShardRecord): readonly OutputTensor[] | undefined;
   /** Adds shards to the job (indices continue after the last). */
   addShards(planned: readonly PlannedShard<W>[]): void;
+  /** A blob's bytes on this hub, or undefined when it is absent. */
+  blob(sha256: string): Uint8Array | undefined;
+  /**
+   * Stores bytes (durably, before returning) and returns their SHA-256: a train job's θ and
+   * momentum, named by the shards the same transaction adds.
+   */
+  writeBlob(bytes: Uint8Array): string;
 }

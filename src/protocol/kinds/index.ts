@@ -10,25 +10,27 @@ import { describe, int, obj, oneOf, onlyKeys, str } from '../validate.ts';
 import type { BlobGetter, ShardContext } from '../work.ts';
 import type { NamedTensor, ProtocolKind, ShardHead } from './kind.ts';
 import { type OnnxManifest, type OnnxShard, type OnnxWork, onnxKind } from './onnx.ts';
+import { type TrainManifest, type TrainShard, type TrainWork, trainKind } from './train.ts';
 import { type WgslManifest, type WgslShard, type WgslWork, wgslKind } from './wgsl.ts';
 
-export const PROTOCOL_KINDS = { onnx: onnxKind, wgsl: wgslKind } as const;
+export const PROTOCOL_KINDS = { onnx: onnxKind, wgsl: wgslKind, train: trainKind } as const;
 
 /** The job kinds this build knows. */
 export type JobKind = keyof typeof PROTOCOL_KINDS;
 export const JOB_KINDS = Object.keys(PROTOCOL_KINDS) as JobKind[];
 
 /** A job manifest of any kind. */
-export type Manifest = OnnxManifest | WgslManifest;
+export type Manifest = OnnxManifest | WgslManifest | TrainManifest;
 /** What a lease carries for one shard (blobs by SHA-256), of any kind. */
-export type ShardWork = OnnxWork | WgslWork;
+export type ShardWork = OnnxWork | WgslWork | TrainWork;
 /** A shard with bytes, as the worker runs it, of any kind. */
-export type Shard = OnnxShard | WgslShard;
+export type Shard = OnnxShard | WgslShard | TrainShard;
 
 /** The manifest, work and shard types of one kind. */
 export type KindTypes = {
   onnx: { manifest: OnnxManifest; work: OnnxWork; shard: OnnxShard };
   wgsl: { manifest: WgslManifest; work: WgslWork; shard: WgslShard };
+  train: { manifest: TrainManifest; work: TrainWork; shard: TrainShard };
 };
 
 // One cast, here: a kind's module takes its own kind's values; the callers below pass a value

@@ -2,12 +2,14 @@
 import type { JobKind, KindTypes, Shard } from '../../protocol/kinds/index.ts';
 import { runOnnxShard } from './onnx.ts';
 import type { KindRunner } from './runner.ts';
+import { runTrainShard } from './train.ts';
 import { runWgslShard } from './wgsl.ts';
 
 export type KindRunners = { readonly [K in JobKind]: KindRunner<KindTypes[K]['shard']> };
 
 export const KIND_RUNNERS: KindRunners = {
   onnx: runOnnxShard,
+  train: runTrainShard,
   wgsl: async (shard, env) => {
     const ctx = await env.runtime.context();
     const outputs = await runWgslShard(ctx, shard, {
