@@ -4,8 +4,13 @@
 // is in test/ui/train.node.test.ts; here are the rules that need many runs: the loss falls, every
 // θ is the f32 outer step of the accepted frames, and bad volunteers are caught.
 import { afterEach, describe, expect, it } from 'vitest';
+import type { ShardRunner } from '../../src/client/volunteer.ts';
 import { sha256Hex } from '../../src/core/hash.ts';
 import { createToken } from '../../src/hub/tokens.ts';
+import type { TrainShard } from '../../src/protocol/kinds/train.ts';
+import { decodePseudoGradient, encodePseudoGradient } from '../../src/protocol/pseudo-gradient.ts';
+import type { OutputTensor, ShardResult } from '../../src/protocol/shard.ts';
+import { sketch } from '../../src/protocol/sketch.ts';
 import { paramCount } from '../../src/protocol/train-model.ts';
 import { EMBED_ORIGIN, type NodeVolunteer, nodeVolunteer, waitFor } from '../client/client-helpers.ts';
 import { smallCorpus, tinyTrainJob, trainView } from '../train/job-helpers.ts';
@@ -37,6 +42,63 @@ async function submit(url: string, auth: Record<string, string>, manifest: unkno
   };
 }
 
+/** The final θ of the honest run: the red team's run of the same job must end on the same bits. */
+let honestFinal: string | undefined;
+
+type Tamper = (r: ShardResult, shard: TrainShard) => Promise<ShardResult>;
+
+async function withOutputs(r: ShardResult, replace: Record<string, ArrayBuffer>): Promise<ShardResult> {
+  const outputs: OutputTensor[] = [];
+  for (const o of r.outputs) {
+    const data = replace[o.name];
+    if (!data) outputs.push(o);
+    else
+      outputs.push({
+        ...o,
+        shape: [data.byteLength / 4],
+        data,
+        sha256: await sha256Hex(new Uint8Array(data)),
+      });
+  }
+  return { ...r, outputs };
+}
+
+const frameBytes = (r: ShardResult) => {
+  const d = r.outputs.find((o) => o.name === 'delta');
+  if (!d) throw new Error('no delta');
+  const payload = new DataView(d.data).getUint32(16, true);
+  return new Uint8Array(d.data).slice(0, 24 + payload);
+};
+const padded = (frame: Uint8Array) => {
+  const p = new Uint8Array(Math.ceil(frame.byteLength / 4) * 4);
+  p.set(frame);
+  return p.buffer;
+};
+
+/** Replaces Δ by f(Δ) in both the frame and the sketch: a consistent lie only recomputation can catch. */
+const lieAboutDelta =
+  (f: (d: Float32Array) => Float32Array): Tamper =>
+  async (r, shard) => {
+    if (shard.work.steps === 0) return r;
+    const n = paramCount(shard.work.model);
+    const lie = f(decodePseudoGradient(frameBytes(r), n));
+    return withOutputs(r, {
+      delta: padded(encodePseudoGradient(lie, shard.work.compression)),
+      sketch: sketch(lie, shard.work.seed).buffer as ArrayBuffer,
+    });
+  };
+
+function cheat(tamper: Tamper, before?: (s: TrainShard) => TrainShard): (r: ShardRunner) => ShardRunner {
+  return (inner) => ({
+    runShard: async (s, p) => {
+      const shard = s as TrainShard;
+      const r = await inner.runShard(before ? before(shard) : shard, p);
+      return tamper(r, shard);
+    },
+    cancel: (id) => inner.cancel(id),
+  });
+}
+
 describe('train jobs through a real hub', () => {
   it('three Node volunteers train a tiny transformer for 3 rounds: validation loss falls, every Δ recomputed', async () => {
     const { hub, token, auth } = await hubWithToken();
@@ -66,6 +128,7 @@ describe('train jobs through a real hub', () => {
     expect(val[1]).toBeLessThan((val[0] as number) - 0.5);
     expect(val[3]).toBeLessThan(4);
     expect(view.final?.valLoss).toBe(val[3]);
+    honestFinal = view.final?.theta;
     // The trained θ is on the hub, by hash, with the model's parameter count.
     const theta = await (await fetch(`${hub.url}/v1/blobs/${view.final?.theta}`)).arrayBuffer();
     expect(theta.byteLength).toBe(4 * paramCount(view.model));
@@ -75,4 +138,95 @@ describe('train jobs through a real hub', () => {
     expect(leases).toBeGreaterThanOrEqual(14);
     expect(vols.reduce((n, v) => n + v.volunteer.stats.invalid, 0)).toBe(0);
   }, 300_000);
+
+  it("red team — zeros, noise, a scaled Δ, another shard's Δ, a Δ from a stale θ: each caught by recomputation and left out, θ ends on the honest bits", async () => {
+    const { hub, token, auth } = await hubWithToken();
+    const corpus = smallCorpus();
+    await upload(hub.url, token, [corpus]);
+    // Room for every liar on one shard before two honest results agree.
+    const { body } = await submit(hub.url, auth, await tinyTrainJob(corpus, { maxReplicas: 8 }));
+    const job = body.job as string;
+    let seed = 12345;
+    const noise = (n: number) =>
+      Float32Array.from({ length: n }, () => {
+        seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+        return (seed / 2 ** 32 - 0.5) * 1e-2;
+      });
+    let previous: ShardResult | undefined;
+    let firstTheta: ArrayBuffer | undefined;
+    const liars: Record<string, (r: ShardRunner) => ShardRunner> = {
+      zeros: cheat(lieAboutDelta((d) => new Float32Array(d.length))),
+      noise: cheat(lieAboutDelta((d) => noise(d.length))),
+      scaled: cheat(lieAboutDelta((d) => d.map((x) => 2 * x))),
+      // Another shard's whole result, for this shard.
+      copy: cheat(async (r, shard) => {
+        const out = previous && shard.work.steps > 0 ? { ...previous, shard: r.shard, job: r.job } : r;
+        if (shard.work.steps > 0) previous = r;
+        return out;
+      }),
+      // Honest work, from the first θ it was ever given.
+      stale: cheat(
+        async (r) => r,
+        (s) => {
+          firstTheta ??= s.theta.slice(0);
+          return { ...s, theta: firstTheta.slice(0) };
+        },
+      ),
+    };
+    const liarVols = new Map<string, NodeVolunteer>();
+    for (const [name, wrap] of Object.entries(liars)) {
+      const v = await nodeVolunteer(hub.url, { wrap });
+      liarVols.set(name, v);
+      vols.push(v);
+    }
+    const honest: NodeVolunteer[] = [];
+    for (let i = 0; i < 3; i++) {
+      const v = await nodeVolunteer(hub.url);
+      honest.push(v);
+      vols.push(v);
+    }
+    // The liars first, so that they get to lie before the honest ones have done everything.
+    for (const v of liarVols.values()) v.volunteer.start();
+    for (const v of honest) v.volunteer.start();
+    await waitFor(
+      async () => (await trainView(hub.url, auth, job)).status !== 'running',
+      600_000,
+      'the job to end',
+    );
+    const view = await trainView(hub.url, auth, job);
+    expect(view.status).toBe('done');
+    expect(view.curve.slice(0, 3).every((r) => r.accepted === 2)).toBe(true);
+    // Every liar's training result that lied is invalid, and every accepted Δ is honest work.
+    const honestIds = new Set(honest.map((v) => v.key.id));
+    const shards = hub.store.shardsOfJob(job);
+    const all = shards.flatMap((sh) => hub.store.resultsOfShard(sh.id));
+    const roundOf = (shard: string) => (shards.find((x) => x.id === shard)?.work as { round: number }).round;
+    const honestMoments = new Set<string>();
+    const lied: Record<string, number> = {};
+    for (const [name, v] of liarVols) {
+      const training = all
+        .filter((r) => r.volunteer === v.key.id && r.outputs.some((o) => o.name === 'delta'))
+        .sort((a, b) => a.receivedAt - b.receivedAt);
+      // A liar's honest moments (copy's first shard in time, stale's round 0) may pass; its lies never.
+      for (const r of training) {
+        if ((name === 'stale' && roundOf(r.shard) === 0) || (name === 'copy' && r === training[0])) {
+          honestMoments.add(r.id);
+        } else expect(r.status, `${name} on ${r.shard}`).toBe('invalid');
+      }
+      lied[name] = training.filter((r) => r.status === 'invalid').length;
+      // Reputation fell with each caught lie.
+      if ((lied[name] ?? 0) > 0) expect(hub.store.getVolunteer(v.key.id)?.reputation ?? 0).toBeLessThan(0);
+    }
+    for (const sh of shards) {
+      expect(sh.status).toBe('validated');
+      const canonical = all.find((r) => r.id === sh.canonical);
+      const ok = honestIds.has(canonical?.volunteer ?? '') || honestMoments.has(canonical?.id ?? '');
+      expect(ok, `canonical of ${sh.id}`).toBe(true);
+    }
+    // Each liar was caught at least once (it ran at least one shard it could lie on).
+    for (const name of Object.keys(liars)) expect(lied[name], name).toBeGreaterThan(0);
+    // Left out, so the training is bit for bit the honest run's.
+    expect(honestFinal).toBeDefined();
+    expect(view.final?.theta).toBe(honestFinal);
+  }, 700_000);
 });
