@@ -25,4 +25,5 @@ export {
   outerStep,
   pseudoGradient,
 } from './diloco.ts';
+export { EMPTY_PROMPT_BYTE, SAMPLE_LIMITS, type SampleOptions, sampleLogits, sampleText } from './sample.ts';
 export { type Batch, DEFAULT_INNER, type InnerOptimizer, Trainer } from './trainer.ts';
