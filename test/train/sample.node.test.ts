@@ -7,8 +7,9 @@ import type { GpuContext } from '../../src/gpu/context.ts';
 import { assertClose, type Tolerance } from '../../src/kernels/selftest/harness.ts';
 import { acquireDawn } from '../../src/node/dawn.ts';
 import { initParams, seededRandom, type TransformerConfig } from '../../src/train/config.ts';
+import { sampleBatch } from '../../src/train/data.ts';
 import { EMPTY_PROMPT_BYTE, sampleLogits, sampleText } from '../../src/train/sample.ts';
-import { Trainer } from '../../src/train/trainer.ts';
+import { DEFAULT_INNER, Trainer } from '../../src/train/trainer.ts';
 import { inErrorScope } from './gpu-scope.ts';
 import { transformerLogits64 } from './reference64.ts';
 
@@ -113,6 +114,38 @@ describe('sampling on Dawn', () => {
       expect([...k1]).toEqual([...g]);
     });
   });
+
+  it('a model trained on a repeating pattern continues it greedily', async () => {
+    await inErrorScope(ctx, uncaptured, async () => {
+      const cfg: TransformerConfig = {
+        kind: 'transformer',
+        width: 16,
+        depth: 1,
+        heads: 2,
+        context: 8,
+        mlpRatio: 2,
+      };
+      const corpus = new TextEncoder().encode('0123456789'.repeat(40));
+      const range = { start: 0, end: corpus.length };
+      const t = await Trainer.create(ctx, cfg, initParams(cfg, 4));
+      try {
+        let loss = Number.POSITIVE_INFINITY;
+        for (let step = 0; step < 50; step++) {
+          loss = await t.trainStep(sampleBatch(corpus, range, cfg.context, 8, 1, step), {
+            ...DEFAULT_INNER,
+            lr: 1e-2,
+          });
+        }
+        const out = await sampleText(t, new TextEncoder().encode('345'), { tokens: 12, temperature: 0 });
+        console.log(
+          `pattern: loss ${loss.toFixed(3)} after 50 steps; greedy "${new TextDecoder().decode(out)}"`,
+        );
+        expect(new TextDecoder().decode(out)).toBe('678901234567');
+      } finally {
+        t.destroy();
+      }
+    });
+  }, 120_000);
 
   it('refuses bad options with train/config', async () => {
     const p = new Uint8Array([1]);
