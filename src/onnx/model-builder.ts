@@ -73,6 +73,8 @@ export interface OnnxModelSpec {
   readonly opsets: Readonly<Record<string, number>>;
   readonly irVersion?: number;
   readonly name?: string;
+  /** producer_name. Default 'hearth-test'. */
+  readonly producer?: string;
 }
 
 /**
@@ -231,7 +233,7 @@ export function onnxModel(spec: OnnxModelSpec): Uint8Array {
   for (const v of spec.outputs) graph.message(12, valueInfo(v));
   const model = new Writer()
     .int(1, spec.irVersion ?? 8)
-    .string(2, 'hearth-test')
+    .string(2, spec.producer ?? 'hearth-test')
     .string(3, '0');
   for (const [domain, version] of Object.entries(spec.opsets)) {
     const op = new Writer();

@@ -122,6 +122,7 @@ export function exportTransformerOnnx(cfg: TransformerConfig, theta: Float32Arra
   }
   op('MatMul', [layernorm(x, 'lnf', 'lnf'), 'head'], 'logits');
   return onnxModel({
+    producer: 'hearth',
     name: `hearth-transformer-C${C}-L${cfg.depth}-H${H}-T${Tmax}`,
     nodes,
     inputs: [value('tokens', 'int32', ['batch', 'T'])],

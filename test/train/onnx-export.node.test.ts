@@ -51,7 +51,7 @@ async function runOrt(model: Uint8Array, ids: Int32Array, dims: [number, number]
     const out = await session.run({ tokens: new ort.Tensor('int32', ids, dims) });
     const logits = out.logits;
     if (!logits) throw new Error('the session returned no "logits"');
-    return { data: logits.data as Float32Array, dims: logits.dims, session };
+    return { data: logits.data as Float32Array, dims: logits.dims };
   } finally {
     await session.release();
   }
