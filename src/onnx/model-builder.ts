@@ -73,19 +73,39 @@ export interface OnnxModelSpec {
   readonly opsets: Readonly<Record<string, number>>;
   readonly irVersion?: number;
   readonly name?: string;
+  /** producer_name. Default 'hearth-test'. */
+  readonly producer?: string;
 }
 
-/** Appends protobuf fields to a growing byte list. */
+/**
+ * Appends protobuf fields to a growing list of byte chunks: small fields collect in `pending`,
+ * large payloads (initializer data, nested messages) are kept as chunks and copied in `finish`
+ * (once per nesting level), so a model of a few hundred MB is not built one array element per
+ * byte. A chunk is a view of the caller's data until then: `onnxModel` finishes before it returns.
+ */
 class Writer {
-  private readonly bytes: number[] = [];
+  private readonly chunks: Uint8Array[] = [];
+  private pending: number[] = [];
+  private length = 0;
+
+  private flush(): void {
+    if (this.pending.length === 0) return;
+    this.chunks.push(Uint8Array.from(this.pending));
+    this.pending = [];
+  }
+
+  private push(b: number): void {
+    this.pending.push(b);
+    this.length++;
+  }
 
   private varint(v: bigint | number): void {
     let x = BigInt.asUintN(64, BigInt(v));
     while (x >= 0x80n) {
-      this.bytes.push(Number((x & 0x7fn) | 0x80n));
+      this.push(Number((x & 0x7fn) | 0x80n));
       x >>= 7n;
     }
-    this.bytes.push(Number(x));
+    this.push(Number(x));
   }
 
   private tag(field: number, wire: 0 | 2 | 5): void {
@@ -103,14 +123,20 @@ class Writer {
     this.tag(field, 5);
     const b = new Uint8Array(4);
     new DataView(b.buffer).setFloat32(0, v, true);
-    for (const x of b) this.bytes.push(x);
+    for (const x of b) this.push(x);
     return this;
   }
 
   raw(field: number, data: Uint8Array): this {
     this.tag(field, 2);
     this.varint(data.length);
-    for (const x of data) this.bytes.push(x);
+    if (data.length < 64) {
+      for (const x of data) this.push(x);
+      return this;
+    }
+    this.flush();
+    this.chunks.push(data);
+    this.length += data.length;
     return this;
   }
 
@@ -123,7 +149,14 @@ class Writer {
   }
 
   finish(): Uint8Array {
-    return Uint8Array.from(this.bytes);
+    this.flush();
+    const out = new Uint8Array(this.length);
+    let at = 0;
+    for (const c of this.chunks) {
+      out.set(c, at);
+      at += c.length;
+    }
+    return out;
   }
 }
 
@@ -200,7 +233,7 @@ export function onnxModel(spec: OnnxModelSpec): Uint8Array {
   for (const v of spec.outputs) graph.message(12, valueInfo(v));
   const model = new Writer()
     .int(1, spec.irVersion ?? 8)
-    .string(2, 'hearth-test')
+    .string(2, spec.producer ?? 'hearth-test')
     .string(3, '0');
   for (const [domain, version] of Object.entries(spec.opsets)) {
     const op = new Writer();

@@ -25,4 +25,6 @@ export {
   outerStep,
   pseudoGradient,
 } from './diloco.ts';
+export { EXPORT_OPSET, exportTransformerOnnx } from './onnx-export.ts';
+export { EMPTY_PROMPT_BYTE, SAMPLE_LIMITS, type SampleOptions, sampleLogits, sampleText } from './sample.ts';
 export { type Batch, DEFAULT_INNER, type InnerOptimizer, Trainer } from './trainer.ts';

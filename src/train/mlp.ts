@@ -33,7 +33,7 @@ export async function mlpStep(
   const ce = await softmaxCrossEntropy(rec, logits, batch.targets);
   tmp.keep(ce.dlogits);
   const loss = tmp.keep(ce.loss);
-  if (!grads) return { loss };
+  if (!grads) return { loss, logits };
   let dy = ce.dlogits;
   for (let i = layers - 1; i >= 0; i--) {
     const g = await matmulBackward(rec, xs[i] as GpuTensor, P.get(`l${i}.w`), dy, { withBias: true });
@@ -42,5 +42,5 @@ export async function mlpStep(
     tmp.keep(g.dA);
     if (i > 0) dy = tmp.keep(await activationBackward(rec, xs[i] as GpuTensor, g.dA, 'relu'));
   }
-  return { loss };
+  return { loss, logits };
 }

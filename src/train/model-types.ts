@@ -10,9 +10,11 @@ export interface GpuBatch {
   readonly rows: number;
 }
 
-/** The per-row loss [rows]; gradients went into the map the caller passed. */
+/** The per-row loss [rows] and the logits it came from [rows, classes]; gradients went into the map the caller passed. */
 export interface ForwardBackward {
   readonly loss: GpuTensor;
+  /** Kept in the caller's Temps: valid until it releases them. */
+  readonly logits: GpuTensor;
 }
 
 /** Parameter tensors by layout name. */

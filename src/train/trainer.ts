@@ -5,7 +5,7 @@ import type { GpuContext } from '../gpu/context.ts';
 import { Recorder } from '../gpu/recorder.ts';
 import { emptyTensor, type GpuTensor, readTensor, uploadTensor } from '../gpu/tensor.ts';
 import { adamw } from '../kernels/index.ts';
-import { type ModelConfig, type ParamEntry, paramCount, paramLayout } from './config.ts';
+import { BYTE_VOCAB, type ModelConfig, type ParamEntry, paramCount, paramLayout } from './config.ts';
 import { mlpStep } from './mlp.ts';
 import { type GpuBatch, Params, Temps } from './model-types.ts';
 import { transformerStep } from './transformer.ts';
@@ -103,6 +103,53 @@ export class Trainer {
   /** Mean loss of a batch (forward only). */
   async loss(batch: Batch): Promise<number> {
     return this.record('train.loss', batch, false, null);
+  }
+
+  /**
+   * The logits of the forward pass over `inputs` (transformer: token ids in whole sequences of
+   * `context`; MLP: features [rows · inputs]): [rows, classes] row-major, classes = 256 for the
+   * transformer. It is the same recording as `loss` (targets all 0), so the logits are the bits
+   * the loss is computed from. With `row`, only that row's logits are read back [classes].
+   *
+   * @example
+   * const last = await tr.logits(ids, { row: ids.length - 1 }); // next-byte logits, 256 floats
+   */
+  async logits(
+    inputs: Int32Array | Float32Array,
+    opts: { readonly row?: number } = {},
+  ): Promise<Float32Array> {
+    if (this.destroyed) throw new HearthError('input/invalid', 'this Trainer was destroyed; make a new one.');
+    const cfg = this.cfg;
+    const classes = cfg.kind === 'mlp' ? cfg.classes : BYTE_VOCAB;
+    const rows = cfg.kind === 'mlp' ? Math.floor(inputs.length / cfg.inputs) : inputs.length;
+    const { row } = opts;
+    if (row !== undefined && !(Number.isInteger(row) && row >= 0 && row < rows)) {
+      throw new HearthError(
+        'input/invalid',
+        `logits: row must be an integer from 0 to ${rows - 1}, got ${row}.`,
+        {
+          details: { row, rows },
+        },
+      );
+    }
+    const gb = this.upload({ inputs, targets: new Int32Array(rows) });
+    const tmp = new Temps();
+    tmp.keep(gb.inputs);
+    tmp.keep(gb.targets);
+    const rec = new Recorder(this.ctx, 'train.logits');
+    try {
+      const step = cfg.kind === 'mlp' ? mlpStep : transformerStep;
+      const { logits } = await (step as typeof mlpStep)(rec, cfg as never, this.params, gb, tmp, null);
+      let out = logits;
+      if (row !== undefined) {
+        out = tmp.keep(emptyTensor(this.ctx, [classes], 'f32', 'train.logits.row'));
+        rec.copy(logits.buffer, row * classes * BYTES, out.buffer, 0, classes * BYTES);
+      }
+      await rec.submit();
+      return await readTensor(out as GpuTensor<'f32'>);
+    } finally {
+      tmp.releaseAll();
+    }
   }
 
   /** Mean loss of a batch and its gradient, kept on the device (`readGrad`, `applyGrad`). */

@@ -111,7 +111,7 @@ export async function transformerStep(
   const ce = await softmaxCrossEntropy(rec, logits, batch.targets);
   k(ce.dlogits);
   const loss = k(ce.loss);
-  if (!grads) return { loss };
+  if (!grads) return { loss, logits };
 
   const put = (name: string, t: GpuTensor) => {
     grads.set(name, k(t));
@@ -161,5 +161,5 @@ export async function transformerStep(
   }
   put('wpe', await sumRows(rec, dx, B, T * C, [T, C], 'wpe.grad'));
   put('wte', await embeddingBackward(rec, batch.inputs, dx, BYTE_VOCAB));
-  return { loss };
+  return { loss, logits };
 }

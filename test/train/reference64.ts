@@ -74,6 +74,15 @@ export function transformerLoss64(
   tokens: ArrayLike<number>,
   targets: ArrayLike<number>,
 ): number {
+  return crossEntropy(transformerLogits64(cfg, theta, tokens), tokens.length, 256, targets);
+}
+
+/** The transformer's logits [B·T, 256] on `tokens` (ids [B·T]). */
+export function transformerLogits64(
+  cfg: TransformerConfig,
+  theta: ArrayLike<number>,
+  tokens: ArrayLike<number>,
+): Float64Array {
   const p = getter(cfg, theta);
   const C = cfg.width;
   const T = cfg.context;
@@ -123,8 +132,7 @@ export function transformerLoss64(
     x = xMid.map((xi, i) => xi + (m[i] as number));
   }
   const yf = layernorm(x, N, C, p('lnf.g'), p('lnf.b'));
-  const logits = linear(yf, N, C, p('head'), 256);
-  return crossEntropy(logits, N, 256, targets);
+  return linear(yf, N, C, p('head'), 256);
 }
 
 /** Mean loss of the MLP classifier on `features` [rows · inputs] against class `targets`. */
