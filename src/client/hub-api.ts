@@ -5,6 +5,7 @@
 // in time), 'net/refused' (the hub said no: `details.status`, `details.code` are its own) or
 // 'net/protocol' (an answer that is not the API's).
 import { HearthError } from '../core/errors.ts';
+import { sha256Hex } from '../core/hash.ts';
 import {
   API_PREFIX,
   type BudgetAnswer,
@@ -25,6 +26,8 @@ import {
   resultsIndex,
   type Submitted,
   submitted,
+  type TrainProgress,
+  trainProgress,
   type VoucherAnswer,
   voucherAnswer,
   type WalletEarned,
@@ -118,6 +121,24 @@ export class HubApi {
   results(job: string): Promise<ResultsIndex> {
     const path = `/jobs/${encodeURIComponent(job)}/results`;
     return this.#call('GET', path).then((r) => this.#json(r, resultsIndex, `GET ${API_PREFIX}${path}`));
+  }
+
+  /** A train job's rounds, loss curve and trained θ (`GET /v1/jobs/:id/train`). */
+  train(job: string): Promise<TrainProgress> {
+    const path = `/jobs/${encodeURIComponent(job)}/train`;
+    return this.#call('GET', path).then((r) => this.#json(r, trainProgress, `GET ${API_PREFIX}${path}`));
+  }
+
+  /** A blob's bytes (`GET /v1/blobs/:sha256`, public), checked against its hash. */
+  async blob(sha: string): Promise<Uint8Array> {
+    const r = await this.#call('GET', `/blobs/${sha}`);
+    const bytes = new Uint8Array(await r.arrayBuffer());
+    if ((await sha256Hex(bytes)) !== sha) {
+      throw new HearthError('blob/corrupt', `blob ${sha.slice(0, 12)}…: the bytes do not match their hash.`, {
+        details: { sha256: sha },
+      });
+    }
+    return bytes;
   }
 
   /** One output tensor's bytes of a validated shard (by its index in the job). */

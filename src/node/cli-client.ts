@@ -14,11 +14,12 @@ import { parseManifest } from '../protocol/kinds/index.ts';
 import { npy } from '../protocol/npy.ts';
 import { type Command, type Flags, positional, str, usage } from './cli-args.ts';
 import { manifestBlobs } from './hub-jobs.ts';
+import { downloadTrainResults } from './train-download.ts';
 
 /** Where `hearth hub` listens by default, and where the client commands look for it. */
 export const DEFAULT_HUB = 'http://127.0.0.1:8787';
 
-const CONNECTION = `  --hub URL      the hub (default: $HEARTH_HUB, else ${DEFAULT_HUB})
+export const CONNECTION = `  --hub URL      the hub (default: $HEARTH_HUB, else ${DEFAULT_HUB})
   --token T      a researcher token (default: $HEARTH_TOKEN); see "hearth token create"
 
 Every request gives up after $HEARTH_TIMEOUT_MS (default 30000) ms without an answer, plus one
@@ -29,10 +30,10 @@ function requestTimeoutMs(): number {
   const v = Number(process.env.HEARTH_TIMEOUT_MS);
   return Number.isFinite(v) && v > 0 ? v : 30_000;
 }
-const connectionOptions = { hub: { type: 'string' }, token: { type: 'string' } } as const;
+export const connectionOptions = { hub: { type: 'string' }, token: { type: 'string' } } as const;
 
 /** The hub and token a command talks to, from its flags and the environment. */
-function client(flags: Flags): HubApi {
+export function client(flags: Flags): HubApi {
   const hub = (str(flags, 'hub') ?? process.env.HEARTH_HUB ?? DEFAULT_HUB).replace(/\/+$/, '');
   if (!/^https?:\/\/[^/]+$/.test(hub)) {
     throw usage(`--hub: expected a URL like ${DEFAULT_HUB}, got "${hub}".`);
@@ -319,6 +320,11 @@ DIR/<shard index>-<output name>.npy (NumPy format 1.0, little-endian, C order), 
 DIR/index.json lists them with dtype, shape, SHA-256 and file. Every download is checked
 against the hash in the hub's index. A running job gives the shards validated so far.
 
+A train job writes its trained model instead: DIR/weights/<tensor>.npy (one per parameter
+tensor), DIR/config.json (model and layout), DIR/loss.csv and DIR/loss.png (training and
+validation loss by round), DIR/model.onnx (the transformer as an ONNX model, input "tokens"
+int32 [batch, T], output "logits" f32 [batch, T, 256]) and DIR/train.json (the rounds).
+
   --out DIR      where to write (created when absent)
 ${CONNECTION}`,
   options: { ...connectionOptions, out: { type: 'string' } },
@@ -327,7 +333,17 @@ ${CONNECTION}`,
     const job = positional(args, 0, 'JOB');
     const out = str(flags, 'out');
     if (!out) throw usage('--out DIR is required.');
-    const { files, shards, index } = await downloadResults(client(flags), job, out);
+    const api = client(flags);
+    if ((await api.results(job)).kind === 'train') {
+      const t = await downloadTrainResults(api, job, out);
+      process.stdout.write(
+        `wrote the ${t.final ? 'trained' : `round-${t.round} (not final)`} weights (${t.params} parameters, ${t.tensors} tensors as .npy), config.json, loss.csv, loss.png and model.onnx to ${out}\n`,
+      );
+      if (!t.final)
+        process.stderr.write(`note: job ${job} is ${t.status}; the weights are the latest round's θ.\n`);
+      return 0;
+    }
+    const { files, shards, index } = await downloadResults(api, job, out);
     process.stdout.write(
       `wrote ${files} tensor(s) from ${shards.length} shard(s) and index.json to ${out}\n`,
     );

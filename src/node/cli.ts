@@ -23,6 +23,7 @@ import { type Command, type Flags, int, parse, str, usage } from './cli-args.ts'
 import { chainCommand } from './cli-chain.ts';
 import { clientCommands, DEFAULT_HUB } from './cli-client.ts';
 import { exampleCommand } from './cli-example.ts';
+import { sampleCommand } from './cli-sample.ts';
 import { selftestCommand } from './cli-selftest.ts';
 import { startCommand } from './cli-start.ts';
 import { volunteerCommand } from './cli-volunteer.ts';
@@ -231,6 +232,7 @@ const commands: readonly Command[] = [
   tokenList,
   tokenRevoke,
   ...clientCommands,
+  sampleCommand,
   volunteerCommand,
   exampleCommand,
   startCommand,

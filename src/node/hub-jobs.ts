@@ -170,6 +170,7 @@ export function resultsIndex(ctx: Ctx, id: string) {
   return {
     job: id,
     status: job.status,
+    kind: job.manifest.kind,
     shards: ctx.scheduler.results(id).map((r) => ({
       shard: r.shard,
       index: r.index,

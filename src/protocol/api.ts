@@ -102,7 +102,8 @@ export const resultsIndex = object(
       10_000_000,
     ),
   },
-  {},
+  /** The job's kind (a `train` job's model is read with `GET /v1/jobs/:id/train`). */
+  { kind: string({ max: 32 }) },
   loose,
 );
 export type ResultsIndex = Infer<typeof resultsIndex>;
@@ -264,3 +265,29 @@ export const errorBody = object(
   {},
   loose,
 );
+
+/** `GET /v1/jobs/:id/train`: a train job's rounds — the loss curve — and its trained θ (hub/train-view.ts). */
+export const trainProgress = object(
+  {
+    job: string({ max: 256 }),
+    status: literal(JOB_STATUSES),
+    /** The model configuration (protocol/train-model.ts parseModelConfig reads it). */
+    model: record,
+    params: count,
+    rounds: count,
+    groupSize: count,
+    codec: string({ max: 16 }),
+    curve: array(
+      object(
+        { round: count, theta: sha256, slots: count, accepted: count, failed: count, tokens: count },
+        { trainLoss: nonNegative, valLoss: nonNegative },
+        loose,
+      ),
+      100_000,
+    ),
+    flops: nonNegative,
+  },
+  { final: object({ theta: sha256, valLoss: nonNegative }, {}, loose) },
+  loose,
+);
+export type TrainProgress = Infer<typeof trainProgress>;

@@ -3,17 +3,24 @@
 // pseudo-gradient recomputed by a second volunteer, the outer step on the hub. The Chromium run
 // is in test/ui/train.node.test.ts; here are the rules that need many runs: the loss falls, every
 // θ is the f32 outer step of the accepted frames, and bad volunteers are caught.
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ShardRunner } from '../../src/client/volunteer.ts';
 import { sha256Hex } from '../../src/core/hash.ts';
 import { createToken } from '../../src/hub/tokens.ts';
+import { acquireDawn } from '../../src/node/dawn.ts';
 import type { TrainShard } from '../../src/protocol/kinds/train.ts';
 import { decodePseudoGradient, encodePseudoGradient } from '../../src/protocol/pseudo-gradient.ts';
 import type { OutputTensor, ShardResult } from '../../src/protocol/shard.ts';
 import { sketch } from '../../src/protocol/sketch.ts';
-import { paramCount } from '../../src/protocol/train-model.ts';
+import { paramCount, paramLayout } from '../../src/protocol/train-model.ts';
+import { sampleText } from '../../src/train/sample.ts';
+import { Trainer } from '../../src/train/trainer.ts';
 import { EMBED_ORIGIN, type NodeVolunteer, nodeVolunteer, waitFor } from '../client/client-helpers.ts';
 import { smallCorpus, tinyTrainJob, trainView } from '../train/job-helpers.ts';
+import { hearth } from './cli-helpers.ts';
 import { type TestHub, testHub, upload } from './hub-helpers.ts';
 
 let t: TestHub | undefined;
@@ -41,6 +48,10 @@ async function submit(url: string, auth: Record<string, string>, manifest: unkno
     body: (await r.json()) as { job?: string; error?: { code: string; message: string } },
   };
 }
+
+/** The exported model against the training kernels' forward: |got − want| ≤ atol + rtol·|want|. */
+const ONNX_ATOL = 1e-3;
+const ONNX_RTOL = 1e-3;
 
 /** The final θ of the honest run: the red team's run of the same job must end on the same bits. */
 let honestFinal: string | undefined;
@@ -128,7 +139,7 @@ describe('train jobs through a real hub', () => {
     expect(val[1]).toBeLessThan((val[0] as number) - 0.5);
     expect(val[3]).toBeLessThan(4);
     expect(view.final?.valLoss).toBe(val[3]);
-    honestFinal = view.final?.theta;
+
     // The trained θ is on the hub, by hash, with the model's parameter count.
     const theta = await (await fetch(`${hub.url}/v1/blobs/${view.final?.theta}`)).arrayBuffer();
     expect(theta.byteLength).toBe(4 * paramCount(view.model));
@@ -137,7 +148,90 @@ describe('train jobs through a real hub', () => {
     const leases = vols.reduce((n, v) => n + v.volunteer.stats.leases, 0);
     expect(leases).toBeGreaterThanOrEqual(14);
     expect(vols.reduce((n, v) => n + v.volunteer.stats.invalid, 0)).toBe(0);
-  }, 300_000);
+    honestFinal = view.final?.theta;
+
+    // `hearth results`: the trained weights, the curve, the model as ONNX.
+    const out = mkdtempSync(join(tmpdir(), 'hearth-train-results-'));
+    try {
+      const env = { HEARTH_HUB: hub.url, HEARTH_TOKEN: token };
+      const r = await hearth(['results', job, '--out', out], env);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toContain('trained weights');
+      const layout = paramLayout(view.model);
+      expect(readdirSync(join(out, 'weights')).sort()).toEqual(layout.map((e) => `${e.name}.npy`).sort());
+      const csv = readFileSync(join(out, 'loss.csv'), 'utf8').trim().split('\n');
+      expect(csv).toHaveLength(1 + view.curve.length);
+      const onnx = new Uint8Array(readFileSync(join(out, 'model.onnx')));
+
+      // The exported model runs as an `onnx` job on the volunteers and gives the training
+      // kernels' logits (the Trainer's forward on this machine's Dawn device) within tolerance.
+      const T = view.model.context;
+      const B = 4;
+      const tokens = Int32Array.from(corpus.subarray(corpus.length - B * T), (b) => b);
+      const tokenBytes = new Uint8Array(tokens.buffer);
+      await upload(hub.url, token, [onnx, tokenBytes]);
+      const onnxJob = await submit(hub.url, auth, {
+        v: 1,
+        kind: 'onnx',
+        model: await sha256Hex(onnx),
+        inputs: { tokens: { sha256: await sha256Hex(tokenBytes), dtype: 'i32', shape: [B, T] } },
+        batchInput: 'tokens',
+        shardSize: 2,
+        replication: 2,
+        maxReplicas: 4,
+        tolerance: { rtol: 1e-4, atol: 1e-4 },
+        deadlineMs: 60_000,
+        creditRate: 1e-9,
+        // The hub's graph counter cannot follow the export's symbolic shapes: 2·N per token.
+        flopsPerShard: 2 * paramCount(view.model) * 2 * T,
+      });
+      expect(onnxJob.status, JSON.stringify(onnxJob.body)).toBe(201);
+      const oj = onnxJob.body.job as string;
+      await waitFor(
+        async () =>
+          ((await (await fetch(`${hub.url}/v1/jobs/${oj}`, { headers: auth })).json()) as { status: string })
+            .status === 'done',
+        120_000,
+        'the ONNX job',
+      );
+      const ctx = await acquireDawn();
+      const trainer = await Trainer.create(ctx, view.model, new Float32Array(theta));
+      try {
+        const want = await trainer.logits(tokens);
+        const got = new Float32Array(B * T * 256);
+        for (let shard = 0; shard < 2; shard++) {
+          const res = await fetch(`${hub.url}/v1/jobs/${oj}/results/${shard}/logits`, { headers: auth });
+          got.set(new Float32Array(await res.arrayBuffer()), shard * 2 * T * 256);
+        }
+        let worst = 0;
+        for (let i = 0; i < got.length; i++) {
+          const d =
+            Math.abs((got[i] as number) - (want[i] as number)) /
+            (ONNX_ATOL + ONNX_RTOL * Math.abs(want[i] as number));
+          worst = Number.isNaN(d) ? Number.POSITIVE_INFINITY : Math.max(worst, d);
+        }
+        expect(worst).toBeLessThanOrEqual(1);
+
+        // `hearth sample`, greedy: the same bytes as greedy sampling here on the same θ.
+        const s = await hearth(['sample', job, '--prompt', 'the ', '--tokens', '24', '--temperature', '0'], {
+          ...env,
+          VK_ICD_FILENAMES: process.env.VK_ICD_FILENAMES ?? '',
+          XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '',
+        });
+        expect(s.code, s.stderr).toBe(0);
+        const greedy = await sampleText(trainer, new TextEncoder().encode('the '), {
+          tokens: 24,
+          temperature: 0,
+        });
+        expect(s.stdout).toBe(`the ${new TextDecoder().decode(greedy)}\n`);
+      } finally {
+        trainer.destroy();
+        ctx.destroy();
+      }
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
+  }, 420_000);
 
   it("red team — zeros, noise, a scaled Δ, another shard's Δ, a Δ from a stale θ: each caught by recomputation and left out, θ ends on the honest bits", async () => {
     const { hub, token, auth } = await hubWithToken();
