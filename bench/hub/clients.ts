@@ -1,7 +1,8 @@
 // A child process of the hub bench holding many volunteers (a process may open at most 20,000
 // files here, so 10,000 volunteers need more than one). Driven over IPC:
 //   { cmd: 'connect', url, count, parallel }  → { connected, failed, ms, firstError? }
-//   { cmd: 'work', ms }                       → { acks, errors, idle, ms }
+//   { cmd: 'work', ms }                       → { acks, errors, idle, ms, cpuUs } (cpuUs: this process's
+//        user+system CPU time over the work)
 //   { cmd: 'close' }                          → exits
 import { BenchVolunteer } from './volunteer.ts';
 
@@ -34,6 +35,7 @@ async function connect(url: string, count: number, parallel: number) {
 
 async function work(ms: number) {
   const t0 = performance.now();
+  const cpu0 = process.cpuUsage();
   const until = Date.now() + ms;
   const outs = await Promise.all(volunteers.map((v) => v.work(until)));
   const acks: Record<string, number> = {};
@@ -44,7 +46,8 @@ async function work(ms: number) {
     errors += o.errors;
     idle += o.idle;
   }
-  return { acks, errors, idle, ms: performance.now() - t0 };
+  const cpu = process.cpuUsage(cpu0);
+  return { acks, errors, idle, ms: performance.now() - t0, cpuUs: cpu.user + cpu.system };
 }
 
 process.on('message', (m: Command) => {
