@@ -44,6 +44,8 @@ const IDLE = Number(flag('volunteers') ?? (quick ? 1000 : 10_000));
 const only = new Set((flag('only') ?? 'a1,a2,a3,b').split(','));
 /** Replications of (a1) and (a2) (`--replication=1`): 1 and 2 by default. */
 const REPLICATIONS = (flag('replication') ?? '1,2').split(',').map(Number);
+/** Shards per message in (a2)'s batched run (lease-batch → results), `--batch=N`; 1 skips that run. */
+const BATCH = Number(flag('batch') ?? 16);
 const WORKERS = quick ? 32 : 64;
 const CORE_MS = quick ? 1000 : 2500;
 const NET_MS = quick ? 3000 : 8000;
@@ -162,7 +164,7 @@ interface NetRun {
   readonly profileDir?: string;
 }
 
-async function netCycles(replication: number, ms: number, withProfile: boolean): Promise<NetRun> {
+async function netCycles(replication: number, ms: number, withProfile: boolean, batch = 1): Promise<NetRun> {
   const profileDir = withProfile ? mkdtempSync(join(tmp, 'prof-')) : undefined;
   const hub = new Proc('bench/hub/hub-proc.ts');
   const clients = new Proc('bench/hub/clients.ts');
@@ -188,7 +190,7 @@ async function netCycles(replication: number, ms: number, withProfile: boolean):
       idle: number;
       ms: number;
       cpuUs: number;
-    }>({ cmd: 'work', ms });
+    }>({ cmd: 'work', ms, batch });
     const cpu1 = await hub.ask<{ user: number; system: number }>({ cmd: 'cpu' });
     const hubCpuUs = cpu1.user + cpu1.system - cpu0.user - cpu0.system;
     if (profileDir) await hub.ask({ cmd: 'prof-stop', file: join(profileDir, 'hub.cpuprofile') });
@@ -370,12 +372,16 @@ let m: Awaited<ReturnType<typeof memoryPerVolunteer>> | undefined;
 if (only.has('a1')) {
   console.log('(a1) in-process Scheduler, lease → result → validate → credit');
   console.log(
-    `${pad('store', 16)}${pad('replication', 13)}${pad('results/s', 12)}${pad('validated/s', 13)}${pad('CPU/cycle', 11)}ratio vs memory`,
+    `${pad('store', 18)}${pad('replication', 13)}${pad('results/s', 12)}${pad('validated/s', 13)}${pad('CPU/cycle', 11)}ratio vs memory`,
   );
   for (const replication of REPLICATIONS) {
     for (const [name, make] of [
       ['MemoryStore', () => new MemoryStore()],
       ['SqliteStore', () => new SqliteStore(join(mkdtempSync(join(tmp, 'db-')), 'hub.db'))],
+      [
+        'Journaled inline',
+        () => new JournaledStore(join(mkdtempSync(join(tmp, 'db-')), 'hub.db'), { writerThread: false }),
+      ],
       ['JournaledStore', () => new JournaledStore(join(mkdtempSync(join(tmp, 'db-')), 'hub.db'))],
     ] as const) {
       const r = await coreCycles(make(), replication, CORE_MS);
@@ -384,32 +390,44 @@ if (only.has('a1')) {
       const memRate =
         (core[`MemoryStore/${replication}`]!.results / core[`MemoryStore/${replication}`]!.ms) * 1000;
       console.log(
-        `${pad(name, 16)}${pad(replication, 13)}${pad(fmt(rate), 12)}${pad(fmt((r.validated / r.ms) * 1000), 13)}${pad(`${Math.round(r.cpuUs / r.results)} µs`, 11)}${(rate / memRate).toFixed(2)}`,
+        `${pad(name, 18)}${pad(replication, 13)}${pad(fmt(rate), 12)}${pad(fmt((r.validated / r.ms) * 1000), 13)}${pad(`${Math.round(r.cpuUs / r.results)} µs`, 11)}${(rate / memRate).toFixed(2)}`,
       );
     }
   }
 }
 
+let batched: NetRun | undefined;
 if (only.has('a2')) {
   console.log('\n(a2) end to end: hub process + volunteer process, real WebSockets on loopback, SQLite file');
   console.log(
-    `${pad('replication', 13)}${pad('results/s', 12)}${pad('hub CPU/cycle', 15)}${pad('per hub core', 14)}${pad('vol. CPU/cycle', 16)}${pad('outcomes', 34)}${pad('errors', 8)}no-work`,
+    `${pad('replication', 13)}${pad('per message', 13)}${pad('results/s', 12)}${pad('hub CPU/cycle', 15)}${pad('per hub core', 14)}${pad('vol. CPU/cycle', 16)}${pad('outcomes', 34)}${pad('errors', 8)}no-work`,
   );
+  const row = (replication: number, batch: number, r: NetRun) =>
+    console.log(
+      `${pad(replication, 13)}${pad(batch, 13)}${pad(fmt((r.results / r.ms) * 1000), 12)}${pad(`${Math.round(r.hubCpuUs / r.results)} µs`, 15)}${pad(`${fmt((r.results / r.hubCpuUs) * 1e6)}/s`, 14)}${pad(`${Math.round(r.clientCpuUs / r.results)} µs`, 16)}${pad(JSON.stringify(r.acks), 34)}${pad(r.errors, 8)}${r.idle}`,
+    );
   for (const replication of REPLICATIONS) {
     const r = await netCycles(replication, NET_MS, profile && replication === 1);
     net[replication] = r;
-    console.log(
-      `${pad(replication, 13)}${pad(fmt((r.results / r.ms) * 1000), 12)}${pad(`${Math.round(r.hubCpuUs / r.results)} µs`, 15)}${pad(`${fmt((r.results / r.hubCpuUs) * 1e6)}/s`, 14)}${pad(`${Math.round(r.clientCpuUs / r.results)} µs`, 16)}${pad(JSON.stringify(r.acks), 34)}${pad(r.errors, 8)}${r.idle}`,
-    );
+    row(replication, 1, r);
+  }
+  // The same cycle with lease-batch → results: BATCH shards a message each way.
+  if (BATCH > 1) {
+    batched = await netCycles(1, NET_MS, profile, BATCH);
+    row(1, BATCH, batched);
   }
   console.log(
     '(hub CPU/cycle: the hub process\u2019s user+system CPU time over the run / results; "per hub core" is what\n' +
       ' one fully busy core would sustain — here the volunteers\u2019 process shares the same 2 cores; "vol. CPU/cycle"\n' +
-      ' is the volunteers\u2019 process\u2019s CPU time / results.)',
+      ' is the volunteers\u2019 process\u2019s CPU time / results; "per message": shards per lease and result message.)',
   );
-  if (profile && net[1]?.profileDir) {
-    console.log('\nwhere the end-to-end hub spends its time (self time, replication 1):');
-    for (const { fn, pct } of topSelf(net[1].profileDir, 20))
+  for (const [what, r] of [
+    ['one shard a message', net[1]],
+    [`${BATCH} shards a message`, batched],
+  ] as const) {
+    if (!profile || !r?.profileDir) continue;
+    console.log(`\nwhere the end-to-end hub spends its time (self time, replication 1, ${what}):`);
+    for (const { fn, pct } of topSelf(r.profileDir, 20))
       console.log(`  ${pct.toFixed(1).padStart(5)}%  ${fn}`);
   }
 }
@@ -460,6 +478,7 @@ const kb = (bytes: number) => bytes / 1024 / Math.max(1, m?.connected ?? 0);
 console.log(
   JSON.stringify({
     ...(e2e ? { shard_cycles_per_s: Math.round((e2e.results / e2e.ms) * 1000) } : {}),
+    ...(batched ? { shard_cycles_per_s_batched: Math.round((batched.results / batched.ms) * 1000) } : {}),
     ...(m
       ? { volunteers: m.connected, kb_per_volunteer: Number(kb(m.after.rss - m.before.rss).toFixed(1)) }
       : {}),

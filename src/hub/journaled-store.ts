@@ -42,7 +42,7 @@ import { HearthError } from '../core/errors.ts';
 import { jobOfPending, type OnDisk, type Op, type Pending, set, writeOps } from './journal.ts';
 import { type MemoryStats, MemoryStore } from './memory-store.ts';
 import { SqliteStore } from './sqlite-store.ts';
-import { SqliteWriter, type WriteOp } from './sqlite-writer.ts';
+import { type GroupWriter, InlineWriter, SqliteWriter, type WriteOp } from './sqlite-writer.ts';
 import type {
   AllReduceReportRecord,
   AvailableShard,
@@ -72,6 +72,12 @@ export interface JournaledStoreOptions {
    * VOLUNTEER_CACHE_SIZE); the others are read from the file when they come back.
    */
   readonly volunteerCacheSize?: number;
+  /**
+   * Group commits on a writer thread of their own (sqlite-writer.ts; default true): the
+   * statements and the fsync leave the event loop, at the cost of handing each group over.
+   * false: they run on the main connection, on the event loop (as before issue 15).
+   */
+  readonly writerThread?: boolean;
 }
 
 /**
@@ -118,7 +124,7 @@ export class JournaledStore implements HubStore {
   /** Volunteers in memory, least recently used first (may name a few a rollback took out). */
   readonly #recent = new Set<string>();
   /** Runs the group commits on its own connection, in a worker thread (sqlite-writer.ts). */
-  readonly #writer: SqliteWriter;
+  readonly #writer: GroupWriter;
   /**
    * The group collecting changes (#pending): settled when it is on the file. `due`: its window is
    * over, and it goes to the writer as soon as the group in flight has landed.
@@ -141,7 +147,7 @@ export class JournaledStore implements HubStore {
     this.#volunteerCap = opts.volunteerCacheSize ?? VOLUNTEER_CACHE_SIZE;
     this.#load();
     // After the main connection has migrated the file: the writer prepares statements on it.
-    this.#writer = new SqliteWriter(path);
+    this.#writer = opts.writerThread === false ? new InlineWriter(this.#disk) : new SqliteWriter(path);
   }
 
   /**

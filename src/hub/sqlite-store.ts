@@ -5,6 +5,7 @@ import { HearthError } from '../core/errors.ts';
 import type { DType } from '../core/tensor.ts';
 import { creditsToUnits } from '../protocol/credit.ts';
 import { readMigrationFiles } from './migration-files.ts';
+import type { WriteOp } from './sqlite-writer.ts';
 import {
   type AllReduceReportRecord,
   type AvailableShard,
@@ -610,6 +611,19 @@ export class SqliteStore implements HubStore {
   }
   deleteAllReduceReport(round: string, reporterPeer: string): void {
     this.#q.deleteReport.run(round, reporterPeer);
+  }
+  /**
+   * Runs a JournaledStore group's writes (WRITE_SQL names and parameters) in one transaction on
+   * this connection: the writer when it has no thread of its own.
+   */
+  runWrites(ops: readonly WriteOp[]): void {
+    const q = this.#q;
+    const run = (op: WriteOp): void => {
+      if (q[op.sql].run(...op.params).changes === 0 && op.unchanged) for (const o of op.unchanged) run(o);
+    };
+    this.transaction(() => {
+      for (const op of ops) run(op);
+    });
   }
   /** One ledger entry (JournaledStore: is a credit it no longer holds in memory on the file?). */
   credit(volunteer: string, shard: string): LedgerEntry | undefined {

@@ -9,7 +9,7 @@
 import { MessageChannel, receiveMessageOnPort, Worker } from 'node:worker_threads';
 import { type Deferred, deferred } from '../core/deferred.ts';
 import { HearthError } from '../core/errors.ts';
-import { WRITE_SQL, type WriteName } from './sqlite-store.ts';
+import { type SqliteStore, WRITE_SQL, type WriteName } from './sqlite-store.ts';
 
 /** One statement of a group: a WRITE_SQL name and its parameters. */
 export interface WriteOp {
@@ -24,6 +24,35 @@ export const WRITER_TIMEOUT_MS = 60_000;
 
 type Reply = { readonly id: number; readonly error?: string };
 
+/** Where a JournaledStore's group commits go: a thread of their own, or the main connection. */
+export interface GroupWriter {
+  /** Runs `ops` in one synced transaction after every group posted before; resolves once on disk. */
+  post(ops: readonly WriteOp[]): Promise<void>;
+  /** Runs `ops` and returns once they (and every group posted before) are on disk; throws what failed. */
+  run(ops: readonly WriteOp[]): void;
+  close(): void;
+}
+
+/** The writer without a thread: each group runs on the main connection, on the event loop. */
+export class InlineWriter implements GroupWriter {
+  readonly #disk: SqliteStore;
+  constructor(disk: SqliteStore) {
+    this.#disk = disk;
+  }
+  post(ops: readonly WriteOp[]): Promise<void> {
+    try {
+      this.#disk.runWrites(ops);
+      return Promise.resolve();
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+  run(ops: readonly WriteOp[]): void {
+    this.#disk.runWrites(ops);
+  }
+  close(): void {}
+}
+
 /**
  * The writer thread and its two ways in: `post` (a group commit: a promise) and `run` (blocks).
  *
@@ -32,7 +61,7 @@ type Reply = { readonly id: number; readonly error?: string };
  * await w.post([{ sql: 'putVolunteer', params: ['v1', '{"id":"v1"}'] }]);
  * w.close();
  */
-export class SqliteWriter {
+export class SqliteWriter implements GroupWriter {
   readonly #worker: Worker;
   /** The synchronous way: `run`'s answers, read with receiveMessageOnPort. */
   readonly #port: MessagePort;
