@@ -25,7 +25,12 @@ const hub = await startHub({
   // HEARTH_BENCH_WRITER=inline: group commits on the event loop (JournaledStore writerThread false).
   store: pg
     ? new PostgresStore(pg)
-    : new JournaledStore(join(dir, 'hub.db'), { writerThread: process.env.HEARTH_BENCH_WRITER !== 'inline' }),
+    : new JournaledStore(join(dir, 'hub.db'), {
+        writerThread: process.env.HEARTH_BENCH_WRITER !== 'inline',
+        ...(process.env.HEARTH_BENCH_WINDOW
+          ? { groupWindowMs: Number(process.env.HEARTH_BENCH_WINDOW) }
+          : {}),
+      }),
   blobDir: arg('blobs') ?? join(dir, 'blobs'),
   maxBlobBytes: 2 ** 20,
   allowedOrigins: [],

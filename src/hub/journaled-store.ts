@@ -129,9 +129,7 @@ export class JournaledStore implements HubStore {
    * The group collecting changes (#pending): settled when it is on the file. `due`: its window is
    * over, and it goes to the writer as soon as the group in flight has landed.
    */
-  #open:
-    | { readonly commit: Deferred<void>; readonly timer: ReturnType<typeof setTimeout>; due: boolean }
-    | undefined;
+  #open: { readonly commit: Deferred<void>; readonly cancel: () => void; due: boolean } | undefined;
   /**
    * The group the writer is committing (one at a time: every record memory may let go of is then
    * either on the file or in #pending, which eviction checks), with what may leave memory once it
@@ -277,12 +275,18 @@ export class JournaledStore implements HubStore {
   #schedule(): void {
     if (this.#open) return;
     // Nobody may be waiting (a group of leases only): deferred() keeps a failure from being unhandled.
-    const timer = setTimeout(() => {
+    const due = () => {
       if (!this.#open) return;
       this.#open.due = true;
       this.#post();
-    }, this.#windowMs);
-    this.#open = { commit: deferred<void>(), timer, due: false };
+    };
+    // 0: at the end of this turn of the event loop (what arrived with it joins the group).
+    const timer = this.#windowMs > 0 ? setTimeout(due, this.#windowMs) : setImmediate(due);
+    const cancel =
+      this.#windowMs > 0
+        ? () => clearTimeout(timer as ReturnType<typeof setTimeout>)
+        : () => clearImmediate(timer as ReturnType<typeof setImmediate>);
+    this.#open = { commit: deferred<void>(), cancel, due: false };
   }
 
   /** What may leave memory once what was journaled until now is on the file; starts anew. */
@@ -314,7 +318,7 @@ export class JournaledStore implements HubStore {
     const open = this.#open;
     if (!open || this.#inflight) return;
     this.#open = undefined;
-    clearTimeout(open.timer);
+    open.cancel();
     const batch = this.#pending;
     this.#pending = new Map();
     const loose = this.#takeLoose();
@@ -369,7 +373,7 @@ export class JournaledStore implements HubStore {
   #commit(): void {
     const open = this.#open;
     this.#open = undefined;
-    if (open) clearTimeout(open.timer);
+    if (open) open.cancel();
     const batch = this.#pending;
     this.#pending = new Map();
     const loose = this.#takeLoose();
