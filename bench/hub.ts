@@ -40,6 +40,12 @@ const quick = argv.includes('--quick');
 const profile = argv.includes('--profile');
 const flag = (name: string) => argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1];
 const IDLE = Number(flag('volunteers') ?? (quick ? 1000 : 10_000));
+/** Parts to run (`--only=a2` or `--only=a1,a2`): a1, a2, a3, b; all by default. */
+const only = new Set((flag('only') ?? 'a1,a2,a3,b').split(','));
+/** Replications of (a1) and (a2) (`--replication=1`): 1 and 2 by default. */
+const REPLICATIONS = (flag('replication') ?? '1,2').split(',').map(Number);
+/** Shards per message in (a2)'s batched run (lease-batch → results), `--batch=N`; 1 skips that run. */
+const BATCH = Number(flag('batch') ?? 16);
 const WORKERS = quick ? 32 : 64;
 const CORE_MS = quick ? 1000 : 2500;
 const NET_MS = quick ? 3000 : 8000;
@@ -110,6 +116,8 @@ interface CoreRun {
   readonly results: number;
   readonly validated: number;
   readonly ms: number;
+  /** CPU time of this process (every thread) over the run, µs. */
+  readonly cpuUs: number;
 }
 
 async function coreCycles(store: HubStore, replication: number, ms: number): Promise<CoreRun> {
@@ -119,6 +127,7 @@ async function coreCycles(store: HubStore, replication: number, ms: number): Pro
   const more = () => jobs.push(s.submit(manifest(20_000, replication), Date.now()));
   more();
   let results = 0;
+  const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   const end = t0 + ms;
   const volunteer = async (id: string) => {
@@ -134,9 +143,10 @@ async function coreCycles(store: HubStore, replication: number, ms: number): Pro
   };
   await Promise.all(Array.from({ length: WORKERS }, (_, i) => volunteer(`v${i}`)));
   const elapsed = performance.now() - t0;
+  const cpu = process.cpuUsage(cpu0);
   const validated = jobs.reduce((n, j) => n + s.progress(j).validated, 0);
   store.close();
-  return { results, validated, ms: elapsed };
+  return { results, validated, ms: elapsed, cpuUs: cpu.user + cpu.system };
 }
 
 // ---------------------------------------------------------------- (a2) end to end
@@ -149,10 +159,12 @@ interface NetRun {
   readonly ms: number;
   /** CPU time the hub process spent during the run, µs. */
   readonly hubCpuUs: number;
+  /** CPU time the volunteers' process spent during the run, µs. */
+  readonly clientCpuUs: number;
   readonly profileDir?: string;
 }
 
-async function netCycles(replication: number, ms: number, withProfile: boolean): Promise<NetRun> {
+async function netCycles(replication: number, ms: number, withProfile: boolean, batch = 1): Promise<NetRun> {
   const profileDir = withProfile ? mkdtempSync(join(tmp, 'prof-')) : undefined;
   const hub = new Proc('bench/hub/hub-proc.ts');
   const clients = new Proc('bench/hub/clients.ts');
@@ -172,10 +184,13 @@ async function netCycles(replication: number, ms: number, withProfile: boolean):
     // Profiled over the work window only: not the start-up, not the job's submission.
     if (profileDir) await hub.ask({ cmd: 'prof-start' });
     const cpu0 = await hub.ask<{ user: number; system: number }>({ cmd: 'cpu' });
-    const w = await clients.ask<{ acks: Record<string, number>; errors: number; idle: number; ms: number }>({
-      cmd: 'work',
-      ms,
-    });
+    const w = await clients.ask<{
+      acks: Record<string, number>;
+      errors: number;
+      idle: number;
+      ms: number;
+      cpuUs: number;
+    }>({ cmd: 'work', ms, batch });
     const cpu1 = await hub.ask<{ user: number; system: number }>({ cmd: 'cpu' });
     const hubCpuUs = cpu1.user + cpu1.system - cpu0.user - cpu0.system;
     if (profileDir) await hub.ask({ cmd: 'prof-stop', file: join(profileDir, 'hub.cpuprofile') });
@@ -187,6 +202,7 @@ async function netCycles(replication: number, ms: number, withProfile: boolean):
       idle: w.idle,
       ms: w.ms,
       hubCpuUs,
+      clientCpuUs: w.cpuUs,
       ...(profileDir ? { profileDir } : {}),
     };
   } finally {
@@ -349,91 +365,123 @@ console.log(
   `hub bench${quick ? ' (--quick)' : ''}: ${WORKERS} concurrent volunteers, Node ${process.version}\n`,
 );
 
-console.log('(a1) in-process Scheduler, lease → result → validate → credit');
-console.log(
-  `${pad('store', 16)}${pad('replication', 13)}${pad('results/s', 12)}${pad('validated/s', 13)}ratio vs memory`,
-);
 const core: Record<string, CoreRun> = {};
-for (const replication of [1, 2]) {
-  for (const [name, make] of [
-    ['MemoryStore', () => new MemoryStore()],
-    ['SqliteStore', () => new SqliteStore(join(mkdtempSync(join(tmp, 'db-')), 'hub.db'))],
-    ['JournaledStore', () => new JournaledStore(join(mkdtempSync(join(tmp, 'db-')), 'hub.db'))],
-  ] as const) {
-    const r = await coreCycles(make(), replication, CORE_MS);
-    core[`${name}/${replication}`] = r;
-    const rate = (r.results / r.ms) * 1000;
-    const memRate =
-      (core[`MemoryStore/${replication}`]!.results / core[`MemoryStore/${replication}`]!.ms) * 1000;
-    console.log(
-      `${pad(name, 16)}${pad(replication, 13)}${pad(fmt(rate), 12)}${pad(fmt((r.validated / r.ms) * 1000), 13)}${(rate / memRate).toFixed(2)}`,
-    );
+const net: Record<number, NetRun> = {};
+const pgRuns: Record<number, PgRun> = {};
+let m: Awaited<ReturnType<typeof memoryPerVolunteer>> | undefined;
+if (only.has('a1')) {
+  console.log('(a1) in-process Scheduler, lease → result → validate → credit');
+  console.log(
+    `${pad('store', 18)}${pad('replication', 13)}${pad('results/s', 12)}${pad('validated/s', 13)}${pad('CPU/cycle', 11)}ratio vs memory`,
+  );
+  for (const replication of REPLICATIONS) {
+    for (const [name, make] of [
+      ['MemoryStore', () => new MemoryStore()],
+      ['SqliteStore', () => new SqliteStore(join(mkdtempSync(join(tmp, 'db-')), 'hub.db'))],
+      [
+        'Journaled inline',
+        () => new JournaledStore(join(mkdtempSync(join(tmp, 'db-')), 'hub.db'), { writerThread: false }),
+      ],
+      ['JournaledStore', () => new JournaledStore(join(mkdtempSync(join(tmp, 'db-')), 'hub.db'))],
+    ] as const) {
+      const r = await coreCycles(make(), replication, CORE_MS);
+      core[`${name}/${replication}`] = r;
+      const rate = (r.results / r.ms) * 1000;
+      const memRate =
+        (core[`MemoryStore/${replication}`]!.results / core[`MemoryStore/${replication}`]!.ms) * 1000;
+      console.log(
+        `${pad(name, 18)}${pad(replication, 13)}${pad(fmt(rate), 12)}${pad(fmt((r.validated / r.ms) * 1000), 13)}${pad(`${Math.round(r.cpuUs / r.results)} µs`, 11)}${(rate / memRate).toFixed(2)}`,
+      );
+    }
   }
 }
 
-console.log('\n(a2) end to end: hub process + volunteer process, real WebSockets on loopback, SQLite file');
-console.log(
-  `${pad('replication', 13)}${pad('results/s', 12)}${pad('hub CPU/cycle', 15)}${pad('per hub core', 14)}${pad('outcomes', 34)}${pad('errors', 8)}no-work`,
-);
-const net: Record<number, NetRun> = {};
-for (const replication of [1, 2]) {
-  const r = await netCycles(replication, NET_MS, profile && replication === 1);
-  net[replication] = r;
+let batched: NetRun | undefined;
+if (only.has('a2')) {
+  console.log('\n(a2) end to end: hub process + volunteer process, real WebSockets on loopback, SQLite file');
   console.log(
-    `${pad(replication, 13)}${pad(fmt((r.results / r.ms) * 1000), 12)}${pad(`${Math.round(r.hubCpuUs / r.results)} µs`, 15)}${pad(`${fmt((r.results / r.hubCpuUs) * 1e6)}/s`, 14)}${pad(JSON.stringify(r.acks), 34)}${pad(r.errors, 8)}${r.idle}`,
+    `${pad('replication', 13)}${pad('per message', 13)}${pad('results/s', 12)}${pad('hub CPU/cycle', 15)}${pad('per hub core', 14)}${pad('vol. CPU/cycle', 16)}${pad('outcomes', 34)}${pad('errors', 8)}no-work`,
+  );
+  const row = (replication: number, batch: number, r: NetRun) =>
+    console.log(
+      `${pad(replication, 13)}${pad(batch, 13)}${pad(fmt((r.results / r.ms) * 1000), 12)}${pad(`${Math.round(r.hubCpuUs / r.results)} µs`, 15)}${pad(`${fmt((r.results / r.hubCpuUs) * 1e6)}/s`, 14)}${pad(`${Math.round(r.clientCpuUs / r.results)} µs`, 16)}${pad(JSON.stringify(r.acks), 34)}${pad(r.errors, 8)}${r.idle}`,
+    );
+  for (const replication of REPLICATIONS) {
+    const r = await netCycles(replication, NET_MS, profile && replication === 1);
+    net[replication] = r;
+    row(replication, 1, r);
+  }
+  // The same cycle with lease-batch → results: BATCH shards a message each way.
+  if (BATCH > 1) {
+    batched = await netCycles(1, NET_MS, profile, BATCH);
+    row(1, BATCH, batched);
+  }
+  console.log(
+    '(hub CPU/cycle: the hub process\u2019s user+system CPU time over the run / results; "per hub core" is what\n' +
+      ' one fully busy core would sustain — here the volunteers\u2019 process shares the same 2 cores; "vol. CPU/cycle"\n' +
+      ' is the volunteers\u2019 process\u2019s CPU time / results; "per message": shards per lease and result message.)',
+  );
+  for (const [what, r] of [
+    ['one shard a message', net[1]],
+    [`${BATCH} shards a message`, batched],
+  ] as const) {
+    if (!profile || !r?.profileDir) continue;
+    console.log(`\nwhere the end-to-end hub spends its time (self time, replication 1, ${what}):`);
+    for (const { fn, pct } of topSelf(r.profileDir, 20))
+      console.log(`  ${pct.toFixed(1).padStart(5)}%  ${fn}`);
+  }
+}
+
+if (only.has('a3')) {
+  console.log(
+    '\n(a3) end to end on PostgreSQL (a throwaway local cluster, fsync on): 1 hub, then 2 hubs on one database',
+  );
+  console.log(
+    `${pad('hubs', 7)}${pad('results/s', 12)}${pad('hub CPU/cycle', 15)}${pad('errors', 8)}no-work`,
+  );
+  const cluster = await startPgCluster();
+  try {
+    for (const hubs of [1, 2]) {
+      const r = await pgCycles(cluster.url, hubs, NET_MS, profile);
+      pgRuns[hubs] = r;
+      console.log(
+        `${pad(hubs, 7)}${pad(fmt((r.results / r.ms) * 1000), 12)}${pad(`${Math.round(r.hubCpuUs / r.results)} µs`, 15)}${pad(r.errors, 8)}${r.idle}`,
+      );
+    }
+  } finally {
+    cluster.stop();
+  }
+  console.log(
+    '(replication 1; hub CPU/cycle: the hub processes’ CPU time together / results, PostgreSQL’s own CPU\n' +
+      ' not counted; on these 2 cores the hubs, the volunteers’ process and PostgreSQL share the machine.)',
   );
 }
-console.log(
-  '(hub CPU/cycle: the hub process\u2019s user+system CPU time over the run / results; "per hub core" is what\n' +
-    ' one fully busy core would sustain — here the volunteers\u2019 process shares the same 2 cores.)',
-);
-if (profile && net[1]?.profileDir) {
-  console.log('\nwhere the end-to-end hub spends its time (self time, replication 1):');
-  for (const { fn, pct } of topSelf(net[1].profileDir, 20))
-    console.log(`  ${pct.toFixed(1).padStart(5)}%  ${fn}`);
+
+if (only.has('b')) {
+  console.log(`\n(b) memory of the hub process per connected, authenticated, idle volunteer (N = ${IDLE})`);
+  const mem = await memoryPerVolunteer(IDLE);
+  m = mem;
+  const kb = (bytes: number) => bytes / 1024 / Math.max(1, mem.connected);
+  console.log(
+    `connected ${m.connected} (failed ${m.failed}${m.firstError ? `: ${m.firstError}` : ''}) in ${fmt(m.connectMs)} ms; hub sees ${m.after.volunteers}; GC ${m.after.gc ? 'forced' : 'not available'}`,
+  );
+  console.log(
+    `${pad('per volunteer', 16)}${pad('RSS', 10)}${pad('heap', 10)}${pad('external', 10)}arrayBuffers`,
+  );
+  console.log(
+    `${pad('KB', 16)}${pad(kb(m.after.rss - m.before.rss).toFixed(1), 10)}${pad(kb(m.after.heapUsed - m.before.heapUsed).toFixed(1), 10)}${pad(kb(m.after.external - m.before.external).toFixed(1), 10)}${kb(m.after.arrayBuffers - m.before.arrayBuffers).toFixed(1)}`,
+  );
 }
 
-console.log(
-  '\n(a3) end to end on PostgreSQL (a throwaway local cluster, fsync on): 1 hub, then 2 hubs on one database',
-);
-console.log(`${pad('hubs', 7)}${pad('results/s', 12)}${pad('hub CPU/cycle', 15)}${pad('errors', 8)}no-work`);
-const cluster = await startPgCluster();
-const pgRuns: Record<number, PgRun> = {};
-try {
-  for (const hubs of [1, 2]) {
-    const r = await pgCycles(cluster.url, hubs, NET_MS, profile);
-    pgRuns[hubs] = r;
-    console.log(
-      `${pad(hubs, 7)}${pad(fmt((r.results / r.ms) * 1000), 12)}${pad(`${Math.round(r.hubCpuUs / r.results)} µs`, 15)}${pad(r.errors, 8)}${r.idle}`,
-    );
-  }
-} finally {
-  cluster.stop();
-}
-console.log(
-  '(replication 1; hub CPU/cycle: the hub processes’ CPU time together / results, PostgreSQL’s own CPU\n' +
-    ' not counted; on these 2 cores the hubs, the volunteers’ process and PostgreSQL share the machine.)',
-);
-
-console.log(`\n(b) memory of the hub process per connected, authenticated, idle volunteer (N = ${IDLE})`);
-const m = await memoryPerVolunteer(IDLE);
-const kb = (bytes: number) => bytes / 1024 / Math.max(1, m.connected);
-console.log(
-  `connected ${m.connected} (failed ${m.failed}${m.firstError ? `: ${m.firstError}` : ''}) in ${fmt(m.connectMs)} ms; hub sees ${m.after.volunteers}; GC ${m.after.gc ? 'forced' : 'not available'}`,
-);
-console.log(
-  `${pad('per volunteer', 16)}${pad('RSS', 10)}${pad('heap', 10)}${pad('external', 10)}arrayBuffers`,
-);
-console.log(
-  `${pad('KB', 16)}${pad(kb(m.after.rss - m.before.rss).toFixed(1), 10)}${pad(kb(m.after.heapUsed - m.before.heapUsed).toFixed(1), 10)}${pad(kb(m.after.external - m.before.external).toFixed(1), 10)}${kb(m.after.arrayBuffers - m.before.arrayBuffers).toFixed(1)}`,
-);
-
-const e2e = net[1]!;
+const e2e = net[1];
+const kb = (bytes: number) => bytes / 1024 / Math.max(1, m?.connected ?? 0);
 console.log(
   JSON.stringify({
-    shard_cycles_per_s: Math.round((e2e.results / e2e.ms) * 1000),
-    volunteers: m.connected,
-    kb_per_volunteer: Number(kb(m.after.rss - m.before.rss).toFixed(1)),
+    ...(e2e ? { shard_cycles_per_s: Math.round((e2e.results / e2e.ms) * 1000) } : {}),
+    ...(batched ? { shard_cycles_per_s_batched: Math.round((batched.results / batched.ms) * 1000) } : {}),
+    ...(m
+      ? { volunteers: m.connected, kb_per_volunteer: Number(kb(m.after.rss - m.before.rss).toFixed(1)) }
+      : {}),
     ...Object.fromEntries(
       ([1, 2] as const).flatMap((h) => {
         const r = pgRuns[h];

@@ -13,6 +13,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { JournaledStore } from '../../src/hub/journaled-store.ts';
 import { PostgresStore } from '../../src/hub/postgres-store.ts';
 import { startHub } from '../../src/node/hub-server.ts';
 import { manifest } from './manifest.ts';
@@ -21,7 +22,15 @@ const dir = mkdtempSync(join(tmpdir(), 'hearth-bench-hub-'));
 const arg = (name: string) => process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
 const pg = arg('pg');
 const hub = await startHub({
-  ...(pg ? { store: new PostgresStore(pg) } : { dbPath: join(dir, 'hub.db') }),
+  // HEARTH_BENCH_WRITER=inline: group commits on the event loop (JournaledStore writerThread false).
+  store: pg
+    ? new PostgresStore(pg)
+    : new JournaledStore(join(dir, 'hub.db'), {
+        writerThread: process.env.HEARTH_BENCH_WRITER !== 'inline',
+        ...(process.env.HEARTH_BENCH_WINDOW
+          ? { groupWindowMs: Number(process.env.HEARTH_BENCH_WINDOW) }
+          : {}),
+      }),
   blobDir: arg('blobs') ?? join(dir, 'blobs'),
   maxBlobBytes: 2 ** 20,
   allowedOrigins: [],

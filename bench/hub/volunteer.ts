@@ -16,6 +16,11 @@ const CAPS = { maxBufferBytes: 2 ** 30, features: [] as string[] };
 
 /** The honest answer of shard `shard` ("job-…/7" → shard 7) as a wire-ready result message. */
 export function answer(shard: string, job: string): object {
+  return { v: 2, type: 'result', result: answerOf(shard, job) };
+}
+
+/** The honest answer of a shard as a wire result (base64url bytes). */
+function answerOf(shard: string, job: string): object {
   const i = Number(shard.slice(shard.lastIndexOf('/') + 1));
   const y = Float32Array.from([i, i + 0.5, -i, 1 / (i + 1)]);
   const data = y.buffer;
@@ -37,7 +42,7 @@ export function answer(shard: string, job: string): object {
     device: 'bench',
     ms: 0,
   };
-  return { v: 2, type: 'result', result: encodeResult(r) };
+  return encodeResult(r);
 }
 
 export class BenchVolunteer {
@@ -104,12 +109,39 @@ export class BenchVolunteer {
 
   /**
    * lease → result → ack until `until` (ms since the epoch); returns the acks by outcome and the
-   * number of errors the hub sent.
+   * number of errors the hub sent. `batch` > 1: lease-batch → results → acks, up to `batch` shards
+   * a message.
    */
-  async work(until: number): Promise<{ acks: Record<string, number>; errors: number; idle: number }> {
+  async work(
+    until: number,
+    batch = 1,
+  ): Promise<{ acks: Record<string, number>; errors: number; idle: number }> {
     const acks: Record<string, number> = {};
     let errors = 0;
     let idle = 0;
+    while (batch > 1 && Date.now() < until && !this.closed) {
+      const m = await this.request({ v: 2, type: 'lease-batch', max: batch });
+      if (m.type !== 'leases') {
+        if (m.type === 'no-work') idle++;
+        else errors++;
+        await new Promise((r) => setTimeout(r, 2));
+        continue;
+      }
+      const leases = m.leases as { shard: string; job: string }[];
+      const reply = await this.request({
+        v: 2,
+        type: 'results',
+        results: leases.map((l) => answerOf(l.shard, l.job)),
+      });
+      if (reply.type !== 'acks') {
+        errors++;
+        continue;
+      }
+      for (const a of reply.acks as { outcome?: string }[]) {
+        if (a.outcome === undefined) errors++;
+        else acks[a.outcome] = (acks[a.outcome] ?? 0) + 1;
+      }
+    }
     while (Date.now() < until && !this.closed) {
       const m = await this.request({ v: 2, type: 'lease-request' });
       if (m.type !== 'lease') {

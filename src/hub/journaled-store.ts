@@ -39,9 +39,10 @@
 // FILE` writes tokens from another process while a hub runs.
 import { type Deferred, deferred } from '../core/deferred.ts';
 import { HearthError } from '../core/errors.ts';
-import { applyPending, type OnDisk, type Op, type Pending, set } from './journal.ts';
+import { jobOfPending, type OnDisk, type Op, type Pending, set, writeOps } from './journal.ts';
 import { type MemoryStats, MemoryStore } from './memory-store.ts';
 import { SqliteStore } from './sqlite-store.ts';
+import { type GroupWriter, InlineWriter, SqliteWriter, type WriteOp } from './sqlite-writer.ts';
 import type {
   AllReduceReportRecord,
   AvailableShard,
@@ -71,6 +72,12 @@ export interface JournaledStoreOptions {
    * VOLUNTEER_CACHE_SIZE); the others are read from the file when they come back.
    */
   readonly volunteerCacheSize?: number;
+  /**
+   * Group commits on a writer thread of their own (sqlite-writer.ts; default true): the
+   * statements and the fsync leave the event loop, at the cost of handing each group over.
+   * false: they run on the main connection, on the event loop (as before issue 15).
+   */
+  readonly writerThread?: boolean;
 }
 
 /**
@@ -116,8 +123,19 @@ export class JournaledStore implements HubStore {
   readonly #held = new Map<string, Map<string, Set<string>>>();
   /** Volunteers in memory, least recently used first (may name a few a rollback took out). */
   readonly #recent = new Set<string>();
-  /** The open group commit: settled when it is on the file. */
-  #flush: { readonly commit: Deferred<void>; readonly timer: ReturnType<typeof setTimeout> } | undefined;
+  /** Runs the group commits on its own connection, in a worker thread (sqlite-writer.ts). */
+  readonly #writer: GroupWriter;
+  /**
+   * The group collecting changes (#pending): settled when it is on the file. `due`: its window is
+   * over, and it goes to the writer as soon as the group in flight has landed.
+   */
+  #open: { readonly commit: Deferred<void>; readonly cancel: () => void; due: boolean } | undefined;
+  /**
+   * The group the writer is committing (one at a time: every record memory may let go of is then
+   * either on the file or in #pending, which eviction checks), with what may leave memory once it
+   * has landed.
+   */
+  #inflight: Group | undefined;
   #failed: HearthError | undefined;
   #closed = false;
 
@@ -126,6 +144,8 @@ export class JournaledStore implements HubStore {
     this.#windowMs = opts.groupWindowMs ?? 2;
     this.#volunteerCap = opts.volunteerCacheSize ?? VOLUNTEER_CACHE_SIZE;
     this.#load();
+    // After the main connection has migrated the file: the writer prepares statements on it.
+    this.#writer = opts.writerThread === false ? new InlineWriter(this.#disk) : new SqliteWriter(path);
   }
 
   /**
@@ -243,7 +263,8 @@ export class JournaledStore implements HubStore {
 
   settled(): Promise<void> {
     if (this.#failed) return Promise.reject(this.#failed);
-    return this.#flush?.commit.promise ?? Promise.resolve();
+    // The open group lands after the one in flight: its promise covers both.
+    return (this.#open ?? this.#inflight)?.commit.promise ?? Promise.resolve();
   }
 
   #usable(): void {
@@ -252,88 +273,183 @@ export class JournaledStore implements HubStore {
   }
 
   #schedule(): void {
-    if (this.#flush) return;
+    if (this.#open) return;
     // Nobody may be waiting (a group of leases only): deferred() keeps a failure from being unhandled.
-    // From a timer nobody can catch a throw: a failed commit is recorded (#failed) and rejects the
-    // group's waiters; letting it escape would kill the hub instead of stopping its store.
-    const timer = setTimeout(() => {
-      try {
-        this.#commit();
-      } catch {
-        // Recorded in #failed; every later call and settled() report it.
-      }
-    }, this.#windowMs);
-    this.#flush = { commit: deferred<void>(), timer };
+    const due = () => {
+      if (!this.#open) return;
+      this.#open.due = true;
+      this.#post();
+    };
+    // 0: at the end of this turn of the event loop (what arrived with it joins the group).
+    const timer = this.#windowMs > 0 ? setTimeout(due, this.#windowMs) : setImmediate(due);
+    const cancel =
+      this.#windowMs > 0
+        ? () => clearTimeout(timer as ReturnType<typeof setTimeout>)
+        : () => clearImmediate(timer as ReturnType<typeof setImmediate>);
+    this.#open = { commit: deferred<void>(), cancel, due: false };
+  }
+
+  /** What may leave memory once what was journaled until now is on the file; starts anew. */
+  #takeLoose(): Loose {
+    const loose = { results: this.#looseResults, jobs: this.#looseJobs, credits: this.#looseCredits };
+    this.#looseResults = new Set();
+    this.#looseJobs = new Set();
+    this.#looseCredits = new Set();
+    return loose;
+  }
+
+  /** A group's SQL writes, in the order of their last change. */
+  #opsOf(batch: Map<string, Pending>): WriteOp[] {
+    const ops: WriteOp[] = [];
+    for (const p of batch.values()) {
+      // The main connection's parsed-job cache must not answer an older state than the file's.
+      if (p.kind === 'job') this.#disk.noteJob(p.job);
+      writeOps(p, this.#onDisk, ops);
+    }
+    return ops;
   }
 
   /**
-   * Replays everything pending onto the file in one synced transaction, then lets go of what
-   * memory no longer needs. Runs outside any transaction: memory is then exactly what the file
-   * now holds, for every record that leaves.
+   * Sends the open group to the writer, unless one is in flight (then it goes when that one has
+   * landed, with whatever joined it meanwhile). Never throws: it runs from timers and promises;
+   * a failure is recorded (#failed) and rejects the waiters.
    */
-  #commit(): void {
-    const f = this.#flush;
-    this.#flush = undefined;
-    if (f) clearTimeout(f.timer);
+  #post(): void {
+    const open = this.#open;
+    if (!open || this.#inflight) return;
+    this.#open = undefined;
+    open.cancel();
     const batch = this.#pending;
     this.#pending = new Map();
+    const loose = this.#takeLoose();
     if (this.#failed) {
-      // Memory is ahead of the file: nothing leaves it, and nothing more is promised.
-      f?.commit.reject(this.#failed);
+      open.commit.reject(this.#failed);
       return;
     }
-    if (batch.size > 0) {
+    const ops = this.#opsOf(batch);
+    if (ops.length === 0) {
+      this.#evict(loose);
+      open.commit.resolve();
+      return;
+    }
+    const g: Group = { commit: open.commit, loose, landed: false };
+    this.#inflight = g;
+    this.#writer.post(ops).then(
+      () => this.#landed(g),
+      (e: unknown) => {
+        this.#failure(e, batch.size);
+        this.#inflight = undefined;
+      },
+    );
+  }
+
+  /** A group is on the file: what it closed may leave memory; the next group may go. */
+  #landed(g: Group): void {
+    if (g.landed) return;
+    g.landed = true;
+    if (this.#inflight === g) this.#inflight = undefined;
+    this.#evict(g.loose);
+    g.commit.resolve();
+    if (this.#open?.due) this.#post();
+  }
+
+  /** Records a failed commit: memory is ahead of the file, so nothing more is promised. */
+  #failure(e: unknown, changes: number): HearthError {
+    this.#failed ??= new HearthError(
+      'store/failed',
+      `Committing ${changes} change(s) to the hub's SQLite file failed (${(e as Error)?.message ?? e}); the hub accepts no more changes until it is restarted.`,
+      { cause: e },
+    );
+    this.#inflight?.commit.reject(this.#failed);
+    this.#open?.commit.reject(this.#failed);
+    return this.#failed;
+  }
+
+  /**
+   * Puts everything pending on the file before it returns (after the group in flight), then lets
+   * go of what memory no longer needs: memory is then exactly what the file holds, for every
+   * record that leaves.
+   */
+  #commit(): void {
+    const open = this.#open;
+    this.#open = undefined;
+    if (open) open.cancel();
+    const batch = this.#pending;
+    this.#pending = new Map();
+    const loose = this.#takeLoose();
+    if (this.#failed) {
+      open?.commit.reject(this.#failed);
+      return;
+    }
+    const ops = this.#opsOf(batch);
+    const before = this.#inflight;
+    if (ops.length > 0 || before) {
       try {
-        this.#disk.transaction(() => {
-          for (const p of batch.values()) this.#apply(p);
-        });
+        // Also a barrier: the group in flight is on the file once this returns.
+        this.#writer.run(ops);
       } catch (e) {
-        this.#failed = new HearthError(
-          'store/failed',
-          `Committing ${batch.size} change(s) to the hub's SQLite file failed (${(e as Error)?.message ?? e}); the hub accepts no more changes until it is restarted.`,
-          { cause: e },
-        );
-        f?.commit.reject(this.#failed);
+        open?.commit.reject(this.#failure(e, batch.size));
         throw this.#failed;
       }
     }
-    this.#evict();
-    f?.commit.resolve();
+    if (before) this.#landed(before);
+    this.#evict(loose);
+    open?.commit.resolve();
   }
 
-  /** Drops from memory what is closed and on the file (see the header), and trims volunteers. */
-  #evict(): void {
+  /**
+   * Drops from memory what is closed and on the file (see the header), and trims volunteers. A
+   * record changed again since (in #pending, not on the file yet) stays, and is looked at again
+   * after the next commit.
+   */
+  #evict(loose: Loose): void {
     const m = this.#mem;
-    if (this.#looseResults.size > 0) {
-      const shards = this.#looseResults;
-      this.#looseResults = new Set();
-      for (const id of shards) {
-        const sh = m.getShard(id);
-        // Still open (a group may reopen a shard, or load results of an open one): they stay.
-        if (sh?.status === 'open') continue;
-        m.forgetResultsOf(id);
-        if (sh) this.#release(sh.job, id);
+    const pending = this.#pending;
+    // Shards and jobs the open group touches: computed only when something may leave.
+    let shards: Set<string> | undefined;
+    let jobs: Set<string> | undefined;
+    const touched = () => {
+      if (shards && jobs) return { shards, jobs };
+      shards = new Set();
+      jobs = new Set();
+      for (const p of pending.values()) {
+        const j = jobOfPending(p);
+        if (j !== undefined) jobs.add(j);
+        const sh = shardOfPending(p);
+        if (sh !== undefined) shards.add(sh);
       }
+      return { shards, jobs };
+    };
+    for (const id of loose.results) {
+      const sh = m.getShard(id);
+      // Still open (a group may reopen a shard, or load results of an open one): they stay.
+      if (sh?.status === 'open') continue;
+      if (touched().shards.has(id)) {
+        this.#looseResults.add(id);
+        continue;
+      }
+      m.forgetResultsOf(id);
+      if (sh) this.#release(sh.job, id);
     }
-    if (this.#looseJobs.size > 0) {
-      const jobs = this.#looseJobs;
-      this.#looseJobs = new Set();
-      for (const id of jobs) {
-        if (m.getJob(id)?.status === 'running') continue;
-        m.forgetJob(id);
-        this.#release(id);
+    for (const id of loose.jobs) {
+      if (m.getJob(id)?.status === 'running') continue;
+      if (touched().jobs.has(id)) {
+        this.#looseJobs.add(id);
+        continue;
       }
+      m.forgetJob(id);
+      this.#release(id);
     }
-    if (this.#looseCredits.size > 0) {
-      const keys = this.#looseCredits;
-      this.#looseCredits = new Set();
-      for (const k of keys) {
-        const cut = k.indexOf('\u0000');
-        const e = m.credit(k.slice(0, cut), k.slice(cut + 1));
-        if (!e || e.status === 'pending') continue;
-        if (this.#keepSettled(e)) this.#hold(e, k);
-        else m.forgetCredit(e.volunteer, e.shard);
+    for (const k of loose.credits) {
+      const cut = k.indexOf('\u0000');
+      const e = m.credit(k.slice(0, cut), k.slice(cut + 1));
+      if (!e || e.status === 'pending') continue;
+      if (pending.has(`credit:${k}`)) {
+        this.#looseCredits.add(k);
+        continue;
       }
+      if (this.#keepSettled(e)) this.#hold(e, k);
+      else m.forgetCredit(e.volunteer, e.shard);
     }
     this.#trimVolunteers();
   }
@@ -341,8 +457,11 @@ export class JournaledStore implements HubStore {
   /** Lets the least recently used volunteers go, down to the cap (memory matches the file). */
   #trimVolunteers(): void {
     const recent = this.#recent;
+    if (recent.size <= this.#volunteerCap) return;
     for (const id of recent) {
       if (recent.size <= this.#volunteerCap) break;
+      // Changed since the last commit: not on the file as memory has it yet.
+      if (this.#pending.has(`volunteer:${id}`)) continue;
       recent.delete(id);
       this.#mem.forgetVolunteer(id);
     }
@@ -365,7 +484,10 @@ export class JournaledStore implements HubStore {
       for (const k of keys) {
         const cut = k.indexOf('\u0000');
         const e = m.credit(k.slice(0, cut), k.slice(cut + 1));
-        if (e && e.status !== 'pending') m.forgetCredit(e.volunteer, e.shard);
+        if (!e || e.status === 'pending') continue;
+        // Changed since the last commit: it leaves after the next one.
+        if (this.#pending.has(`credit:${k}`)) this.#looseCredits.add(k);
+        else m.forgetCredit(e.volunteer, e.shard);
       }
     };
     if (shard === undefined) {
@@ -378,11 +500,6 @@ export class JournaledStore implements HubStore {
     drop(keys);
     byShard.delete(shard);
     if (byShard.size === 0) this.#held.delete(job);
-  }
-
-  /** Writes one pending record to the file (inside the group's transaction). */
-  #apply(p: Pending): void {
-    applyPending(this.#disk, this.#onDisk, p);
   }
 
   /** Keeps the undo of a write made straight to the file, when inside a transaction. */
@@ -405,7 +522,7 @@ export class JournaledStore implements HubStore {
     if (!this.#hot(j.id)) this.#loadJob(j.id);
     this.#mem.putJob(j);
     if (j.status !== 'running') this.#looseJobs.add(j.id);
-    this.#write((p) => set(p, `job:${j.id}`, { kind: 'put', write: (d) => d.putJob(j) }));
+    this.#write((p) => set(p, `job:${j.id}`, { kind: 'job', job: j }));
   }
   getJob(id: string): JobRecord | undefined {
     return this.#mem.getJob(id) ?? this.#disk.getJob(id);
@@ -438,7 +555,7 @@ export class JournaledStore implements HubStore {
     }
     this.#mem.putShard(s);
     if (s.status !== 'open') this.#looseResults.add(s.id);
-    this.#write((p) => set(p, `shard:${s.id}`, { kind: 'put', write: (d) => d.putShard(s) }));
+    this.#write((p) => set(p, `shard:${s.id}`, { kind: 'shard', shard: s }));
   }
   getShard(id: string): ShardRecord | undefined {
     return this.#mem.getShard(id) ?? this.#disk.getShard(id);
@@ -540,7 +657,7 @@ export class JournaledStore implements HubStore {
       this.#touch(id);
       // Reads alone (a credit route asked about many volunteers) must not grow memory either;
       // with nothing uncommitted, memory matches the file and may let go now.
-      if (this.#ops === undefined && this.#pending.size === 0) this.#trimVolunteers();
+      if (this.#ops === undefined && this.#pending.size === 0 && !this.#inflight) this.#trimVolunteers();
       return v;
     }
     this.#touch(id);
@@ -550,7 +667,7 @@ export class JournaledStore implements HubStore {
     this.#usable();
     this.#mem.putVolunteer(v);
     this.#touch(v.id);
-    this.#write((p) => set(p, `volunteer:${v.id}`, { kind: 'put', write: (d) => d.putVolunteer(v) }));
+    this.#write((p) => set(p, `volunteer:${v.id}`, { kind: 'volunteer', volunteer: v }));
   }
   /** Marks a volunteer most recently used. */
   #touch(id: string): void {
@@ -604,7 +721,7 @@ export class JournaledStore implements HubStore {
           p.set(key, { kind: 'credit', entry: { ...q.entry, status: 'void' } });
         }
       }
-      set(p, `void:${this.#seq++}`, { kind: 'put', write: (d) => d.voidPendingCredit(job) });
+      set(p, `void:${this.#seq++}`, { kind: 'void-pending', job });
     });
     return n;
   }
@@ -701,8 +818,47 @@ export class JournaledStore implements HubStore {
       if (!this.#failed) this.#commit();
     } finally {
       this.#closed = true;
-      this.#disk.close();
+      try {
+        this.#writer.close();
+      } finally {
+        this.#disk.close();
+      }
     }
+  }
+}
+
+/** A group sent to the writer: its waiters, and what may leave memory once it has landed. */
+interface Group {
+  readonly commit: Deferred<void>;
+  readonly loose: Loose;
+  landed: boolean;
+}
+
+/** Records that may leave memory once the changes journaled before them are on the file. */
+interface Loose {
+  /** Shards judged (or results loaded for): their results leave unless open. */
+  readonly results: Set<string>;
+  /** Jobs closed (or loaded): they leave with their shards unless running. */
+  readonly jobs: Set<string>;
+  /** Ledger keys granted or voided: they leave unless their shard is open. */
+  readonly credits: Set<string>;
+}
+
+/** The shard whose results a pending record is (or touches), if any. */
+function shardOfPending(p: Pending): string | undefined {
+  switch (p.kind) {
+    case 'shard':
+      return p.shard.id;
+    case 'result':
+      return p.result.shard;
+    case 'result-status':
+      return p.id.slice(0, p.id.lastIndexOf('#'));
+    case 'credit':
+      return p.entry.shard;
+    case 'credit-status':
+      return p.shard;
+    default:
+      return undefined;
   }
 }
 

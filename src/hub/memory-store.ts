@@ -37,6 +37,13 @@ export class MemoryStore implements HubStore {
   readonly #jobHoneypots = new Map<string, Map<string, ShardRecord>>();
   /** job → no open shard below this index: where the search for an available shard starts. */
   readonly #cursor = new Map<string, number>();
+  /**
+   * job → no shard below this index wants another replica (each has as many leases and results as
+   * it wants): a lease skips the shards in flight instead of counting each one's replicas again
+   * (with a thousand in flight, most of a lease's time). Moved back whenever a shard may want one
+   * again: a lease or result gone, a shard written open (its `wanted` may have grown).
+   */
+  readonly #full = new Map<string, number>();
   readonly #leases = new Map<string, LeaseRecord>();
   readonly #leasesByShard = new Map<string, Map<string, LeaseRecord>>();
   readonly #leasesByVolunteer = new Map<string, Map<string, LeaseRecord>>();
@@ -108,6 +115,11 @@ export class MemoryStore implements HubStore {
     list[s.index] = s;
     if (s.honeypot) inner(this.#jobHoneypots, s.job).set(s.id, s);
     if (s.status === 'open' && s.index < (this.#cursor.get(s.job) ?? 0)) this.#cursor.set(s.job, s.index);
+    if (s.status === 'open') this.#mayWant(s);
+  }
+  /** A shard may want a replica again: the search must not start past it. */
+  #mayWant(s: ShardRecord | undefined): void {
+    if (s && s.index < (this.#full.get(s.job) ?? 0)) this.#full.set(s.job, s.index);
   }
   #dropShard(s: ShardRecord): void {
     this.#shards.delete(s.id);
@@ -135,11 +147,21 @@ export class MemoryStore implements HubStore {
       return undefined;
     }
     const list = this.#jobShards.get(job) ?? [];
-    for (let i = this.#advance(job, list); i < list.length; i++) {
+    // Every shard from #full up to i is closed or has its replicas: #full follows i until a
+    // shard wants one (which this volunteer may have touched: then it stays for the others).
+    let full = true;
+    for (let i = Math.max(this.#advance(job, list), this.#full.get(job) ?? 0); i < list.length; i++) {
       const s = list[i];
-      if (s?.status !== 'open' || s.honeypot) continue;
+      if (s?.status !== 'open' || s.honeypot) {
+        if (full) this.#full.set(job, i + 1);
+        continue;
+      }
       const replicas = this.replicasOf(s.id);
-      if (replicas >= s.wanted) continue;
+      if (replicas >= s.wanted) {
+        if (full) this.#full.set(job, i + 1);
+        continue;
+      }
+      full = false;
       if (this.#touched(s.id, volunteer)) continue;
       return { shard: s, replicas };
     }
@@ -209,6 +231,7 @@ export class MemoryStore implements HubStore {
     inner(this.#leasesByVolunteer, l.volunteer).set(l.id, l);
   }
   #unlinkLease(l: LeaseRecord): void {
+    this.#mayWant(this.#shards.get(l.shard));
     this.#leases.delete(l.id);
     dropInner(this.#leasesByShard, l.shard, l.id);
     dropInner(this.#leasesByVolunteer, l.volunteer, l.id);
@@ -237,6 +260,7 @@ export class MemoryStore implements HubStore {
     inner(this.#resultsByShard, r.shard).set(r.id, r);
   }
   #dropResult(r: ResultRecord): void {
+    this.#mayWant(this.#shards.get(r.shard));
     this.#results.delete(r.id);
     dropInner(this.#resultsByShard, r.shard, r.id);
   }
@@ -418,6 +442,7 @@ export class MemoryStore implements HubStore {
     this.#jobShards.delete(job);
     this.#jobHoneypots.delete(job);
     this.#cursor.delete(job);
+    this.#full.delete(job);
     this.#jobs.delete(job);
   }
   forgetVolunteer(id: string): void {

@@ -5,6 +5,7 @@ import { HearthError } from '../core/errors.ts';
 import type { DType } from '../core/tensor.ts';
 import { creditsToUnits } from '../protocol/credit.ts';
 import { readMigrationFiles } from './migration-files.ts';
+import type { WriteOp } from './sqlite-writer.ts';
 import {
   type AllReduceReportRecord,
   type AvailableShard,
@@ -130,25 +131,73 @@ export const JOB_CACHE_SIZE = 256;
  * // …
  * store.close();
  */
+/**
+ * The writes of the lease → result → validate → credit path, by name: the SqliteStore runs them,
+ * and a JournaledStore's writer thread (sqlite-writer.ts) runs the same SQL with the same
+ * parameters (the `*Params` functions below), so the two write one file format.
+ */
+export const WRITE_SQL = {
+  // seq: arrival order, the tie-break between jobs of one millisecond (ids are random).
+  putJob: `INSERT INTO jobs (id, created_at, status, doc, seq)
+         VALUES (?, ?, ?, ?, (SELECT coalesce(max(seq), 0) + 1 FROM jobs))
+       ON CONFLICT (id) DO UPDATE SET status = excluded.status, doc = excluded.doc`,
+  // An upsert, never INSERT OR REPLACE: a replace would reset the trigger-kept replica count.
+  putShard: `INSERT INTO shards (id, job, idx, status, honeypot, wanted, doc) VALUES (?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (id) DO UPDATE SET status = excluded.status, wanted = excluded.wanted, doc = excluded.doc`,
+  putLease: `INSERT INTO leases (id, shard, job, volunteer, deadline, doc) VALUES (?, ?, ?, ?, ?, ?)
+       ON CONFLICT (id) DO UPDATE SET deadline = excluded.deadline, doc = excluded.doc`,
+  deleteLease: 'DELETE FROM leases WHERE id = ?',
+  // A new result (the common case) is a plain insert; only a replaced one rewrites its bytes.
+  addResult: 'INSERT OR IGNORE INTO results (id, shard, volunteer, received_at, doc) VALUES (?, ?, ?, ?, ?)',
+  replaceResult: 'UPDATE results SET received_at = ?, doc = ? WHERE id = ?',
+  setResultStatus: "UPDATE results SET doc = json_set(doc, '$.status', ?) WHERE id = ?",
+  delOutputs: 'DELETE FROM result_outputs WHERE result = ?',
+  putOutput:
+    'INSERT INTO result_outputs (result, i, name, dtype, shape, sha256, data) VALUES (?, ?, ?, ?, ?, ?, ?)',
+  putVolunteer: 'INSERT OR REPLACE INTO volunteers (id, doc) VALUES (?, ?)',
+  addCredit:
+    'INSERT OR IGNORE INTO ledger (volunteer, shard, job, credits, status, site, payout, payout_units) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+  setCredit: 'UPDATE ledger SET status = ? WHERE volunteer = ? AND shard = ?',
+  voidPending: "UPDATE ledger SET status = 'void' WHERE job = ? AND status = 'pending'",
+} as const;
+export type WriteName = keyof typeof WRITE_SQL;
+
+// The parameters of each write, in WRITE_SQL's order.
+export const jobParams = (j: JobRecord) => [j.id, j.createdAt, j.status, JSON.stringify(j)] as const;
+export const shardParams = (s: ShardRecord) =>
+  [s.id, s.job, s.index, s.status, s.honeypot ? 1 : 0, s.wanted, JSON.stringify(s)] as const;
+export const leaseParams = (l: LeaseRecord) =>
+  [l.id, l.shard, l.job, l.volunteer, l.deadline, JSON.stringify(l)] as const;
+/** A result's document (everything but the bytes, which go in `result_outputs` rows). */
+export const resultDoc = (r: ResultRecord): string => {
+  const { outputs: _, ...rest } = r;
+  return JSON.stringify(rest);
+};
+export const outputParams = (r: ResultRecord, o: ResultRecord['outputs'][number], i: number) =>
+  [r.id, i, o.name, o.dtype, JSON.stringify(o.shape), o.sha256, new Uint8Array(o.data)] as const;
+export const volunteerParams = (v: VolunteerRecord) => [v.id, JSON.stringify(v)] as const;
+export const creditParams = (e: LedgerEntry) =>
+  [
+    e.volunteer,
+    e.shard,
+    e.job,
+    e.credits,
+    e.status,
+    e.site ?? null,
+    e.payout ?? null,
+    e.payoutCredits ?? null,
+  ] as const;
+
 /** The store's prepared statements, by name (prepared once, after the schema is current). */
 function prepareStatements(db: SqliteDatabase) {
   const p = (sql: string): SqliteStatement => db.prepare(sql);
   const wide = (sql: string): SqliteStatement => p(sql).safeIntegers(true);
   return {
-    // seq: arrival order, the tie-break between jobs of one millisecond (ids are random).
-    putJob: p(
-      `INSERT INTO jobs (id, created_at, status, doc, seq)
-         VALUES (?, ?, ?, ?, (SELECT coalesce(max(seq), 0) + 1 FROM jobs))
-       ON CONFLICT (id) DO UPDATE SET status = excluded.status, doc = excluded.doc`,
-    ),
+    putJob: p(WRITE_SQL.putJob),
     getJob: p('SELECT doc FROM jobs WHERE id = ?'),
     listJobs: p('SELECT doc FROM jobs ORDER BY created_at, seq'),
     runningJobs: p("SELECT id FROM jobs WHERE status = 'running' ORDER BY created_at, seq"),
-    // An upsert, never INSERT OR REPLACE: a replace would reset the trigger-kept replica count.
-    putShard: p(
-      `INSERT INTO shards (id, job, idx, status, honeypot, wanted, doc) VALUES (?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT (id) DO UPDATE SET status = excluded.status, wanted = excluded.wanted, doc = excluded.doc`,
-    ),
+    putShard: p(WRITE_SQL.putShard),
     getShard: p('SELECT doc FROM shards WHERE id = ?'),
     shardsOfJob: p('SELECT doc FROM shards WHERE job = ? ORDER BY idx'),
     openShards: p(
@@ -180,11 +229,8 @@ function prepareStatements(db: SqliteDatabase) {
          coalesce(sum(status = 'open' AND EXISTS (SELECT 1 FROM results r WHERE r.shard = s.id)), 0) AS done
        FROM shards s WHERE job = ? AND honeypot = 0`,
     ),
-    putLease: p(
-      `INSERT INTO leases (id, shard, job, volunteer, deadline, doc) VALUES (?, ?, ?, ?, ?, ?)
-       ON CONFLICT (id) DO UPDATE SET deadline = excluded.deadline, doc = excluded.doc`,
-    ),
-    deleteLease: p('DELETE FROM leases WHERE id = ?'),
+    putLease: p(WRITE_SQL.putLease),
+    deleteLease: p(WRITE_SQL.deleteLease),
     leasesOfShard: p('SELECT doc FROM leases WHERE shard = ? ORDER BY id'),
     leasesOfVolunteer: p('SELECT doc FROM leases WHERE volunteer = ? ORDER BY id'),
     // Through the job's shards: cancel is rare, and one index less makes every lease cheaper.
@@ -192,27 +238,20 @@ function prepareStatements(db: SqliteDatabase) {
       'SELECT l.doc FROM shards s JOIN leases l ON l.shard = s.id WHERE s.job = ? ORDER BY l.id',
     ),
     expiredLeases: p('SELECT doc FROM leases WHERE deadline < ? ORDER BY deadline, id'),
-    // A new result (the common case) is a plain insert; only a replaced one rewrites its bytes.
-    addResult: p(
-      'INSERT OR IGNORE INTO results (id, shard, volunteer, received_at, doc) VALUES (?, ?, ?, ?, ?)',
-    ),
-    replaceResult: p('UPDATE results SET received_at = ?, doc = ? WHERE id = ?'),
-    setResultStatus: p("UPDATE results SET doc = json_set(doc, '$.status', ?) WHERE id = ?"),
-    delOutputs: p('DELETE FROM result_outputs WHERE result = ?'),
-    putOutput: p(
-      'INSERT INTO result_outputs (result, i, name, dtype, shape, sha256, data) VALUES (?, ?, ?, ?, ?, ?, ?)',
-    ),
+    addResult: p(WRITE_SQL.addResult),
+    replaceResult: p(WRITE_SQL.replaceResult),
+    setResultStatus: p(WRITE_SQL.setResultStatus),
+    delOutputs: p(WRITE_SQL.delOutputs),
+    putOutput: p(WRITE_SQL.putOutput),
     resultsOfShard: p('SELECT id, doc FROM results WHERE shard = ? ORDER BY received_at, id'),
     getResult: p('SELECT id, doc FROM results WHERE id = ?'),
     resultCount: p('SELECT count(*) AS n FROM results WHERE shard = ?'),
     outputsOf: p('SELECT name, dtype, shape, sha256, data FROM result_outputs WHERE result = ? ORDER BY i'),
     getVolunteer: p('SELECT doc FROM volunteers WHERE id = ?'),
-    putVolunteer: p('INSERT OR REPLACE INTO volunteers (id, doc) VALUES (?, ?)'),
-    addCredit: p(
-      'INSERT OR IGNORE INTO ledger (volunteer, shard, job, credits, status, site, payout, payout_units) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
-    ),
-    setCredit: p('UPDATE ledger SET status = ? WHERE volunteer = ? AND shard = ?'),
-    voidPending: p("UPDATE ledger SET status = 'void' WHERE job = ? AND status = 'pending'"),
+    putVolunteer: p(WRITE_SQL.putVolunteer),
+    addCredit: p(WRITE_SQL.addCredit),
+    setCredit: p(WRITE_SQL.setCredit),
+    voidPending: p(WRITE_SQL.voidPending),
     // Credit comes back as bigint: base units are money, exact past 2⁵³.
     ledgerAll: wide(`SELECT ${LEDGER_COLUMNS} FROM ledger ORDER BY volunteer, shard`),
     ledgerOf: wide(`SELECT ${LEDGER_COLUMNS} FROM ledger WHERE volunteer = ? ORDER BY shard`),
@@ -365,7 +404,7 @@ export class SqliteStore implements HubStore {
     }
   }
   putJob(j: JobRecord): void {
-    this.#q.putJob.run(j.id, j.createdAt, j.status, JSON.stringify(j));
+    this.#q.putJob.run(...jobParams(j));
     this.#remember(j);
   }
   getJob(id: string): JobRecord | undefined {
@@ -381,6 +420,13 @@ export class SqliteStore implements HubStore {
     const j = JSON.parse(r.doc) as JobRecord;
     this.#remember(j);
     return j;
+  }
+  /**
+   * Refreshes the parsed-job cache with a job another connection writes (a JournaledStore's
+   * writer thread): a read here must never answer an older state from the cache.
+   */
+  noteJob(j: JobRecord): void {
+    this.#remember(j);
   }
   #remember(j: JobRecord): void {
     this.#jobs.delete(j.id);
@@ -398,7 +444,7 @@ export class SqliteStore implements HubStore {
     return (this.#q.runningJobs.all() as { id: string }[]).map((r) => jobOf(this, r.id));
   }
   putShard(s: ShardRecord): void {
-    this.#q.putShard.run(s.id, s.job, s.index, s.status, s.honeypot ? 1 : 0, s.wanted, JSON.stringify(s));
+    this.#q.putShard.run(...shardParams(s));
   }
   availableShard(job: string, volunteer: string, honeypot: boolean): AvailableShard | undefined {
     const q = honeypot ? this.#q.availableHoneypot : this.#q.available;
@@ -425,7 +471,7 @@ export class SqliteStore implements HubStore {
     return docs(this.#q.openShards.all());
   }
   putLease(l: LeaseRecord): void {
-    this.#q.putLease.run(l.id, l.shard, l.job, l.volunteer, l.deadline, JSON.stringify(l));
+    this.#q.putLease.run(...leaseParams(l));
   }
   deleteLease(id: string): void {
     this.#q.deleteLease.run(id);
@@ -444,14 +490,13 @@ export class SqliteStore implements HubStore {
   }
   putResult(r: ResultRecord): void {
     // Bytes go in their own rows as BLOBs; the document keeps everything else.
-    const { outputs, ...rest } = r;
-    const doc = JSON.stringify(rest);
+    const doc = resultDoc(r);
     if (this.#q.addResult.run(r.id, r.shard, r.volunteer, r.receivedAt, doc).changes === 0) {
       this.#q.replaceResult.run(r.receivedAt, doc, r.id);
       this.#q.delOutputs.run(r.id);
     }
-    outputs.forEach((o, i) => {
-      this.#q.putOutput.run(r.id, i, o.name, o.dtype, JSON.stringify(o.shape), o.sha256, Buffer.from(o.data));
+    r.outputs.forEach((o, i) => {
+      this.#q.putOutput.run(...outputParams(r, o, i));
     });
   }
   setResultStatus(id: string, status: ResultStatus): void {
@@ -484,22 +529,11 @@ export class SqliteStore implements HubStore {
     return r ? (JSON.parse(r.doc) as VolunteerRecord) : undefined;
   }
   putVolunteer(v: VolunteerRecord): void {
-    this.#q.putVolunteer.run(v.id, JSON.stringify(v));
+    this.#q.putVolunteer.run(...volunteerParams(v));
   }
   addCredit(e: LedgerEntry): boolean {
     // The primary key (volunteer, shard) is what makes credit exactly-once, even across restarts.
-    return (
-      this.#q.addCredit.run(
-        e.volunteer,
-        e.shard,
-        e.job,
-        e.credits,
-        e.status,
-        e.site ?? null,
-        e.payout ?? null,
-        e.payoutCredits ?? null,
-      ).changes === 1
-    );
+    return this.#q.addCredit.run(...creditParams(e)).changes === 1;
   }
   setCreditStatus(volunteer: string, shard: string, status: CreditStatus): void {
     this.#q.setCredit.run(status, volunteer, shard);
@@ -577,6 +611,19 @@ export class SqliteStore implements HubStore {
   }
   deleteAllReduceReport(round: string, reporterPeer: string): void {
     this.#q.deleteReport.run(round, reporterPeer);
+  }
+  /**
+   * Runs a JournaledStore group's writes (WRITE_SQL names and parameters) in one transaction on
+   * this connection: the writer when it has no thread of its own.
+   */
+  runWrites(ops: readonly WriteOp[]): void {
+    const q = this.#q;
+    const run = (op: WriteOp): void => {
+      if (q[op.sql].run(...op.params).changes === 0 && op.unchanged) for (const o of op.unchanged) run(o);
+    };
+    this.transaction(() => {
+      for (const op of ops) run(op);
+    });
   }
   /** One ledger entry (JournaledStore: is a credit it no longer holds in memory on the file?). */
   credit(volunteer: string, shard: string): LedgerEntry | undefined {

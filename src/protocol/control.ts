@@ -34,6 +34,7 @@ export {
 export {
   ACK_OUTCOMES,
   type AckOutcome,
+  type BatchAck,
   encodeResult,
   FINAL_REFUSALS,
   type LeaseKernel,
@@ -116,7 +117,9 @@ export type ClientMessage = { [K in RequestType]: RequestOf<K> }[RequestType];
 /** A request as a client writes it: the session adds `v` and `id`; a result's bytes are base64url. */
 export type RequestBody<K extends RequestType> = { readonly type: K } & (K extends 'result'
   ? { readonly result: WireResult }
-  : RequestBodies[K]);
+  : K extends 'results'
+    ? { readonly results: readonly WireResult[] }
+    : RequestBodies[K]);
 export type AnyRequestBody = { [K in RequestType]: RequestBody<K> }[RequestType];
 
 /** A hub message as the volunteer receives it. */

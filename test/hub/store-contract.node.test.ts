@@ -17,3 +17,5 @@ const file = () => join(dir, `hub-${n++}.db`);
 describeStore('MemoryStore', () => new MemoryStore());
 describeStore('SqliteStore', () => new SqliteStore(file()));
 describeStore('JournaledStore', () => new JournaledStore(file()));
+// The group commits on the event loop instead of the writer thread (writerThread: false).
+describeStore('JournaledStore, inline writer', () => new JournaledStore(file(), { writerThread: false }));

@@ -2,6 +2,13 @@
 // ack; shard-failed → failure-noted; and the hub's push `work-available` when a volunteer it told
 // "no work" could now get some.
 //
+// Batches, for shards so small that a message per shard is most of their cost: lease-batch { max }
+// → leases (1 to max) | no-work, and results { results } → acks (one per result, in order, each an
+// outcome or that result's own refusal). They are an addition to version 2, not a new version:
+// the hub sends `leases` and `acks` only in answer to them, so an older volunteer never sees one,
+// and a hub that predates them answers `error` input/invalid at `message.type`, after which a
+// volunteer goes on one message per shard.
+//
 // Result tensors travel inside the `result` message as base64url strings. One self-contained
 // text frame per message keeps the protocol stateless between frames (no "binary frame follows"
 // pairing to get wrong under loss or interleaving); the cost is a third more bytes, which the
@@ -17,6 +24,7 @@ import {
   literal,
   nonNegative,
   object,
+  record,
   refine,
   type Schema,
   sha256,
@@ -123,9 +131,18 @@ export const FINAL_REFUSALS: ReadonlySet<string> = new Set([
   'result/duplicate',
 ] satisfies HearthErrorCode[]);
 
+/** Results of one `results` message: each shard at most once (one volunteer, one answer). */
+const resultBatch = refine(array(distinctOutputs, CONTROL_LIMITS.maxBatch, { min: 1 }), (rs, path) => {
+  if (new Set(rs.map((r) => r.shard)).size !== rs.length) throw fail(path, 'each shard at most once.');
+});
+
 /** Requests a client sends in this concern, by type. */
 export const LEASE_REQUESTS = {
   'lease-request': object({}),
+  /** Up to `max` leases at once (the hub may give fewer: what it has for this volunteer). */
+  'lease-batch': object({ max: integer(1, CONTROL_LIMITS.maxBatch) }),
+  /** Several results at once; each is taken, judged and acknowledged as a `result` would be. */
+  results: object({ results: resultBatch }),
   /** `lease`: the lease id from the `lease` message. */
   heartbeat: object({ lease: id }),
   result: object({ result: distinctOutputs }),
@@ -142,26 +159,54 @@ export const LEASE_REQUESTS = {
   }),
 };
 
-/** What the hub sends in this concern, by type. */
-export const LEASE_HUB = {
-  /**
-   * `kernel`: for WGSL work, the job's kernel (the hub includes it when it can look the job up).
-   * `outputs`: for ONNX work, the outputs the job wants (all of the model's when absent).
-   * `deadline`: ms since the epoch; heartbeat before it or the shard goes to someone else.
-   */
-  lease: object(
-    { lease: id, shard: id, job: id, work: leaseWork, deadline: time },
+/**
+ * `kernel`: for WGSL work, the job's kernel (the hub includes it when it can look the job up).
+ * `outputs`: for ONNX work, the outputs the job wants (all of the model's when absent).
+ * `deadline`: ms since the epoch; heartbeat before it or the shard goes to someone else.
+ */
+const lease = object(
+  { lease: id, shard: id, job: id, work: leaseWork, deadline: time },
+  {
+    kernel,
+    outputs: array(string({ max: 128 }), SHARD_LIMITS.maxTensors),
+    /** What this shard earns once validated, in base units (the job's rate × its FLOPs): shown before it runs. */
+    credit: string({ max: 20, pattern: /^(0|[1-9][0-9]{0,18})$/ }),
+  },
+);
+
+/** One result's answer in `acks`: its outcome, or the hub's refusal of that result alone. */
+const batchAck = refine(
+  object(
+    { shard: id },
     {
-      kernel,
-      outputs: array(string({ max: 128 }), SHARD_LIMITS.maxTensors),
-      /** What this shard earns once validated, in base units (the job's rate × its FLOPs): shown before it runs. */
-      credit: string({ max: 20, pattern: /^(0|[1-9][0-9]{0,18})$/ }),
+      outcome: literal(ACK_OUTCOMES),
+      error: object(
+        {
+          code: string({ max: 64, pattern: /^[a-z0-9-]+\/[a-z0-9-]+$/ }),
+          message: string({ max: CONTROL_LIMITS.maxErrorChars }),
+        },
+        { details: record },
+      ),
     },
   ),
+  (a, path) => {
+    if ((a.outcome === undefined) === (a.error === undefined))
+      throw fail(path, 'expected an outcome or an error, not both or neither.');
+  },
+);
+export type BatchAck = Infer<typeof batchAck>;
+
+/** What the hub sends in this concern, by type. */
+export const LEASE_HUB = {
+  lease,
+  /** The answer to `lease-batch`: each lease as a `lease` message would carry it. */
+  leases: object({ leases: array(lease, CONTROL_LIMITS.maxBatch, { min: 1 }) }),
   /** `pending`: this volunteer's results still waiting for their shards to be judged. */
   'no-work': object({}, { pending: integer(0, Number.MAX_SAFE_INTEGER) }),
   extended: object({ lease: id, deadline: time }),
   ack: object({ shard: id, outcome: literal(ACK_OUTCOMES) }),
+  /** The answer to `results`: one per result, in the order they came. */
+  acks: object({ acks: array(batchAck, CONTROL_LIMITS.maxBatch, { min: 1 }) }),
   /** What the hub did with a `shard-failed` report (hub/scheduler.ts FailureOutcome). */
   'failure-noted': object({ shard: id, outcome: literal(['released', 'recorded', 'failed']) }),
   /**
@@ -174,8 +219,10 @@ export const LEASE_HUB = {
 /** Which hub messages answer each request. */
 export const LEASE_REPLIES = {
   'lease-request': ['lease', 'no-work'],
+  'lease-batch': ['leases', 'no-work'],
   heartbeat: ['extended'],
   result: ['ack'],
+  results: ['acks'],
   'shard-failed': ['failure-noted'],
 } as const;
 

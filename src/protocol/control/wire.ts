@@ -37,6 +37,8 @@ export const CONTROL_LIMITS = {
   maxAllReduceElements: 2 ** 26,
   /** Characters of a round id (and at most 128 UTF-8 bytes, as on the data plane). */
   maxRoundChars: MAX_ROUND_ID_BYTES,
+  /** Leases one `lease-batch` asks for, results one `results` message carries. */
+  maxBatch: 64,
 } as const;
 
 /** A request id: chosen by the client, unique among its requests in flight. */
