@@ -24,6 +24,7 @@ import {
 import { heavy, mlp } from '../onnx/models.ts';
 import { uniform } from '../onnx/reference.ts';
 import { HEAT_ATOL, heatReference, maxAbsDiff } from '../worker/heat-reference.ts';
+import { smallCorpus, tinyTrainJob, trainView } from '../train/job-helpers.ts';
 import { hearth } from './cli-helpers.ts';
 import { type TestHub, testHub, upload } from './hub-helpers.ts';
 
@@ -379,4 +380,33 @@ describe('Chromium volunteers from `hearth volunteer`, through the hub', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   }, 300_000);
+
+  it('train: Chromium tabs run a DiLoCo job through the hub, one tab leaves and another joins mid-run, and the validation loss falls', async () => {
+    const h = await hub();
+    const corpus = smallCorpus();
+    await upload(h.hub.url, h.token, [corpus]);
+    const job = await h.submit(await tinyTrainJob(corpus, { rounds: 3, innerSteps: 4 }));
+    const auth = { authorization: `Bearer ${h.token}` };
+    volunteers = await launchVolunteers({ hubUrl: h.hub.url, count: 3, adapter: 'swiftshader' });
+    // Churn, a third of the group each way: once round 0 is closed, one tab leaves and a new one joins.
+    await waitFor(async () => (await trainView(h.hub.url, auth, job)).curve.length >= 2, 240_000, 'round 0 to close');
+    await volunteers.kill(0);
+    const more = await launchVolunteers({ hubUrl: h.hub.url, count: 1, adapter: 'swiftshader' });
+    try {
+      await waitFor(async () => (await trainView(h.hub.url, auth, job)).status !== 'running', 420_000, 'the train job to end');
+    } finally {
+      await more.close();
+    }
+    const view = await trainView(h.hub.url, auth, job);
+    expect(view.status).toBe('done');
+    const val = view.curve.map((r) => r.valLoss ?? Number.NaN);
+    expect(val).toHaveLength(4);
+    expect(val[0]).toBeGreaterThan(5.3);
+    expect(val[3]).toBeLessThan((val[0] as number) - 1);
+    // Every training Δ was recomputed by a second tab and agreed bit for bit (same adapter).
+    for (const r of view.curve.slice(0, 3)) expect(r.accepted).toBe(2);
+    const ids = new Set(h.hub.store.ledger().map((e) => e.volunteer));
+    expect(ids.size).toBeGreaterThanOrEqual(2);
+    expect(h.hub.store.ledger().every((e) => e.status === 'granted')).toBe(true);
+  }, 720_000);
 });
