@@ -294,7 +294,8 @@ describe('train jobs through a real hub', () => {
     const honestIds = new Set(honest.map((v) => v.key.id));
     const shards = hub.store.shardsOfJob(job);
     const all = shards.flatMap((sh) => hub.store.resultsOfShard(sh.id));
-    const roundOf = (shard: string) => (shards.find((x) => x.id === shard)?.work as { round: number }).round;
+    const roundOf = (shard: string) =>
+      (shards.find((x) => x.id === shard)?.work as { round: number } | undefined)?.round;
     const honestMoments = new Set<string>();
     const lied: Record<string, number> = {};
     for (const [name, v] of liarVols) {

@@ -23,8 +23,8 @@ import {
 } from '../client/client-helpers.ts';
 import { heavy, mlp } from '../onnx/models.ts';
 import { uniform } from '../onnx/reference.ts';
-import { HEAT_ATOL, heatReference, maxAbsDiff } from '../worker/heat-reference.ts';
 import { smallCorpus, tinyTrainJob, trainView } from '../train/job-helpers.ts';
+import { HEAT_ATOL, heatReference, maxAbsDiff } from '../worker/heat-reference.ts';
 import { hearth } from './cli-helpers.ts';
 import { type TestHub, testHub, upload } from './hub-helpers.ts';
 
@@ -389,11 +389,19 @@ describe('Chromium volunteers from `hearth volunteer`, through the hub', () => {
     const auth = { authorization: `Bearer ${h.token}` };
     volunteers = await launchVolunteers({ hubUrl: h.hub.url, count: 3, adapter: 'swiftshader' });
     // Churn, a third of the group each way: once round 0 is closed, one tab leaves and a new one joins.
-    await waitFor(async () => (await trainView(h.hub.url, auth, job)).curve.length >= 2, 240_000, 'round 0 to close');
+    await waitFor(
+      async () => (await trainView(h.hub.url, auth, job)).curve.length >= 2,
+      240_000,
+      'round 0 to close',
+    );
     await volunteers.kill(0);
     const more = await launchVolunteers({ hubUrl: h.hub.url, count: 1, adapter: 'swiftshader' });
     try {
-      await waitFor(async () => (await trainView(h.hub.url, auth, job)).status !== 'running', 420_000, 'the train job to end');
+      await waitFor(
+        async () => (await trainView(h.hub.url, auth, job)).status !== 'running',
+        420_000,
+        'the train job to end',
+      );
     } finally {
       await more.close();
     }
