@@ -27,12 +27,16 @@ export function spawnHub(
   return spawnHubWith(['--db', db, ...extraArgs], timeoutMs);
 }
 
-/** `hearth hub ARGS --port 0 --origin ORIGIN` (e.g. `--store URL --blobs DIR`), as `spawnHub`. */
-export function spawnHubWith(args: readonly string[], timeoutMs = 20_000): Promise<HubProcess> {
-  const child = spawn(process.execPath, [...CLI, 'hub', ...args, '--port', '0', '--origin', ORIGIN], {
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+/** `hearth hub ARGS --port PORT --origin ORIGIN` (e.g. `--store URL --blobs DIR`), as `spawnHub`; port 0: any. */
+export function spawnHubWith(args: readonly string[], timeoutMs = 20_000, port = 0): Promise<HubProcess> {
+  const child = spawn(
+    process.execPath,
+    [...CLI, 'hub', ...args, '--port', String(port), '--origin', ORIGIN],
+    {
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let out = '';
   let err = '';
   const exited = new Promise<void>((resolve) => {

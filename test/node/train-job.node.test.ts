@@ -4,11 +4,13 @@
 // is in test/ui/train.node.test.ts; here are the rules that need many runs: the loss falls, every
 // θ is the f32 outer step of the accepted frames, and bad volunteers are caught.
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ShardRunner } from '../../src/client/volunteer.ts';
 import { sha256Hex } from '../../src/core/hash.ts';
+import { SqliteStore } from '../../src/hub/sqlite-store.ts';
 import { createToken } from '../../src/hub/tokens.ts';
 import { acquireDawn } from '../../src/node/dawn.ts';
 import type { TrainShard } from '../../src/protocol/kinds/train.ts';
@@ -18,9 +20,17 @@ import { sketch } from '../../src/protocol/sketch.ts';
 import { paramCount, paramLayout } from '../../src/protocol/train-model.ts';
 import { sampleText } from '../../src/train/sample.ts';
 import { Trainer } from '../../src/train/trainer.ts';
-import { EMBED_ORIGIN, type NodeVolunteer, nodeVolunteer, waitFor } from '../client/client-helpers.ts';
+import {
+  EMBED_ORIGIN,
+  type NodeVolunteer,
+  nodeSocket,
+  nodeVolunteer,
+  waitFor,
+} from '../client/client-helpers.ts';
 import { smallCorpus, tinyTrainJob, trainView } from '../train/job-helpers.ts';
 import { hearth } from './cli-helpers.ts';
+import { ORIGIN } from './control-helpers.ts';
+import { type HubProcess, killHub, spawnHubWith } from './crash-helpers.ts';
 import { type TestHub, testHub, upload } from './hub-helpers.ts';
 
 let t: TestHub | undefined;
@@ -47,6 +57,18 @@ async function submit(url: string, auth: Record<string, string>, manifest: unkno
     status: r.status,
     body: (await r.json()) as { job?: string; error?: { code: string; message: string } },
   };
+}
+
+/** A port free on 127.0.0.1 right now. */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const a = srv.address();
+      srv.close(() => (typeof a === 'object' && a ? resolve(a.port) : reject(new Error('no port'))));
+    });
+  });
 }
 
 /** The exported model against the training kernels' forward: |got − want| ≤ atol + rtol·|want|. */
@@ -324,4 +346,52 @@ describe('train jobs through a real hub', () => {
     expect(honestFinal).toBeDefined();
     expect(view.final?.theta).toBe(honestFinal);
   }, 700_000);
+
+  it('a hub SIGKILLed between rounds restarts on its file and resumes from the last θ: the run ends on the honest bits', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hearth-train-crash-'));
+    let h: HubProcess | undefined;
+    try {
+      const db = join(dir, 'hub.db');
+      const setup = new SqliteStore(db);
+      const { token } = createToken(setup, 'trainer');
+      setup.close();
+      const auth = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
+      // One port for both lives of the hub, so the volunteers' reconnects find the second.
+      const port = await freePort();
+      h = await spawnHubWith(['--db', db], 20_000, port);
+      const corpus = smallCorpus();
+      await upload(h.url, token, [corpus]);
+      const { status, body } = await submit(h.url, auth, await tinyTrainJob(corpus));
+      expect(status).toBe(201);
+      const job = body.job as string;
+      for (let i = 0; i < 2; i++) vols.push(await nodeVolunteer(h.url, { socket: nodeSocket(ORIGIN) }));
+      for (const v of vols) v.volunteer.start();
+      // Round 0 closed, round 1 opened with θ₁: kill the hub there.
+      await waitFor(
+        async () => (await trainView(h!.url, auth, job)).curve.length >= 2,
+        180_000,
+        'round 1 to open',
+      );
+      const before = await trainView(h.url, auth, job);
+      const theta1 = before.curve[1]?.theta;
+      await killHub(h);
+      h = await spawnHubWith(['--db', db], 20_000, port);
+      await waitFor(
+        async () => (await trainView(h!.url, auth, job)).status !== 'running',
+        240_000,
+        'the job to end',
+      );
+      const view = await trainView(h.url, auth, job);
+      expect(view.status).toBe('done');
+      // The restarted hub went on from θ₁ (not from θ₀ again) and its run is the honest one.
+      expect(view.curve[1]?.theta).toBe(theta1);
+      expect(view.curve.map((r) => r.round)).toEqual([0, 1, 2, 3]);
+      expect(honestFinal).toBeDefined();
+      expect(view.final?.theta).toBe(honestFinal);
+    } finally {
+      for (const v of vols.splice(0)) await v.dispose();
+      if (h) await killHub(h);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 480_000);
 });
