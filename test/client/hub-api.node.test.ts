@@ -40,7 +40,7 @@ describe('HubApi', () => {
     const { job } = await api.submit(JSON.stringify(manifest));
     const p = await api.progress(job);
     expect(p).toMatchObject({ job, status: 'running', shards: 2, validated: 0, inFlight: 0 });
-    expect(await api.results(job)).toEqual({ job, status: 'running', shards: [] });
+    expect(await api.results(job)).toEqual({ job, status: 'running', kind: 'wgsl', shards: [] });
     expect(await api.cancel(job)).toMatchObject({ job, already: false, leasesDropped: 0 });
     // The event stream of a finished job: one event, then the end.
     const seen = [];

@@ -313,7 +313,7 @@ describe('jobs', () => {
     expect(r.status).toBe(200);
     expect(await r.json()).toMatchObject({ job, status: 'running', shards: 3, validated: 0, progress: 0 });
     r = await fetch(`${h.url}/v1/jobs/${job}/results`, { headers: h.auth });
-    expect(await r.json()).toEqual({ job, status: 'running', shards: [] });
+    expect(await r.json()).toEqual({ job, status: 'running', kind: 'wgsl', shards: [] });
 
     // Two simulated volunteers (straight into the hub's scheduler) validate shard 0 and 1.
     const s = h.hub.scheduler;
