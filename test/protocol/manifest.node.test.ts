@@ -82,7 +82,7 @@ describe('job manifest validation', () => {
   const bad: [string, unknown, RegExp][] = [
     ['not an object', 42, /^manifest: expected an object/],
     ['wrong version', onnx({ v: 2 }), /^manifest\.v:/],
-    ['unknown kind', onnx({ kind: 'train' }), /^manifest\.kind:/],
+    ['unknown kind', onnx({ kind: 'cuda' }), /^manifest\.kind:/],
     ['unknown field', onnx({ extra: 1 }), /unknown field "extra"/],
     ['model not a hash', onnx({ model: 'abc' }), /^manifest\.model:/],
     ['upper-case hash', onnx({ model: 'A'.repeat(64) }), /^manifest\.model:/],
