@@ -109,25 +109,6 @@ export interface TrainShard {
   readonly corpus: ArrayBuffer;
 }
 
-const KEYS = [
-  'model',
-  'corpus',
-  'corpusBytes',
-  'heldOut',
-  'innerSteps',
-  'batch',
-  'innerLr',
-  'innerSchedule',
-  'weightDecay',
-  'compression',
-  'evalBatches',
-  'rounds',
-  'groupSize',
-  'outerLr',
-  'outerMomentum',
-  'seed',
-] as const;
-
 const RECIPE_KEYS = [
   'model',
   'corpus',
@@ -141,6 +122,8 @@ const RECIPE_KEYS = [
   'compression',
   'evalBatches',
 ] as const;
+
+const KEYS = [...RECIPE_KEYS, 'rounds', 'groupSize', 'outerLr', 'outerMomentum', 'seed'] as const;
 
 function num(v: unknown, path: string, min: number, max: number, bad: (p: string, m: string) => HearthError) {
   if (typeof v !== 'number' || !Number.isFinite(v) || v < min || v > max) {
