@@ -65,7 +65,11 @@ export interface ShardResult {
 
 export interface ShardProgress {
   readonly shard: string;
-  readonly phase: 'load' | 'compile' | 'run' | 'read' | 'hash';
+  /**
+   * `checkpoint`: a training shard saved its state after `done` of `total` steps; `resume`: it
+   * went on from a checkpoint saved after `done` steps (a reload) instead of from step 0.
+   */
+  readonly phase: 'load' | 'compile' | 'run' | 'read' | 'hash' | 'checkpoint' | 'resume';
   readonly done: number;
   readonly total: number;
 }

@@ -12,7 +12,7 @@
 import { HearthError } from '../core/errors.ts';
 import { decodeAdd } from '../protocol/pseudo-gradient.ts';
 import { type DataRange, sampleBatch } from './data.ts';
-import type { Batch, InnerOptimizer, Trainer } from './trainer.ts';
+import type { Batch, InnerOptimizer, Trainer, TrainerState } from './trainer.ts';
 
 /** What one member's inner loop needs besides θ. */
 export interface InnerSpec {
@@ -29,6 +29,24 @@ export interface InnerSpec {
   readonly lrFactor?: (step: number) => number;
   /** Called after each inner step with its index and loss (progress; a throw stops the loop). */
   readonly onStep?: (step: number, loss: number) => void;
+  /**
+   * Start from this checkpoint of the same call (same θ, data, seed and hyperparameters) instead
+   * of step 0: the steps after it give the bits an uninterrupted run gives.
+   */
+  readonly resume?: InnerCheckpoint;
+  /**
+   * Called after each inner step but the last: when it answers true, the loop's state is read
+   * from the device and handed to `onCheckpoint` (awaited) before the next step.
+   */
+  readonly checkpointDue?: (stepsDone: number) => boolean;
+  readonly onCheckpoint?: (cp: InnerCheckpoint) => Promise<void>;
+}
+
+/** The inner loop after `step` of its steps: the trainer's state and the losses so far. */
+export interface InnerCheckpoint {
+  readonly step: number;
+  readonly losses: readonly number[];
+  readonly state: TrainerState;
 }
 
 export interface InnerResult {
@@ -65,14 +83,34 @@ export async function innerLoop(
     });
   }
   const context = trainer.cfg.context;
-  await trainer.setTheta(theta);
-  const losses: number[] = [];
-  for (let s = 0; s < spec.steps; s++) {
+  const from = spec.resume;
+  if (
+    from &&
+    !(
+      Number.isInteger(from.step) &&
+      from.step >= 0 &&
+      from.step < spec.steps &&
+      from.losses.length === from.step
+    )
+  ) {
+    throw new HearthError(
+      'train/config',
+      `a checkpoint after step ${from.step} with ${from.losses.length} losses cannot resume a loop of ${spec.steps} steps.`,
+      { details: { step: from.step, losses: from.losses.length, steps: spec.steps } },
+    );
+  }
+  if (from) await trainer.importState(from.state);
+  else await trainer.setTheta(theta);
+  const losses: number[] = from ? [...from.losses] : [];
+  for (let s = from ? from.step : 0; s < spec.steps; s++) {
     const batch = sampleBatch(corpus, spec.shard, context, spec.sequences, spec.seed, s);
     const lr = spec.optimizer.lr * (spec.lrFactor ? spec.lrFactor(s) : 1);
     const loss = await trainer.trainStep(batch, { ...spec.optimizer, lr });
     losses.push(loss);
     spec.onStep?.(s, loss);
+    if (s + 1 < spec.steps && spec.onCheckpoint && spec.checkpointDue?.(s + 1)) {
+      await spec.onCheckpoint({ step: s + 1, losses: [...losses], state: await trainer.exportState() });
+    }
   }
   const thetaLocal = await trainer.readTheta();
   return { delta: pseudoGradient(theta, thetaLocal), thetaLocal, losses };

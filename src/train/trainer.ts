@@ -31,6 +31,14 @@ export const DEFAULT_INNER: InnerOptimizer = { lr: 3e-3, beta1: 0.9, beta2: 0.95
 
 const BYTES = 4;
 
+/** A trainer's whole optimizer state (`Trainer.exportState`): θ, AdamW's moments, its step count. */
+export interface TrainerState {
+  readonly theta: Float32Array;
+  readonly m: Float32Array;
+  readonly v: Float32Array;
+  readonly steps: number;
+}
+
 /**
  * A model on a device, trained in place. Every step is one recording: forward, backward, the
  * gradient gathered into the flat vector, AdamW, θ copied back into the parameter tensors.
@@ -93,6 +101,42 @@ export class Trainer {
 
   readTheta(): Promise<Float32Array> {
     return readTensor(this.theta as GpuTensor<'f32'>);
+  }
+
+  /**
+   * θ, AdamW's two moments and its step count: everything a later `importState` needs to go on
+   * bit for bit where this trainer is (a checkpoint of the inner loop).
+   */
+  async exportState(): Promise<TrainerState> {
+    const [theta, m, v] = await Promise.all(
+      [this.theta, this.m, this.v].map((t) => readTensor(t as GpuTensor<'f32'>)),
+    );
+    return { theta: theta as Float32Array, m: m as Float32Array, v: v as Float32Array, steps: this.steps };
+  }
+
+  /** Puts back a state from `exportState` (of a trainer of the same model). */
+  async importState(state: TrainerState): Promise<void> {
+    this.check(state.theta, 'θ');
+    this.check(state.m, 'the first moment');
+    this.check(state.v, 'the second moment');
+    if (!(Number.isSafeInteger(state.steps) && state.steps >= 0)) {
+      throw new HearthError(
+        'train/layout',
+        `the optimizer's step count must be a whole number ≥ 0, got ${state.steps}.`,
+      );
+    }
+    const q = this.ctx.device.queue;
+    for (const [dst, src] of [
+      [this.theta, state.theta],
+      [this.m, state.m],
+      [this.v, state.v],
+    ] as const) {
+      q.writeBuffer(dst.buffer, 0, src.buffer, src.byteOffset, src.byteLength);
+    }
+    this.steps = state.steps;
+    const rec = new Recorder(this.ctx, 'train.importState');
+    this.scatterTheta(rec);
+    await rec.submit();
   }
 
   /** The gradient of the last `lossAndGrad` (or `trainStep`), flat. */

@@ -5,9 +5,9 @@ import { parseShard } from '../protocol/kinds/index.ts';
 import type { OutputTensor, ShardProgress, ShardResult } from '../protocol/shard.ts';
 import { type CapabilityReport, noGpuReport, probeDevice } from './probe.ts';
 import { runnerOf } from './runners/index.ts';
-import type { BlobSource, OnnxRunner } from './runners/runner.ts';
+import type { BlobSource, OnnxRunner, ShardCheckpoints } from './runners/runner.ts';
 
-export type { BlobSource, OnnxRunner } from './runners/runner.ts';
+export type { BlobSource, OnnxRunner, ShardCheckpoints } from './runners/runner.ts';
 
 export interface EngineOptions {
   readonly runtime: GpuRuntime;
@@ -15,6 +15,10 @@ export interface EngineOptions {
   readonly onnx?: OnnxRunner;
   /** Budget for shards that name none, ms. */
   readonly defaultBudgetMs?: number;
+  /** Where training shards keep checkpoints (the tab's IndexedDB); none: a reload restarts them. */
+  readonly checkpoints?: ShardCheckpoints;
+  /** Least time between two checkpoints of a shard, ms (default CHECKPOINT_EVERY_MS). */
+  readonly checkpointEveryMs?: number;
 }
 
 /**
@@ -88,6 +92,10 @@ export class ComputeEngine {
         ...(this.opts.onnx ? { onnx: this.opts.onnx } : {}),
         signal: ac.signal,
         ...(onProgress ? { onProgress } : {}),
+        ...(this.opts.checkpoints ? { checkpoints: this.opts.checkpoints } : {}),
+        ...(this.opts.checkpointEveryMs === undefined
+          ? {}
+          : { checkpointEveryMs: this.opts.checkpointEveryMs }),
       });
       const hashed: OutputTensor[] = [];
       for (const [i, o] of outputs.entries()) {

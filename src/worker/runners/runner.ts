@@ -4,6 +4,7 @@
 import type { GpuRuntime } from '../../gpu/context.ts';
 import type { HostTensor, OnnxBackend, OnnxShard, ShardProgress } from '../../protocol/shard.ts';
 import type { BlobSource } from '../../store/blob-cache.ts';
+import type { Checkpoint, CheckpointState } from '../../store/db.ts';
 
 // Where model bytes come from: the IndexedDB blob cache in a tab, anything keyed by SHA-256
 // elsewhere — the store's BlobSource, one definition for the worker and the data plane.
@@ -17,6 +18,16 @@ export type OnnxRunner = (
   opts: { signal: AbortSignal; onProgress?: (p: ShardProgress) => void },
 ) => Promise<{ outputs: { name: string; tensor: HostTensor }[]; backend: OnnxBackend }>;
 
+/**
+ * Where long shards keep their latest state so that a reload resumes them (the tab's
+ * IndexedDB: store/checkpoints.ts). Keyed by shard id.
+ */
+export interface ShardCheckpoints {
+  load(shard: string): Promise<Checkpoint | null>;
+  save(shard: string, step: number, state: CheckpointState): Promise<void>;
+  clear(shard: string): Promise<void>;
+}
+
 /** What the engine gives a runner. */
 export interface RunnerEnv {
   readonly runtime: GpuRuntime;
@@ -24,7 +35,18 @@ export interface RunnerEnv {
   readonly onnx?: OnnxRunner;
   readonly signal: AbortSignal;
   readonly onProgress?: (p: ShardProgress) => void;
+  /** Checkpoints of long shards (training); without it a shard restarts from its beginning. */
+  readonly checkpoints?: ShardCheckpoints;
+  /** The least time between two checkpoints of one shard, ms (default `CHECKPOINT_EVERY_MS`). */
+  readonly checkpointEveryMs?: number;
 }
+
+/**
+ * Default least time between checkpoints: each costs a read of θ and AdamW's moments from the
+ * device and a durable IndexedDB write (3 × 4 bytes per parameter), so a reload loses at most
+ * this much work.
+ */
+export const CHECKPOINT_EVERY_MS = 10_000;
 
 /** What a runner returns: outputs (hashed by the engine), the backend and the device that ran it. */
 export interface RunnerOutput {

@@ -7,6 +7,13 @@
 // One Trainer per device and model shape, reused across shards: `innerLoop` resets θ and the
 // moments first, so a shard stays a pure function of its work.
 //
+// Checkpoints (when the engine has a store: the tab's IndexedDB): every `checkpointEveryMs` the
+// inner loop's whole state — θ_local, AdamW's moments and step count, the losses so far — is
+// saved under the shard's id with the work it belongs to. A reloaded tab that runs the same
+// shard again (client/volunteer.ts resumes its unfinished training leases) goes on from there;
+// batches and learning rates are functions of the step index, so the result has the bits of an
+// uninterrupted run. The checkpoint is cleared when the result is made.
+//
 // Error feedback (top-k only: the codecs without it lose too little to carry) is kept here, per
 // job and slot, in this worker's memory: what this volunteer's frame dropped in one round is
 // added to its Δ the next time it runs the same slot. A reload loses it (nothing is lost but
@@ -18,11 +25,12 @@ import { ErrorFeedback, encodePseudoGradient } from '../../protocol/pseudo-gradi
 import type { HostTensor } from '../../protocol/shard.ts';
 import { sketch } from '../../protocol/sketch.ts';
 import type { TransformerConfig } from '../../protocol/train-model.ts';
+import type { CheckpointState } from '../../store/db.ts';
 import { validationBatches } from '../../train/data.ts';
-import { innerLoop, meanLoss } from '../../train/diloco.ts';
+import { type InnerCheckpoint, innerLoop, meanLoss } from '../../train/diloco.ts';
 import { DEFAULT_INNER, Trainer } from '../../train/trainer.ts';
 import { checkAborted } from '../abort.ts';
-import type { KindRunner } from './runner.ts';
+import { CHECKPOINT_EVERY_MS, type KindRunner, type ShardCheckpoints } from './runner.ts';
 
 const trainers = new WeakMap<GpuContext, Map<string, Trainer>>();
 
@@ -105,7 +113,31 @@ export const runTrainShard: KindRunner<TrainShard> = async (shard, env) => {
       device: ctx.adapter.summary,
     };
   }
+  const work = JSON.stringify(w);
+  const cps = env.checkpoints;
+  const resume = cps ? await loadInner(cps, shard.id, work, trainer.size, w.steps) : undefined;
+  if (resume) env.onProgress?.({ shard: shard.id, phase: 'resume', done: resume.step, total: w.steps });
+  const everyMs = env.checkpointEveryMs ?? CHECKPOINT_EVERY_MS;
+  let lastSave = performance.now();
   const r = await innerLoop(trainer, theta, corpus, {
+    ...(resume ? { resume } : {}),
+    ...(cps
+      ? {
+          checkpointDue: () => performance.now() - lastSave >= everyMs,
+          onCheckpoint: async (cp: InnerCheckpoint) => {
+            checkAborted(env.signal);
+            // A checkpoint that cannot be written (quota, a closed database) costs a restart after a
+            // reload, never the shard.
+            const saved = await cps.save(shard.id, cp.step, innerState(work, cp)).then(
+              () => true,
+              () => false,
+            );
+            lastSave = performance.now();
+            if (saved)
+              env.onProgress?.({ shard: shard.id, phase: 'checkpoint', done: cp.step, total: w.steps });
+          },
+        }
+      : {}),
     steps: w.steps,
     sequences: w.batch,
     optimizer: { ...DEFAULT_INNER, lr: w.innerLr, weightDecay: w.weightDecay },
@@ -121,6 +153,8 @@ export const runTrainShard: KindRunner<TrainShard> = async (shard, env) => {
     w.compression.codec === 'topk'
       ? feedbackFor(shard.job, w.slot, r.delta.length).encode(r.delta, w.compression)
       : encodePseudoGradient(r.delta, w.compression);
+  // The result is about to go to the outbox; the checkpoint has done its work.
+  await cps?.clear(shard.id).catch(() => {});
   return {
     outputs: [
       { name: 'delta', tensor: frameTensor(frame) },
@@ -131,3 +165,55 @@ export const runTrainShard: KindRunner<TrainShard> = async (shard, env) => {
     device: ctx.adapter.summary,
   };
 };
+
+/** A checkpoint as stored: the work it belongs to, θ_local, AdamW's moments and step, the losses. */
+function innerState(work: string, cp: InnerCheckpoint): CheckpointState {
+  const copy = (a: Float32Array | Float64Array): ArrayBuffer => a.slice().buffer as ArrayBuffer;
+  return {
+    work,
+    theta: copy(cp.state.theta),
+    m: copy(cp.state.m),
+    v: copy(cp.state.v),
+    adamSteps: cp.state.steps,
+    losses: copy(Float64Array.from(cp.losses)),
+  };
+}
+
+/**
+ * The shard's checkpoint when it is one of this very work (θ, data, seed, hyperparameters) and
+ * whole; anything else — another work under the same id, a short tensor, a missing field, a
+ * storage error — is dropped and the shard starts from step 0: a bad checkpoint costs time,
+ * never a wrong result.
+ */
+async function loadInner(
+  cps: ShardCheckpoints,
+  shard: string,
+  work: string,
+  size: number,
+  steps: number,
+): Promise<InnerCheckpoint | undefined> {
+  const cp = await cps.load(shard).catch(() => null);
+  if (!cp) return undefined;
+  const s = cp.state;
+  const f32 = (v: unknown) =>
+    v instanceof ArrayBuffer && v.byteLength === size * 4 ? new Float32Array(v) : undefined;
+  const theta = f32(s.theta);
+  const m = f32(s.m);
+  const v = f32(s.v);
+  const losses =
+    s.losses instanceof ArrayBuffer && s.losses.byteLength === cp.step * 8 ? s.losses : undefined;
+  const adamSteps = s.adamSteps;
+  if (
+    s.work !== work ||
+    !theta ||
+    !m ||
+    !v ||
+    !losses ||
+    typeof adamSteps !== 'number' ||
+    !(Number.isInteger(cp.step) && cp.step > 0 && cp.step < steps)
+  ) {
+    await cps.clear(shard).catch(() => {});
+    return undefined;
+  }
+  return { step: cp.step, losses: [...new Float64Array(losses)], state: { theta, m, v, steps: adamSteps } };
+}
