@@ -14,6 +14,7 @@ import type { CapabilityReport } from '../worker/probe.ts';
 import type { BlobStore } from './blobs.ts';
 import { clampDuty, DUTY_CYCLE } from './duty-cycle.ts';
 import type { Signer } from './hub-session.ts';
+import type { UnfinishedStore } from './unfinished.ts';
 import {
   type ResultQueue,
   type ShardRunner,
@@ -178,6 +179,8 @@ export interface VolunteerParts {
   readonly identity: Signer;
   readonly outbox: ResultQueue;
   readonly blobs: BlobStore;
+  /** Training leases in progress, resumed after a reload (store/unfinished.ts). */
+  readonly unfinished?: UnfinishedStore;
 }
 
 export interface ControllerOptions {
@@ -481,6 +484,7 @@ export class VolunteerController {
       runner: worker,
       outbox: parts.outbox,
       blobs: parts.blobs,
+      ...(parts.unfinished ? { unfinished: parts.unfinished } : {}),
       onEvent: (e) => this.#onEvent(e, volunteer),
     });
     this.#volunteer = volunteer;

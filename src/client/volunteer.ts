@@ -27,6 +27,7 @@ import { clampDuty, restAfter } from './duty-cycle.ts';
 import { HubSession, isHubRefusal, type Signer, type SocketFactory } from './hub-session.ts';
 import { shardFromLease } from './lease-shard.ts';
 import type { ResultQueue, ShardRunner } from './runner.ts';
+import { leaseOfNote, noteOf, resumable, type UnfinishedStore } from './unfinished.ts';
 
 export { DUTY_CYCLE, restAfter } from './duty-cycle.ts';
 export { MemoryResultQueue, type ResultQueue, type ShardRunner } from './runner.ts';
@@ -56,6 +57,8 @@ export type VolunteerEvent =
       readonly kind: JobKind;
       /** What the shard earns once validated (base units), as the hub said when leasing it. */
       readonly credit?: bigint;
+      /** A lease from before a reload, run again from its checkpoint (no lease on the hub now). */
+      readonly resumed?: true;
     }
   | { readonly type: 'progress'; readonly progress: ShardProgress }
   | {
@@ -129,6 +132,10 @@ export interface VolunteerStats {
   fetchStartedAt: number;
   /** When its first lease's blobs were all here (epoch ms; 0: not yet). */
   fetchDoneAt: number;
+  /** Training checkpoints saved, shards resumed after a reload, and the steps those skipped. */
+  checkpoints: number;
+  resumed: number;
+  resumedSteps: number;
 }
 
 export interface VolunteerOptions {
@@ -145,6 +152,12 @@ export interface VolunteerOptions {
   readonly capabilities: ControlCapabilities;
   readonly runner: ShardRunner;
   readonly outbox: ResultQueue;
+  /**
+   * Long leases in progress, kept across reloads (store/unfinished.ts in a tab): a `train` lease
+   * is noted before it runs, and after a reload it is run again — from its checkpoint — and its
+   * result sent late, before any new work is asked for.
+   */
+  readonly unfinished?: UnfinishedStore;
   /** Where fetched blobs are kept; in a tab, the same IndexedDB cache the worker reads models from. */
   readonly blobs: BlobStore;
   readonly socket?: SocketFactory;
@@ -207,6 +220,9 @@ export class Volunteer {
     lastPeerFallback: '',
     fetchStartedAt: 0,
     fetchDoneAt: 0,
+    checkpoints: 0,
+    resumed: 0,
+    resumedSteps: 0,
   };
   readonly #opts: VolunteerOptions;
   readonly #fetcher: BlobFetcher;
@@ -383,6 +399,7 @@ export class Volunteer {
         this.#set('connected');
         this.#emit({ type: 'connected', volunteerId: session.volunteerId });
         await this.#flushOutbox(session);
+        await this.#resumeUnfinished(session);
         await this.#work(session);
         if (this.#stopping) break;
         error = await session.closed;
@@ -529,6 +546,33 @@ export class Volunteer {
     this.#emit({ type: 'result', shard: r.shard, outcome: reply.outcome, ms: r.ms, backend: r.backend });
   }
 
+  /**
+   * Runs again the long leases this device was computing when it last stopped (a reload), each
+   * from its checkpoint, and sends their results late. One whose result already waits in the
+   * outbox, or whose note cannot be read, is forgotten.
+   */
+  async #resumeUnfinished(session: HubSession): Promise<void> {
+    const store = this.#opts.unfinished;
+    if (!store) return;
+    const notes = await store.list().catch(() => []);
+    if (notes.length === 0) return;
+    const sent = new Set((await this.#opts.outbox.pending()).map((r) => r.shard));
+    for (const u of notes) {
+      if (this.#stopping || this.#paused) return;
+      let lease: LeaseMessage | undefined;
+      try {
+        lease = sent.has(u.shard) ? undefined : leaseOfNote(u.lease);
+      } catch {
+        lease = undefined;
+      }
+      if (!lease) {
+        await store.forget(u.shard).catch(() => {});
+        continue;
+      }
+      await this.#runLease(session, lease, true);
+    }
+  }
+
   async #work(session: HubSession): Promise<void> {
     const idleMs = this.#opts.idleMs ?? 500;
     this.#idle = 0;
@@ -587,9 +631,14 @@ export class Volunteer {
     }
   }
 
-  /** Runs one lease to its result (or failure); returns the time the runner took, ms. */
-  async #runLease(session: HubSession, lease: LeaseMessage): Promise<number> {
-    this.stats.leases++;
+  /**
+   * Runs one lease to its result (or failure); returns the time the runner took, ms. `resumed`: a
+   * lease noted before a reload, which the hub no longer holds for this volunteer — no heartbeats,
+   * and a failure is not reported (there is no lease to free).
+   */
+  async #runLease(session: HubSession, lease: LeaseMessage, resumed = false): Promise<number> {
+    if (resumed) this.stats.resumed++;
+    else this.stats.leases++;
     this.#set('working');
     this.#emit({
       type: 'lease',
@@ -597,13 +646,19 @@ export class Volunteer {
       job: lease.job,
       kind: lease.work.kind,
       ...(lease.credit === undefined ? {} : { credit: parseCreditWire(lease.credit, 'lease.credit') }),
+      ...(resumed ? { resumed: true as const } : {}),
     });
+    const note = this.#opts.unfinished && resumable(lease) ? this.#opts.unfinished : undefined;
+    // Noted before it runs; a failure to note costs only the resume.
+    if (note && !resumed) await note.remember(lease.shard, noteOf(lease), this.hubUrl).catch(() => {});
+    const forget = () => note?.forget(lease.shard).catch(() => {});
     let deadline = lease.deadline;
     let lost = false;
     // Heartbeats run beside the shard, a third of the way to each deadline, so one late beat
     // still leaves time for the next.
     let beat: ReturnType<typeof setTimeout> | undefined;
     const schedule = () => {
+      if (resumed) return;
       const wait = Math.max(200, (deadline - Date.now()) / 3);
       beat = setTimeout(async () => {
         try {
@@ -648,9 +703,11 @@ export class Volunteer {
       if (this.#paused)
         throw new HearthError('shard/cancelled', `Shard ${lease.shard}: paused before it ran.`);
       runStart = Date.now();
-      result = await this.#opts.runner.runShard(shard, (progress) =>
-        this.#emit({ type: 'progress', progress }),
-      );
+      result = await this.#opts.runner.runShard(shard, (progress) => {
+        if (progress.phase === 'checkpoint') this.stats.checkpoints++;
+        if (progress.phase === 'resume') this.stats.resumedSteps += progress.done;
+        this.#emit({ type: 'progress', progress });
+      });
     } catch (e) {
       // An error the runner did not name is a fault of this volunteer's code or machine, not a
       // cancel and not the job's: the hub gives the shard to someone else.
@@ -660,7 +717,10 @@ export class Volunteer {
             cause: e,
           });
       const busy = runStart ? Date.now() - runStart : 0;
-      if (lost || this.#stopping) return busy;
+      // Stopping (a Stop, a closed tab): the note stays for the next start to resume.
+      if (this.#stopping) return busy;
+      await forget();
+      if (lost) return busy;
       if (this.#paused && isHearthError(e, 'shard/cancelled')) {
         // Paused mid-shard: hand it back now rather than at its deadline.
         clearTimeout(beat);
@@ -678,6 +738,10 @@ export class Volunteer {
       this.stats.failed++;
       clearTimeout(beat);
       this.#current = undefined;
+      if (resumed) {
+        this.#emit({ type: 'shard-failed', shard: lease.shard, error });
+        return busy;
+      }
       // Tell the hub at once: a deterministic error reaches the researcher, any other frees the
       // shard now rather than at its deadline. A lost connection leaves it to the deadline.
       let reported: 'released' | 'recorded' | 'failed' | undefined;
@@ -701,6 +765,7 @@ export class Volunteer {
     }
     // Durable before it leaves: if the connection drops now, the next one sends it.
     await this.#opts.outbox.add(result);
+    await forget();
     if (this.#stopping) return result.ms;
     await this.#send(session, result);
     return result.ms;

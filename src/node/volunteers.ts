@@ -55,6 +55,10 @@ export interface VolunteerReport {
     readonly failed: number;
     readonly downloadedBytes: number;
     readonly peerBytes: number;
+    /** Training checkpoints saved, shards resumed after a reload, and the steps those skipped. */
+    readonly checkpoints: number;
+    readonly resumed: number;
+    readonly resumedSteps: number;
   } | null;
   readonly error: string | null;
 }

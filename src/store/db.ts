@@ -8,7 +8,7 @@ import type { ShardResult } from '../protocol/shard.ts';
 
 export const HEARTH_DB_NAME = 'hearth';
 /** Bump with a new entry in MIGRATIONS whenever the schema changes. */
-export const HEARTH_DB_VERSION = 1;
+export const HEARTH_DB_VERSION = 2;
 
 /** A cached blob's bookkeeping, apart from its bytes so that LRU scans never read megabytes. */
 export interface BlobEntry {
@@ -39,11 +39,24 @@ export interface Checkpoint {
   readonly savedAt: number;
 }
 
+/**
+ * A lease whose shard was being computed when the page went away (store/unfinished.ts): the
+ * lease message as the hub sent it (control protocol, checked again before use).
+ */
+export interface UnfinishedEntry {
+  readonly shard: string;
+  readonly lease: unknown;
+  /** The hub it came from. */
+  readonly hub: string;
+  readonly savedAt: number;
+}
+
 export interface HearthSchema extends DBSchema {
   blobs: { key: string; value: BlobEntry; indexes: { 'by-last-used': number } };
   'blob-bytes': { key: string; value: ArrayBuffer };
   outbox: { key: number; value: OutboxEntry; indexes: { 'by-shard': string } };
   checkpoints: { key: string; value: Checkpoint };
+  unfinished: { key: string; value: UnfinishedEntry };
 }
 
 export type HearthDB = IDBPDatabase<HearthSchema>;
@@ -59,6 +72,10 @@ const MIGRATIONS: ReadonlyArray<(db: HearthDB, tx: UpgradeTx) => void> = [
     const outbox = db.createObjectStore('outbox', { keyPath: 'seq', autoIncrement: true });
     outbox.createIndex('by-shard', 'shard', { unique: true });
     db.createObjectStore('checkpoints', { keyPath: 'shard' });
+  },
+  // 2: training leases in progress, so that a reload resumes them from their checkpoints.
+  (db) => {
+    db.createObjectStore('unfinished', { keyPath: 'shard' });
   },
 ];
 

@@ -19,3 +19,4 @@ export {
   requestPersistentStorage,
 } from './db.ts';
 export { ResultOutbox } from './outbox.ts';
+export { type UnfinishedEntry, UnfinishedLeases, type UnfinishedLeasesOptions } from './unfinished.ts';

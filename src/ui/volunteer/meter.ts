@@ -114,22 +114,29 @@ export async function startWorker(): Promise<ControllerWorker> {
   return (await import('../../worker/client.ts')).startComputeWorker();
 }
 
-/** Identity, outbox and blob cache from IndexedDB: loaded now (after the yes). */
+/** Identity, outbox, blob cache and unfinished leases from IndexedDB: loaded now (after the yes). */
 export async function openParts(): Promise<VolunteerParts> {
   const [
     { loadOrCreateIdentity },
     { BlobCache },
     { openHearthDB, requestPersistentStorage },
     { ResultOutbox },
+    { UnfinishedLeases },
   ] = await Promise.all([
     import('../../client/identity.ts'),
     import('../../store/blob-cache.ts'),
     import('../../store/db.ts'),
     import('../../store/outbox.ts'),
+    import('../../store/unfinished.ts'),
   ]);
   await requestPersistentStorage();
   const db = await openHearthDB();
-  return { identity: await loadOrCreateIdentity(), outbox: new ResultOutbox(db), blobs: new BlobCache(db) };
+  return {
+    identity: await loadOrCreateIdentity(),
+    outbox: new ResultOutbox(db),
+    blobs: new BlobCache(db),
+    unfinished: new UnfinishedLeases(db),
+  };
 }
 
 /** PeerJS settings for the hub's own PeerServer at `/p2p`, with these ICE servers. */
