@@ -417,4 +417,54 @@ describe('Chromium volunteers from `hearth volunteer`, through the hub', () => {
     expect(ids.size).toBeGreaterThanOrEqual(2);
     expect(h.hub.store.ledger().every((e) => e.status === 'granted')).toBe(true);
   }, 720_000);
+
+  it('train: a tab reloaded mid-shard resumes from its IndexedDB checkpoint, and its Δ agrees bit for bit with its replica', async () => {
+    const h = await hub();
+    const corpus = smallCorpus();
+    await upload(h.hub.url, h.token, [corpus]);
+    // One slot, two replicas: the reloaded tab's late result must agree with the other tab's.
+    const job = await h.submit(await tinyTrainJob(corpus, { rounds: 1, groupSize: 1, innerSteps: 40 }));
+    const auth = { authorization: `Bearer ${h.token}` };
+    volunteers = await launchVolunteers({ hubUrl: h.hub.url, count: 2, adapter: 'swiftshader' });
+    let victim: (typeof volunteers extends { report(): Promise<(infer R)[]> } ? R : never) | undefined;
+    await waitFor(
+      async () => {
+        victim = (await volunteers!.report()).find(
+          (r) => r.state === 'working' && (r.stats?.checkpoints ?? 0) >= 1,
+        );
+        return victim !== undefined;
+      },
+      240_000,
+      'a tab to checkpoint its training shard',
+    );
+    const index = victim!.index;
+    const id = victim!.volunteerId!;
+    const t0 = Date.now();
+    await volunteers.reload(index);
+    await waitFor(
+      async () => (await trainView(h.hub.url, auth, job)).status !== 'running',
+      300_000,
+      'the train job to end after the reload',
+    );
+    const after = (await volunteers.report())[index];
+    console.log(
+      `reload test: resumed ${JSON.stringify(after?.stats)} job ended ${Date.now() - t0} ms after the reload`,
+    );
+    // The same identity, resumed by itself: one shard taken up again, from a step past 0.
+    expect(after?.volunteerId).toBe(id);
+    expect(after?.stats?.resumed).toBe(1);
+    expect(after?.stats?.resumedSteps).toBeGreaterThanOrEqual(2);
+    const view = await trainView(h.hub.url, auth, job);
+    expect(view.status).toBe('done');
+    // Both replicas agreed (exact tolerance): the resumed Δ has the uninterrupted run's bits.
+    expect(view.curve[0]?.accepted).toBe(1);
+    // The reloaded tab's late result was taken (not refused, not failed) and credited: it is one
+    // of the two agreeing replicas of the round's shard, so its Δ matched the other tab's.
+    expect(after?.stats?.refused).toBe(0);
+    expect(after?.stats?.failed).toBe(0);
+    const shard0 = h.hub.store.shardsOfJob(job).find((s) => (s.work as { round?: number }).round === 0);
+    const granted = h.hub.store.ledger().filter((e) => e.status === 'granted' && e.shard === shard0?.id);
+    expect(granted.map((e) => e.volunteer)).toContain(id);
+    expect(granted).toHaveLength(2);
+  }, 600_000);
 });
