@@ -13,6 +13,7 @@ import {
   uniforms,
 } from './common.ts';
 import { sumRows } from './matmul-grad.ts';
+import { ROW_WG, rowLanes } from './softmax.ts';
 
 /** Rows per partial sum of dgamma/dbeta; more rows take a second, equally fixed-order pass. */
 const CHUNK = 256;
@@ -86,7 +87,9 @@ export async function layernormBackward(
     dtype,
     chunks === 1 ? 'layernormBackward.dbeta' : 'dbeta:partial',
   );
-  const pipeline = await kernelPipeline(ctx, 'layernorm-grad', layernormGradWgsl, dtype);
+  const lanes = rowLanes(D);
+  const rowGroups = Math.ceil(rows / (ROW_WG / lanes));
+  const pipeline = await kernelPipeline(ctx, 'layernorm-grad', layernormGradWgsl, dtype, { LANES: lanes });
   rec.dispatch({
     pipeline,
     uniforms: uniforms([rows, D, chunk, colBlocks, chunks]),
@@ -100,7 +103,7 @@ export async function layernormBackward(
       gpart.buffer,
       bpart.buffer,
     ],
-    workgroups: grid1d(ctx, rows + colBlocks * chunks),
+    workgroups: grid1d(ctx, rowGroups + colBlocks * chunks),
   });
   if (chunks === 1) return { dx, dgamma: gpart, dbeta: bpart };
   rec.releaseAfterSubmit(gpart.buffer);
