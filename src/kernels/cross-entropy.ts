@@ -12,6 +12,7 @@ import {
   shapeError,
   uniforms,
 } from './common.ts';
+import { ROW_WG, rowLanes } from './softmax.ts';
 
 export interface CrossEntropyOptions {
   /** Rows whose target is this value add no loss and no gradient, and are not counted in the mean. Default −1. */
@@ -76,9 +77,10 @@ export async function softmaxCrossEntropy(
   const dlogits = emptyTensor(ctx, logits.shape, dtype, `${label}.dlogits`);
   const count = emptyTensor(ctx, [1], 'u32', `${label}.count`);
   rec.releaseAfterSubmit(count.buffer);
+  const lanes = rowLanes(V);
   const [countPipeline, mainPipeline] = await Promise.all([
     kernelPipeline(ctx, 'cross-entropy', crossEntropyWgsl, dtype, undefined, 'count'),
-    kernelPipeline(ctx, 'cross-entropy', crossEntropyWgsl, dtype, undefined, 'main'),
+    kernelPipeline(ctx, 'cross-entropy', crossEntropyWgsl, dtype, { LANES: lanes }, 'main'),
   ]);
   const params = uniforms([rows, V, ignoreIndex, QUIET_NAN_BITS]);
   rec.dispatch({
@@ -91,7 +93,7 @@ export async function softmaxCrossEntropy(
     pipeline: mainPipeline,
     uniforms: params,
     buffers: [logits.buffer, targets.buffer, count.buffer, loss.buffer, dlogits.buffer],
-    workgroups: grid1d(ctx, rows),
+    workgroups: grid1d(ctx, Math.ceil(rows / (ROW_WG / lanes))),
   });
   return { loss, dlogits };
 }
