@@ -35,6 +35,7 @@ import {
   type TransformerConfig,
   validationBatches,
 } from '../src/train/index.ts';
+import { installDispatchProfile } from './lib/dispatch-profile.ts';
 import { loadTfjsWebGpu } from './lib/tfjs-node.ts';
 import { tfjsTransformer } from './lib/tfjs-transformer.ts';
 import { table } from './lib/timing.ts';
@@ -44,6 +45,8 @@ const arg = (name: string, dflt: number) => {
   return a ? Number(a.slice(name.length + 3)) : dflt;
 };
 const QUICK = process.argv.includes('--quick');
+/** `--profile`: also a per-dispatch profile of one Hearth training step (on stderr). */
+const PROFILE = process.argv.includes('--profile');
 const CFG: TransformerConfig = {
   kind: 'transformer',
   width: arg('width', 32),
@@ -217,6 +220,25 @@ for (let i = 0; i < reps; i++) {
 const med = (xs: number[]) => [...xs].sort((x, y) => x - y)[xs.length >> 1] as number;
 const hearthStepMs = med(hs);
 const tfStepMs = med(ts);
+if (PROFILE) {
+  // Where a Hearth step's time goes, dispatch by dispatch (bench/lib/dispatch-profile.ts).
+  const prof = installDispatchProfile();
+  for (let i = 0; i < reps; i++) await tr.trainStep(batch, INNER);
+  prof.uninstall();
+  const rows = prof.rows();
+  const total = rows.reduce((a, r) => a + r.ms, 0);
+  log(
+    table([
+      ['dispatch (profiled step)', 'ms per step', 'share', 'calls per step'],
+      ...rows.map((r) => [
+        r.label,
+        (r.ms / reps).toFixed(1),
+        `${((100 * r.ms) / total).toFixed(1)}%`,
+        String(r.calls / reps),
+      ]),
+    ]),
+  );
+}
 tfm.dispose();
 tr.destroy();
 
