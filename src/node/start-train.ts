@@ -26,7 +26,7 @@ export const START_TRAIN = {
   small: { corpusBytes: 24_000, rounds: 2, innerSteps: 4 },
   full: { corpusBytes: Number.POSITIVE_INFINITY, rounds: 4, innerSteps: 8 },
   /** `hearth sample`'s line in the summary: prompt, bytes, temperature, seed, top-k. */
-  sample: { prompt: 'The ', tokens: 48, temperature: 0.8, seed: 1, topK: 40 },
+  sample: { prompt: 'The ', tokens: 32, temperature: 0.8, seed: 1, topK: 40 },
 } as const;
 
 /** The training job's manifest and its one blob, the corpus (bytes are tokens). */
@@ -153,7 +153,7 @@ export async function finishTrain(
   }
 }
 
-/** `hearth sample JOB --prompt "The " --tokens 48`, as one line (newlines shown as spaces). */
+/** `hearth sample JOB --prompt "The " --tokens 32`, as one line (newlines shown as spaces). */
 async function sampleLine(api: HubApi, job: string): Promise<string> {
   const { cfg, theta } = await trainedModel(api, job);
   const s = START_TRAIN.sample;
