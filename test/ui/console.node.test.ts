@@ -260,7 +260,7 @@ describe('the researcher console', () => {
     for (const v of volunteers) v.volunteer.start();
     await page.locator('#d-status').filter({ hasText: 'done' }).waitFor({ timeout: 240_000 });
     await page.locator('#t-round').filter({ hasText: 'trained: 2 of 2 rounds' }).waitFor({ timeout: 15_000 });
-    await page.locator('#loss-body tr').nth(2).waitFor({ timeout: 15_000 });
+    await page.locator('#loss-body tr').nth(2).waitFor({ state: 'attached', timeout: 15_000 });
 
     // Rounds 0 and 1 and the evaluation of the final θ: three points, added as rounds closed
     // (the page showed fewer before it showed all, and never a step back).
@@ -297,6 +297,9 @@ describe('the researcher console', () => {
     expect(reads).toBeLessThanOrEqual(2 * 5 + 2);
 
     await page.getByText('Loss by round, as a table').click();
+    if (process.env.HEARTH_CONSOLE_TRAIN_SCREENSHOT) {
+      await page.locator('#detail').screenshot({ path: process.env.HEARTH_CONSOLE_TRAIN_SCREENSHOT });
+    }
     expect(await axeViolations(page)).toEqual([]);
     for (const v of volunteers.splice(0)) await v.dispose();
     expect(pageErrors).toEqual([]);
