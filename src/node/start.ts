@@ -316,7 +316,8 @@ export async function runStart(opts: StartOptions & { keep?: boolean }): Promise
     }
 
     // Results, the picture, credits.
-    const jobs: StartJob[] = [];
+    // A train job's files and sampled text are made while the credits are claimed.
+    const entries: (StartJob | Promise<StartJob>)[] = [];
     let picture: string | undefined;
     for (const [i, row] of rows.entries()) {
       const p: JobProgressAnswer = row.progress ?? (await api.progress(row.id));
@@ -335,18 +336,22 @@ export async function runStart(opts: StartOptions & { keep?: boolean }): Promise
       };
       if (row.kind === 'train') {
         // `hearth results` for a train job: the trained model and its curve, not per-shard Δs.
-        const train = await finishTrain(api, row.id, out, { sample: p.status === 'done' });
         const index = await api.results(row.id);
-        jobs.push({
-          ...common,
-          replicas: index.shards.reduce((n, s) => n + (s.replicas ?? 0), 0),
-          flops: train.flops,
-          train,
-        });
+        const finishing = finishTrain(api, row.id, out, { sample: p.status === 'done' });
+        // Awaited below; a failure meanwhile is not an unhandled rejection.
+        finishing.catch(() => {});
+        entries.push(
+          finishing.then((train) => ({
+            ...common,
+            replicas: index.shards.reduce((n, s) => n + (s.replicas ?? 0), 0),
+            flops: train.flops,
+            train,
+          })),
+        );
         continue;
       }
       const got = await downloadResults(api, row.id, out);
-      jobs.push({
+      entries.push({
         ...common,
         replicas: got.shards.reduce((n, s) => n + (s.replicas ?? 0), 0),
         flops: Number(manifest['flopsPerShard'] ?? 0) * p.validated,
@@ -391,6 +396,7 @@ export async function runStart(opts: StartOptions & { keep?: boolean }): Promise
         ...(tokens === undefined ? {} : { tokens }),
       });
     }
+    const jobs = await Promise.all(entries);
     if (!reason) {
       const bad = jobs.filter((j) => j.status !== 'done' || j.validated !== j.shards);
       if (bad.length > 0) reason = `${bad.map((j) => `${j.name} ${j.status}`).join(', ')}`;
