@@ -19,14 +19,14 @@ const CORPUS = fileURLToPath(new URL('../../data/train/corpus.txt', import.meta.
 
 /**
  * The sizes of the run's training job. Small (CI, `--small`): ~30k parameters, 2 rounds of 4
- * inner steps on 24 kB of the corpus — 10 shards at replication 2, about a minute of SwiftShader
- * time in Chromium. Full: the same model, 4 rounds of 8 steps on the whole corpus.
+ * inner steps on 24 kB of the corpus — 5 shards, each computed twice: about a minute of SwiftShader
+ * time in Chromium. Full: the same model, 3 rounds of 6 steps on the whole corpus.
  */
 export const START_TRAIN = {
   small: { corpusBytes: 24_000, rounds: 2, innerSteps: 4 },
-  full: { corpusBytes: Number.POSITIVE_INFINITY, rounds: 4, innerSteps: 8 },
+  full: { corpusBytes: Number.POSITIVE_INFINITY, rounds: 3, innerSteps: 6 },
   /** `hearth sample`'s line in the summary: prompt, bytes, temperature, seed, top-k. */
-  sample: { prompt: 'The ', tokens: 32, temperature: 0.8, seed: 1, topK: 40 },
+  sample: { prompt: 'The ', tokens: 24, temperature: 0.8, seed: 1, topK: 40 },
 } as const;
 
 /** The training job's manifest and its one blob, the corpus (bytes are tokens). */
@@ -153,7 +153,7 @@ export async function finishTrain(
   }
 }
 
-/** `hearth sample JOB --prompt "The " --tokens 32`, as one line (newlines shown as spaces). */
+/** `hearth sample JOB --prompt "The " --tokens 24`, as one line (newlines shown as spaces). */
 async function sampleLine(api: HubApi, job: string): Promise<string> {
   const { cfg, theta } = await trainedModel(api, job);
   const s = START_TRAIN.sample;
