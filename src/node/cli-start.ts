@@ -18,18 +18,22 @@ export const startCommand: Command = {
                    [--adapter auto|swiftshader|native] [--timeout SECONDS] [--no-chain]
 
 Builds the pages when they are stale, starts a hub on 127.0.0.1 with a fresh SQLite file in
-DIR, makes a researcher token, submits four jobs (an ONNX MLP, a WGSL heat-diffusion program, a
-WGSL Mandelbrot picture, a WGSL saxpy), starts N headless Chromium volunteers (running this
-command is the operator's yes on their behalf), shows each job's progress, then downloads the
-validated results, writes the picture (DIR/mandelbrot.png) and prints a summary: shards,
-agreeing replicas, throughput, every volunteer's credit. It also starts a local chain (anvil)
+DIR, makes a researcher token, submits five jobs (an ONNX MLP, a WGSL heat-diffusion program, a
+WGSL Mandelbrot picture, a WGSL saxpy, and tiny-lm: a small transformer trained by DiLoCo on the
+repository's corpus), starts N headless Chromium volunteers (running this command is the
+operator's yes on their behalf), shows each job's progress (tiny-lm's by round, with its latest
+losses), then downloads the validated results, writes the picture (DIR/mandelbrot.png) and the
+trained model (DIR/results/tiny-lm/: weights, loss.csv, loss.png, model.onnx) and prints a
+summary: shards, agreeing replicas, throughput, the training loss at its first and last round,
+a line of text sampled from the trained model, every volunteer's credit. It also starts a local chain (anvil)
 with the HearthCredit contract: the hub signs vouchers and relays claims, each volunteer signs in
 with a development wallet holding no ETH, and at the end each claims its credit as tokens; the
-summary shows the balances. Exit 0 when every shard of every job was validated (and every
-balance equals the credit granted); 1 with the reason otherwise.
+summary shows the balances. Exit 0 when every shard of every job was validated, the training
+job's validation loss fell (and every balance equals the credit granted); 1 with the reason
+otherwise.
 
   --volunteers N   headless volunteers (default 2, 1 to 16)
-  --small          small jobs, a few shards each (a quick look; CI runs this)
+  --small          small jobs, a few shards each, 2 training rounds (a quick look; CI runs this)
   --keep           leave the hub and volunteers running after the summary and print the URLs
                    and the researcher token; Ctrl-C stops them
   --dir DIR        the run's folder, new or empty (default hearth-demo/<date and time>)

@@ -1,9 +1,10 @@
 // What `npm start` prints: the progress board (one bar per job, one line for the volunteers) and
 // the summary. Pure functions of what the hub and the volunteers report, so tests read them.
-import type { JobProgressAnswer } from '../protocol/api.ts';
+import type { JobProgressAnswer, TrainProgress } from '../protocol/api.ts';
 import { formatCredit } from '../protocol/credit.ts';
 import { summarize } from './cli-volunteer.ts';
-import type { StartSummary } from './start.ts';
+import type { StartJob, StartSummary } from './start.ts';
+import { TRAIN_FILES, trainStand } from './start-train.ts';
 import type { VolunteerReport } from './volunteers.ts';
 
 /** A job on the board; `progress` is the hub's latest push. */
@@ -12,6 +13,8 @@ export interface JobRow {
   readonly name: string;
   readonly kind: string;
   progress: JobProgressAnswer | undefined;
+  /** A train job's rounds and losses (`GET /v1/jobs/:id/train`), read when its shards change. */
+  train?: TrainProgress;
 }
 
 const BAR = 24;
@@ -29,11 +32,21 @@ export function board(
   elapsedMs: number,
 ): string[] {
   const width = Math.max(...rows.map((r) => r.name.length));
+  const kinds = Math.max(...rows.map((r) => r.kind.length));
   const lines = rows.map((r) => {
     const p = r.progress;
-    const name = `${r.name.padEnd(width)} ${r.kind.padEnd(4)}`;
+    const name = `${r.name.padEnd(width)} ${r.kind.padEnd(kinds)}`;
     if (!p) return `${name} ${bar(0, 1)} waiting for the hub`;
+    // A train job's bar counts rounds (its shards are planned one round at a time).
+    const t = r.train ? trainStand(r.train) : undefined;
     const tail = [
+      ...(t
+        ? [
+            t.round >= t.rounds ? `evaluating the trained model` : `round ${t.round + 1}/${t.rounds}`,
+            t.valLoss === undefined ? '' : `val loss ${t.valLoss.toFixed(3)}`,
+            t.trainLoss === undefined ? '' : `train loss ${t.trainLoss.toFixed(3)}`,
+          ]
+        : []),
       `${p.validated}/${p.shards} validated`,
       p.done > 0 ? `${p.done} awaiting agreement` : '',
       p.inFlight > 0 ? `${p.inFlight} in flight` : '',
@@ -42,7 +55,8 @@ export function board(
     ]
       .filter(Boolean)
       .join(' · ');
-    return `${name} ${bar(p.validated, p.shards)} ${tail}`;
+    const filled = t ? bar(t.closed, t.rounds + 1) : bar(p.validated, p.shards);
+    return `${name} ${filled} ${tail}`;
   });
   lines.push(`${summarize(volunteers)} · ${(elapsedMs / 1000).toFixed(0)} s`);
   return lines;
@@ -61,6 +75,25 @@ export function table(rows: readonly (readonly string[])[]): string {
 }
 
 const gflop = (flops: number) => (flops / 1e9).toFixed(flops >= 1e9 ? 1 : 3);
+
+/** The training job's lines: its loss from the first round to the last, its files, its text. */
+export function trainLines(j: StartJob): string[] {
+  const t = j.train;
+  if (!t) return [];
+  const loss = (k: 'valLoss' | 'trainLoss') => {
+    const from = t.curve.find((p) => p[k] !== undefined);
+    const to = [...t.curve].reverse().find((p) => p[k] !== undefined);
+    return from && to
+      ? `${from[k]?.toFixed(3)} at round ${from.round} → ${to[k]?.toFixed(3)} at round ${to.round}`
+      : 'none';
+  };
+  return [
+    `training (${j.name}, ${t.params} parameters, ${t.rounds} rounds): validation loss ${loss('valLoss')}; training loss ${loss('trainLoss')}`,
+    `  its model: ${j.results}/ (${TRAIN_FILES})`,
+    ...(t.sample !== undefined ? [`  sampled: ${JSON.stringify(t.sample)}`] : []),
+    ...(t.sampleError !== undefined ? [`  no sample: ${t.sampleError}`] : []),
+  ];
+}
 
 /** The summary: jobs, volunteers' credit, where things are, and the verdict. */
 export function summaryText(s: StartSummary): string {
@@ -114,6 +147,7 @@ export function summaryText(s: StartSummary): string {
   ]);
   const where = [
     `results: ${s.dir}/results/<job>/ (.npy per output, index.json)`,
+    ...s.jobs.flatMap((j) => (j.train ? trainLines(j) : [])),
     ...(s.picture ? [`picture: ${s.picture}`] : []),
     `hub database: ${s.dir}/hub.db`,
   ];

@@ -1,9 +1,11 @@
 // `npm start` (`hearth start`): the whole of Hearth in one command. Builds the pages when they
 // are stale, starts a hub on 127.0.0.1 with a fresh SQLite file in a folder it names, makes a
 // researcher token, submits the demo jobs (an ONNX MLP, the WGSL heat-diffusion program, a WGSL
-// Mandelbrot picture and a WGSL saxpy), starts headless Chromium volunteers, shows each job's
-// progress as the hub pushes it, then downloads the validated results, writes the picture and
-// prints a summary: shards, agreeing replicas, throughput and every volunteer's credit.
+// Mandelbrot picture, a WGSL saxpy and a small `train` job: start-train.ts), starts headless
+// Chromium volunteers, shows each job's progress as the hub pushes it, then downloads the
+// validated results, writes the picture and the trained model, and prints a summary: shards,
+// agreeing replicas, throughput, the training loss at its first and last round and every
+// volunteer's credit.
 //
 // The operator running the command is the one saying yes for the headless volunteers
 // (volunteers.ts); no page computes before that click.
@@ -22,6 +24,7 @@ import { startDemoSite } from './demo-site.ts';
 import { exampleJobs } from './example.ts';
 import { type FractalSpec, fractalJob, fractalPng } from './fractal.ts';
 import { type Hub, startHub } from './hub-server.ts';
+import { finishTrain, lossEnds, type StartTrain, trainDemoJob } from './start-train.ts';
 import { board, type JobRow, summaryText } from './start-view.ts';
 import { DEFAULT_PAGES_DIR } from './static-pages.ts';
 import { type AdapterChoice, launchVolunteers, type Volunteers } from './volunteers.ts';
@@ -69,6 +72,8 @@ export interface StartJob {
   readonly flops: number;
   readonly seconds: number;
   readonly results: string;
+  /** The training job's curve, files and sampled text. */
+  readonly train?: StartTrain;
 }
 
 export interface StartCredit {
@@ -140,7 +145,8 @@ export function demoJobs(small: boolean): {
       : { rows: 64, heat: { size: 256, steps: 500 } },
   );
   const fr = fractalJob(small ? { width: 96, height: 64, bands: 2 } : { width: 384, height: 256, bands: 8 });
-  const blobs = new Map([...ex.blobs, ...fr.blobs]);
+  const tr = trainDemoJob(small);
+  const blobs = new Map([...ex.blobs, ...fr.blobs, ...tr.blobs]);
   const named = (file: string) => {
     const j = ex.jobs.find((x) => x.file === file);
     if (!j) throw new HearthError('input/invalid', `no example job ${file}`);
@@ -152,6 +158,7 @@ export function demoJobs(small: boolean): {
       { name: 'heat', manifest: named('heat-job.json') },
       { name: 'mandelbrot', manifest: fr.manifest },
       { name: 'saxpy', manifest: named('wgsl-job.json') },
+      { name: 'tiny-lm', manifest: tr.manifest },
     ],
     blobs,
     fractal: fr.spec,
@@ -249,6 +256,10 @@ export async function runStart(opts: StartOptions & { keep?: boolean }): Promise
     const finishedAt = new Map<string, number>();
     const watchers = rows.map(async (row) => {
       for await (const p of api.watch(row.id, opts.signal)) {
+        // A train job's rounds and losses: read again when its shards change (a round closed,
+        // a slot judged), not on a timer.
+        const changed = p.validated !== row.progress?.validated || p.shards !== row.progress?.shards;
+        if (row.kind === 'train' && (changed || TERMINAL.has(p.status))) row.train = await api.train(row.id);
         row.progress = p;
         if (TERMINAL.has(p.status) && !finishedAt.has(row.id)) finishedAt.set(row.id, Date.now());
       }
@@ -305,14 +316,14 @@ export async function runStart(opts: StartOptions & { keep?: boolean }): Promise
     }
 
     // Results, the picture, credits.
-    const jobs: StartJob[] = [];
+    // A train job's files and sampled text are made while the credits are claimed.
+    const entries: (StartJob | Promise<StartJob>)[] = [];
     let picture: string | undefined;
     for (const [i, row] of rows.entries()) {
       const p: JobProgressAnswer = row.progress ?? (await api.progress(row.id));
       const out = join(dir, 'results', row.name);
-      const got = await downloadResults(api, row.id, out);
       const manifest = demo.jobs[i]?.manifest ?? {};
-      jobs.push({
+      const common = {
         id: row.id,
         name: row.name,
         kind: row.kind,
@@ -320,10 +331,30 @@ export async function runStart(opts: StartOptions & { keep?: boolean }): Promise
         shards: p.shards,
         validated: p.validated,
         failed: p.failed,
-        replicas: got.shards.reduce((n, s) => n + (s.replicas ?? 0), 0),
-        flops: Number(manifest['flopsPerShard'] ?? 0) * p.validated,
         seconds: ((finishedAt.get(row.id) ?? Date.now()) - started) / 1000,
         results: out,
+      };
+      if (row.kind === 'train') {
+        // `hearth results` for a train job: the trained model and its curve, not per-shard Δs.
+        const index = await api.results(row.id);
+        const finishing = finishTrain(api, row.id, out, { sample: p.status === 'done' });
+        // Awaited below; a failure meanwhile is not an unhandled rejection.
+        finishing.catch(() => {});
+        entries.push(
+          finishing.then((train) => ({
+            ...common,
+            replicas: index.shards.reduce((n, s) => n + (s.replicas ?? 0), 0),
+            flops: train.flops,
+            train,
+          })),
+        );
+        continue;
+      }
+      const got = await downloadResults(api, row.id, out);
+      entries.push({
+        ...common,
+        replicas: got.shards.reduce((n, s) => n + (s.replicas ?? 0), 0),
+        flops: Number(manifest['flopsPerShard'] ?? 0) * p.validated,
       });
       if (row.name === 'mandelbrot' && p.status === 'done') {
         const bands = [];
@@ -365,11 +396,14 @@ export async function runStart(opts: StartOptions & { keep?: boolean }): Promise
         ...(tokens === undefined ? {} : { tokens }),
       });
     }
+    const jobs = await Promise.all(entries);
     if (!reason) {
       const bad = jobs.filter((j) => j.status !== 'done' || j.validated !== j.shards);
       if (bad.length > 0) reason = `${bad.map((j) => `${j.name} ${j.status}`).join(', ')}`;
       else if (!picture) reason = 'the picture was not written';
-      else if (chain && credits.some((c) => c.tokens !== c.granted)) {
+      else if (jobs.some((j) => j.train && !lossFell(j.train))) {
+        reason = 'the training job’s validation loss did not fall from its first round to its last';
+      } else if (chain && credits.some((c) => c.tokens !== c.granted)) {
         reason = 'a volunteer’s token balance is not the credit it was granted';
       }
     }
@@ -400,6 +434,14 @@ export async function runStart(opts: StartOptions & { keep?: boolean }): Promise
       cause: e,
     });
   }
+}
+
+/** True when the validation loss at the last round is below the first's. */
+function lossFell(t: StartTrain): boolean {
+  const { first, last } = lossEnds(t);
+  return first?.valLoss !== undefined && last?.valLoss !== undefined && last.round > first.round
+    ? last.valLoss < first.valLoss
+    : false;
 }
 
 /** A local chain for the demo: anvil, HearthCredit deployed, the hub's signer and relayer keys. */

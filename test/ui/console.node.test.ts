@@ -3,7 +3,8 @@
 // a job by choosing its manifest and blob files, follows it while two real volunteers (the
 // volunteer runtime on Dawn, over the hub's WebSocket) run it — progress pushed over SSE, no
 // polling — downloads an output as .npy (checked against the hub's bytes), and cancels another
-// job after a confirm. axe-core finds no serious or critical accessibility violation.
+// job after a confirm. axe-core finds no serious or critical accessibility violation. A followed
+// train job shows its round and its loss curve, which gains a point as each round closes.
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -22,6 +23,7 @@ import {
   nodeVolunteer,
 } from '../client/client-helpers.ts';
 import { type TestHub, testHub, upload } from '../node/hub-helpers.ts';
+import { smallCorpus, tinyTrainJob } from '../train/job-helpers.ts';
 
 const SHARDS = 6;
 /** Where the screenshot goes: a temp file, or `HEARTH_CONSOLE_SCREENSHOT` (docs/console.png). */
@@ -213,4 +215,94 @@ describe('the researcher console', () => {
     expect(pageErrors).toEqual([]);
     await context.close();
   });
+
+  it('follows a train job: its round and a loss curve that gains a point as each round closes', async () => {
+    const context = await browser.newContext({ viewport: { width: 1000, height: 1100 } });
+    const page = await context.newPage();
+    const pageErrors: string[] = [];
+    page.on('pageerror', (e) => pageErrors.push(e.message));
+    const requests: string[] = [];
+    page.on('request', (r) => {
+      const u = new URL(r.url());
+      if (u.pathname.startsWith('/v1/')) requests.push(`${r.method()} ${u.pathname}`);
+    });
+    const corpus = smallCorpus();
+    await upload(t.hub.url, token, [corpus]);
+    const { job } = await api.submit(
+      JSON.stringify(await tinyTrainJob(corpus, { rounds: 2, innerSteps: 4 })),
+    );
+
+    await page.goto(`${t.hub.url}/console/`);
+    await page.getByLabel('Researcher token').fill(token);
+    await page.getByLabel('Researcher token').press('Enter');
+    // A job of another kind has no training panel.
+    const other = (await api.jobs()).jobs.find((j) => j.kind !== 'train');
+    if (!other) throw new Error('no job of another kind on the hub');
+    await page.getByRole('button', { name: `Follow job ${other.job}` }).click();
+    await page.locator('#d-job').filter({ hasText: other.job }).waitFor();
+    expect(await page.locator('#training').isHidden()).toBe(true);
+
+    // The train job, before any volunteer: round 1 of 2, no point yet.
+    await page.getByRole('button', { name: `Follow job ${job}` }).click();
+    await page.locator('#training').waitFor({ state: 'visible' });
+    await page.locator('#t-round').filter({ hasText: 'round 1 of 2' }).waitFor();
+    expect(await page.locator('#t-loss').textContent()).toContain('no loss yet');
+    expect(await page.locator('#loss-body tr').count()).toBe(0);
+    // Record every count of rounds the page shows while volunteers train.
+    await page.evaluate(`(() => {
+      const body = document.getElementById('loss-body');
+      const seen = [body.children.length];
+      window.seenRounds = seen;
+      new MutationObserver(() => seen.push(body.children.length)).observe(body, { childList: true });
+    })()`);
+    const trainStart = requests.filter((r) => r === `GET /v1/jobs/${job}/train`).length;
+    for (let i = 0; i < 2; i++) volunteers.push(await nodeVolunteer(t.hub.url));
+    for (const v of volunteers) v.volunteer.start();
+    await page.locator('#d-status').filter({ hasText: 'done' }).waitFor({ timeout: 240_000 });
+    await page.locator('#t-round').filter({ hasText: 'trained: 2 of 2 rounds' }).waitFor({ timeout: 15_000 });
+    await page.locator('#loss-body tr').nth(2).waitFor({ state: 'attached', timeout: 15_000 });
+
+    // Rounds 0 and 1 and the evaluation of the final θ: three points, added as rounds closed
+    // (the page showed fewer before it showed all, and never a step back).
+    const seen = (await page.evaluate('window.seenRounds')) as number[];
+    expect(seen[0]).toBe(0);
+    expect(seen.at(-1)).toBe(3);
+    expect(seen.filter((n) => n > 0)).toEqual([...seen.filter((n) => n > 0)].sort((a, b) => a - b));
+    expect(seen.some((n) => n > 0 && n < 3)).toBe(true);
+    // The table and the chart say what the hub's view says.
+    const view = await api.train(job);
+    const cells = await page
+      .locator('#loss-body tr')
+      .evaluateAll((rows) =>
+        rows.map((r) => [...r.querySelectorAll('td')].map((td) => td.textContent ?? '')),
+      );
+    expect(cells).toEqual(
+      view.curve.map((r) => [
+        r.round === 2 ? '2 (final)' : String(r.round),
+        r.trainLoss === undefined ? '–' : r.trainLoss.toFixed(3),
+        r.valLoss === undefined ? '–' : r.valLoss.toFixed(3),
+        `${r.accepted} / ${r.slots}`,
+      ]),
+    );
+    const val = view.curve.map((r) => r.valLoss ?? Number.NaN);
+    expect(val[2]).toBeLessThan(val[0] as number);
+    expect(await page.locator('#t-loss').textContent()).toBe(
+      `validation loss ${val[0]?.toFixed(3)} at round 0 → ${val[2]?.toFixed(3)} at round 2`,
+    );
+    expect(await page.locator('#loss-chart canvas').count()).toBe(1);
+    expect(await page.locator('#loss-chart').getAttribute('data-points')).toBe('3');
+    // Read when the pushed events said the shards changed (5 shards), not on a timer.
+    const reads = requests.filter((r) => r === `GET /v1/jobs/${job}/train`).length - trainStart;
+    expect(reads).toBeGreaterThanOrEqual(2);
+    expect(reads).toBeLessThanOrEqual(2 * 5 + 2);
+
+    await page.getByText('Loss by round, as a table').click();
+    if (process.env.HEARTH_CONSOLE_TRAIN_SCREENSHOT) {
+      await page.locator('#detail').screenshot({ path: process.env.HEARTH_CONSOLE_TRAIN_SCREENSHOT });
+    }
+    expect(await axeViolations(page)).toEqual([]);
+    for (const v of volunteers.splice(0)) await v.dispose();
+    expect(pageErrors).toEqual([]);
+    await context.close();
+  }, 300_000);
 });

@@ -5,7 +5,8 @@
 //
 // Live, not polled: the followed job's progress is pushed by the hub (`GET /v1/jobs/:id/events`,
 // HubApi.watch); the job list and the service levels (`GET /v1/stats`) are read again when such an
-// event arrives (at most every 2 s) and otherwise every 10 s.
+// event arrives (at most every 2 s) and otherwise every 10 s. A followed `train` job also shows its
+// loss curve (training.ts), read again when an event says its shards changed.
 import { HubApi } from '../../client/hub-api.ts';
 import { formatMs } from '../../core/duration.ts';
 import { HearthError, isHearthError } from '../../core/errors.ts';
@@ -15,6 +16,7 @@ import { formatCredit } from '../../protocol/credit.ts';
 import { npy } from '../../protocol/npy.ts';
 import { HUB_COLOR, JOB_COLOR, ThroughputChart } from './chart.ts';
 import { planSubmit, runSubmit } from './submit.ts';
+import { TrainingPanel } from './training.ts';
 
 const TOKEN_KEY = 'hearth-console-token';
 /** The slow refresh of the list and the stats when no event comes. */
@@ -37,6 +39,12 @@ let stats: HubStatsAnswer | undefined;
 let results: ResultsIndex | undefined;
 let chart: ThroughputChart | undefined;
 let dropped: File[] = [];
+/** Each listed job's kind, from the last list read. */
+const kinds = new Map<string, string>();
+const training = new TrainingPanel(
+  () => api,
+  (e) => failed(e),
+);
 
 $('hub-name').textContent = location.host;
 
@@ -64,6 +72,8 @@ function signOut(message?: string): void {
   timer = undefined;
   chart?.destroy();
   chart = undefined;
+  training.destroy();
+  kinds.clear();
   api = undefined;
   selected = undefined;
   stats = undefined;
@@ -202,6 +212,7 @@ function latencyText(l: HubStatsAnswer['latency']): string {
 }
 
 function renderJobs(list: JobList): void {
+  for (const j of list.jobs) kinds.set(j.job, j.kind);
   const body = $('jobs-body');
   body.replaceChildren(
     ...list.jobs.map((j) => {
@@ -255,6 +266,7 @@ function select(job: string): void {
   renderResults(job);
   chart ??= new ThroughputChart($('chart'));
   renderJobLevels();
+  training.show(kinds.get(job) === 'train' ? job : undefined);
   follow?.abort();
   follow = new AbortController();
   void followJob(api, job, follow.signal);
@@ -269,6 +281,7 @@ async function followJob(client: HubApi, job: string, signal: AbortSignal): Prom
       for await (const p of client.watch(job, signal)) {
         if (signal.aborted) return;
         renderProgress(p);
+        training.progress(p);
         soon();
         if (p.validated !== validated) {
           validated = p.validated;
@@ -279,6 +292,7 @@ async function followJob(client: HubApi, job: string, signal: AbortSignal): Prom
       // The stream ends after the job's last event: done, failed or cancelled.
       text('d-live', 'final');
       void refreshResults(job);
+      if (kinds.get(job) === 'train') void training.refresh();
       soon();
       return;
     } catch (e) {
@@ -356,6 +370,11 @@ const refreshResults = oneAtATime(async (job: string) => {
   try {
     const index = await client.results(job);
     if (job !== selected || api !== client) return;
+    // A train job not in the listed page of jobs: its kind comes with its results.
+    if (index.kind === 'train' && kinds.get(job) !== 'train') {
+      kinds.set(job, 'train');
+      training.show(job);
+    }
     results = index;
     renderResults(job);
   } catch (e) {
