@@ -8,11 +8,12 @@
 // (test/store/unfinished.browser.test.ts, and the reload test in volunteer-e2e).
 import { afterEach, describe, expect, it } from 'vitest';
 import { MemoryBlobStore } from '../../src/client/blobs.ts';
-import type { UnfinishedStore } from '../../src/client/unfinished.ts';
+import { leaseOfNote, noteOf, resumable, type UnfinishedStore } from '../../src/client/unfinished.ts';
 import { MemoryResultQueue, Volunteer, type VolunteerEvent } from '../../src/client/volunteer.ts';
 import { GpuRuntime } from '../../src/gpu/context.ts';
 import { createToken } from '../../src/hub/tokens.ts';
 import { dawnGpu } from '../../src/node/dawn.ts';
+import type { LeaseMessage } from '../../src/protocol/control.ts';
 import type { Checkpoint, CheckpointState } from '../../src/store/db.ts';
 import { ComputeEngine, type ShardCheckpoints } from '../../src/worker/engine.ts';
 import { TestKey } from '../node/control-helpers.ts';
@@ -159,4 +160,33 @@ describe('volunteer: training leases across a reload', () => {
     expect(device.notes.size).toBe(0);
     expect(device.cps.size).toBe(0);
   }, 300_000);
+});
+
+describe('unfinished-lease notes', () => {
+  const lease = {
+    v: 2,
+    type: 'lease',
+    re: 1,
+    lease: 'l1',
+    shard: 's1',
+    job: 'j1',
+    deadline: 1,
+    work: { kind: 'train', steps: 6 },
+  } as unknown as LeaseMessage;
+
+  it('notes training leases with inner steps only', () => {
+    expect(resumable(lease)).toBe(true);
+    expect(resumable({ ...lease, work: { kind: 'train', steps: 0 } } as unknown as LeaseMessage)).toBe(false);
+    expect(resumable({ ...lease, work: { kind: 'wgsl' } } as unknown as LeaseMessage)).toBe(false);
+  });
+
+  it('reads back a lease it wrote, and refuses anything else with a typed error', () => {
+    expect(() => leaseOfNote('{"v":2,"type":"no-work","re":1}')).toThrow(
+      expect.objectContaining({ code: 'input/invalid' }),
+    );
+    for (const bad of ['not json', 42, null, '{"v":2}']) {
+      expect(() => leaseOfNote(bad)).toThrow(expect.objectContaining({ code: 'input/invalid' }));
+    }
+    expect(noteOf(lease)).toBe(JSON.stringify(lease));
+  });
 });
