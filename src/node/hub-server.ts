@@ -20,6 +20,7 @@ import type { OracleRunner } from '../hub/oracle.ts';
 import { HubRounds, type HubRoundsOptions } from '../hub/rounds.ts';
 import { Scheduler } from '../hub/scheduler.ts';
 import { ServiceLevels } from '../hub/service-levels.ts';
+import { SharedIssuedPeers, SharedSwarm } from '../hub/shared-peers.ts';
 import type { HubStore } from '../hub/store.ts';
 import { BlobSwarm } from '../hub/swarm.ts';
 import { HubWallets } from '../hub/wallets.ts';
@@ -42,6 +43,7 @@ import { TOKEN_ROUTES } from './hub-tokens.ts';
 import { VOLUNTEER_ROUTES } from './hub-volunteers.ts';
 import { PerMinute, WALLET_RATE_LIMITS, WALLET_ROUTES } from './hub-wallets.ts';
 import { JobEvents } from './job-events.ts';
+import { SignalRelay } from './peer-relay.ts';
 import {
   attachPeerServer,
   type HubPeerServer,
@@ -155,6 +157,8 @@ export interface Hub {
   readonly peer: HubPeerServer | undefined;
   /** Which connected volunteers hold which blobs (undefined when `peer: false`). */
   readonly swarm: BlobSwarm | undefined;
+  /** Signalling to and from other hubs' peers (only on a store several hubs share). */
+  readonly relay: SignalRelay | undefined;
   /** Live counters (blob egress). */
   readonly stats: Readonly<HubStats>;
   /**
@@ -403,8 +407,13 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
     if (manifests.size > MANIFESTS_KEPT) manifests.delete(first(manifests.keys(), 'manifest cache'));
     return m;
   };
-  // The swarm (who holds which blob) only makes sense where peers can reach each other.
-  const swarm = opts.peer === false ? undefined : new BlobSwarm();
+  // The swarm (who holds which blob) only makes sense where peers can reach each other. On a
+  // store several hubs share, holders, issued peer ids and signalling reach across the hubs
+  // (peer-directory.ts, shared-peers.ts, peer-relay.ts).
+  const dir = opts.peer === false ? undefined : store.peers;
+  const swarm = opts.peer === false ? undefined : dir ? new SharedSwarm(dir) : new BlobSwarm();
+  const issued = dir ? new SharedIssuedPeers(dir) : undefined;
+  const relay = dir ? new SignalRelay(dir) : undefined;
   controlPlane = attachControlPlane(server, scheduler, {
     ...opts.volunteers,
     allowedOrigins: opts.allowedOrigins,
@@ -415,7 +424,13 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
     ...(wallets ? { wallets } : {}),
     ...(swarm ? { swarm } : {}),
     ...(swarm
-      ? { allreduce: { record: (r) => store.putAllReduceReport(r), ...(rounds ? { rounds } : {}) } }
+      ? {
+          allreduce: {
+            record: (r) => store.putAllReduceReport(r),
+            ...(rounds ? { rounds } : {}),
+            ...(issued ? { issued } : {}),
+          },
+        }
       : {}),
   });
   const cp = controlPlane;
@@ -424,7 +439,9 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
     p2p = attachPeerServer(server, (o) => allowed.has(o) || self.has(o), {
       ...peerOpts,
       ...(peerOpts.requireIssuedIds ? { idAllowed: (id: string) => cp.isPeerId(id) } : {}),
+      ...(relay ? { relay } : {}),
     });
+    await relay?.start();
   }
   // An upgrade nobody takes would otherwise hang until the socket times out.
   const controlPath = opts.volunteers?.path ?? CONTROL_PATH;
@@ -473,6 +490,7 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
     controlPlane: cp,
     peer: p2p,
     swarm,
+    relay,
     stats,
     selfOrigins: [...self],
     scheduler,

@@ -1,0 +1,26 @@
+-- Version 2 (issue 15, past one hub): the swarm and all-reduce across hubs on one database.
+-- Each hub keeps a row it refreshes every few seconds (hub_alive); a hub whose row went stale is
+-- dead (SIGKILLed, cut off), and its peers are no longer named as holders by anyone.
+-- peer_ids: every PeerJS id a hub issued, where (hub), to whom (volunteer and public key, so that
+-- another hub can verify the contributions a member signed), and when its connection closed
+-- (kept for an hour after, for reports of rounds the peer has since left).
+-- blob_holders: which open peer holds which blob, with its hub (the liveness join).
+CREATE TABLE hub_alive (hub TEXT PRIMARY KEY, seen_at TIMESTAMPTZ NOT NULL);
+CREATE TABLE peer_ids (
+  peer TEXT PRIMARY KEY,
+  hub TEXT NOT NULL,
+  volunteer TEXT NOT NULL,
+  public_key TEXT,
+  issued_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+  closed_at TIMESTAMPTZ
+);
+CREATE INDEX peer_ids_open ON peer_ids (hub) WHERE closed_at IS NULL;
+CREATE INDEX peer_ids_closed ON peer_ids (closed_at) WHERE closed_at IS NOT NULL;
+CREATE TABLE blob_holders (
+  blob TEXT NOT NULL,
+  peer TEXT NOT NULL,
+  hub TEXT NOT NULL,
+  PRIMARY KEY (blob, peer)
+);
+CREATE INDEX blob_holders_peer ON blob_holders (peer);
+CREATE INDEX blob_holders_hub ON blob_holders (hub);
