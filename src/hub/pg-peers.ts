@@ -1,7 +1,7 @@
 // The peer directory on PostgreSQL (peer-directory.ts; tables in pg-migrations/002-peers.sql).
-// Writes (a peer issued, released, a blob announced, the heartbeat) are posted without a wait, in
-// order on the store's connection; reads (holders, where a peer is) wait one round trip, as every
-// read of the PostgreSQL store does. Signalling messages travel by NOTIFY on a channel per hub,
+// Writes (a peer issued, released, the heartbeat) are posted without a wait, in order on the
+// store's connection; an announcement and the reads (holders, where a peer is) wait one round
+// trip, as every read of the PostgreSQL store does. Signalling messages travel by NOTIFY on a channel per hub,
 // sent on the same ordered connection, so one peer's OFFER and its CANDIDATEs arrive in order.
 import { HearthError } from '../core/errors.ts';
 import { type DirectoryPeer, MAX_RELAYED_BYTES, type PeerDirectory } from './peer-directory.ts';
@@ -166,8 +166,10 @@ export class PgPeers implements PeerDirectory {
   }
 
   announce(peer: string, blobs: readonly string[]): void {
-    if (blobs.length === 0) return;
-    this.#post([
+    if (blobs.length === 0 || this.#closed) return;
+    // Waited for (one round trip, once per blob a volunteer gets): once the volunteer hears
+    // `announced`, every hub names it.
+    this.#pg.run([
       {
         sql: `INSERT INTO blob_holders (blob, peer, hub)
               SELECT b, $2, $3 FROM unnest($1::text[]) AS b
