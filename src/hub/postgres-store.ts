@@ -8,6 +8,8 @@ import { readMigrationFiles } from './migration-files.ts';
 import type { PeerDirectory } from './peer-directory.ts';
 import { PgChannel, type Statement } from './pg-channel.ts';
 import { PgPeers, type PgPeersOptions } from './pg-peers.ts';
+import { PgRounds } from './pg-rounds.ts';
+import type { RoundExchange } from './rounds.ts';
 import type {
   AllReduceReportRecord,
   AvailableShard,
@@ -152,6 +154,7 @@ export class PostgresStore implements HubStore {
       throw e;
     }
     this.peers = new PgPeers(this.#pg, this.#self, opts.peers);
+    this.roundExchange = new PgRounds(this.#pg, this.#self);
   }
 
   /** This store's name among the hubs (its own notices are not played back to it). */
@@ -159,6 +162,8 @@ export class PostgresStore implements HubStore {
 
   /** Peers of every hub on this database: holders, issued ids, signalling between hubs. */
   readonly peers: PeerDirectory;
+  /** All-reduce rounds averaged through the hubs, members on any of them. */
+  readonly roundExchange: RoundExchange;
 
   /**
    * Notices between the hubs on this database: LISTEN/NOTIFY on the worker's own connections,

@@ -7,6 +7,7 @@ import type { ShardWork } from '../protocol/kinds/index.ts';
 import type { ExpectedOutput, Manifest } from '../protocol/manifest.ts';
 import type { OutputTensor } from '../protocol/shard.ts';
 import type { PeerDirectory } from './peer-directory.ts';
+import type { RoundExchange } from './rounds.ts';
 import type { StoreNews } from './store-news.ts';
 import type { ShardError } from './validation.ts';
 
@@ -373,4 +374,6 @@ export interface HubStore
    * signalling relayed between hubs: peer-directory.ts). Absent, the swarm is this hub's alone.
    */
   readonly peers?: PeerDirectory;
+  /** Present on a store several hubs share: fallback all-reduce rounds across them (rounds.ts). */
+  readonly roundExchange?: RoundExchange;
 }

@@ -294,7 +294,14 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
     log({ level: 'error', at: 'http', method: req.method ?? '', path: pathOf(req.url), ...describeError(e) });
   };
   // Rounds average peers' tensors: only where peers exist (the control plane issues their ids).
-  const rounds = opts.peer === false ? undefined : new HubRounds(opts.allreduce);
+  // On a store several hubs share, a round's members may be on any of them (pg-rounds.ts).
+  const rounds =
+    opts.peer === false
+      ? undefined
+      : new HubRounds({
+          ...opts.allreduce,
+          ...(store.roundExchange ? { exchange: store.roundExchange } : {}),
+        });
   // Hubs sharing one database tell each other of new work and job changes (hub-news.ts).
   let controlPlane: ControlPlane | undefined;
   const news = store.news

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { contributionSigner, reportRound } from '../../src/client/allreduce-hub.ts';
+import { contributionSigner, hubAllReduce, reportRound } from '../../src/client/allreduce-hub.ts';
 import { HubSession, type SocketLike } from '../../src/client/hub-session.ts';
 import type { RoundAudit } from '../../src/hub/allreduce-audit.ts';
 import { PostgresStore } from '../../src/hub/postgres-store.ts';
@@ -239,6 +239,62 @@ describe('the swarm across two hubs on one PostgreSQL', () => {
       dropped: [],
     });
     expect(lie).toMatchObject({ flagged: [{ peer: m1.peer, verdict: 'wrong-volunteer' }] });
+  }, 180_000);
+
+  it('averaging through the hubs: four members, two on each hub, get one mean from the database', async () => {
+    const [a, b] = hubs as [Hub, Hub];
+    const members = [
+      await member(a.url, a.port),
+      await member(b.url, b.port),
+      await member(a.url, a.port),
+      await member(b.url, b.port),
+    ];
+    const hubOf = [a, b, a, b];
+    const round = 'xhub/fallback-1';
+    const group = members.map((m) => m.peer);
+    const inputs = members.map((_, i) => seededFloats(L, 900 + i));
+    const results = await Promise.all(
+      members.map((m, i) =>
+        hubAllReduce(m.session, {
+          hubUrl: (hubOf[i] as Hub).url,
+          round,
+          group,
+          tensor: inputs[i] as Float32Array,
+        }),
+      ),
+    );
+    const first = results[0];
+    if (!first) throw new Error('no result');
+    for (const r of results) {
+      // Every member's tensor is in it, whichever hub it went to.
+      expect(r.contributors).toEqual(group);
+      expect(r.contributions).toEqual(
+        members.map((m, i) => ({
+          peer: m.peer,
+          volunteer: m.key.id,
+          sha256: sha(bytesOf(inputs[i] as Float32Array)),
+        })),
+      );
+      expect(Buffer.from(bytesOf(r.mean)).equals(Buffer.from(bytesOf(first.mean)))).toBe(true);
+    }
+    let worst = 0;
+    for (let i = 0; i < L; i++) {
+      let s = 0;
+      for (const x of inputs) s += x[i] as number;
+      const e = Math.abs((first.mean[i] as number) - s / inputs.length);
+      if (!(e <= worst)) worst = e;
+    }
+    expect(worst).toBeLessThanOrEqual(1e-6);
+    // A member of another group cannot join it under another group, on either hub.
+    await expect(
+      (members[1] as Member).session.request({
+        type: 'allreduce-fallback',
+        round: 'xhub/fallback-1',
+        group: [...group].reverse(),
+        elements: L,
+        sha256: 'ab'.repeat(32),
+      }),
+    ).rejects.toThrow(/already averaged|another group/);
   }, 180_000);
 
   it("a hub SIGKILLed: its peers leave the holders the other hub names, within the lease's bound", async () => {

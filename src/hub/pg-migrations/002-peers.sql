@@ -24,3 +24,23 @@ CREATE TABLE blob_holders (
 );
 CREATE INDEX blob_holders_peer ON blob_holders (peer);
 CREATE INDEX blob_holders_hub ON blob_holders (hub);
+-- All-reduce rounds averaged through the hubs (rounds.ts's fallback): a round's group and size,
+-- the members' tensors until it is averaged, then its mean and contributors, which the first hub
+-- to settle it writes and every other hub reads (pg-rounds.ts). Swept some minutes after.
+CREATE TABLE allreduce_rounds (
+  round TEXT PRIMARY KEY,
+  grp JSONB NOT NULL,
+  elements INTEGER NOT NULL,
+  created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+  mean BYTEA,
+  contributors JSONB
+);
+CREATE INDEX allreduce_rounds_created ON allreduce_rounds (created_at);
+CREATE TABLE allreduce_contributions (
+  round TEXT NOT NULL,
+  peer TEXT NOT NULL,
+  volunteer TEXT NOT NULL,
+  sha256 TEXT NOT NULL,
+  data BYTEA NOT NULL,
+  PRIMARY KEY (round, peer)
+);
