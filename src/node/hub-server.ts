@@ -421,6 +421,8 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
   const swarm = opts.peer === false ? undefined : dir ? new SharedSwarm(dir) : new BlobSwarm();
   const issued = dir ? new SharedIssuedPeers(dir) : undefined;
   const relay = dir ? new SignalRelay(dir) : undefined;
+  // Alive and listening for relayed signalling before the first peer id is issued here.
+  await relay?.start();
   controlPlane = attachControlPlane(server, scheduler, {
     ...opts.volunteers,
     allowedOrigins: opts.allowedOrigins,
@@ -448,7 +450,6 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
       ...(peerOpts.requireIssuedIds ? { idAllowed: (id: string) => cp.isPeerId(id) } : {}),
       ...(relay ? { relay } : {}),
     });
-    await relay?.start();
   }
   // An upgrade nobody takes would otherwise hang until the socket times out.
   const controlPath = opts.volunteers?.path ?? CONTROL_PATH;

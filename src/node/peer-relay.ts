@@ -54,6 +54,12 @@ export interface SignalRelayOptions {
   readonly holdMs?: number;
   /** Messages held at once over all peers (default 1000); more are dropped. */
   readonly maxHeld?: number;
+  /**
+   * Messages per second one peer may send to peers that are not here (default 50; a dial is an
+   * OFFER and a few CANDIDATEs), with a burst of twice that. Past it they are dropped: each costs
+   * a NOTIFY, and a lookup in the database the first time a peer id is named.
+   */
+  readonly perPeerPerSecond?: number;
 }
 
 /**
@@ -70,14 +76,18 @@ export class SignalRelay {
   readonly #held = new Map<string, { at: number; text: string }[]>();
   readonly #holdMs: number;
   readonly #maxHeld: number;
+  readonly #rate: number;
+  /** Per local socket: tokens left and when they were last counted. */
+  readonly #buckets = new WeakMap<WebSocket, { tokens: number; at: number }>();
   #heldCount = 0;
-  /** Messages handed to other hubs, and delivered here from them (for tests and stats). */
-  readonly counts = { out: 0, in: 0 };
+  /** Messages handed to other hubs, delivered here from them, dropped over the rate (tests, stats). */
+  readonly counts = { out: 0, in: 0, dropped: 0 };
 
   constructor(dir: RelayDirectory, opts: SignalRelayOptions = {}) {
     this.#dir = dir;
     this.#holdMs = opts.holdMs ?? 5_000;
     this.#maxHeld = opts.maxHeld ?? 1000;
+    this.#rate = opts.perPeerPerSecond ?? 50;
   }
 
   /** Hears the other hubs' messages for peers here. */
@@ -122,6 +132,11 @@ export class SignalRelay {
     if (text === undefined) return false;
     const m = parseSignal(text);
     if (!m || this.#local.has(m.dst)) return false;
+    // Over its rate, a message for a peer not here is dropped (PeerServer would only queue it).
+    if (!this.#take(socket)) {
+      this.counts.dropped++;
+      return true;
+    }
     let hub: string | undefined;
     try {
       hub = this.#dir.hubOf(m.dst);
@@ -132,6 +147,18 @@ export class SignalRelay {
     this.counts.out++;
     // The source is the socket's own id, never what the message says (as PeerServer does).
     this.#dir.relay(hub, JSON.stringify({ ...m, src: id }));
+    return true;
+  }
+
+  #take(socket: WebSocket): boolean {
+    const now = Date.now();
+    const burst = 2 * this.#rate;
+    const b = this.#buckets.get(socket) ?? { tokens: burst, at: now };
+    b.tokens = Math.min(burst, b.tokens + ((now - b.at) / 1000) * this.#rate);
+    b.at = now;
+    this.#buckets.set(socket, b);
+    if (b.tokens < 1) return false;
+    b.tokens -= 1;
     return true;
   }
 

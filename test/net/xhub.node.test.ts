@@ -110,6 +110,36 @@ function spawnChildHub(): Promise<{ child: ChildProcess; url: string; port: numb
   });
 }
 
+/** A volunteer's control connection alone (its peer id issued, no PeerNode opened). */
+async function session(hubUrl: string): Promise<{ session: HubSession; peer: string }> {
+  const key = await TestKey.create();
+  const s = await HubSession.open({
+    hubUrl,
+    identity: { id: key.id, publicKey: key.publicKey, sign: (n) => key.sign(n) },
+    capabilities: CAPS,
+    socket: (u) => new WebSocket(u, { origin: EMBED }) as unknown as SocketLike,
+  });
+  const peer = s.peerId;
+  if (!peer) throw new Error('the hub issued no peer id');
+  closers.push(() => s.close());
+  return { session: s, peer };
+}
+
+/** A bare PeerJS signalling socket (what PeerJS opens), with every message it receives. */
+async function signalling(port: number, id: string): Promise<{ ws: WebSocket; got: { type: string }[] }> {
+  const ws = new WebSocket(`ws://127.0.0.1:${port}/p2p/peerjs?key=hearth&id=${id}&token=t${id}`);
+  const got: { type: string }[] = [];
+  ws.on('message', (d) => got.push(JSON.parse(d.toString()) as { type: string }));
+  await new Promise<void>((resolve, reject) => {
+    ws.once('error', reject);
+    ws.on('message', () => {
+      if (got.some((m) => m.type === 'OPEN')) resolve();
+    });
+  });
+  closers.push(() => ws.close());
+  return { ws, got };
+}
+
 async function holders(m: Member, blob: string): Promise<string[]> {
   const r = await m.session.request({ type: 'holders-request', sha256: blob });
   return [...r.peers];
@@ -296,6 +326,45 @@ describe('the swarm across two hubs on one PostgreSQL', () => {
       }),
     ).rejects.toThrow(/already averaged|another group/);
   }, 180_000);
+
+  it('signalling for a peer not yet on its PeerServer is held until it opens; a flood is cut at the rate', async () => {
+    const [a, b] = hubs as [Hub, Hub];
+    const x = await session(a.url);
+    const y = await session(b.url);
+    // y's signalling socket on hub B; x has its peer id from hub A but has not opened a socket yet.
+    const ys = await signalling(b.port, y.peer);
+    const before = a.relay?.counts.in ?? 0;
+    const sentBefore = b.relay?.counts.out ?? 0;
+    // The source is the socket's own id, whatever the message claims.
+    ys.ws.send(JSON.stringify({ type: 'OFFER', src: 'someone-else', dst: x.peer, payload: { sdp: 'v=0' } }));
+    await waitUntil(async () => (b.relay?.counts.out ?? 0) > sentBefore, 5000, 'the relay out of B');
+    // Arrived at A by now (NOTIFY takes milliseconds), and held: nobody to deliver it to yet.
+    await new Promise((r) => setTimeout(r, 500));
+    expect(a.relay?.counts.in).toBe(before);
+    const xs = await signalling(a.port, x.peer);
+    await waitUntil(async () => xs.got.some((m) => m.type === 'OFFER'), 5000, 'the held OFFER');
+    expect(xs.got.find((m) => m.type === 'OFFER')).toEqual({
+      type: 'OFFER',
+      src: y.peer,
+      dst: x.peer,
+      payload: { sdp: 'v=0' },
+    });
+    expect((a.relay?.counts.in ?? 0) - before).toBe(1);
+
+    // 1,000 candidates at once: at most the burst (2 × 50) and what the rate refills go out.
+    const out0 = b.relay?.counts.out ?? 0;
+    const t0 = Date.now();
+    for (let i = 0; i < 1000; i++) {
+      ys.ws.send(JSON.stringify({ type: 'CANDIDATE', dst: x.peer, payload: { candidate: `c${i}` } }));
+    }
+    await waitUntil(async () => (b.relay?.counts.dropped ?? 0) > 0, 5000, 'drops');
+    await new Promise((r) => setTimeout(r, 300));
+    const sent = (b.relay?.counts.out ?? 0) - out0;
+    expect(sent).toBeGreaterThanOrEqual(100);
+    expect(sent).toBeLessThanOrEqual(100 + Math.ceil(((Date.now() - t0) / 1000) * 50) + 1);
+    ys.ws.close();
+    xs.ws.close();
+  }, 60_000);
 
   it("a hub SIGKILLed: its peers leave the holders the other hub names, within the lease's bound", async () => {
     const b = hubs[1] as Hub;
