@@ -28,7 +28,7 @@ export interface HubRoundsOptions {
   /** Clock, ms since the epoch (default Date.now). */
   readonly now?: () => number;
   /**
-   * Where the members' tensors meet when several hubs share one database (round-exchange.ts):
+   * Where the members' tensors meet when several hubs share one database (pg-rounds.ts):
    * members connected to different hubs then get one mean. Without it, a round is this hub's.
    */
   readonly exchange?: RoundExchange;
@@ -349,15 +349,13 @@ export class HubRounds {
   close(): void {
     this.#closed = true;
     for (const r of this.#rounds.values()) {
-      if (r.done) {
-        // finished already
-      } else if (this.#exchange) {
+      if (!r.done && this.#exchange) {
         // Not averaged here: the other hubs' members still settle the round (a mean made now
         // would be of a part of it, and theirs too).
         clearTimeout(r.timer);
         r.done = Promise.resolve();
         r.settle.reject(err('net/refused', 503, 'The hub is shutting down.'));
-      } else this.#finish(r);
+      } else if (!r.done) this.#finish(r);
       this.#forget(r);
     }
   }
