@@ -45,7 +45,15 @@ export class PgPeers implements PeerDirectory {
   readonly #cacheMs: number;
   readonly #located = new Map<string, DirectoryPeer>();
   readonly #cache = new Map<string, { at: number; peers: string[] }>();
+  /**
+   * This hub's open peers and what each holds: what it writes again when it finds that the other
+   * hubs took it for dead (its heartbeat lapsed: a database outage, a long stall) and swept it.
+   */
+  readonly #mine = new Map<string, { volunteer: string; publicKey?: string; blobs: Set<string> }>();
   #timer: ReturnType<typeof setInterval> | undefined;
+  #beating = false;
+  /** Times this hub found itself swept and wrote its peers again (for tests). */
+  revivals = 0;
   #closed = false;
   /** Whether this hub wrote anything (a store that never served peers has nothing to remove). */
   #used = false;
@@ -72,14 +80,69 @@ export class PgPeers implements PeerDirectory {
     });
     // The first beat waits: a hub is alive before it names a single peer.
     this.#pg.run(this.#beat());
-    this.#timer = setInterval(() => this.#post(this.#beat()), this.#heartbeatMs);
+    this.#timer = setInterval(() => this.#heartbeat(), this.#heartbeatMs);
     this.#timer.unref();
   }
 
-  /** Alive now; and, for every hub, what dead hubs and old closed ids leave behind. */
+  #heartbeat(): void {
+    // One at a time: beats do not pile up behind a database that does not answer.
+    if (this.#beating || this.#closed) return;
+    this.#beating = true;
+    this.#pg
+      .ask(this.#beat())
+      .then((out) => {
+        const lapsed = (out[0] as { lapsed: boolean }[] | undefined)?.[0]?.lapsed === true;
+        if (lapsed && this.#mine.size > 0) this.#revive();
+      })
+      .catch(() => {
+        // Missed: the next beat says it; past the lease, the others take this hub for dead.
+      })
+      .finally(() => {
+        this.#beating = false;
+      });
+  }
+
+  /** Opens this hub's peers again and lists their blobs again (the other hubs swept them). */
+  #revive(): void {
+    this.revivals++;
+    const peers = [...this.#mine];
+    const held = peers.flatMap(([p, m]) => [...m.blobs].map((b) => [b, p] as const));
+    this.#post([
+      {
+        sql: `INSERT INTO peer_ids (peer, hub, volunteer, public_key)
+              SELECT p, $4, v, k FROM unnest($1::text[], $2::text[], $3::text[]) AS t(p, v, k)
+              ON CONFLICT (peer) DO UPDATE SET closed_at = NULL,
+                public_key = coalesce(excluded.public_key, peer_ids.public_key)
+              WHERE peer_ids.hub = excluded.hub`,
+        params: [
+          peers.map(([p]) => p),
+          peers.map(([, m]) => m.volunteer),
+          peers.map(([, m]) => m.publicKey ?? null),
+          this.hub,
+        ],
+        want: 'none',
+      },
+      {
+        sql: `INSERT INTO blob_holders (blob, peer, hub)
+              SELECT b, p, $3 FROM unnest($1::text[], $2::text[]) AS t(b, p) ON CONFLICT DO NOTHING`,
+        params: [held.map(([b]) => b), held.map(([, p]) => p), this.hub],
+        want: 'none',
+      },
+    ]);
+  }
+
+  /**
+   * Whether this hub had lapsed (the others may have swept it), then alive now; and, for every
+   * hub, what dead hubs and old closed ids leave behind.
+   */
   #beat(): Statement[] {
     const lease = `${this.#leaseMs} milliseconds`;
     return [
+      {
+        sql: 'SELECT coalesce((SELECT seen_at < now() - $2::interval FROM hub_alive WHERE hub = $1), true) AS lapsed',
+        params: [this.hub, lease],
+        want: 'rows',
+      },
       {
         sql: 'INSERT INTO hub_alive (hub, seen_at) VALUES ($1, now()) ON CONFLICT (hub) DO UPDATE SET seen_at = now()',
         params: [this.hub],
@@ -111,6 +174,13 @@ export class PgPeers implements PeerDirectory {
 
   register(peer: string, volunteer: string, publicKey?: string): void {
     this.#used = true;
+    const mine = this.#mine.get(peer);
+    if (mine) {
+      if (publicKey !== undefined) mine.publicKey = publicKey;
+    } else if (publicKey === undefined) {
+      this.#mine.set(peer, { volunteer, blobs: new Set() });
+    }
+    // A key that comes after its peer's release only completes the row (for audits).
     this.#post([
       {
         sql: `INSERT INTO peer_ids (peer, hub, volunteer, public_key) VALUES ($1, $2, $3, $4)
@@ -123,6 +193,7 @@ export class PgPeers implements PeerDirectory {
   }
 
   release(peer: string): void {
+    this.#mine.delete(peer);
     this.#post([
       { sql: 'DELETE FROM blob_holders WHERE peer = $1', params: [peer], want: 'none' },
       {
@@ -167,6 +238,9 @@ export class PgPeers implements PeerDirectory {
 
   announce(peer: string, blobs: readonly string[]): void {
     if (blobs.length === 0 || this.#closed) return;
+    const mine = this.#mine.get(peer);
+    if (!mine) return;
+    for (const b of blobs) mine.blobs.add(b);
     // Waited for (one round trip, once per blob a volunteer gets): once the volunteer hears
     // `announced`, every hub names it.
     this.#pg.run([
@@ -223,6 +297,7 @@ export class PgPeers implements PeerDirectory {
     this.#closed = true;
     clearInterval(this.#timer);
     this.#timer = undefined;
+    this.#mine.clear();
     if (!this.#used) return;
     try {
       this.#pg.run([

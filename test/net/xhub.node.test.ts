@@ -16,6 +16,7 @@ import WebSocket from 'ws';
 import { contributionSigner, hubAllReduce, reportRound } from '../../src/client/allreduce-hub.ts';
 import { HubSession, type SocketLike } from '../../src/client/hub-session.ts';
 import type { RoundAudit } from '../../src/hub/allreduce-audit.ts';
+import type { PgPeers } from '../../src/hub/pg-peers.ts';
 import { PostgresStore } from '../../src/hub/postgres-store.ts';
 import { allReduceMean, allReduceProtocol } from '../../src/net/allreduce.ts';
 import type { PeerNode } from '../../src/net/peer-node.ts';
@@ -206,6 +207,7 @@ describe('the swarm across two hubs on one PostgreSQL', () => {
     const round = 'xhub/round-1';
     const ids = members.map((m) => m.peer);
     const inputs = members.map((_, i) => seededFloats(L, 700 + i));
+    const relayed = () => JSON.stringify(hubs.map((h) => h.relay?.counts));
     const results = await Promise.all(
       members.map((m, i) =>
         allReduceMean(m.node, {
@@ -214,6 +216,8 @@ describe('the swarm across two hubs on one PostgreSQL', () => {
           tensor: inputs[i] as Float32Array,
           identity: contributionSigner(m.key.id, m.key.pair.privateKey),
           timeoutMs: 90_000,
+        }).catch((e: unknown) => {
+          throw new Error(`member ${i}: ${String(e)}; relay counts ${relayed()}`);
         }),
       ),
     );
@@ -364,6 +368,39 @@ describe('the swarm across two hubs on one PostgreSQL', () => {
     expect(sent).toBeLessThanOrEqual(100 + Math.ceil(((Date.now() - t0) / 1000) * 50) + 1);
     ys.ws.close();
     xs.ws.close();
+  }, 60_000);
+
+  it('a hub the others took for dead (its heartbeat lapsed, its rows swept) lists its peers again on its next beat', async () => {
+    const [a, b] = hubs as [Hub, Hub];
+    const dirA = a.store.peers as PgPeers;
+    const blob = seededBytes(3000, 17);
+    const blobSha = sha(blob);
+    const holder = await member(a.url, a.port, [blob]);
+    const asker = await member(b.url, b.port);
+    await holder.session.request({ type: 'announce', blobs: [blobSha] });
+    expect(await holders(asker, blobSha)).toEqual([holder.peer]);
+    const revived = dirA.revivals;
+    // What a database outage longer than the lease leaves: hub A's heartbeat stale, and another
+    // hub's sweep of it done (here in one transaction, so hub A's next beat cannot come between).
+    const sql = postgres(url, { max: 1, onnotice: () => {} });
+    try {
+      await sql.begin(async (t) => {
+        await t`UPDATE hub_alive SET seen_at = now() - interval '1 hour' WHERE hub = ${dirA.hub}`;
+        await t`DELETE FROM blob_holders WHERE hub = ${dirA.hub}`;
+        await t`UPDATE peer_ids SET closed_at = now() WHERE hub = ${dirA.hub} AND closed_at IS NULL`;
+      });
+      await waitUntil(async () => dirA.revivals > revived, 5000, 'hub A to find itself swept');
+      await waitUntil(
+        async () => (await holders(asker, blobSha)).includes(holder.peer),
+        5000,
+        'the holder again',
+      );
+      const [row] =
+        await sql`SELECT closed_at IS NULL AS open, public_key IS NOT NULL AS keyed FROM peer_ids WHERE peer = ${holder.peer}`;
+      expect(row).toEqual({ open: true, keyed: true });
+    } finally {
+      await sql.end();
+    }
   }, 60_000);
 
   it("a hub SIGKILLed: its peers leave the holders the other hub names, within the lease's bound", async () => {
