@@ -31,17 +31,25 @@ export class SharedSwarm extends BlobSwarm {
   override announce(holder: string, blobs: readonly string[]): number {
     const count = super.announce(holder, blobs);
     // Only what the swarm listed (it caps blobs per holder); a blob listed before is a no-op there.
-    this.#dir.announce(
-      holder,
-      blobs.filter((b) => this.lists(holder, b)),
-    );
+    // The swarm is a hint (every blob also comes from the hub): a database that fails here costs
+    // the other hubs' volunteers this holder, not this volunteer its answer.
+    try {
+      this.#dir.announce(
+        holder,
+        blobs.filter((b) => this.lists(holder, b)),
+      );
+    } catch {}
     return count;
   }
 
   override holders(blob: string, n: number, except?: string): string[] {
     const here = super.holders(blob, n, except);
     if (here.length >= n) return here;
-    return [...here, ...this.#dir.holders(blob, n - here.length, except)];
+    try {
+      return [...here, ...this.#dir.holders(blob, n - here.length, except)];
+    } catch {
+      return here;
+    }
   }
 }
 
