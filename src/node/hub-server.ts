@@ -313,6 +313,11 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
     : undefined;
   const jobEvents = new JobEvents(news ? { relay: (job) => news.job(job) } : {});
   if (news) await news.start();
+  // Peers of every hub on a shared store: this hub is alive, and hears signalling relayed to its
+  // peers, before it listens (peer-directory.ts, peer-relay.ts).
+  const dir = opts.peer === false ? undefined : store.peers;
+  const relay = dir ? new SignalRelay(dir) : undefined;
+  await relay?.start();
   const ctx: Ctx = {
     rounds,
     store,
@@ -415,14 +420,9 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
     return m;
   };
   // The swarm (who holds which blob) only makes sense where peers can reach each other. On a
-  // store several hubs share, holders, issued peer ids and signalling reach across the hubs
-  // (peer-directory.ts, shared-peers.ts, peer-relay.ts).
-  const dir = opts.peer === false ? undefined : store.peers;
+  // store several hubs share, holders and issued peer ids reach across the hubs (shared-peers.ts).
   const swarm = opts.peer === false ? undefined : dir ? new SharedSwarm(dir) : new BlobSwarm();
   const issued = dir ? new SharedIssuedPeers(dir) : undefined;
-  const relay = dir ? new SignalRelay(dir) : undefined;
-  // Alive and listening for relayed signalling before the first peer id is issued here.
-  await relay?.start();
   controlPlane = attachControlPlane(server, scheduler, {
     ...opts.volunteers,
     allowedOrigins: opts.allowedOrigins,
