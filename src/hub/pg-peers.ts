@@ -132,30 +132,30 @@ export class PgPeers implements PeerDirectory {
   }
 
   /**
-   * Whether this hub had lapsed (the others may have swept it), then alive now; and, for every
-   * hub, what dead hubs and old closed ids leave behind.
+   * Alive now, and whether another hub had swept this one meanwhile (read and cleared under the
+   * row's lock, which a sweep's mark takes too: a sweep is either seen here or finds this hub
+   * alive); then, for every hub, the sweep of dead hubs and of old closed ids.
    */
   #beat(): Statement[] {
     const lease = `${this.#leaseMs} milliseconds`;
+    const dead = 'SELECT hub FROM hub_alive WHERE swept';
     return [
       {
-        sql: 'SELECT coalesce((SELECT seen_at < now() - $2::interval FROM hub_alive WHERE hub = $1), true) AS lapsed',
-        params: [this.hub, lease],
+        sql: `WITH old AS (SELECT swept FROM hub_alive WHERE hub = $1 FOR UPDATE)
+              INSERT INTO hub_alive (hub, seen_at) VALUES ($1, now())
+              ON CONFLICT (hub) DO UPDATE SET seen_at = now(), swept = false
+              RETURNING coalesce((SELECT swept FROM old), true) AS lapsed`,
+        params: [this.hub],
         want: 'rows',
       },
       {
-        sql: 'INSERT INTO hub_alive (hub, seen_at) VALUES ($1, now()) ON CONFLICT (hub) DO UPDATE SET seen_at = now()',
-        params: [this.hub],
-        want: 'none',
-      },
-      {
-        sql: 'DELETE FROM blob_holders WHERE hub IN (SELECT hub FROM hub_alive WHERE seen_at < now() - $1::interval)',
+        sql: 'UPDATE hub_alive SET swept = true WHERE NOT swept AND seen_at < now() - $1::interval',
         params: [lease],
         want: 'none',
       },
+      { sql: `DELETE FROM blob_holders WHERE hub IN (${dead})`, want: 'none' },
       {
-        sql: 'UPDATE peer_ids SET closed_at = now() WHERE closed_at IS NULL AND hub IN (SELECT hub FROM hub_alive WHERE seen_at < now() - $1::interval)',
-        params: [lease],
+        sql: `UPDATE peer_ids SET closed_at = now() WHERE closed_at IS NULL AND hub IN (${dead})`,
         want: 'none',
       },
       {
@@ -165,7 +165,7 @@ export class PgPeers implements PeerDirectory {
       },
       // A dead hub's row goes once nothing of it is left to sweep.
       {
-        sql: "DELETE FROM hub_alive WHERE seen_at < now() - $1::interval - interval '1 minute'",
+        sql: "DELETE FROM hub_alive WHERE swept AND seen_at < now() - $1::interval - interval '1 minute'",
         params: [lease],
         want: 'none',
       },
@@ -263,7 +263,7 @@ export class PgPeers implements PeerDirectory {
       const [rows] = this.#pg.run([
         {
           sql: `SELECT h.peer FROM blob_holders h JOIN hub_alive a ON a.hub = h.hub
-                WHERE h.blob = $1 AND h.hub <> $2 AND a.seen_at >= now() - $3::interval
+                WHERE h.blob = $1 AND h.hub <> $2 AND NOT a.swept AND a.seen_at >= now() - $3::interval
                 ORDER BY random() LIMIT ${HOLDERS_READ}`,
           params: [blob, this.hub, `${this.#leaseMs} milliseconds`],
           want: 'rows',

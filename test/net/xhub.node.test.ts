@@ -385,7 +385,7 @@ describe('the swarm across two hubs on one PostgreSQL', () => {
     const sql = postgres(url, { max: 1, onnotice: () => {} });
     try {
       await sql.begin(async (t) => {
-        await t`UPDATE hub_alive SET seen_at = now() - interval '1 hour' WHERE hub = ${dirA.hub}`;
+        await t`UPDATE hub_alive SET seen_at = now() - interval '1 hour', swept = true WHERE hub = ${dirA.hub}`;
         await t`DELETE FROM blob_holders WHERE hub = ${dirA.hub}`;
         await t`UPDATE peer_ids SET closed_at = now() WHERE hub = ${dirA.hub} AND closed_at IS NULL`;
       });

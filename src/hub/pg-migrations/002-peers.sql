@@ -5,7 +5,13 @@
 -- another hub can verify the contributions a member signed), and when its connection closed
 -- (kept for an hour after, for reports of rounds the peer has since left).
 -- blob_holders: which open peer holds which blob, with its hub (the liveness join).
-CREATE TABLE hub_alive (hub TEXT PRIMARY KEY, seen_at TIMESTAMPTZ NOT NULL);
+-- swept: another hub found this one dead and removed its holdings; the hub's next beat, which
+-- takes the row's lock as the sweep's mark does, reads and clears it, and lists its peers again.
+CREATE TABLE hub_alive (
+  hub TEXT PRIMARY KEY,
+  seen_at TIMESTAMPTZ NOT NULL,
+  swept BOOLEAN NOT NULL DEFAULT false
+);
 CREATE TABLE peer_ids (
   peer TEXT PRIMARY KEY,
   hub TEXT NOT NULL,
