@@ -1,7 +1,8 @@
 // The peer directory on PostgreSQL (peer-directory.ts; tables in pg-migrations/002-peers.sql).
-// Writes (a peer issued, released, the heartbeat) are posted without a wait, in order on the
-// store's connection; an announcement and the reads (holders, where a peer is) wait one round
-// trip, as every read of the PostgreSQL store does. Signalling messages travel by NOTIFY on a channel per hub,
+// A peer id issued and a blob announced wait for their row (one round trip each: once the
+// volunteer hears of it, every hub sees it), as do the reads (holders, where a peer is); a
+// release, a public key and the heartbeat are posted without a wait, in order on the store's
+// connection. Signalling messages travel by NOTIFY on a channel per hub,
 // sent on the same ordered connection, so one peer's OFFER and its CANDIDATEs arrive in order.
 import { HearthError } from '../core/errors.ts';
 import { type DirectoryPeer, MAX_RELAYED_BYTES, type PeerDirectory } from './peer-directory.ts';
@@ -181,15 +182,17 @@ export class PgPeers implements PeerDirectory {
       this.#mine.set(peer, { volunteer, blobs: new Set() });
     }
     // A key that comes after its peer's release only completes the row (for audits).
-    this.#post([
-      {
-        sql: `INSERT INTO peer_ids (peer, hub, volunteer, public_key) VALUES ($1, $2, $3, $4)
-              ON CONFLICT (peer) DO UPDATE SET public_key = coalesce(excluded.public_key, peer_ids.public_key)
-              WHERE peer_ids.hub = excluded.hub`,
-        params: [peer, this.hub, volunteer, publicKey ?? null],
-        want: 'none',
-      },
-    ]);
+    const row: Statement = {
+      sql: `INSERT INTO peer_ids (peer, hub, volunteer, public_key) VALUES ($1, $2, $3, $4)
+            ON CONFLICT (peer) DO UPDATE SET public_key = coalesce(excluded.public_key, peer_ids.public_key)
+            WHERE peer_ids.hub = excluded.hub`,
+      params: [peer, this.hub, volunteer, publicKey ?? null],
+      want: 'none',
+    };
+    // The first write waits (one round trip per connection): once the volunteer has its peer id,
+    // any hub finds where it is, so a dial from another hub's peer right after is relayed.
+    if (mine || publicKey !== undefined) this.#post([row]);
+    else this.#pg.run([row]);
   }
 
   release(peer: string): void {

@@ -70,7 +70,13 @@ export class SharedIssuedPeers extends IssuedPeers {
     super.issue(peer, volunteer);
     // Written at once (signalling finds the peer's hub by it), the key once exported; posted in
     // order, so a release that follows lands after both.
-    this.#dir.register(peer, volunteer.id);
+    try {
+      this.#dir.register(peer, volunteer.id);
+    } catch {
+      // Unknown to the other hubs (their volunteers cannot dial it, their audits flag it); this
+      // hub's own volunteers and audits still have it.
+      return;
+    }
     crypto.subtle.exportKey('spki', volunteer.key).then(
       (spki) => this.#dir.register(peer, volunteer.id, toBase64Url(new Uint8Array(spki))),
       () => {

@@ -389,7 +389,12 @@ describe('the swarm across two hubs on one PostgreSQL', () => {
         await t`DELETE FROM blob_holders WHERE hub = ${dirA.hub}`;
         await t`UPDATE peer_ids SET closed_at = now() WHERE hub = ${dirA.hub} AND closed_at IS NULL`;
       });
-      await waitUntil(async () => dirA.revivals > revived, 5000, 'hub A to find itself swept');
+      await waitUntil(async () => dirA.revivals > revived, 5000, 'hub A to find itself swept').catch(
+        async (e: unknown) => {
+          const rows = await sql`SELECT hub, seen_at, swept, now() AS now FROM hub_alive`;
+          throw new Error(`${String(e)}; hub A ${dirA.hub}; hub_alive ${JSON.stringify(rows)}`);
+        },
+      );
       await waitUntil(
         async () => (await holders(asker, blobSha)).includes(holder.peer),
         5000,
