@@ -34,7 +34,10 @@ export interface PeerDirectory {
    * messages other hubs relay to peers connected here.
    */
   start(onMessage: (message: string) => void): Promise<void>;
-  /** A peer id issued here; `publicKey` may follow in a second call once exported. */
+  /**
+   * A peer id issued here, written before this returns (so any hub finds it once its volunteer
+   * has it); `publicKey` may follow in a second call once exported, without a wait.
+   */
   register(peer: string, volunteer: string, publicKey?: string): void;
   /** The connection that held `peer` closed: it holds nothing any more. */
   release(peer: string): void;
@@ -42,7 +45,7 @@ export interface PeerDirectory {
   lookup(peer: string): DirectoryPeer | undefined;
   /** The hub that issued `peer` (remembered: a peer id never moves), or undefined. */
   hubOf(peer: string): string | undefined;
-  /** `peer` (issued here) holds `blobs`. */
+  /** `peer` (issued here) holds `blobs`: written before this returns. */
   announce(peer: string, blobs: readonly string[]): void;
   /** Up to `n` open holders of `blob` on the other live hubs, in random order, never `except`. */
   holders(blob: string, n: number, except?: string): string[];
