@@ -65,6 +65,11 @@ export class IssuedPeers {
     return this.#open.get(peer) ?? this.#closed.get(peer);
   }
 
+  /** As `get`, and where the hubs share a database also a peer id another hub issued. */
+  find(peer: string): Promise<IssuedPeer | undefined> {
+    return Promise.resolve(this.get(peer));
+  }
+
   #trim(): void {
     const old = this.#now() - this.#ttlMs;
     for (const [peer, p] of this.#closed) {
@@ -83,7 +88,7 @@ export async function verifyContribution(
   c: ReportedContribution,
   issued: IssuedPeers,
 ): Promise<ContributionVerdict> {
-  const p = issued.get(c.peer);
+  const p = await issued.find(c.peer);
   if (!p) return 'unknown-peer';
   if (p.volunteer.id !== c.volunteer) return 'wrong-volunteer';
   try {

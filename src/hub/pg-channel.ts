@@ -7,7 +7,7 @@
 // it for its statements; writes are buffered by the store and sent with the next read or the
 // COMMIT, so a change costs about one round trip per read it makes, plus one.
 import { MessageChannel, receiveMessageOnPort, Worker } from 'node:worker_threads';
-import { type Deferred, deferred } from '../core/deferred.ts';
+import { deferred } from '../core/deferred.ts';
 import { HearthError } from '../core/errors.ts';
 
 /** One statement of a batch: what to run and what to bring back. */
@@ -29,7 +29,7 @@ export interface PgFailure {
 
 type Reply = { results: unknown[] } | { error: PgFailure };
 type AsyncReply =
-  | { id: number; ok?: true; error?: PgFailure }
+  | { id: number; ok?: true; results?: unknown[]; error?: PgFailure }
   | { op: 'notify'; channel: string; payload: string };
 
 /** How long the main thread waits for one batch before it gives up (a dead server, a lock held). */
@@ -52,7 +52,8 @@ export class PgChannel {
   readonly #port: MessagePort;
   readonly #flag = new Int32Array(new SharedArrayBuffer(4));
   readonly #url: string;
-  readonly #waiting = new Map<number, Deferred<void>>();
+  /** Requests in flight: how to settle each (a Deferred, so an unawaited failure is not unhandled). */
+  readonly #waiting = new Map<number, { resolve(results: unknown[]): void; reject(e: unknown): void }>();
   readonly #listeners = new Set<(channel: string, payload: string) => void>();
   #next = 0;
   #closed = false;
@@ -82,7 +83,7 @@ export class PgChannel {
       this.#waiting.delete(m.id);
       if (this.#waiting.size === 0) this.#worker.unref();
       if (m.error) d.reject(this.#error(m.error, 'a background request'));
-      else d.resolve();
+      else d.resolve(m.results ?? []);
     });
     this.#worker.on('error', (e) => {
       for (const d of this.#waiting.values()) d.reject(e);
@@ -128,14 +129,30 @@ export class PgChannel {
    * once they ran, rejects with what failed. Batches sent later run after this one.
    */
   post(stmts: readonly Statement[]): Promise<void> {
-    if (this.#closed)
-      return Promise.reject(new HearthError('store/failed', 'the PostgreSQL store is closed.'));
-    const id = ++this.#next;
     const d = deferred<void>();
+    this.#enqueue(stmts, { resolve: () => d.resolve(), reject: (e) => d.reject(e) });
+    return d.promise;
+  }
+
+  /** As `post`, resolving with what each statement brought (as `run` returns it). */
+  ask(stmts: readonly Statement[]): Promise<unknown[]> {
+    const d = deferred<unknown[]>();
+    this.#enqueue(stmts, d);
+    return d.promise;
+  }
+
+  #enqueue(
+    stmts: readonly Statement[],
+    d: { resolve(results: unknown[]): void; reject(e: unknown): void },
+  ): void {
+    if (this.#closed) {
+      d.reject(new HearthError('store/failed', 'the PostgreSQL store is closed.'));
+      return;
+    }
+    const id = ++this.#next;
     this.#waiting.set(id, d);
     this.#worker.ref();
     (this.#port as unknown as { postMessage(m: unknown): void }).postMessage({ id, stmts });
-    return d.promise;
   }
 
   /** A synced commit: resolves once every commit made before it is durable. */
@@ -175,7 +192,7 @@ export class PgChannel {
       return Promise.reject(new HearthError('store/failed', 'the PostgreSQL store is closed.'));
     const id = ++this.#next;
     const d = deferred<void>();
-    this.#waiting.set(id, d);
+    this.#waiting.set(id, { resolve: () => d.resolve(), reject: (e) => d.reject(e) });
     this.#worker.ref();
     this.#worker.postMessage({ ...m, id });
     return d.promise;

@@ -10,7 +10,7 @@
 //   The statements run on one reserved connection (where a transaction lives), pipelined: all are
 //   sent before the first answer is awaited, so a batch costs one round trip.
 //   { id, stmts } (with an id): the same, in the same order, but answered on parentPort
-//     ({ id, ok } or { id, error }): the main thread does not wait for it.
+//     ({ id, ok, results } or { id, error }): the main thread does not wait for it.
 // Messages on `parentPort` (asynchronous, answered on parentPort with the same id):
 //   { id, op: 'sync' }          a synced commit on another connection: every asynchronous commit
 //                               before it is durable once it is (WAL is flushed in order)
@@ -79,8 +79,8 @@ port.on('message', (m) => {
       // Posted, not awaited by the main thread (a grouped change's COMMIT): the answer goes to
       // parentPort, where a promise waits for it.
       try {
-        await batch(m.stmts);
-        parentPort.postMessage({ id: m.id, ok: true });
+        const results = await batch(m.stmts);
+        parentPort.postMessage({ id: m.id, ok: true, results });
       } catch (e) {
         parentPort.postMessage({ id: m.id, error: describe(e) });
       }

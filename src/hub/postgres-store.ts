@@ -5,7 +5,11 @@ import { randomId } from '../core/ids.ts';
 import type { DType } from '../core/tensor.ts';
 import type { Manifest } from '../protocol/manifest.ts';
 import { readMigrationFiles } from './migration-files.ts';
+import type { PeerDirectory } from './peer-directory.ts';
 import { PgChannel, type Statement } from './pg-channel.ts';
+import { PgPeers, type PgPeersOptions } from './pg-peers.ts';
+import { PgRounds } from './pg-rounds.ts';
+import type { RoundExchange } from './rounds.ts';
 import type {
   AllReduceReportRecord,
   AvailableShard,
@@ -44,6 +48,8 @@ export interface PostgresStoreOptions {
   readonly groupWindowMs?: number;
   /** Shown in pg_stat_activity (default 'hearth-hub'). */
   readonly applicationName?: string;
+  /** The peer directory's heartbeat and lease (pg-peers.ts). */
+  readonly peers?: PgPeersOptions;
 }
 
 type JobRow = { id: string; doc: Omit<JobRecord, 'manifest'>; manifest?: Manifest };
@@ -147,10 +153,17 @@ export class PostgresStore implements HubStore {
       this.#pg.close();
       throw e;
     }
+    this.peers = new PgPeers(this.#pg, this.#self, opts.peers);
+    this.roundExchange = new PgRounds(this.#pg, this.#self);
   }
 
   /** This store's name among the hubs (its own notices are not played back to it). */
   readonly #self = randomId('hub-');
+
+  /** Peers of every hub on this database: holders, issued ids, signalling between hubs. */
+  readonly peers: PeerDirectory;
+  /** All-reduce rounds averaged through the hubs, members on any of them. */
+  readonly roundExchange: RoundExchange;
 
   /**
    * Notices between the hubs on this database: LISTEN/NOTIFY on the worker's own connections,
@@ -300,6 +313,7 @@ export class PostgresStore implements HubStore {
   }
 
   close(): void {
+    this.peers.close();
     if (this.#syncTimer) clearTimeout(this.#syncTimer);
     this.#syncTimer = undefined;
     const d = this.#unsettled;

@@ -27,6 +27,62 @@ export interface HubRoundsOptions {
   readonly resultTtlMs?: number;
   /** Clock, ms since the epoch (default Date.now). */
   readonly now?: () => number;
+  /**
+   * Where the members' tensors meet when several hubs share one database (pg-rounds.ts):
+   * members connected to different hubs then get one mean. Without it, a round is this hub's.
+   */
+  readonly exchange?: RoundExchange;
+}
+
+/** A member's tensor as the hubs share it. */
+export interface SharedContribution {
+  readonly peer: string;
+  readonly volunteer: string;
+  readonly sha256: string;
+  readonly data: Float32Array;
+}
+
+/**
+ * A round's tensors and mean in a place every hub on one database sees (PgRounds). The first hub
+ * to settle a round stores its mean; every other gets those bits.
+ */
+export interface RoundExchange {
+  /** Checks (and records) that a round has this group and size everywhere; throws as `join`. */
+  join(round: string, group: readonly string[], elements: number): void;
+  /** Puts a checked tensor where every hub sees it; resolves once it is there. */
+  contribute(round: string, c: SharedContribution): Promise<void>;
+  /** Whether every member of the round's group has contributed, on any hub. */
+  complete(round: string, group: readonly string[]): boolean;
+  /**
+   * The round's mean: the stored one, or (first hub to ask) `average` of what was contributed,
+   * stored. Undefined when nobody contributed.
+   */
+  settle(
+    round: string,
+    group: readonly string[],
+    average: (members: readonly SharedContribution[]) => Float32Array,
+  ):
+    | { readonly contributions: readonly Omit<SharedContribution, 'data'>[]; readonly mean: Float32Array }
+    | undefined;
+  /** Hears that another hub settled a round. */
+  onSettled(fn: (round: string) => void): void;
+}
+
+/**
+ * The hub's mean of `members` (in group order, all the same length): an f32 walk in that order —
+ * each + rounds to f32 (a Float32Array store), then one division — so every hub that averages the
+ * same tensors gets the same bits.
+ */
+export function averageInOrder(members: readonly { readonly data: Float32Array }[]): Float32Array {
+  const head = members[0];
+  if (!head) return new Float32Array(0);
+  const sum = Float32Array.from(head.data);
+  for (const m of members.slice(1)) {
+    const x = m.data;
+    for (let i = 0; i < sum.length; i++) sum[i] = (sum[i] as number) + (x[i] as number);
+  }
+  for (let i = 0; i < sum.length; i++) sum[i] = (sum[i] as number) / members.length;
+  return sum;
 }
 
 /** A mean made by the hub. */
@@ -93,6 +149,7 @@ export class HubRounds {
   readonly #timeoutMs: number;
   readonly #ttlMs: number;
   readonly #now: () => number;
+  readonly #exchange: RoundExchange | undefined;
   #heldBytes = 0;
   #closed = false;
 
@@ -104,6 +161,12 @@ export class HubRounds {
     this.#timeoutMs = opts.roundTimeoutMs ?? 30_000;
     this.#ttlMs = opts.resultTtlMs ?? 60_000;
     this.#now = opts.now ?? Date.now;
+    this.#exchange = opts.exchange;
+    // Another hub averaged a round some of whose members wait here: their mean is stored.
+    this.#exchange?.onSettled((id) => {
+      const r = this.#closed ? undefined : this.#rounds.get(id);
+      if (r && !r.done) this.#finish(r);
+    });
   }
 
   /** Rounds held right now. */
@@ -165,6 +228,7 @@ export class HubRounds {
         );
       }
       const id = req.round;
+      this.#exchange?.join(id, req.group, req.elements);
       const deadline = this.#now() + this.#timeoutMs;
       let settle!: Round['settle'];
       const result = new Promise<HubMean>((resolve, reject) => {
@@ -267,6 +331,12 @@ export class HubRounds {
       throw err('input/invalid', 409, `round ${round}: this ticket has already uploaded.`);
     m.data = new Float32Array(bytes.slice().buffer);
     this.#heldBytes += bytes.byteLength;
+    const x = this.#exchange;
+    if (x) {
+      await x.contribute(r.id, { peer: m.peer, volunteer: m.volunteer, sha256: m.sha256, data: m.data });
+      if (!r.done && x.complete(r.id, r.group)) this.#finish(r);
+      return;
+    }
     if (r.group.every((p) => r.members.get(p)?.data)) this.#finish(r);
   }
 
@@ -279,7 +349,13 @@ export class HubRounds {
   close(): void {
     this.#closed = true;
     for (const r of this.#rounds.values()) {
-      if (!r.done) this.#finish(r);
+      if (!r.done && this.#exchange) {
+        // Not averaged here: the other hubs' members still settle the round (a mean made now
+        // would be of a part of it, and theirs too).
+        clearTimeout(r.timer);
+        r.done = Promise.resolve();
+        r.settle.reject(err('net/refused', 503, 'The hub is shutting down.'));
+      } else if (!r.done) this.#finish(r);
       this.#forget(r);
     }
   }
@@ -301,21 +377,18 @@ export class HubRounds {
     if (r.done) return;
     clearTimeout(r.timer);
     r.done = (async () => {
-      const members = r.group
-        .map((p) => r.members.get(p))
-        .filter((m): m is Member & { data: Float32Array } => m?.data !== undefined);
-      const head = members[0];
-      if (head === undefined) {
+      const x = this.#exchange;
+      const shared = x?.settle(r.id, r.group, averageInOrder);
+      const members = shared
+        ? shared.contributions
+        : r.group
+            .map((p) => r.members.get(p))
+            .filter((m): m is Member & { data: Float32Array } => m?.data !== undefined);
+      if (members.length === 0) {
         throw err('net/refused', 410, `round ${r.id}: no member uploaded its tensor before the deadline.`);
       }
-      // f32 walk in group order: each + rounds to f32 (a Float32Array store), then one division.
-      // Every upload was checked to be r.elements long, so the reads below are in range.
-      const sum = Float32Array.from(head.data);
-      for (const m of members.slice(1)) {
-        const x = m.data;
-        for (let i = 0; i < sum.length; i++) sum[i] = (sum[i] as number) + (x[i] as number);
-      }
-      for (let i = 0; i < sum.length; i++) sum[i] = (sum[i] as number) / members.length;
+      // Every upload was checked to be r.elements long.
+      const mean = shared?.mean ?? averageInOrder(members as readonly (Member & { data: Float32Array })[]);
       const contributions = members.map((m) => ({ peer: m.peer, volunteer: m.volunteer, sha256: m.sha256 }));
       this.#free(r);
       return {
@@ -323,8 +396,8 @@ export class HubRounds {
         group: r.group,
         contributors: members.map((m) => m.peer),
         contributions,
-        mean: sum,
-        sha256: await sha256Hex(new Uint8Array(sum.buffer)),
+        mean,
+        sha256: await sha256Hex(new Uint8Array(mean.buffer, mean.byteOffset, mean.byteLength)),
       };
     })().then(r.settle.resolve, r.settle.reject);
     r.expiry = setTimeout(() => this.#forget(r), this.#ttlMs);

@@ -6,6 +6,8 @@ import { HearthError } from '../core/errors.ts';
 import type { ShardWork } from '../protocol/kinds/index.ts';
 import type { ExpectedOutput, Manifest } from '../protocol/manifest.ts';
 import type { OutputTensor } from '../protocol/shard.ts';
+import type { PeerDirectory } from './peer-directory.ts';
+import type { RoundExchange } from './rounds.ts';
 import type { StoreNews } from './store-news.ts';
 import type { ShardError } from './validation.ts';
 
@@ -367,4 +369,11 @@ export interface HubStore
    * that its memory would miss (idle volunteers, job-event streams: src/node/hub-news.ts).
    */
   readonly news?: StoreNews;
+  /**
+   * Present on a store several hubs share: the peers of every hub (holders, issued peer ids,
+   * signalling relayed between hubs: peer-directory.ts). Absent, the swarm is this hub's alone.
+   */
+  readonly peers?: PeerDirectory;
+  /** Present on a store several hubs share: fallback all-reduce rounds across them (rounds.ts). */
+  readonly roundExchange?: RoundExchange;
 }

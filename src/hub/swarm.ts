@@ -77,6 +77,11 @@ export class BlobSwarm {
     return mine.size;
   }
 
+  /** Whether `holder` is listed for `blob`. */
+  lists(holder: string, blob: string): boolean {
+    return this.#byHolder.get(holder)?.has(blob) ?? false;
+  }
+
   /** Up to `n` holders of `blob` in random order, without `except`. */
   holders(blob: string, n: number, except?: string): string[] {
     const set = this.#byBlob.get(blob);

@@ -20,6 +20,7 @@ import type { OracleRunner } from '../hub/oracle.ts';
 import { HubRounds, type HubRoundsOptions } from '../hub/rounds.ts';
 import { Scheduler } from '../hub/scheduler.ts';
 import { ServiceLevels } from '../hub/service-levels.ts';
+import { SharedIssuedPeers, SharedSwarm } from '../hub/shared-peers.ts';
 import type { HubStore } from '../hub/store.ts';
 import { BlobSwarm } from '../hub/swarm.ts';
 import { HubWallets } from '../hub/wallets.ts';
@@ -42,6 +43,7 @@ import { TOKEN_ROUTES } from './hub-tokens.ts';
 import { VOLUNTEER_ROUTES } from './hub-volunteers.ts';
 import { PerMinute, WALLET_RATE_LIMITS, WALLET_ROUTES } from './hub-wallets.ts';
 import { JobEvents } from './job-events.ts';
+import { SignalRelay } from './peer-relay.ts';
 import {
   attachPeerServer,
   type HubPeerServer,
@@ -155,6 +157,8 @@ export interface Hub {
   readonly peer: HubPeerServer | undefined;
   /** Which connected volunteers hold which blobs (undefined when `peer: false`). */
   readonly swarm: BlobSwarm | undefined;
+  /** Signalling to and from other hubs' peers (only on a store several hubs share). */
+  readonly relay: SignalRelay | undefined;
   /** Live counters (blob egress). */
   readonly stats: Readonly<HubStats>;
   /**
@@ -290,7 +294,14 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
     log({ level: 'error', at: 'http', method: req.method ?? '', path: pathOf(req.url), ...describeError(e) });
   };
   // Rounds average peers' tensors: only where peers exist (the control plane issues their ids).
-  const rounds = opts.peer === false ? undefined : new HubRounds(opts.allreduce);
+  // On a store several hubs share, a round's members may be on any of them (pg-rounds.ts).
+  const rounds =
+    opts.peer === false
+      ? undefined
+      : new HubRounds({
+          ...opts.allreduce,
+          ...(store.roundExchange ? { exchange: store.roundExchange } : {}),
+        });
   // Hubs sharing one database tell each other of new work and job changes (hub-news.ts).
   let controlPlane: ControlPlane | undefined;
   const news = store.news
@@ -302,6 +313,11 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
     : undefined;
   const jobEvents = new JobEvents(news ? { relay: (job) => news.job(job) } : {});
   if (news) await news.start();
+  // Peers of every hub on a shared store: this hub is alive, and hears signalling relayed to its
+  // peers, before it listens (peer-directory.ts, peer-relay.ts).
+  const dir = opts.peer === false ? undefined : store.peers;
+  const relay = dir ? new SignalRelay(dir) : undefined;
+  await relay?.start();
   const ctx: Ctx = {
     rounds,
     store,
@@ -403,8 +419,10 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
     if (manifests.size > MANIFESTS_KEPT) manifests.delete(first(manifests.keys(), 'manifest cache'));
     return m;
   };
-  // The swarm (who holds which blob) only makes sense where peers can reach each other.
-  const swarm = opts.peer === false ? undefined : new BlobSwarm();
+  // The swarm (who holds which blob) only makes sense where peers can reach each other. On a
+  // store several hubs share, holders and issued peer ids reach across the hubs (shared-peers.ts).
+  const swarm = opts.peer === false ? undefined : dir ? new SharedSwarm(dir) : new BlobSwarm();
+  const issued = dir ? new SharedIssuedPeers(dir) : undefined;
   controlPlane = attachControlPlane(server, scheduler, {
     ...opts.volunteers,
     allowedOrigins: opts.allowedOrigins,
@@ -415,7 +433,13 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
     ...(wallets ? { wallets } : {}),
     ...(swarm ? { swarm } : {}),
     ...(swarm
-      ? { allreduce: { record: (r) => store.putAllReduceReport(r), ...(rounds ? { rounds } : {}) } }
+      ? {
+          allreduce: {
+            record: (r) => store.putAllReduceReport(r),
+            ...(rounds ? { rounds } : {}),
+            ...(issued ? { issued } : {}),
+          },
+        }
       : {}),
   });
   const cp = controlPlane;
@@ -424,6 +448,7 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
     p2p = attachPeerServer(server, (o) => allowed.has(o) || self.has(o), {
       ...peerOpts,
       ...(peerOpts.requireIssuedIds ? { idAllowed: (id: string) => cp.isPeerId(id) } : {}),
+      ...(relay ? { relay } : {}),
     });
   }
   // An upgrade nobody takes would otherwise hang until the socket times out.
@@ -473,6 +498,7 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
     controlPlane: cp,
     peer: p2p,
     swarm,
+    relay,
     stats,
     selfOrigins: [...self],
     scheduler,

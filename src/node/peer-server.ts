@@ -20,6 +20,7 @@ import express from 'express';
 import { ExpressPeerServer } from 'peer';
 import { WebSocketServer } from 'ws';
 import { refuseUpgrade } from './control-plane.ts';
+import type { SignalRelay } from './peer-relay.ts';
 
 /** Where the PeerServer lives on the hub; PeerJS clients use `{ path: '/p2p' }`. */
 export const PEER_PATH = '/p2p';
@@ -54,6 +55,11 @@ export interface PeerServerOptions {
   readonly requireIssuedIds?: boolean;
   /** The check behind `requireIssuedIds` (the hub passes its control plane's). */
   readonly idAllowed?: (id: string) => boolean;
+  /**
+   * Signalling to and from peers of other hubs on the same database (peer-relay.ts); the hub
+   * passes one when its store has a peer directory.
+   */
+  readonly relay?: SignalRelay;
 }
 
 /** The PeerServer as mounted on a hub. */
@@ -102,6 +108,13 @@ export function attachPeerServer(
     },
     createWebSocketServer: (options) => {
       wss = new WebSocketServer({ ...options, maxPayload });
+      const relay = opts.relay;
+      // Before PeerServer's own listener: the relay sees a socket's messages first.
+      if (relay) {
+        wss.on('connection', (ws, req) =>
+          relay.connection(ws, new URL(req.url ?? '/', 'http://hub').searchParams.get('id') ?? ''),
+        );
+      }
       return wss;
     },
   });
@@ -116,6 +129,11 @@ export function attachPeerServer(
   // peer's own handlers already catch socket errors; this keeps an 'error' with no listener on
   // the app (an EventEmitter) from throwing.
   peerApp.on('error', () => {});
+  const relay = opts.relay;
+  if (relay) {
+    peerApp.on('connection', (client) => relay.joined(client));
+    peerApp.on('disconnect', (client) => relay.left(client));
+  }
 
   const byAddress = new Map<string, number>();
   let closing = false;
