@@ -448,12 +448,14 @@ describe('Chromium volunteers from `hearth volunteer`, through the hub', () => {
     );
     const after = (await volunteers.report())[index];
     console.log(
-      `reload test: resumed ${JSON.stringify(after?.stats)} job ended ${Date.now() - t0} ms after the reload`,
+      `reload: resumed ${after?.stats?.resumed} shard from step ${after?.stats?.resumedSteps} of 40; the job ended ${Date.now() - t0} ms after the reload`,
     );
     // The same identity, resumed by itself: one shard taken up again, from a step past 0.
     expect(after?.volunteerId).toBe(id);
     expect(after?.stats?.resumed).toBe(1);
-    expect(after?.stats?.resumedSteps).toBeGreaterThanOrEqual(2);
+    // The first checkpoint comes 10 s into the loop, often after step 1 only (the first step
+    // compiles the pipelines); test/client/volunteer-resume shows the step itself carried over.
+    expect(after?.stats?.resumedSteps).toBeGreaterThanOrEqual(1);
     const view = await trainView(h.hub.url, auth, job);
     expect(view.status).toBe('done');
     // Both replicas agreed (exact tolerance): the resumed Δ has the uninterrupted run's bits.
